@@ -1,0 +1,2 @@
+# Placeholder; the image build is completed together with the Helm chart.
+FROM node:20-slim

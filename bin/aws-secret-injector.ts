@@ -1,0 +1,52 @@
+// The one command-line program. Each subcommand's module is imported only when that subcommand
+// runs, so `fetch` (the init container's hot path) loads nothing of the webhook or certificates.
+// Each module parses its own options: `aws-secret-injector <command> --help`.
+
+import { Command } from 'commander';
+
+type Runner = (argv: string[]) => Promise<number>;
+
+const commands: Array<{ name: string; summary: string; load: () => Promise<Runner> }> = [
+  {
+    name: 'webhook',
+    summary: 'serve the mutating admission webhook over HTTPS',
+    load: async () => (await import('../webhook/main.js')).run,
+  },
+  {
+    name: 'fetch',
+    summary: 'fetch secrets and write them as files (the init container)',
+    load: async () => (await import('../fetcher/main.js')).run,
+  },
+  {
+    name: 'certs',
+    summary: 'generate or bootstrap the webhook serving certificate',
+    load: async () => (await import('../certs/cli.js')).run,
+  },
+  {
+    name: 'inject',
+    summary: 'print manifests with every pod template mutated as the webhook would',
+    load: async () => (await import('../webhook/inject-cli.js')).run,
+  },
+];
+
+const program = new Command('aws-secret-injector')
+  .description('Gives pods their AWS Secrets Manager and SSM Parameter Store secrets as files.')
+  .showHelpAfterError();
+
+for (const c of commands) {
+  program
+    .command(c.name)
+    .description(c.summary)
+    .helpOption(false)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .argument('[args...]')
+    .action(async (args: string[]) => {
+      const run = await c.load();
+      process.exitCode = await run(args);
+    });
+}
+
+// Everything after the subcommand goes to it untouched (its own --help included).
+program.passThroughOptions().enablePositionalOptions();
+await program.parseAsync(process.argv);

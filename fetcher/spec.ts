@@ -1,0 +1,219 @@
+// The fetcher's input contract: what the init container receives. The webhook builds it from pod
+// annotations (webhook/ imports this module); the fetcher only ever sees this, never annotations.
+// It carries references and options, never secret values.
+
+import { parseReference } from './reference.js';
+
+/** The environment variable that carries the serialised spec (JSON). */
+export const SPEC_ENV = 'SECRET_INJECTOR_SPEC';
+/** Set by the webhook from the downward API; used for the STS session name when chaining roles. */
+export const POD_NAME_ENV = 'SECRET_INJECTOR_POD_NAME';
+export const POD_NAMESPACE_ENV = 'SECRET_INJECTOR_POD_NAMESPACE';
+/** Where the failure paragraph goes; Kubernetes shows this file in `kubectl describe pod`. */
+export const TERMINATION_LOG_ENV = 'SECRET_INJECTOR_TERMINATION_LOG';
+export const DEFAULT_TERMINATION_LOG = '/dev/termination-log';
+/** Written last, after every secret file: apps (and a refresh sidecar) can tell a complete set. */
+export const MARKER_FILE = '.secrets-ready';
+/** The init container's args; the fetcher bundle and the full CLI both accept them. */
+export const FETCH_ARGS: readonly string[] = ['fetch'];
+
+export const SPEC_VERSION = 1;
+export const FORMATS = ['raw', 'json', 'env'] as const;
+export type Format = (typeof FORMATS)[number];
+
+export interface SecretItem {
+  /** ARN, partial ARN, secret name, or SSM parameter ARN (see reference.ts). */
+  ref: string;
+  /** Path relative to `dir`. Required unless `explode`; with `explode` a sub-directory (default: `dir` itself). */
+  file?: string;
+  /** Extract one top-level key of a JSON secret. */
+  key?: string;
+  /** Write every top-level key of a JSON secret as its own file, named `prefix + key`. */
+  explode?: boolean;
+  prefix?: string;
+  versionStage?: string;
+  versionId?: string;
+  /** File mode; defaults to the spec's `mode`. */
+  mode?: number;
+  format?: Format;
+}
+
+export interface Timeouts {
+  /** Per-attempt timeout of one AWS call. */
+  callSeconds?: number;
+  /** Overall deadline for the whole fetch, retries included. */
+  deadlineSeconds?: number;
+  /** Attempts per call, first one included. */
+  maxAttempts?: number;
+}
+
+export interface FetchSpec {
+  version: typeof SPEC_VERSION;
+  /** Absolute path where the secrets volume is mounted in the init container. */
+  dir: string;
+  /** Pod-level region for references that carry none (secret names). */
+  region?: string;
+  /** A role to chain into with STS AssumeRole, from the pod's own identity. */
+  roleArn?: string;
+  /** Default file mode. */
+  mode: number;
+  items: SecretItem[];
+  timeouts?: Timeouts;
+}
+
+export type SpecResult = { spec: FetchSpec } | { errors: string[] };
+
+export const DEFAULT_MODE = 0o444;
+
+const ROLE_ARN = /^arn:aws(-[a-z]+)*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
+const FILE_SEGMENT = /^[A-Za-z0-9._-]+$/;
+
+export function isValidRoleArn(value: string): boolean {
+  return ROLE_ARN.test(value);
+}
+
+/** A relative path inside the mount: segments of letters, digits, `.`, `_`, `-`; no `.`/`..` segments. */
+export function isSafeRelativePath(path: string): boolean {
+  if (path === '' || path.startsWith('/') || path.length > 255) return false;
+  return path.split('/').every((s) => FILE_SEGMENT.test(s) && s !== '.' && s !== '..');
+}
+
+/** Modes: rw for owner at most; never setuid/setgid/sticky or execute bits. */
+export function isValidMode(mode: number): boolean {
+  return Number.isInteger(mode) && mode >= 0 && mode <= 0o666 && (mode & 0o111) === 0 && (mode & 0o400) !== 0;
+}
+
+export function formatMode(mode: number): string {
+  return `0${mode.toString(8).padStart(3, '0')}`;
+}
+
+/** Parses an octal mode string such as "0440" or "440". */
+export function parseMode(value: string): number | undefined {
+  if (!/^0?[0-7]{3}$/.test(value)) return undefined;
+  return Number.parseInt(value, 8);
+}
+
+export function serialiseSpec(spec: FetchSpec): string {
+  // Modes travel as octal strings so that `kubectl get pod -o yaml` stays readable.
+  return JSON.stringify({
+    ...spec,
+    mode: formatMode(spec.mode),
+    items: spec.items.map((item) => (item.mode === undefined ? item : { ...item, mode: formatMode(item.mode) })),
+  });
+}
+
+type Json = Record<string, unknown>;
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+const ITEM_KEYS = new Set(['ref', 'file', 'key', 'explode', 'prefix', 'versionStage', 'versionId', 'mode', 'format']);
+const SPEC_KEYS = new Set(['version', 'dir', 'region', 'roleArn', 'mode', 'items', 'timeouts']);
+
+function modeField(value: unknown, where: string, errors: string[]): number | undefined {
+  if (value === undefined) return undefined;
+  const mode = typeof value === 'string' ? parseMode(value) : undefined;
+  if (mode === undefined || !isValidMode(mode)) {
+    errors.push(`${where}: mode must be an octal string such as "0440" (owner-readable, no execute bits)`);
+    return undefined;
+  }
+  return mode;
+}
+
+function optionalString(obj: Json, key: string, where: string, errors: string[]): string | undefined {
+  const v = obj[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || v === '') {
+    errors.push(`${where}: ${key} must be a non-empty string`);
+    return undefined;
+  }
+  return v;
+}
+
+function parseItem(raw: unknown, index: number, errors: string[]): SecretItem | undefined {
+  const where = `items[${index}]`;
+  if (!isObject(raw)) {
+    errors.push(`${where}: must be an object`);
+    return undefined;
+  }
+  const before = errors.length;
+  for (const k of Object.keys(raw)) if (!ITEM_KEYS.has(k)) errors.push(`${where}: unknown field "${k}"`);
+  const ref = optionalString(raw, 'ref', where, errors);
+  if (ref === undefined) errors.push(`${where}: ref is required`);
+  else {
+    const parsed = parseReference(ref);
+    if ('error' in parsed) errors.push(`${where}: ref ${parsed.error}`);
+  }
+  const item: SecretItem = { ref: ref ?? '' };
+  const file = optionalString(raw, 'file', where, errors);
+  if (file !== undefined) {
+    if (!isSafeRelativePath(file)) errors.push(`${where}: file "${file}" must be a relative path inside the mount`);
+    item.file = file;
+  }
+  for (const k of ['key', 'prefix', 'versionStage', 'versionId'] as const) {
+    const v = optionalString(raw, k, where, errors);
+    if (v !== undefined) item[k] = v;
+  }
+  if (raw.explode !== undefined) {
+    if (typeof raw.explode !== 'boolean') errors.push(`${where}: explode must be a boolean`);
+    else if (raw.explode) item.explode = true;
+  }
+  const mode = modeField(raw.mode, where, errors);
+  if (mode !== undefined) item.mode = mode;
+  if (raw.format !== undefined) {
+    if (!FORMATS.includes(raw.format as Format)) errors.push(`${where}: format must be one of ${FORMATS.join(', ')}`);
+    else item.format = raw.format as Format;
+  }
+  if (item.versionStage !== undefined && item.versionId !== undefined) {
+    errors.push(`${where}: versionStage and versionId are mutually exclusive`);
+  }
+  if (item.explode && item.key !== undefined) errors.push(`${where}: explode and key are mutually exclusive`);
+  if (!item.explode && item.file === undefined) errors.push(`${where}: file is required unless explode is set`);
+  if (item.prefix !== undefined && !item.explode) errors.push(`${where}: prefix only applies with explode`);
+  if (item.prefix !== undefined && !FILE_SEGMENT.test(item.prefix)) {
+    errors.push(`${where}: prefix "${item.prefix}" may hold only letters, digits, ".", "_" and "-"`);
+  }
+  return errors.length === before ? item : undefined;
+}
+
+export function parseSpec(text: string): SpecResult {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    return { errors: [`${SPEC_ENV} is not valid JSON: ${(e as Error).message}`] };
+  }
+  if (!isObject(raw)) return { errors: [`${SPEC_ENV} must be a JSON object`] };
+  const errors: string[] = [];
+  for (const k of Object.keys(raw)) if (!SPEC_KEYS.has(k)) errors.push(`unknown field "${k}"`);
+  if (raw.version !== SPEC_VERSION) errors.push(`version must be ${SPEC_VERSION} (got ${JSON.stringify(raw.version)})`);
+  const dir = raw.dir;
+  if (typeof dir !== 'string' || !dir.startsWith('/')) errors.push('dir must be an absolute path');
+  const region = optionalString(raw, 'region', 'spec', errors);
+  if (region !== undefined && !/^[a-z]{2}(-[a-z]+)+-\d+$/.test(region)) errors.push(`region "${region}" is not valid`);
+  const roleArn = optionalString(raw, 'roleArn', 'spec', errors);
+  if (roleArn !== undefined && !isValidRoleArn(roleArn)) errors.push(`roleArn "${roleArn}" is not an IAM role ARN`);
+  const mode = modeField(raw.mode, 'spec', errors) ?? DEFAULT_MODE;
+  const items: SecretItem[] = [];
+  if (!Array.isArray(raw.items) || raw.items.length === 0) errors.push('items must be a non-empty list');
+  else raw.items.forEach((it, i) => {
+    const item = parseItem(it, i, errors);
+    if (item) items.push(item);
+  });
+  let timeouts: Timeouts | undefined;
+  if (raw.timeouts !== undefined) {
+    if (!isObject(raw.timeouts)) errors.push('timeouts must be an object');
+    else {
+      timeouts = {};
+      for (const k of ['callSeconds', 'deadlineSeconds', 'maxAttempts'] as const) {
+        const v = raw.timeouts[k];
+        if (v === undefined) continue;
+        if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) errors.push(`timeouts.${k} must be a positive number`);
+        else timeouts[k] = v;
+      }
+    }
+  }
+  if (errors.length > 0) return { errors };
+  const spec: FetchSpec = { version: SPEC_VERSION, dir: dir as string, mode, items };
+  if (region !== undefined) spec.region = region;
+  if (roleArn !== undefined) spec.roleArn = roleArn;
+  if (timeouts !== undefined) spec.timeouts = timeouts;
+  return { spec };
+}

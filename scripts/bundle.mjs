@@ -1,0 +1,41 @@
+// Builds the two runnable bundles with esbuild:
+//   dist/cli.mjs      the whole program; subcommands are split into lazily loaded chunks
+//   dist/fetcher.mjs  the init container alone: no webhook, fastify, YAML or certificate code
+// Both run with no node_modules beside them.
+import { build } from 'esbuild';
+import { rm, stat } from 'node:fs/promises';
+
+// Bundled CommonJS dependencies still call require(); give ESM output one.
+const banner = {
+  js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
+};
+const common = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'esm',
+  banner,
+  legalComments: 'none',
+  logLevel: 'warning',
+  sourcemap: false,
+};
+
+await rm('dist', { recursive: true, force: true });
+await build({
+  ...common,
+  entryPoints: { cli: 'bin/aws-secret-injector.ts' },
+  outdir: 'dist',
+  outExtension: { '.js': '.mjs' },
+  splitting: true,
+  chunkNames: 'chunks/[name]-[hash]',
+});
+await build({
+  ...common,
+  entryPoints: { fetcher: 'fetcher/bin.ts' },
+  outdir: 'dist',
+  outExtension: { '.js': '.mjs' },
+  minify: true,
+});
+for (const f of ['dist/cli.mjs', 'dist/fetcher.mjs']) {
+  console.log(`${f} ${(await stat(f)).size} bytes`);
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs everything the tests need (npm packages are installed by `npm ci` before this runs;
+# the Go-built control plane, helm and the AWS API emulator by test/setup/install.sh, cached),
+# then type-checks, builds the bundles and runs every suite: unit, integration and e2e.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash test/setup/install.sh
+echo "==> type-check"
+npx tsc -p tsconfig.json --noEmit
+echo "==> build"
+node scripts/bundle.mjs
+echo "==> tests"
+npx vitest run "$@"

@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# placeholder: filled in by its own change
+set -euo pipefail

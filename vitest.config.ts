@@ -1,0 +1,40 @@
+import { defineConfig } from 'vitest/config';
+
+// Three suites, one command (`vitest run`):
+//   unit         pure code and in-process servers; specs sit beside the code or under test/unit
+//   integration  the built fetcher against the AWS API emulator (moto in server mode)
+//   e2e          chart, webhook and fetcher against a real kube-apiserver + etcd and the emulator
+// The real parts are installed by test/setup/install.sh and started by each suite's global set-up.
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['{bin,webhook,fetcher,certs}/**/*.spec.ts', 'test/unit/**/*.spec.ts'],
+        },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          globalSetup: ['test/integration/global-setup.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          globalSetup: ['test/e2e/global-setup.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+          // One control plane is shared by all e2e files; run them one after another.
+          pool: 'forks',
+          poolOptions: { forks: { singleFork: true } },
+        },
+      },
+    ],
+  },
+});
