@@ -1,0 +1,84 @@
+// The seams between the webhook's pure core (annotations, mutate, review) and its HTTP shell
+// (server, config, metrics). Both sides import these; neither reaches into the other.
+
+import type { Timeouts } from '../fetcher/spec.js';
+
+/** What the mutation needs from the webhook's configuration (config.ts builds it from env/flags). */
+export interface MutationConfig {
+  /** Image of the init container (the fetcher). */
+  fetcherImage: string;
+  fetcherImagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
+  /** Kubernetes quantities, e.g. { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '64Mi' } }. */
+  fetcherResources: {
+    requests: Record<string, string>;
+    limits: Record<string, string>;
+  };
+  /** The uid/gid the fetcher runs as (non-root). */
+  fetcherUid: number;
+  /** Mount path when a pod does not set `secrets.k8s.aws/mount-path`. */
+  defaultMountPath: string;
+  /** sizeLimit of the memory-backed emptyDir, a Kubernetes quantity. */
+  volumeSizeLimit: string;
+  /** Passed to the fetcher in its spec. */
+  fetchTimeouts?: Timeouts;
+}
+
+export const DEFAULT_MUTATION_CONFIG: MutationConfig = {
+  fetcherImage: 'ghcr.io/aws-secret-injector/fetcher:0.1.0',
+  fetcherImagePullPolicy: 'IfNotPresent',
+  fetcherResources: {
+    requests: { cpu: '10m', memory: '32Mi' },
+    limits: { cpu: '200m', memory: '64Mi' },
+  },
+  fetcherUid: 65532,
+  defaultMountPath: '/tmp',
+  volumeSizeLimit: '16Mi',
+};
+
+/** How one review ended; the shell turns this into a log line and metrics. */
+export type ReviewOutcome =
+  | 'injected' // patched: the pod asked for secrets and got the volume + init container
+  | 'skipped' // allowed unchanged: not a pod, not a CREATE, no annotations of ours, or opted out
+  | 'already-injected' // allowed unchanged: the pod carries our status annotation
+  | 'denied'; // refused: bad annotations or a pod we cannot inject without breaking it
+
+export interface ReviewLog {
+  uid: string;
+  namespace?: string;
+  /** metadata.name, or generateName when the name is not set yet. */
+  name?: string;
+  operation?: string;
+  kind?: string;
+  dryRun: boolean;
+  outcome: ReviewOutcome;
+  warnings: number;
+  /** Denial reason (annotation names and why; never values of env or secrets). */
+  reason?: string;
+}
+
+/** An admission.k8s.io/v1 AdmissionReview response, as sent back to the apiserver. */
+export interface AdmissionReviewResponse {
+  apiVersion: 'admission.k8s.io/v1';
+  kind: 'AdmissionReview';
+  response: {
+    uid: string;
+    allowed: boolean;
+    patchType?: 'JSONPatch';
+    /** base64 of the JSON Patch. */
+    patch?: string;
+    warnings?: string[];
+    status?: { code: number; message: string; reason?: string };
+  };
+}
+
+/**
+ * review(body, config): the whole handler, pure and synchronous.
+ *   - a well-formed AdmissionReview -> { kind: 'review' } (HTTP 200), whatever the pod holds
+ *   - anything the apiserver would never send (not an object, wrong apiVersion/kind, no
+ *     request or uid) -> { kind: 'bad-request' } with a short message (HTTP 400)
+ */
+export type ReviewResult =
+  | { kind: 'review'; response: AdmissionReviewResponse; log: ReviewLog }
+  | { kind: 'bad-request'; statusCode: 400; message: string };
+
+export type ReviewHandler = (body: unknown, config: MutationConfig) => ReviewResult;
