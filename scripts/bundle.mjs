@@ -20,11 +20,13 @@ const common = {
   sourcemap: false,
 };
 
-await rm('dist', { recursive: true, force: true });
+// BUNDLE_OUT builds elsewhere (tests read the same variable), so concurrent builds do not collide.
+const out = process.env.BUNDLE_OUT ?? 'dist';
+await rm(out, { recursive: true, force: true });
 await build({
   ...common,
   entryPoints: { cli: 'bin/aws-secret-injector.ts' },
-  outdir: 'dist',
+  outdir: out,
   outExtension: { '.js': '.mjs' },
   splitting: true,
   chunkNames: 'chunks/[name]-[hash]',
@@ -32,10 +34,10 @@ await build({
 await build({
   ...common,
   entryPoints: { fetcher: 'fetcher/bin.ts' },
-  outdir: 'dist',
+  outdir: out,
   outExtension: { '.js': '.mjs' },
   minify: true,
 });
-for (const f of ['dist/cli.mjs', 'dist/fetcher.mjs']) {
+for (const f of [`${out}/cli.mjs`, `${out}/fetcher.mjs`]) {
   console.log(`${f} ${(await stat(f)).size} bytes`);
 }
