@@ -1,0 +1,246 @@
+import { describe, expect, it } from 'vitest';
+import {
+  PREFIX,
+  REGISTRY,
+  lookup,
+  parseAnnotations,
+  parseDuration,
+  registryNames,
+  renderAnnotationTable,
+  shouldInject,
+  suggestKey,
+  unknownKeyWarnings,
+  type InjectionRequest,
+} from './annotations.js';
+
+const ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:db-password-AbCdEf';
+const PARTIAL = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/api-key';
+const SSM = 'arn:aws:ssm:us-east-1:123456789012:parameter/app/config';
+const DEFAULTS = { mountPath: '/tmp' };
+const k = (name: string) => `${PREFIX}${name}`;
+
+function ok(annotations: Record<string, string>): InjectionRequest {
+  const r = parseAnnotations(annotations, DEFAULTS);
+  if ('problems' in r) throw new Error(JSON.stringify(r.problems));
+  return r.request;
+}
+function bad(annotations: Record<string, string>): string[] {
+  const r = parseAnnotations(annotations, DEFAULTS);
+  if (!('problems' in r)) throw new Error('expected problems');
+  return r.problems.map((p) => `${p.subject}: ${p.message}`);
+}
+
+describe('registry', () => {
+  it('no registered name is a prefix of another', () => {
+    const names = registryNames();
+    for (const a of names) for (const b of names) if (a !== b) expect(b.startsWith(a), `${a} / ${b}`).toBe(false);
+  });
+
+  it.each([
+    ['secret-arn', 'secret-arn'],
+    ['secret.db', 'secret.<file>'],
+    ['secrets', 'secrets'],
+    ['secret-filename', 'secret-filename'],
+    ['status', 'status'],
+  ])('%s belongs to %s', (key, name) => {
+    expect(lookup(k(key))?.name).toBe(name);
+  });
+
+  it.each(['secret', 'secretsx', 'secret-arnx', 'Secret-arn', 'other/secret-arn'])('%s is not registered', (key) => {
+    expect(lookup(k(key))).toBeUndefined();
+  });
+
+  it('every entry is documented', () => {
+    for (const d of REGISTRY) {
+      expect(d.doc.length).toBeGreaterThan(10);
+      expect(d.doc).not.toMatch(/\n|\|(?!\s)/);
+    }
+    expect(renderAnnotationTable()).toContain('`secrets.k8s.aws/secret.<file>`');
+  });
+});
+
+describe('each key, good and bad values', () => {
+  it.each([
+    [{ [k('secret-arn')]: ARN }, { items: [{ ref: ARN, file: 'secret' }] }],
+    [{ [k('secret-arn')]: ` ${ARN} ` }, { items: [{ ref: ARN, file: 'secret' }] }],
+    [{ [k('secret-arn')]: 'db-password' }, { items: [{ ref: 'db-password', file: 'secret' }] }],
+    [{ [k('secret-arn')]: SSM, [k('secret-filename')]: 'config.json' }, { items: [{ ref: SSM, file: 'config.json' }] }],
+    [{ [k('secret.db')]: ARN, [k('secret.api_key')]: PARTIAL }, { items: [{ ref: PARTIAL, file: 'api_key' }, { ref: ARN, file: 'db' }] }],
+    [{ [k('secret.x')]: ARN, [k('mount-path')]: '/var/run/app-secrets' }, { mountPath: '/var/run/app-secrets' }],
+    [{ [k('secret.x')]: ARN, [k('containers')]: 'app, sidecar' }, { containers: ['app', 'sidecar'] }],
+    [{ [k('secret.x')]: ARN, [k('role-arn')]: 'arn:aws:iam::123456789012:role/app' }, { roleArn: 'arn:aws:iam::123456789012:role/app' }],
+    [{ [k('secret.x')]: 'name', [k('region')]: 'eu-central-1' }, { region: 'eu-central-1' }],
+    [{ [k('secret.x')]: ARN, [k('mode')]: '0440' }, { mode: 0o440 }],
+    [{ [k('secret.x')]: ARN, [k('mode')]: '400' }, { mode: 0o400 }],
+    [{ [k('secret.x')]: ARN, [k('refresh')]: '1h30m' }, { refreshSeconds: 5400 }],
+    [{ [k('secret.x')]: ARN }, { mountPath: '/tmp', mode: 0o444 }],
+  ])('%j parses', (annotations, expected) => {
+    expect(ok(annotations)).toMatchObject(expected);
+  });
+
+  it.each([
+    [{ [k('secret-arn')]: '' }, 'secret-arn: reference is empty'],
+    [{ [k('secret-arn')]: 'arn:aws:s3:::bucket/key' }, 'secret-arn: reference'],
+    [{ [k('secret-arn')]: 'arn:aws:secretsmanager:mars:123:secret:x' }, 'is not a valid Secrets Manager ARN'],
+    [{ [k('secret-arn')]: ARN, [k('secret-filename')]: '../etc/passwd' }, 'secret-filename: "../etc/passwd" is not a plain file name'],
+    [{ [k('secret-arn')]: ARN, [k('secret-filename')]: '.secrets-ready' }, 'is reserved'],
+    [{ [k('secret-filename')]: 'x' }, 'secret-filename: applies only with'],
+    [{ [k('secret...')]: ARN }, 'secret...: file name'],
+    [{ [k('secret.db')]: 'has space' }, 'secret.db: reference'],
+    [{ [k('secret.x')]: ARN, [k('mount-path')]: 'relative' }, 'mount-path: "relative" must be an absolute path'],
+    [{ [k('secret.x')]: ARN, [k('mount-path')]: '/' }, 'mount-path'],
+    [{ [k('secret.x')]: ARN, [k('mount-path')]: '/a/../b' }, 'mount-path'],
+    [{ [k('secret.x')]: ARN, [k('mount-path')]: '/tmp/' }, 'mount-path'],
+    [{ [k('secret.x')]: ARN, [k('containers')]: 'App' }, 'containers: "App" must be a comma-separated list'],
+    [{ [k('secret.x')]: ARN, [k('containers')]: 'a,,b' }, 'containers'],
+    [{ [k('secret.x')]: ARN, [k('containers')]: 'a,a' }, 'names container "a" twice'],
+    [{ [k('secret.x')]: ARN, [k('role-arn')]: 'arn:aws:iam::123:role/x' }, 'role-arn: "arn:aws:iam::123:role/x" is not an IAM role ARN'],
+    [{ [k('secret.x')]: ARN, [k('role-arn')]: 'arn:aws:iam::123456789012:user/x' }, 'role-arn'],
+    [{ [k('secret.x')]: ARN, [k('region')]: 'mars-1' }, 'region: "mars-1" is not an AWS region'],
+    [{ [k('secret.x')]: ARN, [k('mode')]: '0755' }, 'mode: "0755" is not a file mode'],
+    [{ [k('secret.x')]: ARN, [k('mode')]: '0044' }, 'mode'],
+    [{ [k('secret.x')]: ARN, [k('mode')]: 'rw' }, 'mode'],
+    [{ [k('secret.x')]: ARN, [k('refresh')]: '5 minutes' }, 'refresh: "5 minutes" is not a duration'],
+    [{ [k('secret.x')]: ARN, [k('refresh')]: '1s' }, 'shorter than the minimum'],
+    [{ [k('secret.x')]: ARN, [k('refresh')]: '' }, 'refresh'],
+    [{ [k('secret-arn')]: ARN, [k('secret.secret')]: ARN }, 'writes file "secret", which secrets.k8s.aws/secret-arn writes too'],
+  ])('%j is refused: %s', (annotations, message) => {
+    expect(bad(annotations).join('\n')).toContain(message);
+  });
+
+  it('collects every problem at once', () => {
+    const problems = bad({
+      [k('secret-arn')]: 'bad ref',
+      [k('region')]: 'nowhere',
+      [k('mode')]: '9',
+      [k('containers')]: '_',
+    });
+    expect(problems.map((p) => p.split(':')[0])).toEqual(
+      expect.arrayContaining([k('secret-arn'), k('region'), k('mode'), k('containers')]),
+    );
+    expect(problems).toHaveLength(4);
+  });
+});
+
+describe('the full form (secrets)', () => {
+  it.each([
+    [`- ref: ${ARN}\n  file: db/password`, [{ ref: ARN, file: 'db/password' }]],
+    [JSON.stringify([{ ref: ARN, file: 'db.json', format: 'json' }]), [{ ref: ARN, file: 'db.json', format: 'json' }]],
+    [`- ref: ${ARN}`, [{ ref: ARN, file: 'db-password' }]],
+    [`- ref: ${PARTIAL}`, [{ ref: PARTIAL, file: 'api-key' }]],
+    [`- ref: ${SSM}`, [{ ref: SSM, file: 'config' }]],
+    [`- {ref: ${ARN}, key: password, file: pw}`, [{ ref: ARN, key: 'password', file: 'pw' }]],
+    [`- {ref: ${ARN}, explode: true, prefix: DB_}`, [{ ref: ARN, explode: true, prefix: 'DB_' }]],
+    [`- {ref: ${ARN}, explode: true, file: db}`, [{ ref: ARN, explode: true, file: 'db' }]],
+    [`- {ref: ${ARN}, file: a, versionStage: AWSPREVIOUS}`, [{ ref: ARN, file: 'a', versionStage: 'AWSPREVIOUS' }]],
+    [`- {ref: ${ARN}, file: a, versionId: 01234567-89ab-cdef-0123-456789abcdef}`, [{ ref: ARN, file: 'a', versionId: '01234567-89ab-cdef-0123-456789abcdef' }]],
+    [`- {ref: ${ARN}, file: a, mode: "0400"}`, [{ ref: ARN, file: 'a', mode: 0o400 }]],
+    [`- {ref: ${ARN}, file: a, mode: 0440}`, [{ ref: ARN, file: 'a', mode: 0o440 }]],
+    [`- {ref: ${ARN}, file: .env, format: env}`, [{ ref: ARN, file: '.env', format: 'env' }]],
+  ])('%s', (value, items) => {
+    expect(ok({ [k('secrets')]: value }).items).toEqual(items);
+  });
+
+  it.each([
+    ['not: a list', 'must be a YAML or JSON list'],
+    ['[]', 'at least one secret'],
+    ['- [unclosed', 'is not valid YAML or JSON'],
+    ['- just-a-string', 'entry 1 must be a mapping'],
+    ['- file: x', 'entry 1: ref is required'],
+    [`- {ref: ${ARN}, file: ../x}`, 'must be a relative path inside the mount'],
+    [`- {ref: ${ARN}, file: /etc/x}`, 'must be a relative path inside the mount'],
+    [`- {ref: ${ARN}, file: x, fiel: y}`, 'unknown field "fiel" (did you mean "file"?)'],
+    [`- {ref: ${ARN}, file: x, format: xml}`, 'format must be one of raw, json, env'],
+    [`- {ref: ${ARN}, explode: true, key: k}`, 'key and explode are mutually exclusive'],
+    [`- {ref: ${ARN}, file: x, prefix: p}`, 'prefix only applies with explode'],
+    [`- {ref: ${ARN}, explode: "yes"}`, 'explode must be true or false'],
+    [`- {ref: ${ARN}, file: x, versionStage: A, versionId: 01234567-89ab-cdef-0123-456789abcdef}`, 'mutually exclusive'],
+    [`- {ref: ${SSM}, file: x, versionStage: AWSCURRENT}`, 'not SSM parameters'],
+    [`- {ref: ${ARN}, file: x, mode: "0777"}`, 'mode'],
+    [`- {ref: ${ARN}, file: a}\n- {ref: ${ARN}, file: a}`, 'entry 2: writes file "a", which secrets.k8s.aws/secrets entry 1 writes too'],
+    [`- {ref: ${ARN}, file: a}\n- {ref: ${ARN}, file: a/b}`, 'is also a directory of "a/b"'],
+    ['- {ref: "arn:aws:secretsmanager:us-east-1:123456789012:secret:"}', 'entry 1: reference'],
+    ['a: &a [1]\nb: *a\nc: {ref: x, ref: y}', 'not valid YAML'],
+  ])('%s is refused: %s', (value, message) => {
+    expect(bad({ [k('secrets')]: value }).join('\n')).toContain(message);
+  });
+
+  it('reports every bad entry', () => {
+    const [msg] = bad({ [k('secrets')]: '- {file: a}\n- {ref: x, file: ../b}' });
+    expect(msg).toContain('entry 1: ref is required');
+    expect(msg).toContain('entry 2: file "../b"');
+  });
+});
+
+describe('should-inject', () => {
+  it.each([
+    [{ [k('sidecarInjectorWebhook')]: 'enabled', [k('secret-arn')]: ARN }, true],
+    [{ [k('secret-arn')]: ARN }, true],
+    [{ [k('secret.a')]: ARN }, true],
+    [{ [k('secrets')]: 'garbage' }, true],
+    [{ [k('sidecarInjectorWebhook')]: 'disabled', [k('secret-arn')]: 'garbage' }, false],
+    [{ [k('status')]: 'injected', [k('secret-arn')]: ARN }, false],
+    [{}, false],
+    [{ 'other.io/x': 'y' }, false],
+  ])('%j -> %s', (annotations, inject) => {
+    expect(shouldInject(annotations).inject).toBe(inject);
+  });
+
+  it.each([
+    [{ [k('sidecarInjectorWebhook')]: 'yes' }, 'must be "enabled" or "disabled"'],
+    [{ [k('sidecarInjectorWebhook')]: 'enabled' }, 'names no secret'],
+    [{ [k('status')]: 'pending', [k('secret-arn')]: ARN }, 'set by the webhook only'],
+  ])('%j is denied', (annotations, message) => {
+    const d = shouldInject(annotations);
+    expect(d.inject).toBe(false);
+    if (d.inject || d.outcome !== 'denied') throw new Error('expected a denial');
+    expect(d.problems[0]!.message).toContain(message);
+  });
+
+  it('warns about options without a secret', () => {
+    const d = shouldInject({ [k('region')]: 'us-east-1' });
+    expect(d).toMatchObject({ inject: false, outcome: 'skipped' });
+    expect(d.warnings.join()).toContain('names no secret');
+  });
+});
+
+describe('unknown keys', () => {
+  it.each([
+    ['secret_arn', 'secret-arn'],
+    ['secretArn', 'secret-arn'],
+    ['mountPath', 'mount-path'],
+    ['mount_path', 'mount-path'],
+    ['Region', 'region'],
+    ['container', 'containers'],
+    ['roleArn', 'role-arn'],
+    ['secrets.db', 'secret.db'],
+    ['secret_db', 'secret.db'],
+    ['sidecarinjectorwebhook', 'sidecarInjectorWebhook'],
+  ])('%s -> did you mean %s', (name, expected) => {
+    expect(suggestKey(name)).toBe(expected);
+  });
+
+  it.each(['completely-different', 'xyz'])('%s has no suggestion', (name) => {
+    expect(suggestKey(name)).toBeUndefined();
+  });
+
+  it('warns with the full key, and about near-miss prefixes', () => {
+    expect(unknownKeyWarnings({ [k('mountPath')]: '/x', 'secret.k8s.aws/secret-arn': ARN, 'example.com/x': 'y' })).toEqual([
+      'annotation secret.k8s.aws/secret-arn is ignored; did you mean the prefix secrets.k8s.aws/?',
+      'unknown annotation secrets.k8s.aws/mountPath is ignored; did you mean secrets.k8s.aws/mount-path?',
+    ]);
+  });
+});
+
+describe('durations', () => {
+  it.each([
+    ['30s', 30],
+    ['5m', 300],
+    ['1h', 3600],
+    ['1h1m1s', 3661],
+    ['', undefined],
+    ['1d', undefined],
+    ['-5s', undefined],
+    ['1.5h', undefined],
+  ])('%s -> %s', (v, s) => expect(parseDuration(v)).toBe(s));
+});

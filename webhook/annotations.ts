@@ -1,0 +1,615 @@
+// The annotation registry: every `secrets.k8s.aws/*` key the webhook understands, declared once
+// with its parser, default and one-line documentation. The mutation, the inject preview, the
+// admission warnings and the README table (renderAnnotationTable) all come from here.
+//
+// Names: no registered name is a prefix of another, so a key never matches two entries. The
+// short form is a family, `secret.<file>`, matched by its stem `secret.` (dot included): neither
+// `secret-arn`, `secret-filename` nor `secrets` starts with `secret.`, and the stem starts none
+// of them, so `secrets.k8s.aws/secrets` is always the full form and `secrets.k8s.aws/secret.x`
+// always the short form. A test checks the rule over the whole registry.
+
+import YAML from 'yaml';
+import {
+  DEFAULT_MODE,
+  FORMATS,
+  MARKER_FILE,
+  formatMode,
+  isSafeRelativePath,
+  isValidMode,
+  isValidRoleArn,
+  parseMode,
+  type Format,
+  type SecretItem,
+} from '../fetcher/spec.js';
+import { isValidRegion, parseReference, type Reference } from '../fetcher/reference.js';
+import { problem, quote, type Problem } from './problems.js';
+
+export const PREFIX = 'secrets.k8s.aws/';
+export const STATUS_ANNOTATION = `${PREFIX}status`;
+export const STATUS_INJECTED = 'injected';
+/** The file the seed's `secret-arn` writes to when `secret-filename` is not set. */
+export const DEFAULT_SEED_FILENAME = 'secret';
+/** Shortest accepted `refresh`: more often than this buys nothing and costs API calls. */
+export const MIN_REFRESH_SECONDS = 10;
+
+export type Annotations = Readonly<Record<string, string>>;
+
+type Parsed<T> = { value: T } | { error: string };
+
+export interface AnnotationDef<T = unknown> {
+  /** Key without the prefix; a family is written `stem<file>`, e.g. `secret.<file>`. */
+  name: string;
+  /** Set for a family: the literal start every key of the family shares. */
+  stem?: string;
+  /** Accepted values, for the table. */
+  values: string;
+  /** The default, for the table (`—` when there is none). */
+  default: string;
+  /** One line of user documentation. */
+  doc: string;
+  /** Set by the webhook itself; users do not write it. */
+  setByWebhook?: boolean;
+  parse(value: string, key: string): Parsed<T>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Value parsers
+
+const FILE_NAME = /^[A-Za-z0-9._-]+$/;
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const MOUNT_PATH = /^(\/[A-Za-z0-9._-]+)+$/;
+
+function plainFileName(value: string): string | undefined {
+  if (!FILE_NAME.test(value) || value.includes('..') || value === '.') {
+    return `${quote(value)} is not a plain file name (letters, digits, "-", "_", "."; never "..")`;
+  }
+  if (value === MARKER_FILE) return `${quote(value)} is reserved: the fetcher writes it last to mark a complete set`;
+  return undefined;
+}
+
+function reference(value: string): Parsed<string> {
+  const parsed = parseReference(value);
+  return 'error' in parsed ? { error: `reference ${parsed.error}` } : { value: parsed.reference.id };
+}
+
+function modeString(value: string): Parsed<number> {
+  const mode = parseMode(value.trim());
+  if (mode === undefined || !isValidMode(mode)) {
+    return { error: `${quote(value)} is not a file mode: write it in octal such as "0440" (owner-readable, no execute bits)` };
+  }
+  return { value: mode };
+}
+
+/** Go-style durations as Kubernetes users write them: `30s`, `5m`, `1h30m`. */
+export function parseDuration(value: string): number | undefined {
+  const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(value.trim());
+  if (!m || value.trim() === '') return undefined;
+  const [, h = '0', min = '0', s = '0'] = m;
+  return Number(h) * 3600 + Number(min) * 60 + Number(s);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The registry
+
+export const SIDECAR_INJECTOR_WEBHOOK: AnnotationDef<'enabled' | 'disabled'> = {
+  name: 'sidecarInjectorWebhook',
+  values: '`enabled` \\| `disabled`',
+  default: '—',
+  doc: '`disabled` opts the pod out whatever else it carries; `enabled` (the original AWS sample\'s switch) is optional: any secret annotation asks for injection.',
+  parse: (v) =>
+    v === 'enabled' || v === 'disabled' ? { value: v } : { error: `${quote(v)} must be "enabled" or "disabled"` },
+};
+
+export const SECRET_ARN: AnnotationDef<string> = {
+  name: 'secret-arn',
+  values: 'reference',
+  default: '—',
+  doc: 'One secret written whole to `<mount-path>/<secret-filename>` (the original AWS sample\'s form).',
+  parse: reference,
+};
+
+export const SECRET_FILENAME: AnnotationDef<string> = {
+  name: 'secret-filename',
+  values: 'file name',
+  default: '`secret`',
+  doc: 'File name for `secret-arn`.',
+  parse: (v) => {
+    const err = plainFileName(v);
+    return err ? { error: err } : { value: v };
+  },
+};
+
+export const SECRET_SHORT: AnnotationDef<string> = {
+  name: 'secret.<file>',
+  stem: 'secret.',
+  values: 'reference',
+  default: '—',
+  doc: 'One secret written whole to `<mount-path>/<file>`; `<file>` is a plain file name (letters, digits, `-`, `_`, `.`). Use one annotation per secret.',
+  parse: reference,
+};
+
+export const SECRETS: AnnotationDef<SecretItem[]> = {
+  name: 'secrets',
+  values: 'YAML or JSON list',
+  default: '—',
+  doc: 'Full form, one entry per secret: `ref` (required), `file`, `key`, `explode`, `prefix`, `versionStage` \\| `versionId`, `mode`, `format` (`raw` \\| `json` \\| `env`). See below.',
+  parse: parseSecretsList,
+};
+
+export const MOUNT_PATH_DEF: AnnotationDef<string> = {
+  name: 'mount-path',
+  values: 'absolute path',
+  default: '`/tmp` (webhook setting `DEFAULT_MOUNT_PATH`)',
+  doc: 'Where the memory-backed secrets volume is mounted, in the app containers and in the fetcher.',
+  parse: (v) =>
+    MOUNT_PATH.test(v) && !v.split('/').some((s) => s === '.' || s === '..')
+      ? { value: v }
+      : { error: `${quote(v)} must be an absolute path such as /var/run/app-secrets (no "..", no trailing "/", not "/")` },
+};
+
+export const CONTAINERS: AnnotationDef<string[]> = {
+  name: 'containers',
+  values: 'comma-separated container names',
+  default: 'every app container',
+  doc: 'The containers that get the secrets volume; init containers named here get it too.',
+  parse: (v) => {
+    const names = v.split(',').map((s) => s.trim());
+    const bad = names.filter((n) => !DNS_LABEL.test(n) || n.length > 63);
+    if (names.length === 0 || bad.length > 0) {
+      return { error: `${quote(v)} must be a comma-separated list of container names; not a container name: ${bad.map((b) => quote(b)).join(', ')}` };
+    }
+    const dup = names.find((n, i) => names.indexOf(n) !== i);
+    if (dup !== undefined) return { error: `names container ${quote(dup)} twice` };
+    return { value: names };
+  },
+};
+
+export const ROLE_ARN: AnnotationDef<string> = {
+  name: 'role-arn',
+  values: 'IAM role ARN',
+  default: '—',
+  doc: "A role the fetcher assumes (STS AssumeRole) from the pod's own identity before fetching.",
+  parse: (v) => (isValidRoleArn(v) ? { value: v } : { error: `${quote(v)} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)` }),
+};
+
+export const REGION: AnnotationDef<string> = {
+  name: 'region',
+  values: 'AWS region',
+  default: "the fetcher's `AWS_REGION`",
+  doc: 'Region for references that carry none (secret names); ARNs always use their own region.',
+  parse: (v) => (isValidRegion(v) ? { value: v } : { error: `${quote(v)} is not an AWS region such as us-east-1` }),
+};
+
+export const MODE: AnnotationDef<number> = {
+  name: 'mode',
+  values: 'octal file mode',
+  default: `\`${formatMode(DEFAULT_MODE)}\``,
+  doc: 'Default mode of the secret files. The default lets the app read them whatever uid, gid or fsGroup it runs with; the files belong to the fetcher\'s uid.',
+  parse: modeString,
+};
+
+export const REFRESH: AnnotationDef<number> = {
+  name: 'refresh',
+  values: 'duration (`30s`, `5m`, `1h`)',
+  default: '—',
+  doc: `How often secrets are refreshed after start; at least ${MIN_REFRESH_SECONDS}s. Validated now; files are written once at start in this version.`,
+  parse: (v) => {
+    const s = parseDuration(v);
+    if (s === undefined) return { error: `${quote(v)} is not a duration such as 30s, 5m or 1h30m` };
+    if (s < MIN_REFRESH_SECONDS) return { error: `${quote(v)} is shorter than the minimum of ${MIN_REFRESH_SECONDS}s` };
+    return { value: s };
+  },
+};
+
+export const STATUS: AnnotationDef<'injected'> = {
+  name: 'status',
+  values: '`injected`',
+  default: '—',
+  doc: 'Set by the webhook on every pod it injected; a pod carrying it is left as it is.',
+  setByWebhook: true,
+  parse: (v) =>
+    v === STATUS_INJECTED
+      ? { value: STATUS_INJECTED }
+      : { error: `${quote(v)} is set by the webhook only, to "${STATUS_INJECTED}"; remove this annotation` },
+};
+
+/** Every annotation, in the order of the README table. */
+export const REGISTRY: readonly AnnotationDef[] = [
+  SIDECAR_INJECTOR_WEBHOOK,
+  SECRET_ARN,
+  SECRET_FILENAME,
+  SECRET_SHORT,
+  SECRETS,
+  MOUNT_PATH_DEF,
+  CONTAINERS,
+  ROLE_ARN,
+  REGION,
+  MODE,
+  REFRESH,
+  STATUS,
+] as AnnotationDef[];
+
+/** The registry entry a full annotation key belongs to, if any. */
+export function lookup(key: string): AnnotationDef | undefined {
+  if (!key.startsWith(PREFIX)) return undefined;
+  const name = key.slice(PREFIX.length);
+  return REGISTRY.find((d) => (d.stem !== undefined ? name.startsWith(d.stem) : name === d.name));
+}
+
+/** The literal names the prefix rule applies to (a family by its stem). */
+export function registryNames(): string[] {
+  return REGISTRY.map((d) => d.stem ?? d.name);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The full form
+
+const ENTRY_KEYS = ['ref', 'file', 'key', 'explode', 'prefix', 'versionStage', 'versionId', 'mode', 'format'] as const;
+const VERSION_STAGE = /^[A-Za-z0-9_+=.@-]{1,256}$/;
+const VERSION_ID = /^[A-Za-z0-9-]{32,64}$/;
+
+type Json = Record<string, unknown>;
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The last path segment of a reference's name, when it can serve as a file name. */
+function defaultFileFor(ref: Reference): string | undefined {
+  const last = ref.name.split('/').filter((s) => s !== '').pop();
+  return last !== undefined && plainFileName(last) === undefined ? last : undefined;
+}
+
+function parseEntry(raw: unknown, n: number, errors: string[]): SecretItem | undefined {
+  const where = `entry ${n}`;
+  if (!isObject(raw)) {
+    errors.push(`${where} must be a mapping with at least "ref"`);
+    return undefined;
+  }
+  const before = errors.length;
+  for (const k of Object.keys(raw)) {
+    if (!(ENTRY_KEYS as readonly string[]).includes(k)) {
+      const close = suggest(k, ENTRY_KEYS);
+      errors.push(`${where}: unknown field ${quote(k)}${close ? ` (did you mean "${close}"?)` : ''}`);
+    }
+  }
+  const str = (k: string): string | undefined => {
+    const v = raw[k];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'string' || v === '') {
+      errors.push(`${where}: ${k} must be a non-empty string`);
+      return undefined;
+    }
+    return v;
+  };
+  const refText = str('ref');
+  let ref: Reference | undefined;
+  if (refText === undefined) {
+    if (raw.ref === undefined || raw.ref === null) errors.push(`${where}: ref is required`);
+  } else {
+    const parsed = parseReference(refText);
+    if ('error' in parsed) errors.push(`${where}: reference ${parsed.error}`);
+    else ref = parsed.reference;
+  }
+  const item: SecretItem = { ref: ref?.id ?? '' };
+
+  let explode = false;
+  if (raw.explode !== undefined && raw.explode !== null) {
+    if (typeof raw.explode !== 'boolean') errors.push(`${where}: explode must be true or false`);
+    else explode = raw.explode;
+  }
+  const file = str('file');
+  if (file !== undefined) {
+    if (!isSafeRelativePath(file) || file.split('/').includes(MARKER_FILE)) {
+      errors.push(`${where}: file ${quote(file)} must be a relative path inside the mount (segments of letters, digits, ".", "_", "-"; no "." or "..")`);
+    } else item.file = file;
+  } else if (!explode && ref !== undefined) {
+    const dflt = defaultFileFor(ref);
+    if (dflt === undefined) errors.push(`${where}: file is required (the secret's name gives no usable file name)`);
+    else item.file = dflt;
+  }
+  if (explode) item.explode = true;
+
+  const key = str('key');
+  if (key !== undefined) item.key = key;
+  const prefix = str('prefix');
+  if (prefix !== undefined) {
+    if (!explode) errors.push(`${where}: prefix only applies with explode: true`);
+    else if (!FILE_NAME.test(prefix)) errors.push(`${where}: prefix ${quote(prefix)} may hold only letters, digits, ".", "_" and "-"`);
+    else item.prefix = prefix;
+  }
+  if (explode && key !== undefined) errors.push(`${where}: key and explode are mutually exclusive`);
+
+  const stage = str('versionStage');
+  const id = str('versionId');
+  if (stage !== undefined && id !== undefined) errors.push(`${where}: versionStage and versionId are mutually exclusive`);
+  if (stage !== undefined) {
+    if (!VERSION_STAGE.test(stage)) errors.push(`${where}: versionStage ${quote(stage)} is not a version stage such as AWSCURRENT`);
+    else item.versionStage = stage;
+  }
+  if (id !== undefined) {
+    if (!VERSION_ID.test(id)) errors.push(`${where}: versionId ${quote(id)} is not a version id (32-64 letters, digits, "-")`);
+    else item.versionId = id;
+  }
+  if ((stage !== undefined || id !== undefined) && ref?.service === 'ssm') {
+    errors.push(`${where}: versionStage/versionId apply to Secrets Manager secrets, not SSM parameters`);
+  }
+
+  if (raw.mode !== undefined && raw.mode !== null) {
+    // YAML 1.2 reads an unquoted 0440 as the decimal number 440: take its digits as octal.
+    const text = typeof raw.mode === 'number' && Number.isInteger(raw.mode) ? String(raw.mode) : raw.mode;
+    const m = typeof text === 'string' ? modeString(text) : { error: `${quote(raw.mode)} is not a file mode` };
+    if ('error' in m) errors.push(`${where}: mode ${m.error}`);
+    else item.mode = m.value;
+  }
+  if (raw.format !== undefined && raw.format !== null) {
+    if (!FORMATS.includes(raw.format as Format)) errors.push(`${where}: format must be one of ${FORMATS.join(', ')}`);
+    else item.format = raw.format as Format;
+  }
+  return errors.length === before ? item : undefined;
+}
+
+function parseSecretsList(value: string): Parsed<SecretItem[]> {
+  let raw: unknown;
+  try {
+    // JSON is YAML, so one parser reads both; aliases are capped against expansion bombs.
+    raw = YAML.parse(value, { maxAliasCount: 50, uniqueKeys: true, prettyErrors: false });
+  } catch (e) {
+    const msg = (e as Error).message.split('\n')[0] ?? 'unreadable';
+    return { error: `is not valid YAML or JSON: ${msg}` };
+  }
+  if (!Array.isArray(raw)) return { error: 'must be a YAML or JSON list of entries such as [{ref: <arn>, file: db}]' };
+  if (raw.length === 0) return { error: 'must list at least one secret' };
+  const errors: string[] = [];
+  const items: SecretItem[] = [];
+  raw.forEach((entry, i) => {
+    const item = parseEntry(entry, i + 1, errors);
+    if (item) items.push(item);
+  });
+  return errors.length > 0 ? { error: errors.join('; ') } : { value: items };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Suggestions for unknown keys
+
+/** Edit distance counting an adjacent transposition as one edit (optimal string alignment). */
+function distance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+function close(a: string, b: string): boolean {
+  const x = a.toLowerCase();
+  const y = b.toLowerCase();
+  return distance(x, y) <= Math.max(1, Math.min(3, Math.floor(y.length / 4)));
+}
+
+function suggest(name: string, candidates: readonly string[]): string | undefined {
+  let best: { c: string; d: number } | undefined;
+  for (const c of candidates) {
+    if (!close(name, c)) continue;
+    const d = distance(name.toLowerCase(), c.toLowerCase());
+    if (!best || d < best.d) best = { c, d };
+  }
+  return best?.c;
+}
+
+/** A known key close to an unknown name (without prefix), for "did you mean …". */
+export function suggestKey(name: string): string | undefined {
+  const plain = suggest(
+    name,
+    REGISTRY.filter((d) => d.stem === undefined && !d.setByWebhook).map((d) => d.name),
+  );
+  if (plain !== undefined) return plain;
+  // The family: `secrets.db`, `secret_db`, `Secret.db` are near `secret.db`. Of the ways to
+  // split the name into a near-stem and a file name, take the closest, then the longest stem.
+  for (const d of REGISTRY) {
+    if (d.stem === undefined) continue;
+    let best: { file: string; d: number; len: number } | undefined;
+    for (let i = d.stem.length - 1; i < name.length && i <= d.stem.length + 1; i++) {
+      const dist = distance(name.slice(0, i).toLowerCase(), d.stem);
+      const file = name.slice(i);
+      if (dist > 1 || plainFileName(file) !== undefined) continue;
+      if (!best || dist < best.d || (dist === best.d && i > best.len)) best = { file, d: dist, len: i };
+    }
+    if (best) return `${d.stem}${best.file}`;
+  }
+  return undefined;
+}
+
+const PREFIX_NAME = PREFIX.slice(0, -1);
+
+// ---------------------------------------------------------------------------------------------
+// Stages over annotations: should-inject, defaults, parse
+
+export type Decision =
+  | { inject: true; warnings: string[] }
+  | { inject: false; outcome: 'skipped' | 'already-injected'; why: string; warnings: string[] }
+  | { inject: false; outcome: 'denied'; problems: Problem[]; warnings: string[] };
+
+const SECRET_KEYS = (annotations: Annotations): string[] =>
+  Object.keys(annotations).filter((k) => {
+    const d = lookup(k);
+    return d === SECRET_ARN || d === SECRET_SHORT || d === SECRETS;
+  });
+
+/** Warnings about keys that look like ours but are not: unknown names and near-miss prefixes. */
+export function unknownKeyWarnings(annotations: Annotations): string[] {
+  const warnings: string[] = [];
+  for (const key of Object.keys(annotations).sort()) {
+    const slash = key.indexOf('/');
+    if (key.startsWith(PREFIX)) {
+      if (lookup(key) !== undefined) continue;
+      const name = key.slice(PREFIX.length);
+      const s = suggestKey(name);
+      warnings.push(`unknown annotation ${key} is ignored${s ? `; did you mean ${PREFIX}${s}?` : ''}`);
+    } else if (slash > 0) {
+      const prefix = key.slice(0, slash);
+      if (prefix !== PREFIX_NAME && distance(prefix.toLowerCase(), PREFIX_NAME) <= 2) {
+        warnings.push(`annotation ${key} is ignored; did you mean the prefix ${PREFIX}?`);
+      }
+    }
+  }
+  return warnings;
+}
+
+/** Stage should-inject: does this pod ask for secrets at all? */
+export function shouldInject(annotations: Annotations): Decision {
+  const warnings = unknownKeyWarnings(annotations);
+  const switchKey = `${PREFIX}${SIDECAR_INJECTOR_WEBHOOK.name}`;
+  const sw = annotations[switchKey];
+  if (sw !== undefined) {
+    const parsed = SIDECAR_INJECTOR_WEBHOOK.parse(sw, switchKey);
+    if ('error' in parsed) {
+      return { inject: false, outcome: 'denied', problems: [problem('WEBHOOK_INVALID_ANNOTATION', switchKey, parsed.error)], warnings };
+    }
+    if (parsed.value === 'disabled') return { inject: false, outcome: 'skipped', why: 'opted out', warnings };
+  }
+  const status = annotations[STATUS_ANNOTATION];
+  if (status !== undefined) {
+    const parsed = STATUS.parse(status, STATUS_ANNOTATION);
+    if ('error' in parsed) {
+      return { inject: false, outcome: 'denied', problems: [problem('WEBHOOK_INVALID_ANNOTATION', STATUS_ANNOTATION, parsed.error)], warnings };
+    }
+    return { inject: false, outcome: 'already-injected', why: 'already injected', warnings };
+  }
+  if (SECRET_KEYS(annotations).length > 0) return { inject: true, warnings };
+  if (sw === 'enabled') {
+    return {
+      inject: false,
+      outcome: 'denied',
+      problems: [
+        problem(
+          'WEBHOOK_NO_SECRETS',
+          switchKey,
+          `asks for injection but the pod names no secret: add ${PREFIX}${SECRET_ARN.name}, ${PREFIX}secret.<file> or ${PREFIX}${SECRETS.name}`,
+        ),
+      ],
+      warnings,
+    };
+  }
+  const options = Object.keys(annotations).filter((k) => {
+    const d = lookup(k);
+    return d !== undefined && d !== SIDECAR_INJECTOR_WEBHOOK;
+  });
+  if (options.length > 0) {
+    warnings.push(`${options.sort().join(', ')} ignored: the pod names no secret, so nothing is injected`);
+  }
+  return { inject: false, outcome: 'skipped', why: 'no secret annotations', warnings };
+}
+
+/** What a pod asks for, parsed and defaulted; the fetcher's spec is built from it. */
+export interface InjectionRequest {
+  mountPath: string;
+  /** Containers (app or init) to mount into; undefined = every app container. */
+  containers?: string[];
+  roleArn?: string;
+  region?: string;
+  mode: number;
+  refreshSeconds?: number;
+  items: SecretItem[];
+}
+
+export interface Defaults {
+  mountPath: string;
+}
+
+export type ParseResult = { request: InjectionRequest; warnings: string[] } | { problems: Problem[]; warnings: string[] };
+
+/** Stages defaults + parse: every annotation of ours, all problems collected. */
+export function parseAnnotations(annotations: Annotations, defaults: Defaults): ParseResult {
+  const problems: Problem[] = [];
+  const warnings: string[] = [];
+  const key = (d: AnnotationDef) => `${PREFIX}${d.name}`;
+  function get<T>(d: AnnotationDef<T>): T | undefined {
+    const raw = annotations[key(d)];
+    if (raw === undefined) return undefined;
+    const parsed = d.parse(raw, key(d));
+    if ('error' in parsed) {
+      problems.push(problem('WEBHOOK_INVALID_ANNOTATION', key(d), parsed.error));
+      return undefined;
+    }
+    return parsed.value;
+  }
+
+  const request: InjectionRequest = {
+    mountPath: get(MOUNT_PATH_DEF) ?? defaults.mountPath,
+    mode: get(MODE) ?? DEFAULT_MODE,
+    items: [],
+  };
+  const containers = get(CONTAINERS);
+  if (containers !== undefined) request.containers = containers;
+  const roleArn = get(ROLE_ARN);
+  if (roleArn !== undefined) request.roleArn = roleArn;
+  const region = get(REGION);
+  if (region !== undefined) request.region = region;
+  const refresh = get(REFRESH);
+  if (refresh !== undefined) {
+    request.refreshSeconds = refresh;
+    warnings.push(`${key(REFRESH)}: accepted, but this version writes the files once, at start`);
+  }
+
+  // Which annotation each file came from, to name both sides of a clash.
+  const origin = new Map<string, string>();
+  const add = (item: SecretItem, from: string): void => {
+    if (item.file !== undefined && !item.explode) {
+      const other = origin.get(item.file);
+      if (other !== undefined) {
+        problems.push(problem('WEBHOOK_CONFLICTING_ANNOTATIONS', from, `writes file "${item.file}", which ${other} writes too`));
+        return;
+      }
+      origin.set(item.file, from);
+    }
+    request.items.push(item);
+  };
+
+  const arn = get(SECRET_ARN);
+  const filename = get(SECRET_FILENAME);
+  if (arn !== undefined) add({ ref: arn, file: filename ?? DEFAULT_SEED_FILENAME }, key(SECRET_ARN));
+  else if (annotations[key(SECRET_FILENAME)] !== undefined && annotations[key(SECRET_ARN)] === undefined) {
+    problems.push(problem('WEBHOOK_CONFLICTING_ANNOTATIONS', key(SECRET_FILENAME), `applies only with ${key(SECRET_ARN)}, which is not set`));
+  }
+
+  const stem = `${PREFIX}${SECRET_SHORT.stem}`;
+  for (const k of Object.keys(annotations).filter((x) => x.startsWith(stem)).sort()) {
+    const file = k.slice(stem.length);
+    const fileErr = plainFileName(file);
+    const parsed = SECRET_SHORT.parse(annotations[k]!, k);
+    if (fileErr !== undefined) problems.push(problem('WEBHOOK_INVALID_ANNOTATION', k, `file name ${fileErr}`));
+    if ('error' in parsed) problems.push(problem('WEBHOOK_INVALID_ANNOTATION', k, parsed.error));
+    if (fileErr === undefined && !('error' in parsed)) add({ ref: parsed.value, file }, k);
+  }
+
+  const list = get(SECRETS);
+  list?.forEach((item, i) => add(item, `${key(SECRETS)} entry ${i + 1}`));
+
+  // A file that is a directory of another (`a` and `a/b`) cannot exist.
+  const files = [...origin.keys()];
+  for (const f of files) {
+    const child = files.find((g) => g.startsWith(`${f}/`));
+    if (child !== undefined) {
+      problems.push(problem('WEBHOOK_CONFLICTING_ANNOTATIONS', origin.get(f)!, `file "${f}" is also a directory of "${child}" (${origin.get(child)})`));
+    }
+  }
+
+  if (problems.length > 0) return { problems, warnings };
+  return { request, warnings };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Documentation
+
+/** The markdown table that sits between the annotation markers in README.md and the chart README. */
+export function renderAnnotationTable(): string {
+  const rows = REGISTRY.map(
+    (d) => `| \`${PREFIX}${d.name}\` | ${d.values} | ${d.default} | ${d.doc} |`,
+  );
+  return ['| Annotation | Value | Default | What it does |', '| --- | --- | --- | --- |', ...rows].join('\n');
+}

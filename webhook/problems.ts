@@ -1,0 +1,39 @@
+// Errors are data: every reason the webhook refuses a pod is a Problem with a stable code, the
+// annotation (or pod field) it is about, and a message for people. Parsers collect all of them
+// and the review joins them into one denial, so a user fixes everything in one round.
+
+export type ProblemCode =
+  | 'WEBHOOK_INVALID_ANNOTATION' // an annotation's value does not parse or validate
+  | 'WEBHOOK_CONFLICTING_ANNOTATIONS' // values that are fine alone but not together
+  | 'WEBHOOK_NO_SECRETS' // injection asked for, but no secret named
+  | 'WEBHOOK_UNKNOWN_CONTAINER' // `containers` names a container the pod does not have
+  | 'WEBHOOK_MOUNT_CLASH' // the mount path is already taken in a target container
+  | 'WEBHOOK_UNSUPPORTED_POD' // a pod we cannot inject into without breaking it
+  | 'WEBHOOK_INVALID_POD' // the review's object is not a usable pod
+  | 'WEBHOOK_INTERNAL'; // a bug of ours: the pod is refused rather than given a bad patch
+
+export type Stage = 'should-inject' | 'defaults' | 'parse' | 'validate' | 'render';
+
+export interface Problem {
+  code: ProblemCode;
+  /** The full annotation key, or a pod field path such as `spec.containers`. */
+  subject: string;
+  message: string;
+}
+
+export function problem(code: ProblemCode, subject: string, message: string): Problem {
+  return { code, subject, message };
+}
+
+/** User text echoed in messages is cut short: a denial must stay readable whatever was sent. */
+export function quote(value: unknown, max = 80): string {
+  const text = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
+  const cut = text.length > max ? `${text.slice(0, max)}…` : text;
+  return JSON.stringify(cut);
+}
+
+export function formatProblems(stage: Stage, problems: readonly Problem[]): string {
+  const lines = problems.map((p) => `${p.subject}: ${p.message}`);
+  const head = problems.length === 1 ? '' : `${problems.length} problems: `;
+  return `aws-secret-injector (${stage}): ${head}${lines.join('; ')}`;
+}
