@@ -1,0 +1,331 @@
+// The webhook's configuration: one table of options, each settable by an environment variable or
+// the matching flag (`PORT` = `--port`; a flag wins over the environment). Everything is validated
+// at start and every problem is reported at once. The Helm chart sets the environment variables;
+// README "Configuring the webhook" is rendered from this table and checked against it by a test.
+
+import { statSync } from 'node:fs';
+import { Command, CommanderError, Option as CommanderOption } from 'commander';
+import { DEFAULT_MUTATION_CONFIG, type MutationConfig } from './types.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+const PULL_POLICIES = ['Always', 'IfNotPresent', 'Never'] as const;
+
+export interface WebhookConfig {
+  host: string;
+  port: number;
+  /** Both set, or both undefined (then a self-signed development certificate is served). */
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  logLevel: LogLevel;
+  shutdownTimeoutSeconds: number;
+  mutation: MutationConfig;
+}
+
+type Parsed<T> = { value: T } | { error: string };
+
+interface Option<T> {
+  env: string;
+  /** Shown in the README table and `--help`; undefined means "unset". */
+  default: string | undefined;
+  doc: string;
+  parse: (raw: string) => Parsed<T>;
+}
+
+const ok = <T>(value: T): Parsed<T> => ({ value });
+const fail = <T>(error: string): Parsed<T> => ({ error });
+
+function integer(min: number, max: number) {
+  return (raw: string): Parsed<number> => {
+    if (!/^\d+$/.test(raw)) return fail(`must be a whole number from ${min} to ${max}`);
+    const n = Number(raw);
+    return n >= min && n <= max ? ok(n) : fail(`must be a whole number from ${min} to ${max}`);
+  };
+}
+
+function oneOf<T extends string>(values: readonly T[]) {
+  return (raw: string): Parsed<T> =>
+    (values as readonly string[]).includes(raw) ? ok(raw as T) : fail(`must be one of ${values.join(', ')}`);
+}
+
+// Kubernetes resource quantities (decimal and binary suffixes, or an exponent).
+const QUANTITY = /^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?[0-9]+)?$/;
+const SUFFIX: Record<string, number> = {
+  '': 1,
+  m: 1e-3,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  E: 1e18,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  Ei: 2 ** 60,
+};
+
+/** The numeric value of a Kubernetes quantity ("100m" -> 0.1, "64Mi" -> 67108864), or undefined. */
+export function quantityValue(raw: string): number | undefined {
+  const m = QUANTITY.exec(raw);
+  if (!m) return undefined;
+  const [, num = '', suffix = ''] = m;
+  const factor = /^[eE]/.test(suffix) ? 10 ** Number(suffix.slice(1)) : SUFFIX[suffix];
+  return factor === undefined ? undefined : Number(num) * factor;
+}
+
+function quantity(allowEmpty: boolean) {
+  return (raw: string): Parsed<string | undefined> => {
+    if (raw === '' && allowEmpty) return ok(undefined);
+    const v = quantityValue(raw);
+    if (v === undefined || v <= 0) {
+      return fail(
+        `must be a positive Kubernetes quantity such as 100m, 64Mi or 1${allowEmpty ? ' (empty: no limit)' : ''}`,
+      );
+    }
+    return ok(raw);
+  };
+}
+
+function filePath(raw: string): Parsed<string | undefined> {
+  if (raw === '') return ok(undefined);
+  try {
+    if (!statSync(raw).isFile()) return fail(`${raw} is not a file`);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return fail(code === 'ENOENT' ? `${raw} does not exist` : `${raw} cannot be read (${code ?? 'error'})`);
+  }
+  return ok(raw);
+}
+
+function mountPath(raw: string): Parsed<string> {
+  if (!raw.startsWith('/') || raw === '/') return fail('must be an absolute path other than /');
+  if (raw.includes(':') || raw.split('/').some((s) => s === '..' || s === '.')) {
+    return fail('must not contain ":" or "." / ".." segments');
+  }
+  if (raw.length > 1024) return fail('must be at most 1024 characters');
+  return ok(raw.replace(/\/+$/, ''));
+}
+
+// An image reference: no whitespace, no scheme; the registry validates the rest.
+function image(raw: string): Parsed<string> {
+  return /^[a-z0-9][\w.\-/:@]*$/i.test(raw) && !raw.includes('://') ? ok(raw) : fail('must be an image reference');
+}
+
+function host(raw: string): Parsed<string> {
+  return /^[A-Za-z0-9.:\-[\]%]+$/.test(raw) ? ok(raw.replace(/^\[(.*)\]$/, '$1')) : fail('must be an IP address or host name');
+}
+
+const d = DEFAULT_MUTATION_CONFIG;
+
+/** Every option, in the order the README and `--help` show them. */
+export const OPTIONS = {
+  host: {
+    env: 'HOST',
+    default: '::',
+    doc: 'Address to listen on. `::` listens on every IPv6 and IPv4 address (falls back to `0.0.0.0` where IPv6 is off).',
+    parse: host,
+  },
+  port: { env: 'PORT', default: '8443', doc: 'HTTPS port (0: any free port).', parse: integer(0, 65535) },
+  tlsCertFile: {
+    env: 'TLS_CERT_FILE',
+    default: undefined,
+    doc: 'PEM serving certificate (chain). Re-read when it changes. Unset together with `TLS_KEY_FILE`: a self-signed development certificate for localhost/127.0.0.1.',
+    parse: filePath,
+  },
+  tlsKeyFile: {
+    env: 'TLS_KEY_FILE',
+    default: undefined,
+    doc: 'PEM private key of the serving certificate. Re-read when it changes.',
+    parse: filePath,
+  },
+  logLevel: { env: 'LOG_LEVEL', default: 'info', doc: `One of ${LOG_LEVELS.join(', ')}.`, parse: oneOf(LOG_LEVELS) },
+  fetcherImage: {
+    env: 'FETCHER_IMAGE',
+    default: d.fetcherImage,
+    doc: 'Image of the init container (the fetcher).',
+    parse: image,
+  },
+  fetcherImagePullPolicy: {
+    env: 'FETCHER_IMAGE_PULL_POLICY',
+    default: d.fetcherImagePullPolicy,
+    doc: `Pull policy of the init container: ${PULL_POLICIES.join(', ')}.`,
+    parse: oneOf(PULL_POLICIES),
+  },
+  fetcherCpuRequest: {
+    env: 'FETCHER_CPU_REQUEST',
+    default: d.fetcherResources.requests.cpu,
+    doc: 'CPU request of the init container.',
+    parse: quantity(false),
+  },
+  fetcherMemoryRequest: {
+    env: 'FETCHER_MEMORY_REQUEST',
+    default: d.fetcherResources.requests.memory,
+    doc: 'Memory request of the init container.',
+    parse: quantity(false),
+  },
+  fetcherCpuLimit: {
+    env: 'FETCHER_CPU_LIMIT',
+    default: d.fetcherResources.limits.cpu,
+    doc: 'CPU limit of the init container (empty: none). Must not be below the request.',
+    parse: quantity(true),
+  },
+  fetcherMemoryLimit: {
+    env: 'FETCHER_MEMORY_LIMIT',
+    default: d.fetcherResources.limits.memory,
+    doc: 'Memory limit of the init container (empty: none). Must not be below the request.',
+    parse: quantity(true),
+  },
+  fetcherUid: {
+    env: 'FETCHER_UID',
+    default: String(d.fetcherUid),
+    doc: 'Non-root uid and gid the init container runs as.',
+    parse: integer(1, 2147483647),
+  },
+  defaultMountPath: {
+    env: 'DEFAULT_MOUNT_PATH',
+    default: d.defaultMountPath,
+    doc: 'Where the secrets volume is mounted when a pod does not set `secrets.k8s.aws/mount-path`.',
+    parse: mountPath,
+  },
+  volumeSizeLimit: {
+    env: 'VOLUME_SIZE_LIMIT',
+    default: d.volumeSizeLimit,
+    doc: 'sizeLimit of the memory-backed secrets volume (counts against the pod\'s memory).',
+    parse: quantity(false),
+  },
+  fetchDeadlineSeconds: {
+    env: 'FETCH_DEADLINE_SECONDS',
+    default: undefined,
+    doc: "Overall deadline of the fetcher, retries included (unset: the fetcher's own default).",
+    parse: (raw: string): Parsed<number | undefined> => (raw === '' ? ok(undefined) : integer(1, 3600)(raw)),
+  },
+  shutdownTimeoutSeconds: {
+    env: 'SHUTDOWN_TIMEOUT_SECONDS',
+    default: '25',
+    doc: 'On SIGTERM/SIGINT, how long in-flight reviews may take before connections are cut. Keep it below the pod\'s terminationGracePeriodSeconds.',
+    parse: integer(1, 3600),
+  },
+} satisfies Record<string, Option<unknown>>;
+
+export type OptionKey = keyof typeof OPTIONS;
+
+/** `TLS_CERT_FILE` -> `--tls-cert-file`. */
+export function flagName(env: string): string {
+  return `--${env.toLowerCase().replace(/_/g, '-')}`;
+}
+
+export type ConfigResult = { config: WebhookConfig } | { errors: string[] } | { help: string };
+
+function command(): Command {
+  const cmd = new Command('aws-secret-injector webhook')
+    .description(
+      'Serves the mutating admission webhook over HTTPS (POST /mutate, GET /healthz, /readyz, /metrics).\n' +
+        'Every option is a flag or the environment variable beside it; a flag wins over the environment.',
+    )
+    .allowExcessArguments(false)
+    .exitOverride();
+  for (const o of Object.values(OPTIONS) as Array<Option<unknown>>) {
+    const opt = new CommanderOption(`${flagName(o.env)} <value>`, o.doc.replace(/`/g, '')).env(o.env);
+    cmd.addOption(o.default === undefined ? opt : opt.default(o.default));
+  }
+  return cmd;
+}
+
+/**
+ * Reads every option from flags (`--port 8443` or `--port=8443`), then the environment, then the
+ * default; returns the configuration or every problem found.
+ */
+export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): ConfigResult {
+  const errors: string[] = [];
+  const cmd = command();
+  let out = '';
+  cmd.configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (out += s) });
+  // commander is used for syntax and --help only; values from the environment and defaults are
+  // read below from `env`, so only the flags given on the command line are taken from it.
+  try {
+    cmd.parse([...argv], { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError && (e.code === 'commander.helpDisplayed' || e.code === 'commander.help')) {
+      return { help: out };
+    }
+    return { errors: [e instanceof CommanderError ? e.message.replace(/^error: /, '') : String(e)] };
+  }
+  const opts = cmd.opts<Record<string, string | undefined>>();
+  const flags = new Map<string, string>();
+  for (const o of Object.values(OPTIONS)) {
+    const key = CommanderOption.prototype.attributeName.call(new CommanderOption(`${flagName(o.env)} <v>`));
+    const value = opts[key];
+    if (value !== undefined && cmd.getOptionValueSource(key) === 'cli') flags.set(o.env, value);
+  }
+
+  const values: Record<string, unknown> = {};
+  for (const [key, opt] of Object.entries(OPTIONS) as Array<[OptionKey, Option<unknown>]>) {
+    const fromFlag = flags.get(opt.env);
+    const raw = fromFlag ?? env[opt.env] ?? opt.default;
+    if (raw === undefined) continue;
+    const parsed = opt.parse(raw.trim());
+    if ('error' in parsed) {
+      const source = fromFlag !== undefined ? flagName(opt.env) : opt.env;
+      errors.push(`${source}=${JSON.stringify(raw)}: ${parsed.error}`);
+    } else {
+      values[key] = parsed.value;
+    }
+  }
+
+  const v = values as { [K in OptionKey]?: ReturnType<(typeof OPTIONS)[K]['parse']> extends Parsed<infer T> ? T : never };
+  const certSet = (flags.get('TLS_CERT_FILE') ?? env.TLS_CERT_FILE ?? '') !== '';
+  const keySet = (flags.get('TLS_KEY_FILE') ?? env.TLS_KEY_FILE ?? '') !== '';
+  if (certSet !== keySet) {
+    errors.push('TLS_CERT_FILE and TLS_KEY_FILE must be set together (or both left unset for a development certificate)');
+  }
+  for (const [kind, req, lim] of [
+    ['CPU', v.fetcherCpuRequest, v.fetcherCpuLimit],
+    ['memory', v.fetcherMemoryRequest, v.fetcherMemoryLimit],
+  ] as const) {
+    if (req !== undefined && lim !== undefined && quantityValue(req)! > quantityValue(lim)!) {
+      errors.push(
+        `FETCHER_${kind.toUpperCase()}_REQUEST (${req}) is above FETCHER_${kind.toUpperCase()}_LIMIT (${lim}); Kubernetes would reject every injected pod`,
+      );
+    }
+  }
+  if (errors.length > 0) return { errors };
+
+  const requests: Record<string, string> = { cpu: v.fetcherCpuRequest!, memory: v.fetcherMemoryRequest! };
+  const limits: Record<string, string> = {};
+  if (v.fetcherCpuLimit !== undefined) limits.cpu = v.fetcherCpuLimit;
+  if (v.fetcherMemoryLimit !== undefined) limits.memory = v.fetcherMemoryLimit;
+  const mutation: MutationConfig = {
+    fetcherImage: v.fetcherImage!,
+    fetcherImagePullPolicy: v.fetcherImagePullPolicy!,
+    fetcherResources: { requests, limits },
+    fetcherUid: v.fetcherUid!,
+    defaultMountPath: v.defaultMountPath!,
+    volumeSizeLimit: v.volumeSizeLimit!,
+  };
+  if (v.fetchDeadlineSeconds !== undefined) mutation.fetchTimeouts = { deadlineSeconds: v.fetchDeadlineSeconds };
+
+  const config: WebhookConfig = {
+    host: v.host!,
+    port: v.port!,
+    logLevel: v.logLevel!,
+    shutdownTimeoutSeconds: v.shutdownTimeoutSeconds!,
+    mutation,
+  };
+  if (v.tlsCertFile !== undefined && v.tlsKeyFile !== undefined) {
+    config.tlsCertFile = v.tlsCertFile;
+    config.tlsKeyFile = v.tlsKeyFile;
+  }
+  return { config };
+}
+
+/** The markdown table of README "Configuring the webhook" (between the config markers). */
+export function renderConfigTable(): string {
+  const rows = Object.values(OPTIONS).map((o: Option<unknown>) => {
+    const def = o.default === undefined ? '(unset)' : o.default === '' ? '(empty)' : `\`${o.default}\``;
+    return `| \`${o.env}\` | \`${flagName(o.env)}\` | ${def} | ${o.doc.replace(/\|/g, '\\|')} |`;
+  });
+  return ['| Environment variable | Flag | Default | Meaning |', '| --- | --- | --- | --- |', ...rows].join('\n');
+}

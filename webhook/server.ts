@@ -1,0 +1,163 @@
+// The HTTP shell around the pure review handler: TLS, body limit, content type, status codes,
+// one log line and the metrics of each review. It knows nothing of annotations or pods beyond the
+// names it logs; everything about the answer comes from the handler.
+
+import type { Server as HttpsServer } from 'node:https';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import type { Logger } from 'pino';
+import type { WebhookMetrics } from './metrics.js';
+import type { TlsPair } from './tls.js';
+import type { MutationConfig, ReviewHandler } from './types.js';
+
+// kube-apiserver accepts request bodies up to 3 MiB; a review may carry the object and the
+// oldObject (UPDATE) plus its envelope: 2 × 3 MiB + 1 MiB.
+export const BODY_LIMIT_BYTES = 7 * 1024 * 1024;
+// The apiserver gives a webhook at most 30 s; a client still sending its body after that is gone.
+const REQUEST_TIMEOUT_MS = 30_000;
+
+export interface ServerConfig {
+  mutation: MutationConfig;
+}
+
+export interface ServerDeps {
+  review: ReviewHandler;
+  logger: Logger;
+  metrics: WebhookMetrics;
+  tls: Pick<TlsPair, 'cert' | 'key'>;
+}
+
+export type WebhookServer = FastifyInstance<HttpsServer>;
+
+// Fixed messages per error code: a parser's own message can quote the body it choked on.
+const MESSAGES: Record<string, string> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: 'the request body is not valid JSON',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'the request body is empty; expected an AdmissionReview',
+  FST_ERR_CTP_BODY_TOO_LARGE: `the request body is larger than ${BODY_LIMIT_BYTES} bytes`,
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'the content type must be application/json',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'the request body does not match its Content-Length',
+};
+
+const REASONS: Record<number, string> = {
+  400: 'Bad Request',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  408: 'Request Timeout',
+  413: 'Payload Too Large',
+  415: 'Unsupported Media Type',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+function sendError(reply: FastifyReply, statusCode: number, message: string): FastifyReply {
+  return reply.code(statusCode).send({ statusCode, error: REASONS[statusCode] ?? 'Error', message });
+}
+
+/** A string field of an object, or undefined; for naming a review in logs before it is parsed. */
+function field(value: unknown, key: string): unknown {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>)[key] : undefined;
+}
+
+export function buildServer(config: ServerConfig, deps: ServerDeps): WebhookServer {
+  const { review, metrics } = deps;
+  let closing = false;
+
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    https: { cert: deps.tls.cert, key: deps.tls.key, minVersion: 'TLSv1.2' },
+    bodyLimit: BODY_LIMIT_BYTES,
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    // One line per review is written below; fastify's per-request lines would double it.
+    logController: new LogController({ disableRequestLogging: true }),
+    // A review that reaches us during shutdown is still answered; only the listener is closed.
+    return503OnClosing: false,
+    forceCloseConnections: 'idle',
+  }) as unknown as WebhookServer;
+
+  // JSON only: without the text/plain parser, every other content type is a 415.
+  app.removeContentTypeParser('text/plain');
+
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const statusCode = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    if (statusCode < 500) {
+      req.log.info({ method: req.method, url: req.url, statusCode, code: err.code }, 'request rejected');
+      return sendError(reply, statusCode, MESSAGES[err.code] ?? (REASONS[statusCode] ?? 'bad request').toLowerCase());
+    }
+    req.log.error({ method: req.method, url: req.url, code: err.code, errorName: err.name }, 'request failed');
+    return sendError(reply, 500, 'internal error');
+  });
+
+  app.setNotFoundHandler((req, reply) => sendError(reply, 404, `no route ${req.method} ${req.url.split('?')[0]}`));
+
+  app.post('/mutate', async (req, reply) => {
+    const started = process.hrtime.bigint();
+    const seconds = (): number => Number(process.hrtime.bigint() - started) / 1e9;
+    let result;
+    try {
+      result = review(req.body, config.mutation);
+    } catch (e) {
+      // The handler is meant never to throw; its message may quote pod data, so log its kind only.
+      const request = field(req.body, 'request');
+      const uid = field(request, 'uid');
+      const namespace = field(request, 'namespace');
+      metrics.observeReview('error', seconds(), undefined, false);
+      req.log.error(
+        {
+          uid: typeof uid === 'string' ? uid : undefined,
+          namespace: typeof namespace === 'string' ? namespace : undefined,
+          errorName: e instanceof Error ? e.name : typeof e,
+          outcome: 'error',
+        },
+        'review failed',
+      );
+      return sendError(reply, 500, 'internal error while reviewing');
+    }
+    const duration = seconds();
+    const durationMs = Math.round(duration * 1e6) / 1e3;
+    if (result.kind === 'bad-request') {
+      metrics.observeReview('bad-request', duration, undefined, false);
+      req.log.info({ outcome: 'bad-request', reason: result.message, durationMs }, 'review');
+      return sendError(reply, result.statusCode, result.message);
+    }
+    const l = result.log;
+    metrics.observeReview(l.outcome, duration, l.namespace, l.dryRun);
+    const log = req.log.child({ uid: l.uid, namespace: l.namespace, name: l.name, operation: l.operation });
+    log.info(
+      {
+        kind: l.kind,
+        dryRun: l.dryRun,
+        outcome: l.outcome,
+        allowed: result.response.response.allowed,
+        warnings: l.warnings,
+        reason: l.reason,
+        durationMs,
+      },
+      'review',
+    );
+    return reply.send(result.response);
+  });
+
+  for (const method of ['GET', 'PUT', 'PATCH', 'DELETE'] as const) {
+    app.route({
+      method,
+      url: '/mutate',
+      handler: (_req, reply) => sendError(reply.header('allow', 'POST'), 405, 'use POST with an AdmissionReview'),
+    });
+  }
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) =>
+    closing ? sendError(reply, 503, 'shutting down') : reply.send({ status: 'ok' }),
+  );
+  app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.render()));
+
+  return app;
+}
+
+/** Puts a new certificate into service: connections made from now on present it. */
+export function setServingPair(app: WebhookServer, pair: Pick<TlsPair, 'cert' | 'key'>): void {
+  app.server.setSecureContext({ cert: pair.cert, key: pair.key, minVersion: 'TLSv1.2' });
+}
