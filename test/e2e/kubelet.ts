@@ -1,0 +1,119 @@
+// Plays the kubelet for the fetcher init container of a stored (Pending) pod: resolves the
+// container's env as the kubelet would (literal values, downward-API fieldRefs), writes a real
+// ServiceAccount token (TokenRequest, audience sts.amazonaws.com) where the fetcher will read its
+// web identity, and runs the BUILT fetcher bundle with the container's args, a temp dir standing in
+// for the secrets volume (`--dir`), and AWS_ENDPOINT_URL pointing at the emulator.
+
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { CoreV1Api, type V1Container, type V1Pod } from '@kubernetes/client-node';
+import { runCommand, type Cluster, type CommandResult } from '../helpers/cluster.js';
+
+export const STS_AUDIENCE = 'sts.amazonaws.com';
+
+/** The init container our webhook added: the first one whose args are the fetcher's. */
+export function fetcherContainer(pod: V1Pod): V1Container {
+  const c = pod.spec?.initContainers?.[0];
+  if (!c) throw new Error(`pod ${pod.metadata?.name} has no init container`);
+  return c;
+}
+
+function fieldRef(pod: V1Pod, path: string): string {
+  switch (path) {
+    case 'metadata.name':
+      return pod.metadata?.name ?? '';
+    case 'metadata.namespace':
+      return pod.metadata?.namespace ?? '';
+    case 'metadata.uid':
+      return pod.metadata?.uid ?? '';
+    case 'spec.serviceAccountName':
+      return pod.spec?.serviceAccountName ?? '';
+    case 'spec.nodeName':
+      return pod.spec?.nodeName ?? '';
+    default:
+      throw new Error(`the e2e kubelet does not resolve fieldRef ${path}`);
+  }
+}
+
+/** The container's environment as the kubelet would set it (only what our pods use). */
+export function resolveEnv(pod: V1Pod, container: V1Container): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const e of container.env ?? []) {
+    if (e.value !== undefined) env[e.name] = e.value;
+    else if (e.valueFrom?.fieldRef) env[e.name] = fieldRef(pod, e.valueFrom.fieldRef.fieldPath);
+    else if (!e.valueFrom) env[e.name] = '';
+    else throw new Error(`the e2e kubelet does not resolve env ${e.name} (${JSON.stringify(e.valueFrom)})`);
+  }
+  return env;
+}
+
+export interface FetchRun {
+  result: CommandResult;
+  /** The temp dir that stood in for the secrets volume. */
+  dir: string;
+  /** The env the fetcher ran with. */
+  env: Record<string, string>;
+  /** Every file written under dir, relative path -> { content, mode }. */
+  files: Record<string, { content: string; mode: number }>;
+}
+
+/** Lists files under dir (recursively) with content and permission bits. */
+export function listFiles(dir: string): Record<string, { content: string; mode: number }> {
+  const out: Record<string, { content: string; mode: number }> = {};
+  const walk = (d: string) => {
+    for (const entry of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, entry.name);
+      if (entry.isDirectory()) walk(p);
+      else out[relative(dir, p)] = { content: readFileSync(p, 'utf8'), mode: statSync(p).mode & 0o777 };
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/**
+ * Runs the fetcher of `pod` the way its init container would run, with a temp dir as the volume.
+ * The pod's own ServiceAccount gets a real token for audience sts.amazonaws.com.
+ */
+export async function runFetcherLikeKubelet(
+  cluster: Cluster,
+  pod: V1Pod,
+  opts: { bundleDir: string; awsEndpoint: string; extraEnv?: Record<string, string> },
+): Promise<FetchRun> {
+  const container = fetcherContainer(pod);
+  const env = resolveEnv(pod, container);
+  const scratch = mkdtempSync(join(tmpdir(), 'asi-kubelet-'));
+  const dir = join(scratch, 'volume');
+  // The token the kubelet would project: a real one from TokenRequest for the pod's ServiceAccount.
+  const core = cluster.kubeConfig.makeApiClient(CoreV1Api);
+  const sa = pod.spec?.serviceAccountName ?? 'default';
+  const tr = await core.createNamespacedServiceAccountToken({
+    name: sa,
+    namespace: pod.metadata!.namespace!,
+    body: { spec: { audiences: [STS_AUDIENCE], expirationSeconds: 3600 } },
+  });
+  const token = tr.status?.token;
+  if (!token) throw new Error(`TokenRequest for ${sa} returned no token`);
+  const tokenFile = join(scratch, 'token');
+  writeFileSync(tokenFile, token);
+  if (env.AWS_WEB_IDENTITY_TOKEN_FILE !== undefined) env.AWS_WEB_IDENTITY_TOKEN_FILE = tokenFile;
+  const runEnv: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: scratch,
+    ...env,
+    AWS_ENDPOINT_URL: opts.awsEndpoint,
+    SECRET_INJECTOR_TERMINATION_LOG: join(scratch, 'termination-log'),
+    ...opts.extraEnv,
+  };
+  // The image's entrypoint is `node /app/fetcher.mjs`; the pod supplies the args.
+  const args = [join(opts.bundleDir, 'fetcher.mjs'), ...(container.args ?? []), '--dir', dir];
+  const result = await runCommand(process.execPath, args, runEnv, { allowFailure: true, timeoutMs: 60_000 });
+  let files: FetchRun['files'] = {};
+  try {
+    files = listFiles(dir);
+  } catch {
+    // nothing written
+  }
+  return { result, dir, env: runEnv, files };
+}
