@@ -1,4 +1,210 @@
-export async function run(_argv: string[]): Promise<number> {
-  process.stderr.write('fetch: not implemented yet\n');
+// The init container's program: read the spec from the environment, fetch every secret, write
+// them all or nothing, and on failure exit non-zero with one paragraph per problem in the
+// termination message and on stderr. `run` is the only code of the fetcher that touches
+// process, the environment or the exit code; `execute` does the work with everything injected.
+
+import { existsSync, writeFileSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
+import { createAwsApi, sessionName } from './aws.js';
+import { fitTerminationMessage, formatReport, redact, type Failure, FetchError, type ReportContext } from './errors.js';
+import { fetchTargets, plan, type AwsApi, type FetchedValue } from './fetch.js';
+import { findConflicts, renderItem, type OutputFile } from './render.js';
+import {
+  DEFAULT_TERMINATION_LOG,
+  POD_NAME_ENV,
+  POD_NAMESPACE_ENV,
+  SPEC_ENV,
+  TERMINATION_LOG_ENV,
+  parseSpec,
+  type FetchSpec,
+  type Timeouts,
+} from './spec.js';
+import { writeSecrets, type Marker, type MarkerEntry } from './write.js';
+
+/** Used when the spec sets no timeouts. */
+export const DEFAULT_TIMEOUTS: Required<Timeouts> = { callSeconds: 10, deadlineSeconds: 60, maxAttempts: 5 };
+
+export interface ExecuteDeps {
+  /** Builds the AWS API for this spec (tests pass a fake, or point the SDK at the emulator). */
+  api: (spec: FetchSpec, stsRegion: string) => AwsApi;
+  /** AWS_REGION, else AWS_DEFAULT_REGION. */
+  envRegion?: string;
+}
+
+export type ExecuteResult =
+  | { ok: true; files: number; secrets: number }
+  | { ok: false; failures: Failure[]; context: ReportContext; values: string[] };
+
+/** Every string a fetched value contains (the whole text and each JSON scalar), for redaction. */
+function valueStrings(values: Iterable<FetchedValue>): string[] {
+  const out: string[] = [];
+  const walk = (v: unknown) => {
+    if (typeof v === 'string') out.push(v);
+    else if (typeof v === 'number' || typeof v === 'boolean') out.push(String(v));
+    else if (Array.isArray(v)) v.forEach(walk);
+    else if (typeof v === 'object' && v !== null) Object.values(v).forEach(walk);
+  };
+  for (const v of values) {
+    if (v.text === undefined) continue;
+    out.push(v.text);
+    try {
+      walk(JSON.parse(v.text));
+    } catch {
+      // not JSON: the whole text is already listed
+    }
+  }
+  return out;
+}
+
+export async function execute(spec: FetchSpec, deps: ExecuteDeps): Promise<ExecuteResult> {
+  const timeouts = { ...DEFAULT_TIMEOUTS, ...spec.timeouts };
+  const { targets, itemTargets, failures } = plan(spec, deps.envRegion);
+  const stsRegion = spec.region ?? deps.envRegion ?? targets[0]?.region ?? 'us-east-1';
+  const api = deps.api(spec, stsRegion);
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(), timeouts.deadlineSeconds * 1000);
+  let result;
+  try {
+    result = await fetchTargets(targets, api, { signal: deadline.signal });
+  } finally {
+    clearTimeout(timer);
+  }
+  failures.push(...result.failures);
+
+  const files: OutputFile[] = [];
+  const entries: MarkerEntry[] = [];
+  spec.items.forEach((item, index) => {
+    const key = itemTargets.get(index);
+    const value = key === undefined ? undefined : result.values.get(key);
+    if (value === undefined) return;
+    const rendered = renderItem(item, value, spec.mode);
+    if ('failures' in rendered) {
+      failures.push(...rendered.failures);
+      return;
+    }
+    files.push(...rendered.files);
+    const entry: MarkerEntry = { ref: item.ref, files: rendered.files.map((f) => f.path) };
+    if (value.arn !== undefined) entry.arn = value.arn;
+    if (value.versionId !== undefined) entry.versionId = value.versionId;
+    entries.push(entry);
+  });
+  if (failures.length === 0) failures.push(...findConflicts(files));
+
+  const values = valueStrings(result.values.values());
+  if (failures.length > 0) {
+    const context: ReportContext = {};
+    if (result.awsFailed) {
+      try {
+        context.identity = await api.callerIdentity(stsRegion, AbortSignal.timeout(5_000));
+      } catch (e) {
+        context.identityError = `STS GetCallerIdentity failed: ${(e as { name?: string }).name ?? 'Error'}`;
+      }
+    }
+    return { ok: false, failures, context, values };
+  }
+
+  try {
+    const marker: Marker = { version: 1, secrets: entries };
+    await writeSecrets(spec.dir, files, marker);
+  } catch (e) {
+    if (e instanceof FetchError) return { ok: false, failures: e.failures, context: {}, values };
+    throw e;
+  }
+  return { ok: true, files: files.length, secrets: targets.length };
+}
+
+const USAGE = `usage: aws-secret-injector fetch [--dir <path>]
+
+Fetches the secrets described by the ${SPEC_ENV} environment variable (set by the webhook) and
+writes them as files, all or nothing, then the marker file .secrets-ready.
+
+  --dir <path>   write into <path> instead of the spec's dir (the volume's mount path)
+`;
+
+interface Args {
+  dir?: string;
+  help?: boolean;
+  error?: string;
+}
+
+export function parseArgs(argv: string[]): Args {
+  const args = argv[0] === 'fetch' ? argv.slice(1) : argv;
+  const out: Args = {};
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string;
+    if (a === '-h' || a === '--help') out.help = true;
+    else if (a === '--dir' || a.startsWith('--dir=')) {
+      const v = a === '--dir' ? args[++i] : a.slice('--dir='.length);
+      if (v === undefined || v === '') return { error: '--dir needs a path' };
+      if (!isAbsolute(v)) return { error: `--dir must be an absolute path (got ${JSON.stringify(v)})` };
+      out.dir = v;
+    } else return { error: `unknown argument ${JSON.stringify(a)}` };
+  }
+  return out;
+}
+
+function writeTerminationLog(text: string): void {
+  const explicit = process.env[TERMINATION_LOG_ENV];
+  const path = explicit || DEFAULT_TERMINATION_LOG;
+  // Outside a container /dev/termination-log does not exist; never create it there.
+  if (!explicit && !existsSync(path)) return;
+  try {
+    writeFileSync(path, fitTerminationMessage(text));
+  } catch (e) {
+    process.stderr.write(`(could not write the termination message to ${path}: ${(e as Error).message})\n`);
+  }
+}
+
+function fail(failures: Failure[], context: ReportContext, values: string[]): number {
+  const report = redact(formatReport(failures, context), values);
+  process.stderr.write(report);
+  writeTerminationLog(report);
   return 1;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  // The fetcher pins its Node version with its image; the SDK's notice about future versions is noise here.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const args = parseArgs(argv);
+  if (args.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (args.error !== undefined) {
+    process.stderr.write(`fetch: ${args.error}\n\n${USAGE}`);
+    return 2;
+  }
+  const raw = process.env[SPEC_ENV];
+  if (raw === undefined || raw.trim() === '') {
+    return fail([{ code: 'FETCH_SPEC_INVALID', message: `${SPEC_ENV} is not set; it carries the list of secrets to fetch` }], {}, []);
+  }
+  const parsed = parseSpec(raw);
+  if ('errors' in parsed) {
+    return fail(parsed.errors.map((message) => ({ code: 'FETCH_SPEC_INVALID' as const, message: `${SPEC_ENV}: ${message}` })), {}, []);
+  }
+  const spec = args.dir !== undefined ? { ...parsed.spec, dir: args.dir } : parsed.spec;
+  const envRegion = process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || undefined;
+  const pod = sessionName(process.env[POD_NAMESPACE_ENV], process.env[POD_NAME_ENV]);
+  const timeouts = { ...DEFAULT_TIMEOUTS, ...spec.timeouts };
+  const started = Date.now();
+  let result: ExecuteResult;
+  try {
+    result = await execute(spec, {
+      envRegion,
+      api: (s, stsRegion) =>
+        createAwsApi({
+          ...(s.roleArn !== undefined && { roleArn: s.roleArn }),
+          sessionName: pod,
+          stsRegion,
+          callTimeoutMs: timeouts.callSeconds * 1000,
+          maxAttempts: Math.max(1, Math.floor(timeouts.maxAttempts)),
+        }),
+    });
+  } catch (e) {
+    // A bug, not a user error; still never print an object that might hold a value.
+    return fail([{ code: 'FETCH_AWS', message: `unexpected ${(e as Error)?.name ?? 'error'}: ${String((e as Error)?.message ?? e).slice(0, 300)}` }], {}, []);
+  }
+  if (!result.ok) return fail(result.failures, result.context, result.values);
+  process.stdout.write(`fetch: wrote ${result.files} file(s) from ${result.secrets} secret(s) to ${spec.dir} in ${Date.now() - started} ms\n`);
+  return 0;
 }

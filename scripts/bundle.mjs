@@ -37,6 +37,9 @@ await build({
   outdir: out,
   outExtension: { '.js': '.mjs' },
   minify: true,
+  // The AWS SDK clients ship ES modules under "module": tree-shaken, the bundle is ~40% smaller
+  // than from their CommonJS "main".
+  mainFields: ['module', 'main'],
 });
 for (const f of [`${out}/cli.mjs`, `${out}/fetcher.mjs`]) {
   console.log(`${f} ${(await stat(f)).size} bytes`);

@@ -1,0 +1,110 @@
+// AwsApi with the AWS SDK v3: one identity for the whole run, the region explicit on every
+// client. Credentials come from the SDK's default chain (environment keys, IRSA's web identity
+// token file, EKS Pod Identity's container credentials, profiles), with no code of ours per
+// mechanism; with a role ARN they are chained into that role through STS AssumeRole. The SDK
+// itself honours AWS_ENDPOINT_URL and the per-service variants (emulator, VPC endpoints).
+
+import { BatchGetSecretValueCommand, GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { GetParametersCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
+import { CredentialError, errorFacts, type AwsApi } from './fetch.js';
+
+interface AwsCredentialIdentity {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+  expiration?: Date;
+}
+type AwsCredentialIdentityProvider = () => Promise<AwsCredentialIdentity>;
+
+export interface AwsOptions {
+  /** Chain into this role with STS AssumeRole. */
+  roleArn?: string;
+  /** RoleSessionName for AssumeRole (see sessionName). */
+  sessionName: string;
+  /** Region of the STS calls (AssumeRole, GetCallerIdentity, web identity). */
+  stsRegion: string;
+  /** Per-attempt timeout of one call. */
+  callTimeoutMs: number;
+  /** Attempts per call, the first included (SDK standard retry mode). */
+  maxAttempts: number;
+}
+
+/** AssumeRole's minimum; the fetcher is done long before. */
+export const ASSUME_ROLE_SECONDS = 900;
+
+/**
+ * A RoleSessionName from the pod: `namespace.name`, reduced to STS's alphabet ([\w+=,.@-]) and
+ * its 64-character limit, so CloudTrail shows which pod read which secret.
+ */
+export function sessionName(namespace: string | undefined, name: string | undefined): string {
+  const raw = [namespace, name].filter((s) => s !== undefined && s !== '').join('.');
+  const clean = raw.replace(/[^\w+=,.@-]/g, '-').slice(0, 64);
+  return clean.length >= 2 ? clean : 'aws-secret-injector';
+}
+
+function tagged(stage: 'credentials' | 'assume-role', provider: AwsCredentialIdentityProvider): AwsCredentialIdentityProvider {
+  let pending: Promise<AwsCredentialIdentity> | undefined;
+  return () => {
+    // One resolution for the whole run: every client shares it, so IRSA exchanges its token once.
+    pending ??= provider().catch((e: unknown) => {
+      const f = errorFacts(e);
+      const message = typeof (e as Error)?.message === 'string' ? (e as Error).message.slice(0, 300) : f.code;
+      throw new CredentialError(stage, f.code, message);
+    });
+    return pending;
+  };
+}
+
+export function createAwsApi(opts: AwsOptions): AwsApi {
+  const common = {
+    maxAttempts: opts.maxAttempts,
+    retryMode: 'standard',
+    requestHandler: { requestTimeout: opts.callTimeoutMs, connectionTimeout: Math.min(opts.callTimeoutMs, 5_000) },
+  } as const;
+  const base = tagged('credentials', fromNodeProviderChain({ clientConfig: { region: opts.stsRegion } }));
+  let credentials = base;
+  if (opts.roleArn !== undefined) {
+    const sts = new STSClient({ ...common, region: opts.stsRegion, credentials: base });
+    const roleArn = opts.roleArn;
+    credentials = tagged('assume-role', async () => {
+      const out = await sts.send(
+        new AssumeRoleCommand({ RoleArn: roleArn, RoleSessionName: opts.sessionName, DurationSeconds: ASSUME_ROLE_SECONDS }),
+      );
+      const c = out.Credentials;
+      if (!c?.AccessKeyId || !c.SecretAccessKey) throw new Error('AssumeRole returned no credentials');
+      return {
+        accessKeyId: c.AccessKeyId,
+        secretAccessKey: c.SecretAccessKey,
+        ...(c.SessionToken !== undefined && { sessionToken: c.SessionToken }),
+        ...(c.Expiration !== undefined && { expiration: c.Expiration }),
+      };
+    });
+  }
+
+  const secrets = new Map<string, SecretsManagerClient>();
+  const ssm = new Map<string, SSMClient>();
+  const sts = new Map<string, STSClient>();
+  const client = <C>(cache: Map<string, C>, region: string, make: () => C): C => {
+    let c = cache.get(region);
+    if (!c) cache.set(region, (c = make()));
+    return c;
+  };
+  const sm = (region: string) => client(secrets, region, () => new SecretsManagerClient({ ...common, region, credentials }));
+
+  return {
+    getSecretValue: (region, input, abortSignal) => sm(region).send(new GetSecretValueCommand(input), { abortSignal }),
+    batchGetSecretValue: (region, input, abortSignal) => sm(region).send(new BatchGetSecretValueCommand(input), { abortSignal }),
+    getParameters: (region, input, abortSignal) =>
+      client(ssm, region, () => new SSMClient({ ...common, region, credentials })).send(new GetParametersCommand(input), {
+        abortSignal,
+      }),
+    callerIdentity: async (region, abortSignal) => {
+      const c = client(sts, region, () => new STSClient({ ...common, maxAttempts: 2, region, credentials }));
+      const out = await c.send(new GetCallerIdentityCommand({}), { abortSignal });
+      if (out.Arn === undefined) throw new Error('GetCallerIdentity returned no ARN');
+      return out.Arn;
+    },
+  };
+}

@@ -1,0 +1,440 @@
+// References -> values. The AWS calls go through `AwsApi` (aws.ts implements it with the SDK;
+// unit tests pass fakes), so this module decides only what to call, in which region, in what
+// batches, and how each failure is reported.
+//
+// Secrets Manager: secrets that share a region (the identity is one per pod) and ask for no
+// version are fetched with BatchGetSecretValue, at most 20 per call; the others with
+// GetSecretValue. SSM Parameter Store: GetParameters, at most 10 names per call, WithDecryption.
+// All calls run concurrently up to a bound, under one deadline.
+
+import type {
+  BatchGetSecretValueCommandInput,
+  BatchGetSecretValueCommandOutput,
+  GetSecretValueCommandInput,
+  GetSecretValueCommandOutput,
+} from '@aws-sdk/client-secrets-manager';
+import type { GetParametersCommandInput, GetParametersCommandOutput } from '@aws-sdk/client-ssm';
+import { failure, type Failure } from './errors.js';
+import { parseReference, type Reference } from './reference.js';
+import type { FetchSpec, SecretItem } from './spec.js';
+
+export type BatchOutput = Pick<BatchGetSecretValueCommandOutput, 'SecretValues' | 'Errors'>;
+export type GetOutput = Pick<GetSecretValueCommandOutput, 'ARN' | 'Name' | 'VersionId' | 'SecretString' | 'SecretBinary'>;
+export type ParametersOutput = Pick<GetParametersCommandOutput, 'Parameters' | 'InvalidParameters'>;
+
+/** The AWS calls the fetcher makes, one identity, the region explicit on every call. */
+export interface AwsApi {
+  getSecretValue(region: string, input: GetSecretValueCommandInput, signal: AbortSignal): Promise<GetOutput>;
+  batchGetSecretValue(region: string, input: BatchGetSecretValueCommandInput, signal: AbortSignal): Promise<BatchOutput>;
+  getParameters(region: string, input: GetParametersCommandInput, signal: AbortSignal): Promise<ParametersOutput>;
+  /** The ARN from STS GetCallerIdentity, for failure reports. */
+  callerIdentity(region: string, signal: AbortSignal): Promise<string>;
+}
+
+/** Service limits: BatchGetSecretValue takes up to 20 SecretIds, GetParameters up to 10 Names. */
+export const SECRETS_PER_BATCH = 20;
+export const PARAMETERS_PER_CALL = 10;
+/** Calls in flight at once: enough to hide latency, few enough not to trip throttling. */
+export const DEFAULT_CONCURRENCY = 8;
+
+/** One thing to fetch; items that ask for the same secret and version share one. */
+export interface Target {
+  key: string;
+  reference: Reference;
+  region: string;
+  versionStage?: string;
+  versionId?: string;
+}
+
+export interface FetchedValue {
+  /** SecretString, or an SSM parameter's Value. */
+  text?: string;
+  /** SecretBinary, as bytes. */
+  binary?: Uint8Array;
+  arn?: string;
+  versionId?: string;
+}
+
+export interface Plan {
+  targets: Target[];
+  /** Index of the item -> key of its target. */
+  itemTargets: Map<number, string>;
+  failures: Failure[];
+}
+
+export interface FetchResult {
+  values: Map<string, FetchedValue>;
+  failures: Failure[];
+  /** Whether any failure came from AWS (worth asking STS who we are). */
+  awsFailed: boolean;
+}
+
+/** The region of a reference: its ARN's, else the spec's, else AWS_REGION / AWS_DEFAULT_REGION. */
+export function resolveRegion(reference: Reference, spec: Pick<FetchSpec, 'region'>, envRegion?: string): string | undefined {
+  return reference.region ?? spec.region ?? (envRegion || undefined);
+}
+
+export function targetKey(t: Omit<Target, 'key'>): string {
+  return [t.reference.service, t.region, t.reference.id, t.versionStage ?? '', t.versionId ?? ''].join('\u0000');
+}
+
+export function plan(spec: Pick<FetchSpec, 'region' | 'items'>, envRegion?: string): Plan {
+  const targets = new Map<string, Target>();
+  const itemTargets = new Map<number, string>();
+  const failures: Failure[] = [];
+  spec.items.forEach((item: SecretItem, index) => {
+    const parsed = parseReference(item.ref);
+    if ('error' in parsed) {
+      failures.push(failure('FETCH_SPEC_INVALID', `the reference ${parsed.error}`, { ref: item.ref }));
+      return;
+    }
+    const reference = parsed.reference;
+    const region = resolveRegion(reference, spec, envRegion);
+    if (region === undefined) {
+      failures.push(
+        failure('FETCH_NO_REGION', 'the reference carries no region, and neither the spec nor AWS_REGION/AWS_DEFAULT_REGION sets one', {
+          ref: item.ref,
+          hint: 'use the secret\'s full ARN, or set the pod\'s region annotation (or AWS_REGION in the pod)',
+        }),
+      );
+      return;
+    }
+    if (reference.service === 'ssm' && (item.versionStage !== undefined || item.versionId !== undefined)) {
+      failures.push(
+        failure('FETCH_SPEC_INVALID', 'versionStage and versionId apply to Secrets Manager secrets, not SSM parameters', { ref: item.ref }),
+      );
+      return;
+    }
+    const t: Omit<Target, 'key'> = { reference, region };
+    if (item.versionStage !== undefined) t.versionStage = item.versionStage;
+    if (item.versionId !== undefined) t.versionId = item.versionId;
+    const key = targetKey(t);
+    if (!targets.has(key)) targets.set(key, { key, ...t });
+    itemTargets.set(index, key);
+  });
+  return { targets: [...targets.values()], itemTargets, failures };
+}
+
+function chunks<T>(list: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < list.length; i += size) out.push(list.slice(i, i + size));
+  return out;
+}
+
+function groupBy<T>(list: T[], by: (t: T) => string): Map<string, T[]> {
+  const m = new Map<string, T[]>();
+  for (const t of list) {
+    const k = by(t);
+    const g = m.get(k);
+    if (g) g.push(t);
+    else m.set(k, [t]);
+  }
+  return m;
+}
+
+async function runBounded(tasks: Array<() => Promise<void>>, limit: number): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < tasks.length) {
+      const task = tasks[next++] as () => Promise<void>;
+      await task();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
+}
+
+/** Rejects with an AbortError once `signal` aborts, even if `promise` never settles. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(abortError());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortError());
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+function abortError(): Error {
+  const e = new Error('the fetch deadline passed');
+  e.name = 'AbortError';
+  return e;
+}
+
+/** A fetch failure tagged by where it happened, so credential problems are reported once. */
+export class CredentialError extends Error {
+  readonly awsCode: string;
+  readonly stage: 'credentials' | 'assume-role';
+  constructor(stage: 'credentials' | 'assume-role', awsCode: string, message: string) {
+    super(message);
+    this.name = 'CredentialError';
+    this.stage = stage;
+    this.awsCode = awsCode;
+  }
+}
+
+interface ErrorFacts {
+  code: string;
+  message?: string;
+  status?: number;
+  aborted: boolean;
+}
+
+/**
+ * What may be said about an error. The SDK's own message is kept only for service exceptions
+ * (AWS wrote it, it describes the request, not the payload) and cut short; anything else is
+ * reduced to its name and code, since a parser's message may quote a response body.
+ */
+export function errorFacts(e: unknown): ErrorFacts {
+  if (e instanceof CredentialError) return { code: e.awsCode, message: e.message, aborted: false };
+  const err = (typeof e === 'object' && e !== null ? e : {}) as {
+    name?: unknown;
+    code?: unknown;
+    message?: unknown;
+    $fault?: unknown;
+    $metadata?: { httpStatusCode?: number };
+  };
+  const name = typeof err.name === 'string' ? err.name : 'Error';
+  if (name === 'AbortError') return { code: 'AbortError', aborted: true };
+  const isService = err.$fault === 'client' || err.$fault === 'server';
+  const facts: ErrorFacts = { code: typeof err.code === 'string' && !isService ? err.code : name, aborted: false };
+  const status = err.$metadata?.httpStatusCode;
+  if (status !== undefined) facts.status = status;
+  if (isService && typeof err.message === 'string' && err.message !== '' && err.message !== 'UnknownError') {
+    facts.message = err.message.length > 300 ? `${err.message.slice(0, 300)}…` : err.message;
+  }
+  return facts;
+}
+
+function secretResource(t: Target): string {
+  const r = t.reference;
+  if (r.kind === 'arn') return r.id;
+  if (r.kind === 'partial-arn') return `${r.id}-??????`;
+  return `arn:aws:secretsmanager:${t.region}:<account>:secret:${r.name}-??????`;
+}
+
+function parameterResource(t: Target): string {
+  return t.reference.id;
+}
+
+/** The hint for an AWS error code: the IAM action and resource to allow, the region, known pitfalls. */
+export function hintFor(t: Target, code: string, via: 'get' | 'batch' | 'parameters'): string | undefined {
+  const r = t.reference;
+  const where = `in region ${t.region}`;
+  if (r.service === 'ssm') {
+    if (/AccessDenied/.test(code)) {
+      return `allow ssm:GetParameters on ${parameterResource(t)} to this identity (and kms:Decrypt on the parameter's KMS key if it is a SecureString with a customer-managed key)`;
+    }
+    if (code === 'ParameterNotFound') return `no parameter ${r.name} exists ${where} in account ${r.account}`;
+  } else {
+    if (/AccessDenied/.test(code)) {
+      const action =
+        via === 'batch'
+          ? `secretsmanager:BatchGetSecretValue (resource "*") and secretsmanager:GetSecretValue on ${secretResource(t)}`
+          : `secretsmanager:GetSecretValue on ${secretResource(t)}`;
+      return `allow ${action} to this identity, and kms:Decrypt on the secret's KMS key if it is a customer-managed key; check the secret's resource policy too`;
+    }
+    if (code === 'ResourceNotFoundException') {
+      if (t.versionStage !== undefined || t.versionId !== undefined) {
+        const v = t.versionStage !== undefined ? `stage ${t.versionStage}` : `id ${t.versionId}`;
+        return `the secret ${r.name} ${where} has no version with ${v}, or the secret itself does not exist`;
+      }
+      if (r.kind === 'name') return `no secret named ${r.name} exists ${where} in this identity's account; a secret in another account needs its complete ARN`;
+      if (r.kind === 'partial-arn') {
+        return `no secret named ${r.name} exists ${where} in account ${r.account}; a partial ARN (without the 6-character suffix) matches only the secret of exactly that name: prefer the complete ARN`;
+      }
+      return `no secret with this ARN exists ${where}; if "${r.id.slice(-7)}" is part of the secret's name rather than the suffix Secrets Manager appended, use the complete ARN (the name followed by "-" and 6 more characters)`;
+    }
+    if (code === 'DecryptionFailure') return `allow kms:Decrypt on the secret's KMS key to this identity (in the key policy or an IAM policy the key policy honours)`;
+    if (code === 'InvalidRequestException') return 'the secret may be scheduled for deletion, or the version requested is not valid';
+  }
+  if (/Throttl|TooManyRequests|RequestLimitExceeded/.test(code)) {
+    return 'AWS kept throttling after every retry; raise the retry attempts or the deadline, or start fewer pods at once';
+  }
+  if (/Timeout|ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|NetworkingError/.test(code)) {
+    return `check the network path to the ${r.service === 'ssm' ? 'SSM' : 'Secrets Manager'} endpoint ${where} (VPC endpoint, proxy, egress rules, AWS_ENDPOINT_URL)`;
+  }
+  return undefined;
+}
+
+function awsFailure(t: Target, e: unknown, via: 'get' | 'batch' | 'parameters'): Failure {
+  const f = errorFacts(e);
+  if (f.aborted) {
+    return failure('FETCH_DEADLINE', 'not fetched before the deadline passed', {
+      ref: t.reference.id,
+      hint: 'raise the fetch deadline, or check why AWS answers slowly (network path, throttling)',
+    });
+  }
+  const what = t.reference.service === 'ssm' ? 'GetParameters' : via === 'batch' ? 'BatchGetSecretValue' : 'GetSecretValue';
+  const status = f.status !== undefined ? ` (HTTP ${f.status})` : '';
+  const msg = `${what} ${'in ' + t.region} failed${status}${f.message !== undefined ? `: ${f.message}` : ''}`;
+  const extra: Omit<Failure, 'code' | 'message'> = { ref: t.reference.id, awsCode: f.code };
+  const hint = hintFor(t, f.code, via);
+  if (hint !== undefined) extra.hint = hint;
+  return failure('FETCH_AWS', msg, extra);
+}
+
+function credentialFailure(e: CredentialError, refs: string[]): Failure {
+  const hint =
+    e.stage === 'assume-role'
+      ? "the role's trust policy must allow sts:AssumeRole (and sts:TagSession if used) by the pod's identity, and that identity needs sts:AssumeRole on the role"
+      : 'give the pod an AWS identity: IRSA (eks.amazonaws.com/role-arn on its service account) or an EKS Pod Identity association';
+  const what = e.stage === 'assume-role' ? 'assuming the role failed' : 'no AWS credentials could be obtained';
+  return failure('FETCH_AWS', `${what}: ${e.message} (${refs.length} reference(s) not fetched: ${refs.join(', ')})`, {
+    awsCode: e.awsCode,
+    hint,
+  });
+}
+
+function matchesSecret(t: Target, arn: string | undefined, name: string | undefined): boolean {
+  const r = t.reference;
+  if (r.kind === 'arn') return arn === r.id;
+  if (r.kind === 'partial-arn') return arn !== undefined && arn.startsWith(`${r.id}-`) && arn.length === r.id.length + 7;
+  return name === r.id || arn === r.id;
+}
+
+function secretValue(out: GetOutput): FetchedValue {
+  const v: FetchedValue = {};
+  if (out.SecretString !== undefined) v.text = out.SecretString;
+  else if (out.SecretBinary !== undefined) v.binary = out.SecretBinary;
+  if (out.ARN !== undefined) v.arn = out.ARN;
+  if (out.VersionId !== undefined) v.versionId = out.VersionId;
+  return v;
+}
+
+export interface FetchOptions {
+  signal: AbortSignal;
+  concurrency?: number;
+}
+
+export async function fetchTargets(targets: Target[], api: AwsApi, opts: FetchOptions): Promise<FetchResult> {
+  const { signal } = opts;
+  const values = new Map<string, FetchedValue>();
+  const failures: Failure[] = [];
+  const credentialFailures = new Map<string, { error: CredentialError; refs: string[] }>();
+  let awsFailed = false;
+
+  const fail = (t: Target, e: unknown, via: 'get' | 'batch' | 'parameters') => {
+    if (e instanceof CredentialError) {
+      const k = `${e.stage}\u0000${e.awsCode}\u0000${e.message}`;
+      const seen = credentialFailures.get(k);
+      if (seen) seen.refs.push(t.reference.id);
+      else credentialFailures.set(k, { error: e, refs: [t.reference.id] });
+      return;
+    }
+    awsFailed = true;
+    failures.push(awsFailure(t, e, via));
+  };
+  const noValue = (t: Target, what: string) => {
+    awsFailed = true;
+    failures.push(
+      failure('FETCH_AWS', `${what} returned neither SecretString nor SecretBinary`, { ref: t.reference.id }),
+    );
+  };
+
+  const getOne = async (t: Target) => {
+    const input: GetSecretValueCommandInput = { SecretId: t.reference.id };
+    if (t.versionStage !== undefined) input.VersionStage = t.versionStage;
+    if (t.versionId !== undefined) input.VersionId = t.versionId;
+    try {
+      const out = await untilAborted(api.getSecretValue(t.region, input, signal), signal);
+      const v = secretValue(out);
+      if (v.text === undefined && v.binary === undefined) noValue(t, 'GetSecretValue');
+      else values.set(t.key, v);
+    } catch (e) {
+      fail(t, e, 'get');
+    }
+  };
+
+  const getBatch = async (region: string, batch: Target[]) => {
+    let out: BatchOutput;
+    try {
+      out = await untilAborted(api.batchGetSecretValue(region, { SecretIdList: batch.map((t) => t.reference.id) }, signal), signal);
+    } catch (e) {
+      // An identity allowed GetSecretValue but not BatchGetSecretValue still gets its secrets.
+      if (!(e instanceof CredentialError) && /AccessDenied/.test(errorFacts(e).code)) {
+        await runBounded(batch.map((t) => () => getOne(t)), opts.concurrency ?? DEFAULT_CONCURRENCY);
+        return;
+      }
+      for (const t of batch) fail(t, e, 'batch');
+      return;
+    }
+    for (const t of batch) {
+      const err = (out.Errors ?? []).find((x) => x.SecretId === t.reference.id);
+      if (err) {
+        const e = Object.assign(new Error(err.Message ?? ''), {
+          name: err.ErrorCode ?? 'UnknownError',
+          $fault: 'client' as const,
+        });
+        fail(t, e, 'batch');
+        continue;
+      }
+      const found = (out.SecretValues ?? []).find((v) => matchesSecret(t, v.ARN, v.Name));
+      if (!found) {
+        awsFailed = true;
+        failures.push(failure('FETCH_AWS', 'BatchGetSecretValue answered neither a value nor an error for it', { ref: t.reference.id }));
+        continue;
+      }
+      const v = secretValue(found);
+      if (v.text === undefined && v.binary === undefined) noValue(t, 'BatchGetSecretValue');
+      else values.set(t.key, v);
+    }
+  };
+
+  const getParameters = async (region: string, batch: Target[]) => {
+    let out: ParametersOutput;
+    try {
+      out = await untilAborted(
+        api.getParameters(region, { Names: batch.map((t) => t.reference.id), WithDecryption: true }, signal),
+        signal,
+      );
+    } catch (e) {
+      for (const t of batch) fail(t, e, 'parameters');
+      return;
+    }
+    const invalid = new Set(out.InvalidParameters ?? []);
+    for (const t of batch) {
+      const r = t.reference;
+      if (invalid.has(r.id) || invalid.has(r.name)) {
+        fail(t, Object.assign(new Error(`parameter ${r.name} not found`), { name: 'ParameterNotFound', $fault: 'client' as const }), 'parameters');
+        continue;
+      }
+      const p = (out.Parameters ?? []).find((x) => x.ARN === r.id || x.Name === r.name);
+      if (!p || p.Value === undefined) {
+        awsFailed = true;
+        failures.push(failure('FETCH_AWS', 'GetParameters answered neither a value nor an error for it', { ref: r.id }));
+        continue;
+      }
+      const v: FetchedValue = { text: p.Value };
+      if (p.ARN !== undefined) v.arn = p.ARN;
+      if (p.Version !== undefined) v.versionId = String(p.Version);
+      values.set(t.key, v);
+    }
+  };
+
+  const tasks: Array<() => Promise<void>> = [];
+  const secrets = targets.filter((t) => t.reference.service === 'secretsmanager');
+  const parameters = targets.filter((t) => t.reference.service === 'ssm');
+  const plain = secrets.filter((t) => t.versionStage === undefined && t.versionId === undefined);
+  const versioned = secrets.filter((t) => !plain.includes(t));
+  for (const [region, group] of groupBy(plain, (t) => t.region)) {
+    for (const batch of chunks(group, SECRETS_PER_BATCH)) {
+      // A batch of one is a plain GetSecretValue: it needs one IAM action fewer.
+      tasks.push(batch.length === 1 ? () => getOne(batch[0] as Target) : () => getBatch(region, batch));
+    }
+  }
+  for (const t of versioned) tasks.push(() => getOne(t));
+  for (const [region, group] of groupBy(parameters, (t) => t.region)) {
+    for (const batch of chunks(group, PARAMETERS_PER_CALL)) tasks.push(() => getParameters(region, batch));
+  }
+  await runBounded(tasks, opts.concurrency ?? DEFAULT_CONCURRENCY);
+  for (const { error, refs } of credentialFailures.values()) failures.push(credentialFailure(error, refs));
+  return { values, failures, awsFailed };
+}

@@ -1,0 +1,180 @@
+// Values -> file contents: key extraction, explode and the three formats. Pure; every error names
+// the reference and the key, never the value (nor a JSON parser's message, which quotes it).
+
+import { failure, type Failure } from './errors.js';
+import type { FetchedValue } from './fetch.js';
+import { MARKER_FILE, type Format, type SecretItem } from './spec.js';
+
+export interface OutputFile {
+  /** Relative to the mount. */
+  path: string;
+  data: Buffer;
+  mode: number;
+  /** The reference it came from (for conflicts and the marker). */
+  ref: string;
+}
+
+export type RenderResult = { files: OutputFile[] } | { failures: Failure[] };
+
+const SHELL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const FILE_SEGMENT = /^[A-Za-z0-9._-]+$/;
+
+type JsonObject = Record<string, unknown>;
+
+function parseJson(text: string): { ok: true; value: unknown } | { ok: false } {
+  try {
+    return { ok: true, value: JSON.parse(text) as unknown };
+  } catch {
+    return { ok: false };
+  }
+}
+
+const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** A JSON value as file text: strings as they are, anything else as JSON. */
+function scalarText(v: unknown): string {
+  return typeof v === 'string' ? v : JSON.stringify(v);
+}
+
+/** Single-quoted for POSIX sh: nothing inside single quotes is special except the quote itself. */
+export function shellQuote(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * `NAME='value'` lines, safe for `set -a; . file` whatever the values hold (quotes, `$`,
+ * backticks, newlines). Keys that are not shell names are refused rather than mangled.
+ */
+export function renderEnv(obj: JsonObject, ref: string): { text: string } | { failures: Failure[] } {
+  const failures: Failure[] = [];
+  const lines: string[] = [];
+  for (const [k, v] of Object.entries(obj)) {
+    if (!SHELL_NAME.test(k)) {
+      failures.push(
+        failure('FETCH_BAD_KEY', `key ${JSON.stringify(k)} is not a valid shell variable name (letters, digits, _; not starting with a digit)`, {
+          ref,
+          hint: 'use format raw or json, or rename the key',
+        }),
+      );
+      continue;
+    }
+    const text = v === null ? '' : scalarText(v);
+    if (text.includes('\u0000')) {
+      failures.push(failure('FETCH_FORMAT', `the value of key ${JSON.stringify(k)} holds a NUL byte, which no shell variable can hold`, { ref }));
+      continue;
+    }
+    lines.push(`${k}=${shellQuote(text)}`);
+  }
+  return failures.length > 0 ? { failures } : { text: lines.length > 0 ? `${lines.join('\n')}\n` : '' };
+}
+
+function notJson(ref: string, why: string): Failure {
+  return failure('FETCH_NOT_JSON', why, { ref, hint: 'store the secret as a JSON object, or drop key/explode and use format raw' });
+}
+
+function selectKey(obj: JsonObject, key: string, ref: string): { value: unknown } | { failure: Failure } {
+  if (!Object.hasOwn(obj, key)) {
+    const keys = Object.keys(obj);
+    const known = keys.length === 0 ? 'it has no keys' : `its keys are ${keys.slice(0, 20).map((k) => JSON.stringify(k)).join(', ')}${keys.length > 20 ? ', …' : ''}`;
+    return { failure: failure('FETCH_KEY_MISSING', `key ${JSON.stringify(key)} is not in the secret's JSON (${known})`, { ref }) };
+  }
+  return { value: obj[key] };
+}
+
+function encode(value: unknown, format: Format, ref: string, what: string): { data: Buffer } | { failure: Failure } {
+  if (format === 'json') return { data: Buffer.from(JSON.stringify(value)) };
+  if (format === 'env') {
+    if (!isObject(value)) return { failure: notJson(ref, `format env needs a JSON object, and ${what} is not one`) };
+    const env = renderEnv(value, ref);
+    if ('failures' in env) return { failure: env.failures[0] as Failure };
+    return { data: Buffer.from(env.text) };
+  }
+  return { data: Buffer.from(scalarText(value)) };
+}
+
+export function renderItem(item: SecretItem, value: FetchedValue, defaultMode: number): RenderResult {
+  const ref = item.ref;
+  const mode = item.mode ?? defaultMode;
+  const format: Format = item.format ?? 'raw';
+  const needsJson = item.key !== undefined || item.explode === true || format !== 'raw';
+
+  if (value.text === undefined) {
+    const bytes = value.binary ?? new Uint8Array();
+    if (needsJson) {
+      return {
+        failures: [
+          failure('FETCH_FORMAT', 'the secret is binary (SecretBinary); key, explode and formats json and env need a JSON SecretString', { ref }),
+        ],
+      };
+    }
+    return { files: [{ path: item.file as string, data: Buffer.from(bytes), mode, ref }] };
+  }
+
+  const text = value.text;
+  if (!needsJson) return { files: [{ path: item.file as string, data: Buffer.from(text), mode, ref }] };
+
+  const parsed = parseJson(text);
+  if (!parsed.ok) {
+    const what = item.key !== undefined ? `key ${JSON.stringify(item.key)} was asked of it` : item.explode ? 'explode was asked of it' : `format ${format} was asked of it`;
+    return { failures: [notJson(ref, `the secret is not JSON, but ${what}`)] };
+  }
+
+  if (item.explode) {
+    if (!isObject(parsed.value)) return { failures: [notJson(ref, 'explode needs a JSON object, and the secret is not one')] };
+    if (format === 'env') return { failures: [failure('FETCH_FORMAT', 'explode writes one file per key; format env does not apply', { ref })] };
+    const failures: Failure[] = [];
+    const files: OutputFile[] = [];
+    for (const [k, v] of Object.entries(parsed.value)) {
+      const name = `${item.prefix ?? ''}${k}`;
+      if (!FILE_SEGMENT.test(name) || name === '.' || name === '..') {
+        failures.push(
+          failure('FETCH_BAD_KEY', `key ${JSON.stringify(k)} cannot be a file name (letters, digits, ".", "_" and "-" only)`, { ref }),
+        );
+        continue;
+      }
+      const path = item.file !== undefined ? `${item.file}/${name}` : name;
+      files.push({ path, data: Buffer.from(format === 'json' ? JSON.stringify(v) : scalarText(v)), mode, ref });
+    }
+    return failures.length > 0 ? { failures } : { files };
+  }
+
+  let selected: unknown = parsed.value;
+  let what = 'the secret';
+  if (item.key !== undefined) {
+    if (!isObject(parsed.value)) return { failures: [notJson(ref, `key ${JSON.stringify(item.key)} was asked of a secret that is not a JSON object`)] };
+    const s = selectKey(parsed.value, item.key, ref);
+    if ('failure' in s) return { failures: [s.failure] };
+    selected = s.value;
+    what = `the value of key ${JSON.stringify(item.key)}`;
+  } else if (format === 'json') {
+    // The whole secret as JSON: it parsed, so it is written exactly as stored.
+    return { files: [{ path: item.file as string, data: Buffer.from(text), mode, ref }] };
+  }
+  const encoded = encode(selected, format, ref, what);
+  if ('failure' in encoded) return { failures: [encoded.failure] };
+  return { files: [{ path: item.file as string, data: encoded.data, mode, ref }] };
+}
+
+/** Two items writing one path, a file where another needs a directory, or the marker's name. */
+export function findConflicts(files: OutputFile[]): Failure[] {
+  const failures: Failure[] = [];
+  const byPath = new Map<string, OutputFile>();
+  for (const f of files) {
+    if (f.path === MARKER_FILE) {
+      failures.push(failure('FETCH_FILE_CONFLICT', `file ${f.path} is reserved for the marker written after every secret`, { ref: f.ref }));
+      continue;
+    }
+    const other = byPath.get(f.path);
+    if (other) failures.push(failure('FETCH_FILE_CONFLICT', `file ${f.path} is also written by ${other.ref}`, { ref: f.ref }));
+    else byPath.set(f.path, f);
+  }
+  for (const f of byPath.values()) {
+    const segments = f.path.split('/');
+    for (let i = 1; i < segments.length; i++) {
+      const parent = segments.slice(0, i).join('/');
+      const other = byPath.get(parent);
+      if (other) failures.push(failure('FETCH_FILE_CONFLICT', `${parent} is a file (from ${other.ref}) but ${f.path} needs it as a directory`, { ref: f.ref }));
+    }
+  }
+  return failures;
+}

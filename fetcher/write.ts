@@ -1,0 +1,121 @@
+// Values -> files, all or nothing: every file goes to a temp file in its own directory, is
+// fsynced and renamed over its name; directories are created inside the mount only (a symlink
+// in the way is refused); the marker is written last, and a failure removes what this run
+// already wrote so no half set is ever left looking complete.
+
+import { randomBytes } from 'node:crypto';
+import { lstat, mkdir, open, rename, rmdir, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { FetchError, failure } from './errors.js';
+import type { OutputFile } from './render.js';
+import { MARKER_FILE } from './spec.js';
+
+export interface MarkerEntry {
+  ref: string;
+  arn?: string;
+  versionId?: string;
+  files: string[];
+}
+
+/** What the marker holds: references, version ids and file names. Never a value. */
+export interface Marker {
+  version: 1;
+  secrets: MarkerEntry[];
+}
+
+const errno = (e: unknown): string | undefined => (e as NodeJS.ErrnoException)?.code;
+
+async function syncDir(path: string): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Temp file beside the target, fsync, rename: readers see the old file or the whole new one. */
+export async function writeAtomic(path: string, data: Uint8Array, mode: number): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  // 'wx' is O_CREAT|O_EXCL: never follows or reuses whatever is already there.
+  const fh = await open(tmp, 'wx', mode);
+  try {
+    try {
+      await fh.writeFile(data);
+      await fh.chmod(mode); // the umask may have taken bits away at open
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch (e) {
+    await unlink(tmp).catch(() => undefined);
+    throw e;
+  }
+}
+
+/** Creates `rel`'s directories under `root`, refusing anything that is not a real directory. */
+async function mkdirInside(root: string, rel: string): Promise<string[]> {
+  const created: string[] = [];
+  if (rel === '.' || rel === '') return created;
+  let current = root;
+  for (const segment of rel.split('/')) {
+    current = join(current, segment);
+    try {
+      const st = await lstat(current);
+      if (st.isSymbolicLink()) throw new Error(`${current} is a symbolic link; refusing to write through it`);
+      if (!st.isDirectory()) throw new Error(`${current} exists and is not a directory`);
+    } catch (e) {
+      if (errno(e) !== 'ENOENT') throw e;
+      await mkdir(current, { mode: 0o755 });
+      created.push(current);
+    }
+  }
+  return created;
+}
+
+export async function writeSecrets(dir: string, files: OutputFile[], marker: Marker): Promise<void> {
+  const written: string[] = [];
+  const createdDirs: string[] = [];
+  const touchedDirs = new Set<string>([dir]);
+  let current = '';
+  try {
+    const st = await lstat(dir).catch((e: unknown) => {
+      throw new Error(errno(e) === 'ENOENT' ? `${dir} does not exist (is the secrets volume mounted there?)` : String((e as Error).message));
+    });
+    if (!st.isDirectory()) throw new Error(`${dir} is not a directory`);
+    // A marker from an earlier run must not vouch for the files about to be replaced.
+    await unlink(join(dir, MARKER_FILE)).catch((e: unknown) => {
+      if (errno(e) !== 'ENOENT') throw e;
+    });
+    for (const f of files) {
+      current = f.path;
+      createdDirs.push(...(await mkdirInside(dir, dirname(f.path))));
+      const path = join(dir, f.path);
+      const target = await lstat(path).catch(() => undefined);
+      if (target?.isDirectory()) throw new Error(`${path} is a directory`);
+      await writeAtomic(path, f.data, f.mode);
+      written.push(path);
+      touchedDirs.add(dirname(path));
+    }
+    for (const d of touchedDirs) await syncDir(d);
+    current = MARKER_FILE;
+    await writeAtomic(join(dir, MARKER_FILE), Buffer.from(`${JSON.stringify(marker, null, 2)}\n`), 0o444);
+    await syncDir(dir);
+  } catch (e) {
+    for (const p of written) await unlink(p).catch(() => undefined);
+    for (const d of createdDirs.reverse()) await rmdir(d).catch(() => undefined);
+    const code = errno(e);
+    const why = (e as Error)?.message ?? String(e);
+    throw new FetchError([
+      failure('FETCH_WRITE', `writing ${current === '' ? dir : current} failed: ${why}`, {
+        hint:
+          code === 'EACCES' || code === 'EPERM'
+            ? 'the fetcher runs as a non-root user; the volume must be writable by it (an emptyDir is)'
+            : code === 'ENOSPC'
+              ? 'the secrets volume is full; raise its size limit'
+              : 'nothing was left behind: no file of this run remains and no marker was written',
+      }),
+    ]);
+  }
+}
