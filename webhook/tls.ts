@@ -5,7 +5,7 @@
 // both files are readable and belong together.
 
 import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
-import { watch, type FSWatcher } from 'node:fs';
+import { realpathSync, watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { createSecureContext } from 'node:tls';
@@ -118,7 +118,7 @@ const digest = (cert: string, key: string): string => createHash('sha256').updat
 
 /** Watches the certificate and key files and swaps a changed, valid pair into service. */
 export class TlsReloader {
-  private readonly watchers: FSWatcher[] = [];
+  private readonly watchers = new Map<string, FSWatcher>();
   private timer: NodeJS.Timeout | undefined;
   private debounce: NodeJS.Timeout | undefined;
   private served: string;
@@ -132,25 +132,50 @@ export class TlsReloader {
   }
 
   start(): void {
-    const dirs = new Set([dirname(this.opts.certFile), dirname(this.opts.keyFile)]);
-    for (const dir of dirs) {
-      try {
-        const w = watch(dir, { persistent: false }, () => this.schedule());
-        // A watcher that fails (directory removed, inotify limits) leaves the poll to do the work.
-        w.on('error', (e) => this.opts.log.debug({ dir, code: (e as NodeJS.ErrnoException).code }, 'TLS directory watch stopped'));
-        this.watchers.push(w);
-      } catch (e) {
-        this.opts.log.warn({ dir, code: (e as NodeJS.ErrnoException).code }, 'cannot watch the TLS directory; polling only');
-      }
-    }
+    this.rewatch();
     this.timer = setInterval(() => void this.check(), this.opts.pollMs ?? DEFAULT_POLL_MS);
     this.timer.unref();
   }
 
+  // The directories of the configured paths (where the kubelet swaps `..data`) and of the files
+  // they resolve to now (where a hand edit lands); re-resolved after every check.
+  private rewatch(): void {
+    if (this.closed) return;
+    const dirs = new Set<string>();
+    for (const file of [this.opts.certFile, this.opts.keyFile]) {
+      dirs.add(dirname(file));
+      try {
+        dirs.add(dirname(realpathSync(file)));
+      } catch {
+        // Missing for now; the poll and the parent directory's events cover it.
+      }
+    }
+    for (const [dir, w] of this.watchers) {
+      if (!dirs.has(dir)) {
+        w.close();
+        this.watchers.delete(dir);
+      }
+    }
+    for (const dir of dirs) {
+      if (this.watchers.has(dir)) continue;
+      try {
+        const w = watch(dir, { persistent: false }, () => this.schedule());
+        // A watcher that fails (directory removed, inotify limits) leaves the poll to do the work.
+        w.on('error', () => {
+          w.close();
+          if (this.watchers.get(dir) === w) this.watchers.delete(dir);
+        });
+        this.watchers.set(dir, w);
+      } catch (e) {
+        this.opts.log.debug({ dir, code: (e as NodeJS.ErrnoException).code }, 'cannot watch a TLS directory; polling covers it');
+      }
+    }
+  }
+
   close(): void {
     this.closed = true;
-    for (const w of this.watchers) w.close();
-    this.watchers.length = 0;
+    for (const w of this.watchers.values()) w.close();
+    this.watchers.clear();
     clearInterval(this.timer);
     clearTimeout(this.debounce);
   }
@@ -170,6 +195,7 @@ export class TlsReloader {
     }
     this.running = this.checkOnce().finally(() => {
       this.running = undefined;
+      this.rewatch();
       if (this.again && !this.closed) {
         this.again = false;
         void this.check();
