@@ -599,6 +599,8 @@ export function parseAnnotations(annotations: Annotations, defaults: Defaults): 
     }
   }
 
+  // By annotation name, so the same pod always gets the same message.
+  problems.sort((a, b) => (a.subject < b.subject ? -1 : a.subject > b.subject ? 1 : 0));
   if (problems.length > 0) return { problems, warnings };
   return { request, warnings };
 }

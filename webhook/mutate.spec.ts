@@ -1,0 +1,181 @@
+import { describe, expect, it } from 'vitest';
+import { parseSpec, SPEC_ENV } from '../fetcher/spec.js';
+import { parseAnnotations, PREFIX, type InjectionRequest } from './annotations.js';
+import { checkPod, findIdentity, mutate, validateTarget, type Pod } from './mutate.js';
+import { DEFAULT_MUTATION_CONFIG as CONFIG } from './types.js';
+
+const ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:db-password-AbCdEf';
+
+function pod(annotations: Record<string, string>, spec: Partial<Pod['spec']> = {}): Pod {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'app', annotations: { [`${PREFIX}secret-arn`]: ARN, ...annotations } },
+    spec: { containers: [{ name: 'app', image: 'busybox' }], ...spec },
+  };
+}
+function request(p: Pod): InjectionRequest {
+  const r = parseAnnotations(p.metadata!.annotations!, { mountPath: '/tmp' });
+  if ('problems' in r) throw new Error(JSON.stringify(r.problems));
+  return r.request;
+}
+
+describe('mutate', () => {
+  it('leaves its input untouched and puts the fetcher first', () => {
+    const p = pod({}, { initContainers: [{ name: 'migrate', image: 'busybox' }] });
+    const before = structuredClone(p);
+    const { pod: out } = mutate(p, request(p), CONFIG);
+    expect(p).toEqual(before);
+    expect(out.spec.initContainers!.map((c) => c.name)).toEqual(['secret-fetcher', 'migrate']);
+    expect(out.metadata!.annotations![`${PREFIX}status`]).toBe('injected');
+  });
+
+  it('hands the fetcher a spec it accepts, with references only', () => {
+    const p = pod({ [`${PREFIX}region`]: 'eu-west-1', [`${PREFIX}role-arn`]: 'arn:aws:iam::123456789012:role/r' });
+    const { pod: out } = mutate(p, request(p), CONFIG);
+    const env = out.spec.initContainers![0]!.env!;
+    const spec = parseSpec(env.find((e) => e.name === SPEC_ENV)!.value!);
+    expect(spec).toEqual({
+      spec: { version: 1, dir: '/tmp', mode: 0o444, region: 'eu-west-1', roleArn: 'arn:aws:iam::123456789012:role/r', items: [{ ref: ARN, file: 'secret' }] },
+    });
+  });
+
+  it('is restricted-compliant', () => {
+    const p = pod({});
+    const init = mutate(p, request(p), CONFIG).pod.spec.initContainers![0]!;
+    expect(init.securityContext).toEqual({
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      runAsGroup: 65532,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(init.terminationMessagePolicy).toBe('FallbackToLogsOnError');
+  });
+
+  it('picks names that do not clash', () => {
+    const p = pod(
+      {},
+      {
+        volumes: [{ name: 'secret-vol', emptyDir: {} }, { name: 'secret-vol-2', emptyDir: {} }],
+        containers: [{ name: 'secret-fetcher', image: 'busybox' }],
+      },
+    );
+    const { pod: out } = mutate(p, request(p), CONFIG);
+    expect(out.spec.volumes!.map((v) => v.name)).toEqual(['secret-vol', 'secret-vol-2', 'secret-vol-3']);
+    expect(out.spec.initContainers![0]!.name).toBe('secret-fetcher-2');
+    expect(out.spec.containers[0]!.volumeMounts).toEqual([{ name: 'secret-vol-3', mountPath: '/tmp' }]);
+  });
+
+  it('mounts into the named containers only, init containers included', () => {
+    const p = pod(
+      { [`${PREFIX}containers`]: 'web,migrate' },
+      {
+        initContainers: [{ name: 'migrate', image: 'busybox' }, { name: 'other', image: 'busybox' }],
+        containers: [{ name: 'web', image: 'busybox' }, { name: 'proxy', image: 'busybox' }],
+      },
+    );
+    const { pod: out } = mutate(p, request(p), CONFIG);
+    const mounted = (cs: Pod['spec']['containers']) => cs.filter((c) => c.volumeMounts?.length).map((c) => c.name);
+    expect(mounted(out.spec.containers)).toEqual(['web']);
+    expect(mounted(out.spec.initContainers!)).toEqual(['secret-fetcher', 'migrate']);
+  });
+
+  it('copies IRSA variables and the token mount from the app container', () => {
+    const p = pod(
+      {},
+      {
+        containers: [
+          { name: 'plain', image: 'busybox' },
+          {
+            name: 'app',
+            image: 'busybox',
+            env: [
+              { name: 'OTHER', value: 'x' },
+              { name: 'AWS_ROLE_ARN', value: 'arn:aws:iam::123456789012:role/app' },
+              { name: 'AWS_WEB_IDENTITY_TOKEN_FILE', value: '/var/run/secrets/eks.amazonaws.com/serviceaccount/token' },
+            ],
+            volumeMounts: [
+              { name: 'aws-iam-token', mountPath: '/var/run/secrets/eks.amazonaws.com/serviceaccount', readOnly: true },
+              { name: 'data', mountPath: '/data' },
+            ],
+          },
+        ],
+      },
+    );
+    const init = mutate(p, request(p), CONFIG).pod.spec.initContainers![0]!;
+    expect(init.env!.map((e) => e.name)).toEqual([
+      'SECRET_INJECTOR_SPEC',
+      'SECRET_INJECTOR_POD_NAME',
+      'SECRET_INJECTOR_POD_NAMESPACE',
+      'AWS_ROLE_ARN',
+      'AWS_WEB_IDENTITY_TOKEN_FILE',
+    ]);
+    expect(init.volumeMounts).toEqual([
+      { name: 'secret-vol', mountPath: '/tmp' },
+      { name: 'aws-iam-token', mountPath: '/var/run/secrets/eks.amazonaws.com/serviceaccount', readOnly: true },
+    ]);
+  });
+
+  it('takes the identity from one container, never a mix', () => {
+    const p = pod(
+      {},
+      {
+        containers: [
+          { name: 'a', image: 'busybox', env: [{ name: 'AWS_REGION', value: 'eu-west-1' }] },
+          {
+            name: 'b',
+            image: 'busybox',
+            env: [
+              { name: 'AWS_CONTAINER_CREDENTIALS_FULL_URI', value: 'http://169.254.170.23/v1/credentials' },
+              { name: 'AWS_REGION', value: 'us-east-1' },
+            ],
+          },
+        ],
+      },
+    );
+    expect(findIdentity(p, request(p))).toMatchObject({ from: 'b', env: [{ name: 'AWS_CONTAINER_CREDENTIALS_FULL_URI' }, { name: 'AWS_REGION', value: 'us-east-1' }] });
+  });
+});
+
+describe('validateTarget', () => {
+  it.each([
+    [{ [`${PREFIX}containers`]: 'nope' }, {}, 'names container "nope", which the pod does not have (containers: app)'],
+    [{}, { containers: [{ name: 'app', image: 'busybox', volumeMounts: [{ name: 'cache', mountPath: '/tmp/' }] }] }, '/tmp is already a mount of volume "cache" in container "app"'],
+    [{ [`${PREFIX}mount-path`]: '/var/run/secrets/eks.amazonaws.com/serviceaccount', [`${PREFIX}containers`]: 'app' }, {
+      containers: [
+        { name: 'app', image: 'busybox' },
+        { name: 'b', image: 'busybox', env: [{ name: 'AWS_WEB_IDENTITY_TOKEN_FILE', value: '/var/run/secrets/eks.amazonaws.com/serviceaccount/token' }], volumeMounts: [{ name: 'aws-iam-token', mountPath: '/var/run/secrets/eks.amazonaws.com/serviceaccount' }] },
+      ],
+    }, 'where the AWS token volume "aws-iam-token" is mounted'],
+    [{}, { os: { name: 'windows' } }, 'windows pods'],
+  ])('%j + %j is refused: %s', (annotations, spec, message) => {
+    const p = pod(annotations, spec as Partial<Pod['spec']>);
+    expect(validateTarget(p, request(p)).problems.map((x) => x.message).join('\n')).toContain(message);
+  });
+
+  it('warns when a secret name has no region anywhere', () => {
+    const p = pod({ [`${PREFIX}secret-arn`]: 'db-password' });
+    expect(validateTarget(p, request(p)).warnings.join()).toContain('without a region');
+    const q = pod({ [`${PREFIX}secret-arn`]: 'db-password', [`${PREFIX}region`]: 'us-east-1' });
+    expect(validateTarget(q, request(q)).warnings).toEqual([]);
+  });
+});
+
+describe('checkPod', () => {
+  it.each([
+    [null, 'no pod object'],
+    [{ spec: 1 }, 'spec: must be an object'],
+    [{ spec: {} }, 'must list at least one container'],
+    [{ spec: { containers: [{}] } }, 'spec.containers: must be a list of objects with a string "name"'],
+    [{ spec: { containers: [{ name: 'a', volumeMounts: {} }] } }, 'spec.containers[0].volumeMounts'],
+    [{ spec: { containers: [{ name: 'a', env: [{ value: 'x' }] }] } }, 'spec.containers[0].env'],
+    [{ spec: { containers: [{ name: 'a' }], volumes: 'x' } }, 'spec.volumes'],
+  ])('%j: %s', (obj, message) => {
+    expect(checkPod(obj).map((p) => `${p.subject}: ${p.message}`).join('\n')).toContain(message);
+  });
+
+  it('accepts a minimal pod', () => expect(checkPod({ spec: { containers: [{ name: 'a' }] } })).toEqual([]));
+});

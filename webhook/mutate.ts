@@ -1,0 +1,272 @@
+// The mutation, a pure function: (pod, what it asked for, webhook configuration) -> the pod with
+// the secrets volume, the fetcher init container and the mounts, on a copy. No I/O, no clock.
+//
+// Stages here: `checkPod` (is the object a pod we can work on), `validateTarget` (can this pod
+// take the injection without becoming invalid) and `mutate` (render). review.ts runs them in
+// order and turns their problems into one denial.
+
+import type { V1Container, V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import {
+  FETCH_ARGS,
+  POD_NAME_ENV,
+  POD_NAMESPACE_ENV,
+  SPEC_ENV,
+  SPEC_VERSION,
+  serialiseSpec,
+  type FetchSpec,
+} from '../fetcher/spec.js';
+import { parseReference } from '../fetcher/reference.js';
+import { PREFIX, STATUS_ANNOTATION, STATUS_INJECTED, type InjectionRequest } from './annotations.js';
+import { problem, quote, type Problem } from './problems.js';
+import type { MutationConfig } from './types.js';
+
+/** The volume's name in the original AWS sample; kept so its users see what they know. */
+export const VOLUME_NAME = 'secret-vol';
+export const INIT_CONTAINER_NAME = 'secret-fetcher';
+
+/** The credential variables of IRSA and EKS Pod Identity, copied from the app into the fetcher. */
+export const IDENTITY_ENV = [
+  'AWS_ROLE_ARN',
+  'AWS_WEB_IDENTITY_TOKEN_FILE',
+  'AWS_REGION',
+  'AWS_DEFAULT_REGION',
+  'AWS_STS_REGIONAL_ENDPOINTS',
+  'AWS_CONTAINER_CREDENTIALS_FULL_URI',
+  'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE',
+] as const;
+const TOKEN_FILE_ENV = ['AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE'];
+const CREDENTIAL_ENV = ['AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_CONTAINER_CREDENTIALS_FULL_URI', 'AWS_ROLE_ARN'];
+
+/** A container as it arrives: the fields we read are typed, everything else is kept untouched. */
+export type Container = V1Container & Record<string, unknown>;
+
+/** A pod as it arrives, narrowed by checkPod to the fields the mutation reads. */
+export interface Pod {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; generateName?: string; namespace?: string; annotations?: Record<string, string> } & Record<string, unknown>;
+  spec: {
+    containers: Container[];
+    initContainers?: Container[] | null;
+    ephemeralContainers?: unknown;
+    volumes?: Array<V1Volume & Record<string, unknown>> | null;
+    os?: { name?: string };
+  } & Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+type Obj = Record<string, unknown>;
+const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const list = <T>(v: T[] | null | undefined): T[] => v ?? [];
+
+function checkList(v: unknown, where: string, field: string, problems: Problem[]): v is Obj[] | null | undefined {
+  if (v === undefined || v === null) return true;
+  if (!Array.isArray(v) || !v.every((x) => isObject(x) && typeof x[field] === 'string')) {
+    problems.push(problem('WEBHOOK_INVALID_POD', where, `must be a list of objects with a string "${field}"`));
+    return false;
+  }
+  return true;
+}
+
+/** Stage validate (shape): the object has the pod fields the mutation reads, of the right types. */
+export function checkPod(obj: unknown): Problem[] {
+  const problems: Problem[] = [];
+  if (!isObject(obj)) return [problem('WEBHOOK_INVALID_POD', 'object', 'the review carries no pod object')];
+  if (obj.metadata !== undefined && !isObject(obj.metadata)) problems.push(problem('WEBHOOK_INVALID_POD', 'metadata', 'must be an object'));
+  const spec = obj.spec;
+  if (!isObject(spec)) return [...problems, problem('WEBHOOK_INVALID_POD', 'spec', 'must be an object')];
+  if (!Array.isArray(spec.containers) || spec.containers.length === 0) {
+    problems.push(problem('WEBHOOK_INVALID_POD', 'spec.containers', 'must list at least one container'));
+  }
+  for (const field of ['containers', 'initContainers'] as const) {
+    const cs = spec[field];
+    if (!checkList(cs, `spec.${field}`, 'name', problems) || !cs) continue;
+    cs.forEach((c, i) => {
+      checkList(c.volumeMounts, `spec.${field}[${i}].volumeMounts`, 'mountPath', problems);
+      checkList(c.env, `spec.${field}[${i}].env`, 'name', problems);
+    });
+  }
+  checkList(spec.volumes, 'spec.volumes', 'name', problems);
+  if (spec.os !== undefined && spec.os !== null && !isObject(spec.os)) problems.push(problem('WEBHOOK_INVALID_POD', 'spec.os', 'must be an object'));
+  return problems;
+}
+
+const trimSlash = (p: string): string => (p.length > 1 ? p.replace(/\/+$/, '') : p);
+
+interface Targets {
+  app: Container[];
+  init: Container[];
+}
+
+function targets(pod: Pod, request: InjectionRequest): Targets {
+  const app = pod.spec.containers;
+  const init = list(pod.spec.initContainers);
+  if (request.containers === undefined) return { app, init: [] };
+  const wanted = new Set(request.containers);
+  return { app: app.filter((c) => wanted.has(c.name)), init: init.filter((c) => wanted.has(c.name)) };
+}
+
+interface Identity {
+  env: V1EnvVar[];
+  mounts: V1VolumeMount[];
+  /** The container they came from, for messages. */
+  from?: string;
+}
+
+/**
+ * The pod's AWS identity as a container sees it: whichever of the IRSA / Pod Identity variables
+ * the first target container (then any app container) carries, with the mounts of the token
+ * files they point at. Taken from one container so the fetcher never mixes two identities.
+ */
+export function findIdentity(pod: Pod, request: InjectionRequest): Identity {
+  const t = targets(pod, request);
+  const candidates = [...t.app, ...t.init, ...pod.spec.containers];
+  const vars = (c: Container) => list(c.env).filter((e) => (IDENTITY_ENV as readonly string[]).includes(e.name));
+  const source =
+    candidates.find((c) => vars(c).some((e) => CREDENTIAL_ENV.includes(e.name))) ?? candidates.find((c) => vars(c).length > 0);
+  if (source === undefined) return { env: [], mounts: [] };
+  const env = vars(source).map((e) => structuredClone(e));
+  const mounts: V1VolumeMount[] = [];
+  for (const e of env) {
+    if (!TOKEN_FILE_ENV.includes(e.name) || typeof e.value !== 'string') continue;
+    const file = e.value;
+    // The mount whose path is the deepest directory holding the token file.
+    const holder = list(source.volumeMounts)
+      .filter((m) => file.startsWith(`${trimSlash(m.mountPath)}/`))
+      .sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
+    if (holder && !mounts.some((m) => m.mountPath === holder.mountPath)) mounts.push(structuredClone(holder));
+  }
+  return { env, mounts, from: source.name };
+}
+
+/** Stage validate (fit): the injection must not turn a valid pod into an invalid one. */
+export function validateTarget(pod: Pod, request: InjectionRequest): { problems: Problem[]; warnings: string[] } {
+  const problems: Problem[] = [];
+  const warnings: string[] = [];
+  const containersKey = `${PREFIX}containers`;
+  const mountKey = `${PREFIX}mount-path`;
+  if (pod.spec.os?.name === 'windows') {
+    problems.push(problem('WEBHOOK_UNSUPPORTED_POD', 'spec.os.name', 'windows pods cannot run the fetcher (a Linux container); remove the secret annotations'));
+  }
+  const app = pod.spec.containers.map((c) => c.name);
+  const init = list(pod.spec.initContainers).map((c) => c.name);
+  for (const name of request.containers ?? []) {
+    if (!app.includes(name) && !init.includes(name)) {
+      problems.push(
+        problem('WEBHOOK_UNKNOWN_CONTAINER', containersKey, `names container ${quote(name)}, which the pod does not have (containers: ${app.join(', ')}${init.length ? `; init containers: ${init.join(', ')}` : ''})`),
+      );
+    }
+  }
+  const t = targets(pod, request);
+  for (const c of [...t.init, ...t.app]) {
+    const taken = list(c.volumeMounts).find((m) => trimSlash(m.mountPath) === request.mountPath);
+    if (taken) {
+      problems.push(
+        problem('WEBHOOK_MOUNT_CLASH', mountKey, `${request.mountPath} is already a mount of volume ${quote(taken.name)} in container ${quote(c.name)}; set ${mountKey} to a free path`),
+      );
+    }
+  }
+  const identity = findIdentity(pod, request);
+  const clash = identity.mounts.find((m) => trimSlash(m.mountPath) === request.mountPath);
+  if (clash) {
+    problems.push(problem('WEBHOOK_MOUNT_CLASH', mountKey, `${request.mountPath} is where the AWS token volume ${quote(clash.name)} is mounted; set ${mountKey} to another path`));
+  }
+  if (t.app.length === 0 && t.init.length === 0 && problems.length === 0) {
+    problems.push(problem('WEBHOOK_UNKNOWN_CONTAINER', containersKey, 'selects no container'));
+  }
+  const regionless = request.items.filter((i) => {
+    const r = parseReference(i.ref);
+    return 'reference' in r && r.reference.region === undefined;
+  });
+  const envRegion = identity.env.some((e) => e.name === 'AWS_REGION' || e.name === 'AWS_DEFAULT_REGION');
+  if (regionless.length > 0 && request.region === undefined && !envRegion) {
+    warnings.push(
+      `secret ${quote(regionless[0]!.ref)} is a name without a region and the pod sets none (${PREFIX}region); the fetcher will need AWS_REGION from its environment`,
+    );
+  }
+  return { problems, warnings };
+}
+
+function uniqueName(base: string, taken: ReadonlySet<string>): string {
+  if (!taken.has(base)) return base;
+  for (let i = 2; ; i++) if (!taken.has(`${base}-${i}`)) return `${base}-${i}`;
+}
+
+/** The fetcher's input: references and options only, never values. */
+export function buildSpec(request: InjectionRequest, config: MutationConfig): FetchSpec {
+  const spec: FetchSpec = { version: SPEC_VERSION, dir: request.mountPath, mode: request.mode, items: request.items };
+  if (request.region !== undefined) spec.region = request.region;
+  if (request.roleArn !== undefined) spec.roleArn = request.roleArn;
+  if (config.fetchTimeouts !== undefined) spec.timeouts = config.fetchTimeouts;
+  return spec;
+}
+
+export function buildInitContainer(name: string, volume: string, spec: FetchSpec, identity: Identity, config: MutationConfig): V1Container {
+  return {
+    name,
+    image: config.fetcherImage,
+    imagePullPolicy: config.fetcherImagePullPolicy,
+    args: [...FETCH_ARGS],
+    env: [
+      { name: SPEC_ENV, value: serialiseSpec(spec) },
+      { name: POD_NAME_ENV, valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.name' } } },
+      { name: POD_NAMESPACE_ENV, valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } } },
+      ...identity.env,
+    ],
+    resources: structuredClone(config.fetcherResources),
+    // Pod Security "restricted" asks for every one of these; the fetcher needs none of the rest.
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: config.fetcherUid,
+      runAsGroup: config.fetcherUid,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    // Spelled out (these are the apiserver's defaults) so the pod reads back exactly as patched.
+    terminationMessagePath: '/dev/termination-log',
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+    volumeMounts: [{ name: volume, mountPath: spec.dir }, ...identity.mounts],
+  };
+}
+
+export interface MutationResult {
+  pod: Pod;
+  warnings: string[];
+  /** The fetcher's input as serialised into the init container. */
+  spec: FetchSpec;
+}
+
+/**
+ * Stage render. The caller has run validateTarget; the pod is not touched, a mutated copy is
+ * returned. Arrays only grow: the init container goes first, everything else is appended.
+ */
+export function mutate(pod: Pod, request: InjectionRequest, config: MutationConfig): MutationResult {
+  const out = structuredClone(pod);
+  const spec = buildSpec(request, config);
+  const identity = findIdentity(out, request);
+
+  const volumes = list(out.spec.volumes);
+  const volume = uniqueName(VOLUME_NAME, new Set(volumes.map((v) => v.name)));
+  const ephemeral = Array.isArray(out.spec.ephemeralContainers) ? (out.spec.ephemeralContainers as Obj[]) : [];
+  const names = new Set([
+    ...out.spec.containers.map((c) => c.name),
+    ...list(out.spec.initContainers).map((c) => c.name),
+    ...ephemeral.map((c) => String(c.name)),
+  ]);
+  const name = uniqueName(INIT_CONTAINER_NAME, names);
+
+  const t = targets(out, request);
+  // Read-write, as the original sample had it: the default path is /tmp, where apps write their
+  // own temporary files. The secret files themselves are read-only (mode 0444 by default).
+  for (const c of [...t.init, ...t.app]) {
+    c.volumeMounts = [...list(c.volumeMounts), { name: volume, mountPath: request.mountPath }];
+  }
+  out.spec.volumes = [...volumes, { name: volume, emptyDir: { medium: 'Memory', sizeLimit: config.volumeSizeLimit } }];
+  out.spec.initContainers = [buildInitContainer(name, volume, spec, identity, config) as Container, ...list(out.spec.initContainers)];
+  out.metadata = out.metadata ?? {};
+  out.metadata.annotations = { ...out.metadata.annotations, [STATUS_ANNOTATION]: STATUS_INJECTED };
+
+  return { pod: out, warnings: [], spec };
+}

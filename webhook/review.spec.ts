@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import { PREFIX } from './annotations.js';
+import { review } from './review.js';
+import { DEFAULT_MUTATION_CONFIG as CONFIG } from './types.js';
+
+const ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:db-password-AbCdEf';
+const POD = { group: '', version: 'v1', kind: 'Pod' };
+
+function envelope(request: Record<string, unknown>) {
+  return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'uid-1', kind: POD, operation: 'CREATE', ...request } };
+}
+function pod(annotations: Record<string, string>) {
+  return { metadata: { name: 'p', annotations }, spec: { containers: [{ name: 'app', image: 'busybox' }] } };
+}
+function answer(body: unknown) {
+  const r = review(body, CONFIG);
+  if (r.kind !== 'review') throw new Error(`bad request: ${r.message}`);
+  return r;
+}
+
+describe('review: the envelope', () => {
+  it.each([
+    [null, 'JSON object'],
+    [[], 'JSON object'],
+    ['x', 'JSON object'],
+    [{ apiVersion: 'admission.k8s.io/v1beta1', kind: 'AdmissionReview', request: {} }, 'apiVersion must be admission.k8s.io/v1'],
+    [{ apiVersion: 'admission.k8s.io/v1', kind: 'Pod' }, 'kind must be AdmissionReview'],
+    [{ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' }, 'request is missing'],
+    [{ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { kind: POD } }, 'request.uid is missing'],
+    [{ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: '' } }, 'request.uid is missing'],
+    [{ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u' } }, 'request.kind'],
+  ])('%j -> 400 %s', (body, message) => {
+    const r = review(body, CONFIG);
+    expect(r).toMatchObject({ kind: 'bad-request', statusCode: 400 });
+    if (r.kind === 'bad-request') expect(r.message).toContain(message);
+  });
+});
+
+describe('review: answers', () => {
+  it('echoes the uid and patches a pod that asks for secrets', () => {
+    const r = answer(envelope({ namespace: 'ns', object: pod({ [`${PREFIX}secret-arn`]: ARN }) }));
+    expect(r.response.response).toMatchObject({ uid: 'uid-1', allowed: true, patchType: 'JSONPatch' });
+    expect(r.log).toMatchObject({ uid: 'uid-1', namespace: 'ns', name: 'p', operation: 'CREATE', kind: 'Pod', outcome: 'injected', dryRun: false });
+  });
+
+  it.each([
+    ['a non-pod', { kind: { group: 'apps', version: 'v1', kind: 'Deployment' }, object: pod({ [`${PREFIX}secret-arn`]: ARN }) }],
+    ['an update', { operation: 'UPDATE', object: pod({ [`${PREFIX}secret-arn`]: ARN }) }],
+    ['a subresource', { subResource: 'ephemeralcontainers', object: pod({ [`${PREFIX}secret-arn`]: ARN }) }],
+    ['a pod without annotations', { object: { spec: { containers: [{ name: 'a' }] } } }],
+    ['an opted-out pod', { object: pod({ [`${PREFIX}sidecarInjectorWebhook`]: 'disabled', [`${PREFIX}secret-arn`]: 'bad ref' }) }],
+  ])('allows %s unchanged', (_, request) => {
+    const r = answer(envelope(request));
+    expect(r.response.response).toEqual({ uid: 'uid-1', allowed: true });
+    expect(r.log.outcome).toBe('skipped');
+  });
+
+  it('denies with every reason in one message, and no patch', () => {
+    const r = answer(envelope({ object: pod({ [`${PREFIX}secret-arn`]: 'bad ref', [`${PREFIX}region`]: 'x' }) }));
+    expect(r.response.response.allowed).toBe(false);
+    expect(r.response.response.patch).toBeUndefined();
+    expect(r.response.response.status!.code).toBe(403);
+    expect(r.response.response.status!.message).toMatch(/2 problems: .*region.*; .*secret-arn/);
+    expect(r.log).toMatchObject({ outcome: 'denied', reason: r.response.response.status!.message });
+  });
+
+  it('denies a pod it cannot use', () => {
+    const r = answer(envelope({ object: { metadata: { annotations: { [`${PREFIX}secret-arn`]: ARN } }, spec: { containers: 'x' } } }));
+    expect(r.response.response.status!.message).toContain('spec.containers');
+  });
+
+  it('denies annotations that are not strings', () => {
+    const r = answer(envelope({ object: { metadata: { annotations: { a: 1 } }, spec: {} } }));
+    expect(r.response.response.status!.message).toContain('metadata.annotations');
+  });
+
+  it('warns about unknown keys and still allows', () => {
+    const r = answer(envelope({ object: pod({ [`${PREFIX}secret-arn`]: ARN, [`${PREFIX}mountpath`]: '/x' }) }));
+    expect(r.response.response.allowed).toBe(true);
+    expect(r.response.response.warnings).toEqual([`unknown annotation ${PREFIX}mountpath is ignored; did you mean ${PREFIX}mount-path?`]);
+    expect(r.log.warnings).toBe(1);
+  });
+
+  it('answers a dry run the same way', () => {
+    const a = answer(envelope({ object: pod({ [`${PREFIX}secret-arn`]: ARN }) }));
+    const b = answer(envelope({ dryRun: true, object: pod({ [`${PREFIX}secret-arn`]: ARN }) }));
+    expect(b.response).toEqual(a.response);
+    expect(b.log.dryRun).toBe(true);
+  });
+
+  it('names the pod by generateName when it has no name yet', () => {
+    const object = { metadata: { generateName: 'web-', annotations: {} }, spec: { containers: [{ name: 'a' }] } };
+    expect(answer(envelope({ object })).log.name).toBe('web-');
+  });
+});

@@ -1,0 +1,165 @@
+// The admission handler: an AdmissionReview (admission.k8s.io/v1) in, the answer out. Pure and
+// synchronous; server.ts is the HTTP shell around it. Stages, each with its own problems:
+//   envelope -> should-inject -> defaults + parse -> validate -> render -> patch
+// The patch is the diff between the object exactly as it arrived and the mutated copy, so fields
+// this code does not model (newer API fields, native sidecars' restartPolicy, ...) are kept.
+
+import jsonpatch, { type Operation } from 'fast-json-patch';
+import { parseSpec, serialiseSpec } from '../fetcher/spec.js';
+import { parseAnnotations, shouldInject, type Annotations } from './annotations.js';
+import { checkPod, mutate, validateTarget, type Pod } from './mutate.js';
+import { formatProblems, problem, type Problem, type Stage } from './problems.js';
+import type { AdmissionReviewResponse, MutationConfig, ReviewHandler, ReviewLog, ReviewOutcome, ReviewResult } from './types.js';
+
+const { compare, applyPatch } = jsonpatch;
+
+export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
+/** The apiserver drops warnings beyond 256 characters; keep ours whole by staying under. */
+const MAX_WARNING = 250;
+
+type Obj = Record<string, unknown>;
+const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+
+export type PodOutcome =
+  | { outcome: 'skipped' | 'already-injected'; warnings: string[] }
+  | { outcome: 'denied'; stage: Stage; problems: Problem[]; message: string; warnings: string[] }
+  | { outcome: 'injected'; pod: Pod; patch: Operation[]; warnings: string[] };
+
+function annotationsOf(obj: unknown): Annotations | Problem {
+  if (!isObject(obj)) return {};
+  const metadata = obj.metadata;
+  if (metadata === undefined || metadata === null) return {};
+  if (!isObject(metadata)) return problem('WEBHOOK_INVALID_POD', 'metadata', 'must be an object');
+  const a = metadata.annotations;
+  if (a === undefined || a === null) return {};
+  if (!isObject(a) || !Object.values(a).every((v) => typeof v === 'string')) {
+    return problem('WEBHOOK_INVALID_POD', 'metadata.annotations', 'must map names to strings');
+  }
+  return a as Annotations;
+}
+
+function deny(stage: Stage, problems: Problem[], warnings: string[]): PodOutcome {
+  return { outcome: 'denied', stage, problems, message: formatProblems(stage, problems), warnings };
+}
+
+/**
+ * JSON Patch from the raw object to the mutated one. `compare` aligns arrays by index, so the
+ * one insertion at the front (the fetcher, first among init containers) would come out as a
+ * rewrite of every existing init container; that single insertion is stated as an `add` at
+ * index 0 and the rest is diffed.
+ */
+export function diff(raw: Obj, mutated: Pod): Operation[] {
+  const base = structuredClone(raw) as { spec?: { initContainers?: unknown } };
+  const ops: Operation[] = [];
+  const before = base.spec?.initContainers;
+  const after = mutated.spec.initContainers;
+  if (Array.isArray(before) && before.length > 0 && after && after.length === before.length + 1) {
+    ops.push({ op: 'add', path: '/spec/initContainers/0', value: structuredClone(after[0]) });
+    before.unshift(structuredClone(after[0]));
+  }
+  return [...ops, ...compare(base, mutated)];
+}
+
+/** The whole pipeline for one pod object (also used by the inject preview for pod templates). */
+export function reviewPod(obj: unknown, config: MutationConfig): PodOutcome {
+  const annotations = annotationsOf(obj);
+  if ('code' in annotations) return deny('should-inject', [annotations as Problem], []);
+  const decision = shouldInject(annotations);
+  const warnings = [...decision.warnings];
+  if (!decision.inject) {
+    if (decision.outcome === 'denied') return deny('should-inject', decision.problems, warnings);
+    return { outcome: decision.outcome, warnings };
+  }
+
+  const parsed = parseAnnotations(annotations, { mountPath: config.defaultMountPath });
+  warnings.push(...parsed.warnings);
+  if ('problems' in parsed) return deny('parse', parsed.problems, warnings);
+
+  const shape = checkPod(obj);
+  if (shape.length > 0) return deny('validate', shape, warnings);
+  const pod = obj as Pod;
+  const fit = validateTarget(pod, parsed.request);
+  warnings.push(...fit.warnings);
+  if (fit.problems.length > 0) return deny('validate', fit.problems, warnings);
+
+  const result = mutate(pod, parsed.request, config);
+  warnings.push(...result.warnings);
+  // Belt and braces: the fetcher must accept what we hand it, and the patch must be additive
+  // and reproduce the mutation exactly. A failure here is a bug; refuse rather than break a pod.
+  const specCheck = parseSpec(serialiseSpec(result.spec));
+  if ('errors' in specCheck) {
+    return deny('render', [problem('WEBHOOK_INTERNAL', 'fetcher spec', specCheck.errors.join('; '))], warnings);
+  }
+  const patch = diff(obj as Obj, result.pod);
+  const bad = patch.find((op) => op.op !== 'add' && op.op !== 'replace');
+  let reproduces = false;
+  try {
+    const applied = applyPatch(structuredClone(obj), patch, true, false).newDocument;
+    reproduces = compare(applied as object, result.pod).length === 0;
+  } catch {
+    reproduces = false;
+  }
+  if (bad !== undefined || !reproduces) {
+    return deny('render', [problem('WEBHOOK_INTERNAL', 'patch', bad ? `would ${bad.op} ${bad.path}` : 'does not reproduce the mutation')], warnings);
+  }
+  return { outcome: 'injected', pod: result.pod, patch, warnings };
+}
+
+function badRequest(message: string): ReviewResult {
+  return { kind: 'bad-request', statusCode: 400, message };
+}
+
+const clip = (w: string): string => (w.length > MAX_WARNING ? `${w.slice(0, MAX_WARNING - 1)}…` : w);
+
+export const review: ReviewHandler = (body, config) => {
+  if (!isObject(body)) return badRequest('body must be a JSON object (an AdmissionReview)');
+  if (body.apiVersion !== ADMISSION_API_VERSION) return badRequest(`apiVersion must be ${ADMISSION_API_VERSION}`);
+  if (body.kind !== 'AdmissionReview') return badRequest('kind must be AdmissionReview');
+  const request = body.request;
+  if (!isObject(request)) return badRequest('request is missing');
+  const uid = str(request.uid);
+  if (uid === undefined) return badRequest('request.uid is missing');
+  const gvk = request.kind;
+  if (!isObject(gvk) || typeof gvk.kind !== 'string' || typeof gvk.version !== 'string') {
+    return badRequest('request.kind must be {group, version, kind}');
+  }
+
+  const object = request.object;
+  const metadata = isObject(object) && isObject(object.metadata) ? object.metadata : {};
+  const log: ReviewLog = { uid, dryRun: request.dryRun === true, outcome: 'skipped', warnings: 0 };
+  const namespace = str(request.namespace) ?? str(metadata.namespace);
+  if (namespace !== undefined) log.namespace = namespace;
+  const name = str(metadata.name) ?? str(metadata.generateName) ?? str(request.name);
+  if (name !== undefined) log.name = name;
+  const operation = str(request.operation);
+  if (operation !== undefined) log.operation = operation;
+  log.kind = gvk.kind;
+
+  const response: AdmissionReviewResponse = { apiVersion: ADMISSION_API_VERSION, kind: 'AdmissionReview', response: { uid, allowed: true } };
+  const done = (outcome: ReviewOutcome, warnings: string[]): ReviewResult => {
+    log.outcome = outcome;
+    log.warnings = warnings.length;
+    if (warnings.length > 0) response.response.warnings = warnings.map(clip);
+    return { kind: 'review', response, log };
+  };
+
+  const isPod = (gvk.group ?? '') === '' && gvk.version === 'v1' && gvk.kind === 'Pod';
+  if (!isPod || operation !== 'CREATE' || str(request.subResource) !== undefined) return done('skipped', []);
+
+  const result = reviewPod(object, config);
+  switch (result.outcome) {
+    case 'skipped':
+    case 'already-injected':
+      return done(result.outcome, result.warnings);
+    case 'denied':
+      response.response.allowed = false;
+      response.response.status = { code: 403, reason: 'Forbidden', message: result.message };
+      log.reason = result.message;
+      return done('denied', result.warnings);
+    case 'injected':
+      response.response.patchType = 'JSONPatch';
+      response.response.patch = Buffer.from(JSON.stringify(result.patch)).toString('base64');
+      return done('injected', result.warnings);
+  }
+};
