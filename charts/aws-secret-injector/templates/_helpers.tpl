@@ -1,0 +1,108 @@
+{{/* Chart name, 63 characters at most (a label value). */}}
+{{- define "asi.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Prefix of every resource name. */}}
+{{- define "asi.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "asi.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "asi.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "asi.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "asi.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* repository:tag, or repository@digest when a digest pins it. Argument: dict image, root. */}}
+{{- define "asi.image" -}}
+{{- $tag := default .root.Chart.AppVersion .image.tag -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" .image.repository .image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The MutatingWebhookConfiguration's name: sorts before EKS's pod-identity-webhook. */}}
+{{- define "asi.configurationName" -}}
+{{- $name := default (printf "0-%s" (include "asi.fullname" .)) .Values.webhook.configurationName -}}
+{{- if not (lt $name "pod-identity-webhook") -}}
+{{- fail (printf "webhook.configurationName %q must sort before \"pod-identity-webhook\" (the API server calls mutating webhooks in name order, and EKS's must see our init container): start it with a digit or a letter before p, e.g. \"0-%s\"" $name $name) -}}
+{{- end -}}
+{{- $name -}}
+{{- end -}}
+
+{{- define "asi.tlsSecretName" -}}
+{{- default (printf "%s-tls" (include "asi.fullname" .)) .Values.certificates.secretName -}}
+{{- end -}}
+
+{{- define "asi.serviceName" -}}
+{{- include "asi.fullname" . -}}
+{{- end -}}
+
+{{- define "asi.serviceAccountName" -}}
+{{- include "asi.fullname" . -}}
+{{- end -}}
+
+{{/* Fail unless matchConditions are on; then only pods that asked for secrets are affected. */}}
+{{- define "asi.failurePolicy" -}}
+{{- if .Values.webhook.failurePolicy -}}
+{{- .Values.webhook.failurePolicy -}}
+{{- else if .Values.webhook.matchConditions.enabled -}}
+Fail
+{{- else -}}
+Ignore
+{{- end -}}
+{{- end -}}
+
+{{- define "asi.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* self-managed certificates: the first replica to start makes the CA and certificate in the
+     TLS Secret and writes the CA into the configuration's caBundle; the others reuse them. */}}
+{{- define "asi.bootstrapInitContainer" -}}
+initContainers:
+  - name: certs-bootstrap
+    image: {{ include "asi.image" (dict "image" .Values.image "root" .) | quote }}
+    imagePullPolicy: {{ .Values.image.pullPolicy }}
+    args:
+      - certs
+      - bootstrap
+      - --namespace={{ .Release.Namespace }}
+      - --secret={{ include "asi.tlsSecretName" . }}
+      - --service={{ include "asi.serviceName" . }}
+      - --webhook-configuration={{ include "asi.configurationName" . }}
+      - --validity-days={{ .Values.certificates.selfManaged.validityDays }}
+      - --ca-validity-days={{ .Values.certificates.selfManaged.caValidityDays }}
+    resources:
+      requests:
+        cpu: 10m
+        memory: 64Mi
+      limits:
+        memory: 128Mi
+    securityContext:
+      {{- include "asi.containerSecurityContext" . | nindent 6 }}
+{{- end -}}

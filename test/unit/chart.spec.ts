@@ -1,0 +1,440 @@
+// The Helm chart, rendered by the real helm: lint, every certificate mode and notable value,
+// the webhook configuration's safety properties, least-privilege RBAC, the pod's hardening, the
+// schema's errors, and the values that flow into the webhook's environment.
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { isMap, parseDocument, type YAMLMap } from 'yaml';
+import { renderAnnotationTable } from '../../webhook/annotations.js';
+import { OPTIONS } from '../../webhook/config.js';
+import { findTool, missingToolMessage } from '../helpers/tools.js';
+import { CERT_MODES, CHART_DIR, one, renderChart, runHelm, valueArgs, type K8sObject } from './chart-render.js';
+
+const helm = findTool('helm');
+if (!helm) console.warn(`skipping the chart specs: ${missingToolMessage('helm')}`);
+const suite = helm ? describe : describe.skip;
+const HELM = helm ?? '';
+
+type Json = Record<string, any>;
+const spec = (o: K8sObject): Json => o.spec as Json;
+const webhookOf = (objects: K8sObject[]): Json => (one(objects, 'MutatingWebhookConfiguration').webhooks as Json[])[0]!;
+const podSpec = (objects: K8sObject[]): Json => spec(one(objects, 'Deployment')).template.spec;
+const container = (objects: K8sObject[]): Json => podSpec(objects).containers[0];
+function envOf(objects: K8sObject[]): Record<string, string> {
+  return Object.fromEntries((container(objects).env as Json[]).map((e) => [e.name, e.value]));
+}
+
+suite('chart: lint', () => {
+  it.each(Object.entries(CERT_MODES))('helm lint --strict is clean with certificates.mode=%s', (_mode, set) => {
+    const r = runHelm(HELM, ['lint', '--strict', CHART_DIR, ...valueArgs(set)]);
+    expect(r.stderr + r.stdout).not.toMatch(/\[(WARNING|ERROR)\]/);
+    expect(r.ok).toBe(true);
+  });
+});
+
+suite('chart: default values', () => {
+  const objects = renderChart(HELM, { release: 'acme', namespace: 'secrets-system' });
+
+  it('renders the expected objects, each once', () => {
+    const kinds = objects.map((o) => `${o.kind}/${o.metadata.name}`).sort();
+    expect(kinds).toEqual(
+      [
+        'ClusterRole/acme-aws-secret-injector',
+        'ClusterRoleBinding/acme-aws-secret-injector',
+        'Deployment/acme-aws-secret-injector',
+        'MutatingWebhookConfiguration/0-acme-aws-secret-injector',
+        'PodDisruptionBudget/acme-aws-secret-injector',
+        'Role/acme-aws-secret-injector',
+        'RoleBinding/acme-aws-secret-injector',
+        'Secret/acme-aws-secret-injector-tls',
+        'Service/acme-aws-secret-injector',
+        'Service/acme-aws-secret-injector-metrics',
+        'ServiceAccount/acme-aws-secret-injector',
+      ].sort(),
+    );
+    for (const o of objects) {
+      if (!['ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration'].includes(o.kind)) {
+        expect(o.metadata.namespace, `${o.kind} namespace`).toBe('secrets-system');
+      }
+    }
+  });
+
+  it('configures the webhook: v1 reviews, no side effects, short timeout, reinvocation, pod CREATE', () => {
+    const w = webhookOf(objects);
+    expect(w.admissionReviewVersions).toEqual(['v1']);
+    expect(w.sideEffects).toBe('None');
+    expect(w.timeoutSeconds).toBeGreaterThanOrEqual(1);
+    expect(w.timeoutSeconds).toBeLessThanOrEqual(10);
+    expect(w.reinvocationPolicy).toBe('IfNeeded');
+    expect(w.rules).toEqual([
+      { operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' },
+    ]);
+    expect(w.clientConfig).toEqual({
+      service: { name: 'acme-aws-secret-injector', namespace: 'secrets-system', path: '/mutate', port: 443 },
+    });
+  });
+
+  it('names the configuration so that it sorts before EKS pod-identity-webhook', () => {
+    const name = one(objects, 'MutatingWebhookConfiguration').metadata.name;
+    // The API server orders configurations with Go's byte-wise string comparison.
+    expect(Buffer.compare(Buffer.from(name), Buffer.from('pod-identity-webhook'))).toBeLessThan(0);
+    expect(name).toMatch(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/);
+  });
+
+  it('sends only pods with a secrets.k8s.aws/ annotation, and fails closed for exactly those', () => {
+    const w = webhookOf(objects);
+    expect(w.failurePolicy).toBe('Fail');
+    expect(w.matchConditions).toHaveLength(1);
+    const expr: string = w.matchConditions[0].expression;
+    // Absent annotations must not be an evaluation error (that would apply failurePolicy).
+    expect(expr).toMatch(/^has\(object\.metadata\.annotations\) &&/);
+    expect(expr).toContain("startsWith('secrets.k8s.aws/')");
+  });
+
+  it('leaves out kube-system, the release namespace and opted-out namespaces', () => {
+    expect(webhookOf(objects).namespaceSelector).toEqual({
+      matchExpressions: [
+        { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'secrets-system'] },
+        { key: 'secrets.k8s.aws/injection', operator: 'NotIn', values: ['disabled'] },
+      ],
+    });
+  });
+
+  it('grants only its own TLS Secret and its own webhook configuration, by name', () => {
+    const role = one(objects, 'Role');
+    expect(role.rules).toEqual([
+      { apiGroups: [''], resources: ['secrets'], resourceNames: ['acme-aws-secret-injector-tls'], verbs: ['get', 'update', 'patch'] },
+    ]);
+    const clusterRole = one(objects, 'ClusterRole');
+    expect(clusterRole.rules).toEqual([
+      {
+        apiGroups: ['admissionregistration.k8s.io'],
+        resources: ['mutatingwebhookconfigurations'],
+        resourceNames: ['0-acme-aws-secret-injector'],
+        verbs: ['get', 'update', 'patch'],
+      },
+    ]);
+    for (const b of [one(objects, 'RoleBinding'), one(objects, 'ClusterRoleBinding')]) {
+      expect(b.subjects).toEqual([{ kind: 'ServiceAccount', name: 'acme-aws-secret-injector', namespace: 'secrets-system' }]);
+    }
+  });
+
+  it('runs 2 replicas spread over nodes, with a PodDisruptionBudget', () => {
+    const d = one(objects, 'Deployment');
+    expect(spec(d).replicas).toBe(2);
+    const ps = podSpec(objects);
+    expect(ps.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.topologyKey).toBe(
+      'kubernetes.io/hostname',
+    );
+    expect(ps.topologySpreadConstraints.map((t: Json) => t.topologyKey)).toEqual([
+      'topology.kubernetes.io/zone',
+      'kubernetes.io/hostname',
+    ]);
+    const pdb = one(objects, 'PodDisruptionBudget');
+    expect(spec(pdb)).toEqual({ minAvailable: 1, selector: spec(d).selector });
+    expect(spec(one(objects, 'Service', 'acme-aws-secret-injector')).selector).toEqual(spec(d).selector.matchLabels);
+  });
+
+  it('hardens the pod: non-root, read-only root, no capabilities, RuntimeDefault seccomp', () => {
+    const ps = podSpec(objects);
+    expect(ps.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(ps.securityContext.runAsUser).toBeGreaterThan(0);
+    for (const c of [...ps.containers, ...(ps.initContainers ?? [])]) {
+      expect(c.securityContext, c.name).toEqual({
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+        runAsNonRoot: true,
+        capabilities: { drop: ['ALL'] },
+        seccompProfile: { type: 'RuntimeDefault' },
+      });
+    }
+    expect(container(objects).resources.requests).toBeDefined();
+  });
+
+  it('probes /healthz and /readyz over HTTPS on the webhook port', () => {
+    const c = container(objects);
+    expect(c.ports).toEqual([{ name: 'https', containerPort: 8443, protocol: 'TCP' }]);
+    expect(c.startupProbe.httpGet).toEqual({ path: '/healthz', port: 'https', scheme: 'HTTPS' });
+    expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'https', scheme: 'HTTPS' });
+    expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'https', scheme: 'HTTPS' });
+    expect(c.args).toEqual(['webhook']);
+  });
+
+  it('sets only environment variables the webhook knows, with their defaults', () => {
+    const known = new Set(Object.values(OPTIONS).map((o) => o.env));
+    const env = envOf(objects);
+    for (const name of Object.keys(env)) expect(known.has(name), `${name} is not a webhook option`).toBe(true);
+    const defaults = Object.fromEntries(Object.values(OPTIONS).map((o) => [o.env, o.default]));
+    for (const name of [
+      'PORT',
+      'LOG_LEVEL',
+      'FETCHER_IMAGE_PULL_POLICY',
+      'FETCHER_CPU_REQUEST',
+      'FETCHER_MEMORY_REQUEST',
+      'FETCHER_CPU_LIMIT',
+      'FETCHER_MEMORY_LIMIT',
+      'FETCHER_UID',
+      'DEFAULT_MOUNT_PATH',
+      'VOLUME_SIZE_LIMIT',
+      'SHUTDOWN_TIMEOUT_SECONDS',
+    ]) {
+      expect(env[name], name).toBe(defaults[name]);
+    }
+    expect(env.FETCHER_IMAGE).toBe('ghcr.io/aws-secret-injector/fetcher:0.1.0');
+    expect(env.TLS_CERT_FILE).toBe('/etc/aws-secret-injector/tls/tls.crt');
+    expect(env.TLS_KEY_FILE).toBe('/etc/aws-secret-injector/tls/tls.key');
+    const mount = (container(objects).volumeMounts as Json[]).find((m) => m.name === 'tls');
+    expect(mount).toEqual({ name: 'tls', mountPath: '/etc/aws-secret-injector/tls', readOnly: true });
+    expect(env.FETCH_DEADLINE_SECONDS).toBeUndefined();
+  });
+});
+
+suite('chart: certificate modes', () => {
+  it('self-managed: an empty Secret the first replica fills, and the bootstrap init container', () => {
+    const objects = renderChart(HELM, { release: 'acme', set: CERT_MODES['self-managed'] });
+    const secret = one(objects, 'Secret');
+    expect(secret.metadata.name).toBe('acme-aws-secret-injector-tls');
+    expect(secret.data).toBeUndefined();
+    expect(secret.stringData).toBeUndefined();
+    const ps = podSpec(objects);
+    expect(ps.automountServiceAccountToken).toBe(true);
+    expect(ps.initContainers).toHaveLength(1);
+    const args: string[] = ps.initContainers[0].args;
+    expect(args.slice(0, 2)).toEqual(['certs', 'bootstrap']);
+    expect(args).toEqual(expect.arrayContaining(['--secret=acme-aws-secret-injector-tls', '--webhook-configuration=0-acme-aws-secret-injector']));
+    expect(ps.volumes[0].secret).toMatchObject({ secretName: 'acme-aws-secret-injector-tls', optional: true });
+    expect(webhookOf(objects).clientConfig.caBundle).toBeUndefined();
+    expect(one(objects, 'MutatingWebhookConfiguration').metadata.annotations).toBeUndefined();
+  });
+
+  it('cert-manager: a Certificate for the Service, a self-signed Issuer, the cainjector annotation, no RBAC', () => {
+    const objects = renderChart(HELM, { release: 'acme', namespace: 'sec', set: CERT_MODES['cert-manager'] });
+    const cert = one(objects, 'Certificate');
+    expect(spec(cert).secretName).toBe('acme-aws-secret-injector-tls');
+    expect(spec(cert).dnsNames).toEqual([
+      'acme-aws-secret-injector',
+      'acme-aws-secret-injector.sec',
+      'acme-aws-secret-injector.sec.svc',
+      'acme-aws-secret-injector.sec.svc.cluster.local',
+    ]);
+    expect(spec(cert).issuerRef).toEqual({ kind: 'Issuer', name: 'acme-aws-secret-injector' });
+    expect(spec(one(objects, 'Issuer'))).toEqual({ selfSigned: {} });
+    expect(one(objects, 'MutatingWebhookConfiguration').metadata.annotations).toEqual({
+      'cert-manager.io/inject-ca-from': 'sec/acme-aws-secret-injector',
+    });
+    expect(objects.filter((o) => /Role|Secret/.test(o.kind))).toEqual([]);
+    const ps = podSpec(objects);
+    expect(ps.automountServiceAccountToken).toBe(false);
+    expect(ps.initContainers).toBeUndefined();
+    expect(ps.volumes[0].secret.secretName).toBe('acme-aws-secret-injector-tls');
+  });
+
+  it('cert-manager with an existing issuer: no Issuer of our own', () => {
+    const objects = renderChart(HELM, {
+      set: { ...CERT_MODES['cert-manager'], 'certificates.certManager.issuerRef.kind': 'ClusterIssuer', 'certificates.certManager.issuerRef.name': 'corp-ca' },
+    });
+    expect(objects.filter((o) => o.kind === 'Issuer')).toEqual([]);
+    expect(spec(one(objects, 'Certificate')).issuerRef).toEqual({ kind: 'ClusterIssuer', name: 'corp-ca' });
+  });
+
+  it('provided: serves the named Secret and writes the given CA bundle; no RBAC, no Secret of its own', () => {
+    const set = CERT_MODES.provided!;
+    const objects = renderChart(HELM, { set });
+    expect(objects.filter((o) => /Role|Secret|Certificate|Issuer/.test(o.kind))).toEqual([]);
+    expect(webhookOf(objects).clientConfig.caBundle).toBe(set['webhook.caBundle']);
+    expect(podSpec(objects).volumes[0].secret).toEqual({ secretName: 'my-webhook-tls', defaultMode: 0o440 });
+    expect(podSpec(objects).automountServiceAccountToken).toBe(false);
+  });
+});
+
+suite('chart: notable values', () => {
+  it('webhook.url: a URL clientConfig with its CA bundle', () => {
+    const objects = renderChart(HELM, {
+      set: { 'webhook.url': 'https://127.0.0.1:9443/mutate', 'webhook.caBundle': 'Q0E=' },
+    });
+    expect(webhookOf(objects).clientConfig).toEqual({ url: 'https://127.0.0.1:9443/mutate', caBundle: 'Q0E=' });
+  });
+
+  it('matchConditions off: every pod is sent, and failurePolicy becomes Ignore unless set', () => {
+    let w = webhookOf(renderChart(HELM, { set: { 'webhook.matchConditions.enabled': false } }));
+    expect(w.matchConditions).toBeUndefined();
+    expect(w.failurePolicy).toBe('Ignore');
+    w = webhookOf(renderChart(HELM, { set: { 'webhook.matchConditions.enabled': false, 'webhook.failurePolicy': 'Fail' } }));
+    expect(w.failurePolicy).toBe('Fail');
+    w = webhookOf(renderChart(HELM, { set: { 'webhook.failurePolicy': 'Ignore' } }));
+    expect(w.failurePolicy).toBe('Ignore');
+  });
+
+  it('refuses matchConditions on clusters older than 1.28, naming the value that turns them off', () => {
+    expect(() => renderChart(HELM, { extra: ['--kube-version', '1.27.4'] })).toThrow(
+      /matchConditions need Kubernetes 1\.28 or newer \(this cluster is v1\.27\.4\): set webhook\.matchConditions\.enabled=false/,
+    );
+    expect(webhookOf(renderChart(HELM, { extra: ['--kube-version', '1.27.4'], set: { 'webhook.matchConditions.enabled': false } })).failurePolicy).toBe('Ignore');
+    expect(() => renderChart(HELM, { extra: ['--kube-version', '1.20.0'] })).toThrow(/kubeVersion/);
+  });
+
+  it('image and fetcher values flow into the webhook container and its environment', () => {
+    const digest = `sha256:${'a'.repeat(64)}`;
+    const objects = renderChart(HELM, {
+      set: {
+        'image.repository': 'registry.example/team/injector',
+        'image.tag': '1.2.3',
+        'fetcher.image.repository': 'registry.example/team/fetcher',
+        'fetcher.image.digest': digest,
+        'fetcher.image.pullPolicy': 'Always',
+        'fetcher.resources.requests.cpu': '20m',
+        'fetcher.resources.requests.memory': '40Mi',
+        'fetcher.resources.limits.memory': '80Mi',
+        'fetcher.resources.limits.cpu': null as unknown as string,
+        'fetcher.uid': 4242,
+        'fetcher.deadlineSeconds': 90,
+        defaultMountPath: '/var/run/secrets/app',
+        volumeSizeLimit: '4Mi',
+        logLevel: 'debug',
+        port: 9443,
+        shutdownTimeoutSeconds: 10,
+      },
+    });
+    expect(container(objects).image).toBe('registry.example/team/injector:1.2.3');
+    expect(podSpec(objects).initContainers[0].image).toBe('registry.example/team/injector:1.2.3');
+    expect(podSpec(objects).terminationGracePeriodSeconds).toBe(15);
+    expect(envOf(objects)).toMatchObject({
+      FETCHER_IMAGE: `registry.example/team/fetcher@${digest}`,
+      FETCHER_IMAGE_PULL_POLICY: 'Always',
+      FETCHER_CPU_REQUEST: '20m',
+      FETCHER_MEMORY_REQUEST: '40Mi',
+      FETCHER_CPU_LIMIT: '',
+      FETCHER_MEMORY_LIMIT: '80Mi',
+      FETCHER_UID: '4242',
+      FETCH_DEADLINE_SECONDS: '90',
+      DEFAULT_MOUNT_PATH: '/var/run/secrets/app',
+      VOLUME_SIZE_LIMIT: '4Mi',
+      LOG_LEVEL: 'debug',
+      PORT: '9443',
+      SHUTDOWN_TIMEOUT_SECONDS: '10',
+    });
+    expect(container(objects).ports[0].containerPort).toBe(9443);
+  });
+
+  it('selectors, scheduling and metrics values', () => {
+    const objects = renderChart(HELM, {
+      namespace: 'sec',
+      set: {
+        'webhook.namespaceSelector.excludeNamespaces[0]': 'kube-system',
+        'webhook.namespaceSelector.excludeNamespaces[1]': 'monitoring',
+        'webhook.namespaceSelector.matchExpressions[0].key': 'team',
+        'webhook.namespaceSelector.matchExpressions[0].operator': 'Exists',
+        'webhook.objectSelector.matchLabels.secrets': 'yes',
+        'webhook.timeoutSeconds': 3,
+        priorityClassName: 'system-cluster-critical',
+        'tolerations[0].key': 'dedicated',
+        'tolerations[0].operator': 'Exists',
+        'nodeSelector.pool': 'system',
+        replicaCount: 3,
+        'podDisruptionBudget.minAvailable': 2,
+        'metrics.serviceMonitor.enabled': true,
+        'metrics.serviceMonitor.labels.release': 'prom',
+      },
+    });
+    const w = webhookOf(objects);
+    expect(w.timeoutSeconds).toBe(3);
+    expect(w.namespaceSelector.matchExpressions).toEqual([
+      { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'monitoring', 'sec'] },
+      { key: 'secrets.k8s.aws/injection', operator: 'NotIn', values: ['disabled'] },
+      { key: 'team', operator: 'Exists' },
+    ]);
+    expect(w.objectSelector).toEqual({ matchLabels: { secrets: 'yes' } });
+    const ps = podSpec(objects);
+    expect(ps.priorityClassName).toBe('system-cluster-critical');
+    expect(ps.tolerations).toEqual([{ key: 'dedicated', operator: 'Exists' }]);
+    expect(ps.nodeSelector).toEqual({ pool: 'system' });
+    expect(spec(one(objects, 'Deployment')).replicas).toBe(3);
+    expect(spec(one(objects, 'PodDisruptionBudget')).minAvailable).toBe(2);
+    const sm = one(objects, 'ServiceMonitor');
+    expect(sm.metadata.labels?.release).toBe('prom');
+    const metricsSvc = one(objects, 'Service', 'r-aws-secret-injector-metrics');
+    expect(spec(sm).selector.matchLabels).toMatchObject(
+      Object.fromEntries(Object.entries(metricsSvc.metadata.labels!).filter(([k]) => k.startsWith('app.kubernetes.io/') && k !== 'app.kubernetes.io/version' && k !== 'app.kubernetes.io/managed-by')),
+    );
+    expect(spec(sm).endpoints[0]).toMatchObject({ port: 'https-metrics', scheme: 'https', path: '/metrics' });
+  });
+
+  it('metrics Service off; PDB off', () => {
+    const objects = renderChart(HELM, { set: { 'metrics.service.enabled': false, 'podDisruptionBudget.enabled': false } });
+    expect(objects.filter((o) => o.kind === 'Service').map((o) => o.metadata.name)).toEqual(['r-aws-secret-injector']);
+    expect(objects.filter((o) => o.kind === 'PodDisruptionBudget')).toEqual([]);
+  });
+});
+
+suite('chart: bad values are refused with a clear message', () => {
+  it.each<[string, Record<string, string | number | boolean>, RegExp]>([
+    ['unknown key', { replicas: 3 }, /additional properties 'replicas' not allowed/],
+    ['typo in a nested key', { 'webhook.timeoutSecond': 3 }, /at '\/webhook': additional properties 'timeoutSecond' not allowed/],
+    ['timeout above the API maximum', { 'webhook.timeoutSeconds': 60 }, /at '\/webhook\/timeoutSeconds': maximum: got 60, want 30/],
+    ['unknown certificate mode', { 'certificates.mode': 'vault' }, /at '\/certificates\/mode': value must be one of 'self-managed', 'cert-manager', 'provided'/],
+    ['unknown failure policy', { 'webhook.failurePolicy': 'Retry' }, /at '\/webhook\/failurePolicy': value must be one of/],
+    ['unknown log level', { logLevel: 'verbose' }, /at '\/logLevel': value must be one of/],
+    ['malformed digest', { 'fetcher.image.digest': 'abc123' }, /at '\/fetcher\/image\/digest'/],
+    ['malformed quantity', { 'fetcher.resources.requests.memory': 'lots' }, /at '\/fetcher\/resources\/requests\/memory'/],
+    ['root fetcher', { 'fetcher.uid': 0 }, /at '\/fetcher\/uid': minimum: got 0, want 1/],
+    ['relative mount path', { defaultMountPath: 'tmp' }, /at '\/defaultMountPath'/],
+    ['mount path with ..', { defaultMountPath: '/a/../etc' }, /at '\/defaultMountPath'/],
+    ['privileged port', { port: 443 }, /at '\/port': minimum: got 443, want 1,024/],
+    ['plain-HTTP webhook URL', { 'webhook.url': 'http://127.0.0.1:8443/mutate' }, /at '\/webhook\/url'/],
+    ['caBundle not base64', { 'webhook.caBundle': '-----BEGIN CERTIFICATE-----' }, /at '\/webhook\/caBundle'/],
+    ['zero replicas', { replicaCount: 0 }, /at '\/replicaCount': minimum: got 0, want 1/],
+    [
+      'a configuration name sorting after pod-identity-webhook',
+      { 'webhook.configurationName': 'secrets-injector' },
+      /webhook\.configurationName "secrets-injector" must sort before "pod-identity-webhook"/,
+    ],
+    ['provided mode without a Secret', { 'certificates.mode': 'provided', 'webhook.caBundle': 'Q0E=' }, /certificates\.mode=provided needs certificates\.secretName/],
+    ['provided mode without a CA', { 'certificates.mode': 'provided', 'certificates.secretName': 'tls' }, /certificates\.mode=provided needs webhook\.caBundle/],
+    ['URL without a CA', { 'webhook.url': 'https://127.0.0.1:8443/mutate', 'certificates.mode': 'cert-manager' }, /webhook\.url needs webhook\.caBundle/],
+    ['PDB that blocks every drain', { replicaCount: 2, 'podDisruptionBudget.minAvailable': 2 }, /podDisruptionBudget\.minAvailable \(2\) must be below replicaCount \(2\)/],
+    ['ServiceMonitor without the metrics Service', { 'metrics.serviceMonitor.enabled': true, 'metrics.service.enabled': false }, /metrics\.serviceMonitor\.enabled needs metrics\.service\.enabled/],
+  ])('%s', (_name, set, message) => {
+    expect(() => renderChart(HELM, { set })).toThrow(message);
+  });
+});
+
+suite('chart: documentation', () => {
+  it('documents every value in values.yaml with a comment (on the key or its parent)', () => {
+    const doc = parseDocument(readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8'));
+    const undocumented: string[] = [];
+    const walk = (map: YAMLMap, path: string, documented: boolean): void => {
+      map.items.forEach((pair, i) => {
+        const key = `${path}${String((pair.key as { value: unknown }).value)}`;
+        const comment = (pair.key as { commentBefore?: string }).commentBefore ?? (i === 0 ? map.commentBefore : undefined);
+        const has = documented || Boolean(comment);
+        if (isMap(pair.value)) walk(pair.value, `${key}.`, has);
+        else if (!has) undocumented.push(key);
+      });
+    };
+    walk(doc.contents as YAMLMap, '', false);
+    expect(undocumented).toEqual([]);
+  });
+
+  it('keeps the schema and values.yaml in step: every value has a schema entry', () => {
+    const schema = JSON.parse(readFileSync(join(CHART_DIR, 'values.schema.json'), 'utf8')) as Json;
+    const values = parseDocument(readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8')).toJS() as Json;
+    const missing: string[] = [];
+    const walk = (v: Json, s: Json, path: string): void => {
+      for (const [k, child] of Object.entries(v)) {
+        const sub = s.properties?.[k];
+        if (!sub) missing.push(`${path}${k}`);
+        else if (child && typeof child === 'object' && !Array.isArray(child) && sub.properties) walk(child, sub, `${path}${k}.`);
+      }
+    };
+    walk(values, schema, '');
+    expect(missing).toEqual([]);
+  });
+
+  it("the chart README's annotation table is the registry's", () => {
+    const readme = readFileSync(join(CHART_DIR, 'README.md'), 'utf8');
+    const m = /<!-- annotations:begin -->\n([\s\S]*?)\n?<!-- annotations:end -->/.exec(readme);
+    expect(m, 'annotation markers in the chart README').not.toBeNull();
+    expect(m![1]!.trim()).toBe(renderAnnotationTable().trim());
+  });
+});
