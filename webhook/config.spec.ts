@@ -1,0 +1,168 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { flagName, loadConfig, OPTIONS, quantityValue, renderConfigTable, type WebhookConfig } from './config.js';
+import { DEFAULT_MUTATION_CONFIG } from './types.js';
+
+const config = (argv: string[], env: NodeJS.ProcessEnv = {}): WebhookConfig => {
+  const r = loadConfig(argv, env);
+  if (!('config' in r)) throw new Error(JSON.stringify(r));
+  return r.config;
+};
+const errors = (argv: string[], env: NodeJS.ProcessEnv = {}): string[] => {
+  const r = loadConfig(argv, env);
+  if (!('errors' in r)) throw new Error(`expected errors, got ${JSON.stringify(r)}`);
+  return r.errors;
+};
+
+const dir = mkdtempSync(join(tmpdir(), 'config-spec-'));
+const certFile = join(dir, 'tls.crt');
+const keyFile = join(dir, 'tls.key');
+writeFileSync(certFile, 'c');
+writeFileSync(keyFile, 'k');
+
+describe('loadConfig', () => {
+  it('has working defaults: port 8443, every interface, development certificate, the default mutation config', () => {
+    expect(config([])).toEqual({
+      host: '::',
+      port: 8443,
+      logLevel: 'info',
+      shutdownTimeoutSeconds: 25,
+      mutation: DEFAULT_MUTATION_CONFIG,
+    });
+  });
+
+  it('reads every option from its environment variable', () => {
+    const c = config([], {
+      HOST: '127.0.0.1',
+      PORT: '9443',
+      TLS_CERT_FILE: certFile,
+      TLS_KEY_FILE: keyFile,
+      LOG_LEVEL: 'debug',
+      FETCHER_IMAGE: '123456789012.dkr.ecr.us-east-1.amazonaws.com/fetcher@sha256:abc',
+      FETCHER_IMAGE_PULL_POLICY: 'Always',
+      FETCHER_CPU_REQUEST: '50m',
+      FETCHER_MEMORY_REQUEST: '16Mi',
+      FETCHER_CPU_LIMIT: '',
+      FETCHER_MEMORY_LIMIT: '128Mi',
+      FETCHER_UID: '1000',
+      DEFAULT_MOUNT_PATH: '/var/run/secrets/app/',
+      VOLUME_SIZE_LIMIT: '1Mi',
+      FETCH_DEADLINE_SECONDS: '90',
+      SHUTDOWN_TIMEOUT_SECONDS: '10',
+    });
+    expect(c).toEqual({
+      host: '127.0.0.1',
+      port: 9443,
+      tlsCertFile: certFile,
+      tlsKeyFile: keyFile,
+      logLevel: 'debug',
+      shutdownTimeoutSeconds: 10,
+      mutation: {
+        fetcherImage: '123456789012.dkr.ecr.us-east-1.amazonaws.com/fetcher@sha256:abc',
+        fetcherImagePullPolicy: 'Always',
+        fetcherResources: { requests: { cpu: '50m', memory: '16Mi' }, limits: { memory: '128Mi' } },
+        fetcherUid: 1000,
+        defaultMountPath: '/var/run/secrets/app',
+        volumeSizeLimit: '1Mi',
+        fetchTimeouts: { deadlineSeconds: 90 },
+      },
+    });
+  });
+
+  it('takes a flag over the environment, in both --flag value and --flag=value forms', () => {
+    const c = config(['--port', '10443', '--log-level=warn'], { PORT: '9443', LOG_LEVEL: 'debug' });
+    expect(c.port).toBe(10443);
+    expect(c.logLevel).toBe('warn');
+  });
+
+  it('has a flag for every option', () => {
+    for (const o of Object.values(OPTIONS)) expect(loadConfig([flagName(o.env), 'x'], {})).not.toMatchObject({ errors: [expect.stringMatching(/unknown option/)] });
+  });
+
+  it('lists every problem at once, naming where each value came from', () => {
+    const e = errors(['--port', '70000'], {
+      LOG_LEVEL: 'loud',
+      FETCHER_IMAGE_PULL_POLICY: 'Sometimes',
+      FETCHER_UID: '0',
+      DEFAULT_MOUNT_PATH: 'relative/path',
+      VOLUME_SIZE_LIMIT: '16 MB',
+      FETCHER_MEMORY_REQUEST: '128Mi',
+      FETCH_DEADLINE_SECONDS: '-1',
+      TLS_CERT_FILE: join(dir, 'missing.crt'),
+    });
+    expect(e).toEqual([
+      '--port="70000": must be a whole number from 0 to 65535',
+      expect.stringMatching(/^TLS_CERT_FILE=".*missing.crt": .*missing.crt does not exist$/),
+      'LOG_LEVEL="loud": must be one of fatal, error, warn, info, debug, trace, silent',
+      'FETCHER_IMAGE_PULL_POLICY="Sometimes": must be one of Always, IfNotPresent, Never',
+      'FETCHER_UID="0": must be a whole number from 1 to 2147483647',
+      'DEFAULT_MOUNT_PATH="relative/path": must be an absolute path other than /',
+      'VOLUME_SIZE_LIMIT="16 MB": must be a positive Kubernetes quantity such as 100m, 64Mi or 1',
+      'FETCH_DEADLINE_SECONDS="-1": must be a whole number from 1 to 3600',
+      'TLS_CERT_FILE and TLS_KEY_FILE must be set together (or both left unset for a development certificate)',
+      'FETCHER_MEMORY_REQUEST (128Mi) is above FETCHER_MEMORY_LIMIT (64Mi); Kubernetes would reject every injected pod',
+    ]);
+  });
+
+  it.each([
+    ['FETCHER_IMAGE', 'https://example.com/image'],
+    ['FETCHER_IMAGE', 'has space'],
+    ['FETCHER_CPU_REQUEST', '0'],
+    ['FETCHER_CPU_REQUEST', ''],
+    ['FETCHER_CPU_LIMIT', '1x'],
+    ['DEFAULT_MOUNT_PATH', '/'],
+    ['DEFAULT_MOUNT_PATH', '/a/../b'],
+    ['DEFAULT_MOUNT_PATH', '/a:b'],
+    ['PORT', '8443.5'],
+    ['PORT', 'https'],
+    ['HOST', 'a b'],
+    ['SHUTDOWN_TIMEOUT_SECONDS', '0'],
+    ['TLS_KEY_FILE', dir],
+  ])('rejects %s=%j', (env, value) => {
+    expect(errors([], { [env]: value }).some((e) => e.startsWith(`${env}=`))).toBe(true);
+  });
+
+  it('rejects unknown flags and flags without a value', () => {
+    expect(errors(['--prot', '1'])).toEqual([expect.stringMatching(/unknown option '--prot'/)]);
+    expect(errors(['--port'])).toEqual([expect.stringMatching(/--port <value>' argument missing/)]);
+  });
+
+  it('prints help naming every flag and environment variable', () => {
+    const r = loadConfig(['--help'], {});
+    expect(r).toHaveProperty('help');
+    const help = (r as { help: string }).help.replace(/\s+/g, ' ');
+    for (const o of Object.values(OPTIONS)) {
+      expect(help).toContain(flagName(o.env));
+      expect(help).toContain(`env: ${o.env}`);
+    }
+  });
+
+  it('strips brackets from an IPv6 host', () => {
+    expect(config(['--host', '[::1]']).host).toBe('::1');
+  });
+});
+
+describe('quantityValue', () => {
+  it.each([
+    ['100m', 0.1],
+    ['1', 1],
+    ['1.5', 1.5],
+    ['64Mi', 64 * 2 ** 20],
+    ['1G', 1e9],
+    ['1e3', 1000],
+    ['.5', 0.5],
+  ])('%s = %d', (q, v) => expect(quantityValue(q)).toBeCloseTo(v));
+  it.each(['', 'm', '1mi', '1 Mi', '-1', '1.2.3'])('%j is not a quantity', (q) => expect(quantityValue(q)).toBeUndefined());
+});
+
+describe('README', () => {
+  it('carries the configuration table exactly as config.ts renders it', () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const m = /<!-- config:begin -->\n([\s\S]*?)\n<!-- config:end -->/.exec(readme);
+    expect(m, 'README.md has a <!-- config:begin --> ... <!-- config:end --> section').not.toBeNull();
+    expect(m![1]).toBe(renderConfigTable());
+  });
+});
