@@ -186,6 +186,9 @@ function loadCa(ca: { cert: string; key: string }): {
   };
 }
 
+// forge ends PEM lines with CRLF; everything else (kubectl, openssl, Go) writes LF.
+const pem = (cert: forge.pki.Certificate): string => forge.pki.certificateToPem(cert).replace(/\r\n/g, '\n');
+
 function commonName(name: string | undefined, fallback: string): string {
   return name !== undefined && name.length <= MAX_COMMON_NAME ? name : fallback;
 }
@@ -248,7 +251,7 @@ export function generateCertificates(req: CertificateRequest): CertificateBundle
       { name: 'subjectKeyIdentifier' },
     ]);
     caCert.sign(caKey, md());
-    caCertPem = forge.pki.certificateToPem(caCert);
+    caCertPem = pem(caCert);
   }
 
   const servingDays = req.validityDays ?? DEFAULT_VALIDITY_DAYS;
@@ -279,7 +282,7 @@ export function generateCertificates(req: CertificateRequest): CertificateBundle
   return {
     caCert: caCertPem,
     caKey: caKeyPem,
-    cert: forge.pki.certificateToPem(cert),
+    cert: pem(cert),
     key: pair.keyPem,
     notBefore,
     notAfter,

@@ -1,0 +1,59 @@
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { run } from './cli.js';
+
+const dirs: string[] = [];
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'certs-files-'));
+  dirs.push(d);
+  return d;
+}
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+describe('certs generate', () => {
+  const capture = () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    return { out, err, deps: { stdout: (s: string) => void out.push(s), stderr: (s: string) => void err.push(s) } };
+  };
+
+  it('writes ca.crt, tls.crt and tls.key (0600) for the Service names', async () => {
+    const dir = join(tempDir(), 'new');
+    const c = capture();
+    expect(await run(['generate', '--out', dir, '--service', 'hook', '--namespace', 'ns', '--dns', 'a.example,b.example', '--ip', '10.0.0.1', '--days', '30'], c.deps)).toBe(0);
+    expect(statSync(join(dir, 'tls.key')).mode & 0o777).toBe(0o600);
+    const leaf = new X509Certificate(readFileSync(join(dir, 'tls.crt')));
+    const ca = new X509Certificate(readFileSync(join(dir, 'ca.crt')));
+    expect(leaf.verify(ca.publicKey)).toBe(true);
+    expect(leaf.subjectAltName).toBe(
+      'DNS:hook, DNS:hook.ns, DNS:hook.ns.svc, DNS:hook.ns.svc.cluster.local, DNS:a.example, DNS:b.example, IP Address:10.0.0.1',
+    );
+    expect(new Date(leaf.validTo).getTime() - Date.now()).toBeLessThan(31 * 24 * 3600 * 1000);
+    expect(c.out.join('')).toContain(Buffer.from(readFileSync(join(dir, 'ca.crt'))).toString('base64'));
+  });
+
+  it('defaults to localhost, 127.0.0.1 and ::1', async () => {
+    const dir = tempDir();
+    expect(await run(['generate', '--out', dir], capture().deps)).toBe(0);
+    expect(new X509Certificate(readFileSync(join(dir, 'tls.crt'))).subjectAltName).toBe('DNS:localhost, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1');
+  });
+
+  it.each([
+    [['generate'], /required option '--out <dir>' not specified/],
+    [['generate', '--out', '/tmp/x', '--days', 'soon'], /argument 'soon' is invalid. expected a positive number/],
+    [['generate', '--out', '/tmp/x', '--service', 'hook'], /serviceName and namespace must be given together/],
+    [['generate', '--out', '/tmp/x', '--ip', '1.2.3'], /IP address "1.2.3"/],
+    [['bootstrap', '--secret', 's'], /--webhook-config \(or CERTS_WEBHOOK_CONFIG_NAME\) is required; --service/],
+    [['manage', '--namespace', 'ns', '--secret', 's', '--webhook-config', 'w', '--service', 'svc', '--renew-before-days', '400'], /--renew-before-days \(400\) must be less than --days \(365\)/],
+    [['nonsense'], /unknown command 'nonsense'/],
+  ])('%j exits 2 with a specific message', async (argv, message) => {
+    const c = capture();
+    expect(await run(argv, { ...c.deps, namespaceFile: '/nonexistent' })).toBe(2);
+    expect(c.err.join('')).toMatch(message);
+  });
+});
