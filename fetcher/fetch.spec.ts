@@ -1,0 +1,252 @@
+import { describe, expect, it, vi } from 'vitest';
+import {
+  CredentialError,
+  errorFacts,
+  fetchTargets,
+  plan,
+  type AwsApi,
+  type BatchOutput,
+  type GetOutput,
+  type ParametersOutput,
+} from './fetch.js';
+import type { SecretItem } from './spec.js';
+
+const ACCOUNT = '123456789012';
+const smArn = (name: string, region = 'eu-west-1') => `arn:aws:secretsmanager:${region}:${ACCOUNT}:secret:${name}-AbCdEf`;
+const ssmArn = (name: string, region = 'eu-west-1') => `arn:aws:ssm:${region}:${ACCOUNT}:parameter/${name}`;
+
+function serviceError(name: string, message = 'AWS says no', status = 400): Error {
+  return Object.assign(new Error(message), { name, $fault: 'client', $metadata: { httpStatusCode: status } });
+}
+
+/** A fake AWS holding named secrets; records every call. */
+function fakeAws(opts: {
+  secrets?: Record<string, string>;
+  parameters?: Record<string, string>;
+  batch?: (ids: string[]) => Promise<BatchOutput>;
+  get?: (id: string) => Promise<GetOutput>;
+} = {}) {
+  const secrets = opts.secrets ?? {};
+  const parameters = opts.parameters ?? {};
+  const calls: Array<{ op: string; region: string; ids: string[] }> = [];
+  const lookup = (id: string) => Object.keys(secrets).find((n) => id === n || id.endsWith(`:secret:${n}-AbCdEf`) || id.endsWith(`:secret:${n}`));
+  const api: AwsApi = {
+    getSecretValue: vi.fn(async (region, input) => {
+      calls.push({ op: 'get', region, ids: [input.SecretId as string] });
+      if (opts.get) return opts.get(input.SecretId as string);
+      const n = lookup(input.SecretId as string);
+      if (n === undefined) throw serviceError('ResourceNotFoundException', "Secrets Manager can't find the specified secret.");
+      return { ARN: smArn(n), Name: n, VersionId: `v-${n}`, SecretString: secrets[n] };
+    }),
+    batchGetSecretValue: vi.fn(async (region, input) => {
+      const ids = input.SecretIdList as string[];
+      calls.push({ op: 'batch', region, ids });
+      if (opts.batch) return opts.batch(ids);
+      const out: BatchOutput = { SecretValues: [], Errors: [] };
+      for (const id of ids) {
+        const n = lookup(id);
+        if (n === undefined) out.Errors!.push({ SecretId: id, ErrorCode: 'ResourceNotFoundException', Message: "can't find" });
+        else out.SecretValues!.push({ ARN: smArn(n), Name: n, VersionId: `v-${n}`, SecretString: secrets[n] });
+      }
+      return out;
+    }),
+    getParameters: vi.fn(async (region, input) => {
+      const names = input.Names as string[];
+      calls.push({ op: 'parameters', region, ids: names });
+      const out: ParametersOutput = { Parameters: [], InvalidParameters: [] };
+      for (const id of names) {
+        const n = id.replace(/^arn:[^:]+:ssm:[^:]+:\d+:parameter\//, '');
+        if (n in parameters) out.Parameters!.push({ Name: n.includes('/') ? `/${n}` : n, ARN: ssmArn(n), Value: parameters[n], Version: 3 });
+        else out.InvalidParameters!.push(id);
+      }
+      return out;
+    }),
+    callerIdentity: vi.fn(async () => `arn:aws:sts::${ACCOUNT}:assumed-role/app/pod`),
+  };
+  return { api, calls };
+}
+
+const signal = () => new AbortController().signal;
+
+async function run(items: SecretItem[], api: AwsApi, region?: string, envRegion?: string) {
+  const p = plan({ items, ...(region !== undefined && { region }) }, envRegion);
+  const r = await fetchTargets(p.targets, api, { signal: signal() });
+  return { ...r, failures: [...p.failures, ...r.failures], plan: p };
+}
+
+describe('plan', () => {
+  it('takes the region from the ARN, then the spec, then the environment', () => {
+    const items: SecretItem[] = [{ ref: smArn('a', 'us-west-2'), file: 'a' }, { ref: 'b', file: 'b' }];
+    expect(plan({ items, region: 'eu-central-1' }, 'ap-south-1').targets.map((t) => t.region)).toEqual(['us-west-2', 'eu-central-1']);
+    expect(plan({ items }, 'ap-south-1').targets.map((t) => t.region)).toEqual(['us-west-2', 'ap-south-1']);
+  });
+
+  it('refuses a reference with no region, naming it', () => {
+    const p = plan({ items: [{ ref: 'db/password', file: 'a' }] });
+    expect(p.failures).toEqual([expect.objectContaining({ code: 'FETCH_NO_REGION', ref: 'db/password' })]);
+    expect(p.targets).toEqual([]);
+  });
+
+  it('fetches a secret once for several items asking for the same version', () => {
+    const p = plan({
+      region: 'eu-west-1',
+      items: [
+        { ref: 'db', file: 'a', key: 'user' },
+        { ref: 'db', file: 'b', key: 'password' },
+        { ref: 'db', file: 'c', versionStage: 'AWSPREVIOUS' },
+      ],
+    });
+    expect(p.targets).toHaveLength(2);
+    expect(p.itemTargets.get(0)).toBe(p.itemTargets.get(1));
+  });
+
+  it('refuses version selectors on SSM parameters', () => {
+    expect(plan({ items: [{ ref: ssmArn('p'), file: 'p', versionStage: 'x' }] }).failures[0]).toMatchObject({ code: 'FETCH_SPEC_INVALID' });
+  });
+});
+
+describe('fetchTargets', () => {
+  it('batches up to 20 secrets per region and fetches versioned ones one by one', async () => {
+    const names = Array.from({ length: 25 }, (_, i) => `s${i}`);
+    const { api, calls } = fakeAws({ secrets: Object.fromEntries(names.map((n) => [n, `value-${n}`])) });
+    const items: SecretItem[] = [
+      ...names.map((n) => ({ ref: n, file: n })),
+      { ref: smArn('s0', 'us-east-1'), file: 'other-region' },
+      { ref: 's1', file: 'prev', versionStage: 'AWSPREVIOUS' },
+    ];
+    const r = await run(items, api, 'eu-west-1');
+    expect(r.failures).toEqual([]);
+    expect(r.values.size).toBe(27);
+    const batches = calls.filter((c) => c.op === 'batch').map((c) => [c.region, c.ids.length]);
+    expect(batches.sort()).toEqual([['eu-west-1', 20], ['eu-west-1', 5]]);
+    expect(calls.filter((c) => c.op === 'get').map((c) => c.region).sort()).toEqual(['eu-west-1', 'us-east-1']);
+  });
+
+  it('reports each secret a batch could not return, with its own AWS code and hint', async () => {
+    const { api } = fakeAws({
+      batch: async (ids) => ({
+        SecretValues: [{ Name: 'ok', ARN: smArn('ok'), SecretString: 'v' }],
+        Errors: ids
+          .filter((id) => id !== 'ok')
+          .map((id) => ({ SecretId: id, ErrorCode: id === 'denied' ? 'AccessDeniedException' : 'DecryptionFailure', Message: 'no' })),
+      }),
+    });
+    const r = await run(['ok', 'denied', 'kms'].map((ref) => ({ ref, file: ref })), api, 'eu-west-1');
+    expect(r.values.size).toBe(1);
+    expect(r.failures.map((f) => [f.ref, f.awsCode])).toEqual([
+      ['denied', 'AccessDeniedException'],
+      ['kms', 'DecryptionFailure'],
+    ]);
+    expect(r.failures[0]!.hint).toMatch(/secretsmanager:BatchGetSecretValue .* secretsmanager:GetSecretValue on arn:aws:secretsmanager:eu-west-1:<account>:secret:denied-\?\?\?\?\?\?/);
+    expect(r.failures[1]!.hint).toMatch(/kms:Decrypt/);
+    expect(r.awsFailed).toBe(true);
+  });
+
+  it('falls back to GetSecretValue when BatchGetSecretValue itself is denied', async () => {
+    const { api, calls } = fakeAws({
+      secrets: { a: 'A', b: 'B' },
+      batch: async () => {
+        throw serviceError('AccessDeniedException', 'not authorized to perform: secretsmanager:BatchGetSecretValue');
+      },
+    });
+    const r = await run([{ ref: 'a', file: 'a' }, { ref: 'b', file: 'b' }], api, 'eu-west-1');
+    expect(r.failures).toEqual([]);
+    expect(calls.map((c) => c.op)).toEqual(['batch', 'get', 'get']);
+  });
+
+  it('matches partial ARNs and complete ARNs in a batch answer', async () => {
+    const { api } = fakeAws({ secrets: { a: 'A', b: 'B' } });
+    const partial = `arn:aws:secretsmanager:eu-west-1:${ACCOUNT}:secret:a`;
+    const r = await run([{ ref: partial, file: 'a' }, { ref: smArn('b'), file: 'b' }], api);
+    expect(r.failures).toEqual([]);
+    expect([...r.values.values()].map((v) => v.text).sort()).toEqual(['A', 'B']);
+  });
+
+  it('explains a missing secret for each kind of reference', async () => {
+    const { api } = fakeAws();
+    const r = await run(
+      [
+        { ref: 'missing', file: 'a' },
+        { ref: `arn:aws:secretsmanager:eu-west-1:${ACCOUNT}:secret:partial`, file: 'b' },
+        { ref: smArn('complete'), file: 'c' },
+        { ref: 'missing', file: 'd', versionStage: 'AWSPREVIOUS' },
+      ],
+      api,
+      'eu-west-1',
+    );
+    const hints = r.failures.map((f) => f.hint).join('\n');
+    expect(r.failures).toHaveLength(4);
+    expect(hints).toMatch(/another account needs its complete ARN/);
+    expect(hints).toMatch(/partial ARN \(without the 6-character suffix\)/);
+    expect(hints).toMatch(/"-AbCdEf" is part of the secret's name/);
+    expect(hints).toMatch(/no version with stage AWSPREVIOUS/);
+  });
+
+  it('fetches SSM parameters 10 names per call, with decryption, and reports invalid ones per parameter', async () => {
+    const names = Array.from({ length: 12 }, (_, i) => `app/p${i}`);
+    const { api, calls } = fakeAws({ parameters: Object.fromEntries(names.map((n) => [n, `v-${n}`])) });
+    const r = await run([...names, 'app/missing'].map((n) => ({ ref: ssmArn(n), file: n.replace('/', '_') })), api);
+    expect(calls.map((c) => c.ids.length)).toEqual([10, 3]);
+    expect(vi.mocked(api.getParameters).mock.calls[0]![1].WithDecryption).toBe(true);
+    expect(r.values.size).toBe(12);
+    expect(r.failures).toEqual([expect.objectContaining({ ref: ssmArn('app/missing'), awsCode: 'ParameterNotFound' })]);
+  });
+
+  it('reports one credential failure for all the references it stopped', async () => {
+    const err = new CredentialError('assume-role', 'AccessDenied', 'not authorized to perform sts:AssumeRole');
+    const { api } = fakeAws({
+      get: async () => {
+        throw err;
+      },
+      batch: async () => {
+        throw err;
+      },
+    });
+    const r = await run([{ ref: 'a', file: 'a' }, { ref: 'b', file: 'b' }, { ref: 'c', file: 'c', versionId: 'x' }], api, 'eu-west-1');
+    expect(r.failures).toHaveLength(1);
+    expect(r.failures[0]!.message).toMatch(/assuming the role failed: .*3 reference\(s\) not fetched: a, b, c/);
+    expect(r.failures[0]!.hint).toMatch(/trust policy/);
+  });
+
+  it('stops at the deadline, reporting what was not fetched', async () => {
+    const { api } = fakeAws({ get: () => new Promise(() => undefined) });
+    const ctrl = new AbortController();
+    const p = plan({ region: 'eu-west-1', items: [{ ref: 'slow', file: 'a' }] });
+    setTimeout(() => ctrl.abort(), 20);
+    const r = await fetchTargets(p.targets, api, { signal: ctrl.signal });
+    expect(r.failures).toEqual([expect.objectContaining({ code: 'FETCH_DEADLINE', ref: 'slow' })]);
+  });
+
+  it('runs at most `concurrency` calls at once', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const { api } = fakeAws({
+      get: async (id) => {
+        most = Math.max(most, ++inFlight);
+        await new Promise((r) => setTimeout(r, 5));
+        inFlight--;
+        return { Name: id, SecretString: 'v' };
+      },
+    });
+    const p = plan({ region: 'eu-west-1', items: Array.from({ length: 20 }, (_, i) => ({ ref: `s${i}`, file: `f${i}`, versionStage: 'AWSCURRENT' })) });
+    await fetchTargets(p.targets, api, { signal: signal(), concurrency: 3 });
+    expect(most).toBe(3);
+  });
+});
+
+describe('errorFacts', () => {
+  it('keeps a service exception\'s code, status and message', () => {
+    expect(errorFacts(serviceError('ThrottlingException', 'Rate exceeded', 400))).toEqual({
+      code: 'ThrottlingException',
+      message: 'Rate exceeded',
+      status: 400,
+      aborted: false,
+    });
+  });
+
+  it('drops the message of anything else, which may quote a response body', () => {
+    const e = Object.assign(new SyntaxError('Unexpected token h in JSON at position 0: "hunter2"'), {});
+    expect(errorFacts(e)).toEqual({ code: 'SyntaxError', aborted: false });
+    expect(errorFacts(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }))).toEqual({ code: 'ECONNREFUSED', aborted: false });
+  });
+});

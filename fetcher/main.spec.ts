@@ -1,0 +1,123 @@
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { formatReport, redact } from './errors.js';
+import type { AwsApi } from './fetch.js';
+import { execute, parseArgs } from './main.js';
+import { MARKER_FILE, type FetchSpec } from './spec.js';
+
+const SECRETS: Record<string, string> = {
+  db: JSON.stringify({ username: 'admin', password: 'VALUE-pw-123' }),
+  token: 'VALUE-token-xyz',
+};
+
+const api: AwsApi = {
+  async getSecretValue(_region, input) {
+    const v = SECRETS[input.SecretId as string];
+    if (v === undefined) throw Object.assign(new Error("can't find"), { name: 'ResourceNotFoundException', $fault: 'client' });
+    return { Name: input.SecretId, ARN: `arn:aws:secretsmanager:eu-west-1:123456789012:secret:${input.SecretId}-AbCdEf`, VersionId: 'v1', SecretString: v };
+  },
+  async batchGetSecretValue(region, input) {
+    const ids = input.SecretIdList as string[];
+    const values = await Promise.all(ids.filter((id) => id in SECRETS).map((id) => this.getSecretValue(region, { SecretId: id }, new AbortController().signal)));
+    return {
+      SecretValues: values,
+      Errors: ids.filter((id) => !(id in SECRETS)).map((id) => ({ SecretId: id, ErrorCode: 'ResourceNotFoundException', Message: 'no' })),
+    };
+  },
+  async getParameters() {
+    return { Parameters: [], InvalidParameters: [] };
+  },
+  async callerIdentity() {
+    return 'arn:aws:sts::123456789012:assumed-role/app/ns.pod';
+  },
+};
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'fetcher-main-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+const spec = (items: FetchSpec['items']): FetchSpec => ({ version: 1, dir, mode: 0o444, region: 'eu-west-1', items });
+
+describe('execute', () => {
+  it('writes every file and then the marker, with references and versions but no values', async () => {
+    const r = await execute(
+      spec([
+        { ref: 'db', file: 'db/password', key: 'password' },
+        { ref: 'token', file: 'token' },
+      ]),
+      { api: () => api },
+    );
+    expect(r).toEqual({ ok: true, files: 2, secrets: 2 });
+    expect(readFileSync(join(dir, 'db/password'), 'utf8')).toBe('VALUE-pw-123');
+    const marker = readFileSync(join(dir, MARKER_FILE), 'utf8');
+    expect(JSON.parse(marker).secrets).toEqual([
+      { ref: 'db', arn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf', versionId: 'v1', files: ['db/password'] },
+      { ref: 'token', arn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:token-AbCdEf', versionId: 'v1', files: ['token'] },
+    ]);
+    expect(marker).not.toContain('VALUE');
+  });
+
+  it('writes nothing when any item fails, and reports every failure with the identity', async () => {
+    const r = await execute(
+      spec([
+        { ref: 'token', file: 'token' },
+        { ref: 'db', file: 'x', key: 'nope' },
+        { ref: 'missing', file: 'm' },
+        { ref: 'token', file: 't2', key: 'k' },
+      ]),
+      { api: () => api },
+    );
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.failures.map((f) => [f.code, f.ref])).toEqual([
+      ['FETCH_AWS', 'missing'],
+      ['FETCH_KEY_MISSING', 'db'],
+      ['FETCH_NOT_JSON', 'token'],
+    ]);
+    expect(r.context.identity).toBe('arn:aws:sts::123456789012:assumed-role/app/ns.pod');
+    expect(readdirSync(dir)).toEqual([]);
+    const report = redact(formatReport(r.failures, r.context), r.values);
+    expect(report).not.toContain('VALUE');
+  });
+
+  it('redacts a fetched value that would reach the report', async () => {
+    const r = await execute(spec([{ ref: 'db', file: 'a', key: 'password' }, { ref: 'missing', file: 'b' }]), { api: () => api });
+    if (r.ok) throw new Error('expected a failure');
+    const text = redact(`${formatReport(r.failures, r.context)} VALUE-pw-123`, r.values);
+    expect(text).toContain('[REDACTED]');
+    expect(text).not.toContain('VALUE-pw-123');
+  });
+
+  it('names a reference that resolves to no region, and does not ask STS who it is', async () => {
+    const r = await execute({ version: 1, dir, mode: 0o444, items: [{ ref: 'token', file: 't' }] }, { api: () => api });
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.failures).toEqual([expect.objectContaining({ code: 'FETCH_NO_REGION', ref: 'token' })]);
+    expect(r.context).toEqual({});
+    expect(existsSync(join(dir, MARKER_FILE))).toBe(false);
+  });
+
+  it('uses AWS_REGION from the environment when the spec has none', async () => {
+    const r = await execute({ version: 1, dir, mode: 0o444, items: [{ ref: 'token', file: 't' }] }, { api: () => api, envRegion: 'eu-west-1' });
+    expect(r.ok).toBe(true);
+  });
+});
+
+describe('parseArgs', () => {
+  it.each<[string[], ReturnType<typeof parseArgs>]>([
+    [[], {}],
+    [['fetch'], {}],
+    [['fetch', '--dir', '/tmp/x'], { dir: '/tmp/x' }],
+    [['--dir=/tmp/y'], { dir: '/tmp/y' }],
+    [['fetch', '--help'], { help: true }],
+    [['--dir'], { error: '--dir needs a path' }],
+    [['--dir', 'relative'], { error: '--dir must be an absolute path (got "relative")' }],
+    [['--verbose'], { error: 'unknown argument "--verbose"' }],
+  ])('%j', (argv, expected) => {
+    expect(parseArgs(argv)).toEqual(expected);
+  });
+});

@@ -1,0 +1,164 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
+import { findConflicts, renderEnv, renderItem, shellQuote, type OutputFile, type RenderResult } from './render.js';
+import type { SecretItem } from './spec.js';
+
+const REF = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf';
+const JSON_SECRET = JSON.stringify({ username: 'admin', password: 'pa$$w0rd-VALUE', port: 5432, nested: { a: 1 }, nothing: null });
+
+function files(r: RenderResult): Array<{ path: string; text: string; mode: number }> {
+  if ('failures' in r) throw new Error(JSON.stringify(r.failures));
+  return r.files.map((f) => ({ path: f.path, text: f.data.toString('utf8'), mode: f.mode }));
+}
+
+function failures(r: RenderResult) {
+  if (!('failures' in r)) throw new Error('expected failures');
+  return r.failures;
+}
+
+const item = (extra: Partial<SecretItem>): SecretItem => ({ ref: REF, file: 'out', ...extra });
+
+describe('renderItem', () => {
+  it('writes a string secret as it is, with the default mode', () => {
+    expect(files(renderItem(item({}), { text: 'plain value' }, 0o444))).toEqual([{ path: 'out', text: 'plain value', mode: 0o444 }]);
+  });
+
+  it('writes a binary secret as bytes', () => {
+    const bytes = new Uint8Array([0, 255, 10, 13, 128]);
+    const r = renderItem(item({ mode: 0o400 }), { binary: bytes }, 0o444);
+    if ('failures' in r) throw new Error('unexpected');
+    expect([...r.files[0]!.data]).toEqual([...bytes]);
+    expect(r.files[0]!.mode).toBe(0o400);
+  });
+
+  it.each([
+    ['username', 'admin'],
+    ['port', '5432'],
+    ['nested', '{"a":1}'],
+    ['nothing', 'null'],
+  ])('extracts key %s', (key, expected) => {
+    expect(files(renderItem(item({ key }), { text: JSON_SECRET }, 0o444))[0]!.text).toBe(expected);
+  });
+
+  it('format json writes the whole secret as stored, or a key as JSON', () => {
+    expect(files(renderItem(item({ format: 'json' }), { text: JSON_SECRET }, 0o444))[0]!.text).toBe(JSON_SECRET);
+    expect(files(renderItem(item({ format: 'json', key: 'username' }), { text: JSON_SECRET }, 0o444))[0]!.text).toBe('"admin"');
+  });
+
+  it('format env writes NAME=value lines', () => {
+    expect(files(renderItem(item({ format: 'env' }), { text: JSON_SECRET }, 0o444))[0]!.text).toBe(
+      "username='admin'\npassword='pa$$w0rd-VALUE'\nport='5432'\nnested='{\"a\":1}'\nnothing=''\n",
+    );
+    expect(files(renderItem(item({ format: 'env', key: 'nested' }), { text: JSON_SECRET }, 0o444))[0]!.text).toBe("a='1'\n");
+  });
+
+  it('explode writes one file per key, with prefix, under the sub-directory', () => {
+    const out = files(renderItem({ ref: REF, explode: true, prefix: 'db_', file: 'conf' }, { text: JSON_SECRET }, 0o440));
+    expect(out.map((f) => [f.path, f.text])).toEqual([
+      ['conf/db_username', 'admin'],
+      ['conf/db_password', 'pa$$w0rd-VALUE'],
+      ['conf/db_port', '5432'],
+      ['conf/db_nested', '{"a":1}'],
+      ['conf/db_nothing', 'null'],
+    ]);
+    expect(out.every((f) => f.mode === 0o440)).toBe(true);
+    expect(files(renderItem({ ref: REF, explode: true }, { text: '{"a":"1"}' }, 0o444))[0]!.path).toBe('a');
+  });
+
+  // Every error names the reference (and the key), never the value.
+  it.each<[string, Partial<SecretItem>, string, string, RegExp]>([
+    ['missing key', { key: 'nope' }, JSON_SECRET, 'FETCH_KEY_MISSING', /key "nope" is not in the secret's JSON \(its keys are "username", "password"/],
+    ['key of non-JSON', { key: 'k' }, 'not-json SECRET-VALUE', 'FETCH_NOT_JSON', /not JSON, but key "k"/],
+    ['key of a JSON array', { key: 'k' }, '["SECRET-VALUE"]', 'FETCH_NOT_JSON', /not a JSON object/],
+    ['explode of non-JSON', { explode: true, file: undefined }, 'SECRET-VALUE', 'FETCH_NOT_JSON', /explode/],
+    ['env of non-JSON', { format: 'env' }, 'SECRET-VALUE', 'FETCH_NOT_JSON', /format env/],
+    ['json of non-JSON', { format: 'json' }, 'SECRET-VALUE {', 'FETCH_NOT_JSON', /format json/],
+    ['env of a scalar key', { format: 'env', key: 'k' }, '{"k":"SECRET-VALUE"}', 'FETCH_NOT_JSON', /format env needs a JSON object/],
+    ['env with a bad name', { format: 'env' }, '{"bad-name":"SECRET-VALUE"}', 'FETCH_BAD_KEY', /"bad-name" is not a valid shell variable name/],
+    ['env with NUL', { format: 'env' }, '{"K":"SECRET-VALUE\\u0000"}', 'FETCH_FORMAT', /NUL/],
+    ['explode with a bad file name', { explode: true, file: undefined }, '{"../x":"SECRET-VALUE"}', 'FETCH_BAD_KEY', /cannot be a file name/],
+    ['explode with env', { explode: true, file: undefined, format: 'env' }, '{"a":"SECRET-VALUE"}', 'FETCH_FORMAT', /format env does not apply/],
+  ])('%s', (_name, extra, text, code, message) => {
+    const [f] = failures(renderItem(item(extra), { text }, 0o444));
+    expect(f!.code).toBe(code);
+    expect(f!.ref).toBe(REF);
+    expect(f!.message).toMatch(message);
+    expect(JSON.stringify(f)).not.toContain('SECRET-VALUE');
+  });
+
+  it('refuses keys and formats on a binary secret', () => {
+    const [f] = failures(renderItem(item({ key: 'k' }), { binary: new Uint8Array([1]) }, 0o444));
+    expect(f!.code).toBe('FETCH_FORMAT');
+  });
+
+  it('never quotes a JSON parse error (which would quote the value)', () => {
+    const r = renderItem(item({ key: 'k' }), { text: 'hunter2-is-my-password' }, 0o444);
+    expect(JSON.stringify(r)).not.toContain('hunter2');
+  });
+});
+
+describe('findConflicts', () => {
+  const f = (path: string, ref: string): OutputFile => ({ path, ref, data: Buffer.from(''), mode: 0o444 });
+  it('finds two items writing one path, a file used as a directory, and the marker name', () => {
+    const out = findConflicts([f('a', 'r1'), f('a', 'r2'), f('b', 'r3'), f('b/c', 'r4'), f('.secrets-ready', 'r5'), f('ok', 'r6')]);
+    expect(out.map((x) => [x.ref, x.code])).toEqual([
+      ['r2', 'FETCH_FILE_CONFLICT'],
+      ['r5', 'FETCH_FILE_CONFLICT'],
+      ['r4', 'FETCH_FILE_CONFLICT'],
+    ]);
+  });
+});
+
+describe('format env in a real shell', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'env-format-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  // Sources the file with `set -a; . file` in sh and prints each variable back, NUL-separated.
+  function roundTrip(obj: Record<string, string>): Record<string, string> {
+    const r = renderEnv(obj, 'ref');
+    if ('failures' in r) throw new Error(JSON.stringify(r.failures));
+    const file = join(dir, 'env');
+    writeFileSync(file, r.text);
+    const names = Object.keys(obj);
+    const script = `set -eu; set -a; . "$1"; set +a; shift; for n in "$@"; do eval "printf '%s\\0' \\"\\$$n\\""; done`;
+    const out = execFileSync('sh', ['-c', script, 'sh', file, ...names], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+    const values = out.split('\0').slice(0, -1);
+    return Object.fromEntries(names.map((n, i) => [n, values[i] as string]));
+  }
+
+  it('keeps hostile values exactly and runs none of them', () => {
+    const canary = join(dir, 'pwned');
+    const hostile = {
+      SINGLE: "it's",
+      DOUBLE: 'say "hi"',
+      DOLLAR: '$HOME ${PATH} $(touch ' + canary + ')',
+      BACKTICK: '`touch ' + canary + '`',
+      NEWLINES: 'line1\nline2\n\nTOUCH=1; touch ' + canary + '\n',
+      BACKSLASH: 'a\\b\\\\c\\n',
+      MIXED: `'"\`$\\;|&<>*?[]{}~#! \t`,
+      EMPTY: '',
+      UNICODE: 'pässwörd ✓',
+    };
+    expect(roundTrip(hostile)).toEqual(hostile);
+    expect(() => execFileSync('test', ['-e', canary])).toThrow();
+  });
+
+  it('round-trips any string without NUL (property)', () => {
+    fc.assert(
+      fc.property(fc.dictionary(fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_]{0,8}$/), fc.string({ unit: 'binary' }).filter((s) => !s.includes('\0')), { maxKeys: 5 }), (obj) => {
+        // Names the shell itself owns cannot be round-tripped as ordinary variables.
+        const safe = Object.fromEntries(Object.entries(obj).filter(([k]) => !/^(PATH|IFS|PS\d|OPTIND|OPTARG|HOME|PWD|OLDPWD|ENV|LINENO|PPID|SHELLOPTS|n)$/.test(k)));
+        expect(roundTrip(safe)).toEqual(safe);
+      }),
+      { numRuns: 30 },
+    );
+  });
+
+  it('quotes the single quote itself', () => {
+    expect(shellQuote("a'b")).toBe(`'a'\\''b'`);
+  });
+});

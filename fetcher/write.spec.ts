@@ -1,0 +1,104 @@
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FetchError } from './errors.js';
+import type { OutputFile } from './render.js';
+import { MARKER_FILE } from './spec.js';
+import { writeAtomic, writeSecrets, type Marker } from './write.js';
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'fetcher-write-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+const file = (path: string, text: string, mode = 0o444): OutputFile => ({ path, data: Buffer.from(text), mode, ref: `ref-${path}` });
+const marker: Marker = { version: 1, secrets: [{ ref: 'db', arn: 'arn:x', versionId: 'v1', files: ['a'] }] };
+
+/** Every path under dir, relative, sorted (temp files included, so leftovers show). */
+function tree(root = dir, prefix = ''): string[] {
+  return readdirSync(root, { withFileTypes: true })
+    .flatMap((e) => (e.isDirectory() ? [`${prefix}${e.name}/`, ...tree(join(root, e.name), `${prefix}${e.name}/`)] : [`${prefix}${e.name}`]))
+    .sort();
+}
+
+describe('writeSecrets', () => {
+  it('writes every file with its mode, creates parent directories, and the marker', async () => {
+    await writeSecrets(dir, [file('a', 'A'), file('sub/deeper/b', 'B', 0o400), file('c', 'C', 0o640)], marker);
+    expect(tree()).toEqual(['.secrets-ready', 'a', 'c', 'sub/', 'sub/deeper/', 'sub/deeper/b']);
+    expect(readFileSync(join(dir, 'sub/deeper/b'), 'utf8')).toBe('B');
+    expect(lstatSync(join(dir, 'a')).mode & 0o777).toBe(0o444);
+    expect(lstatSync(join(dir, 'sub/deeper/b')).mode & 0o777).toBe(0o400);
+    expect(lstatSync(join(dir, 'c')).mode & 0o777).toBe(0o640);
+    expect(JSON.parse(readFileSync(join(dir, MARKER_FILE), 'utf8'))).toEqual(marker);
+  });
+
+  it('sets the mode whatever the umask', async () => {
+    const old = process.umask(0o777);
+    try {
+      await writeSecrets(dir, [file('a', 'A', 0o644)], marker);
+    } finally {
+      process.umask(old);
+    }
+    expect(lstatSync(join(dir, 'a')).mode & 0o777).toBe(0o644);
+  });
+
+  it('replaces an earlier run\'s files (read-only ones included) and its marker', async () => {
+    await writeSecrets(dir, [file('a', 'old')], marker);
+    await writeSecrets(dir, [file('a', 'new')], { version: 1, secrets: [] });
+    expect(readFileSync(join(dir, 'a'), 'utf8')).toBe('new');
+    expect(JSON.parse(readFileSync(join(dir, MARKER_FILE), 'utf8')).secrets).toEqual([]);
+    expect(tree()).toEqual(['.secrets-ready', 'a']);
+  });
+
+  it('refuses to write through a symbolic link and leaves nothing behind', async () => {
+    const outside = mkdtempSync(join(tmpdir(), 'fetcher-outside-'));
+    try {
+      symlinkSync(outside, join(dir, 'link'));
+      const err = await writeSecrets(dir, [file('first', '1'), file('link/x', 'X')], marker).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(FetchError);
+      expect((err as FetchError).failures[0]).toMatchObject({ code: 'FETCH_WRITE' });
+      expect((err as FetchError).failures[0]!.message).toMatch(/symbolic link/);
+      expect(readdirSync(outside)).toEqual([]);
+      expect(tree()).toEqual(['link']);
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
+  it('on a failure midway removes the files and directories it wrote and writes no marker', async () => {
+    // A directory where a file should go makes the third write fail.
+    mkdirSync(join(dir, 'blocked'));
+    writeFileSync(join(dir, MARKER_FILE), 'stale');
+    const err = await writeSecrets(dir, [file('a', '1'), file('new/b', '2'), file('blocked', '3')], marker).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FetchError);
+    expect((err as FetchError).failures[0]!.message).toMatch(/writing blocked failed/);
+    expect(tree()).toEqual(['blocked/']);
+  });
+
+  it('fails clearly when the directory is missing', async () => {
+    const err = await writeSecrets(join(dir, 'absent'), [file('a', '1')], marker).catch((e: unknown) => e);
+    expect((err as FetchError).failures[0]!.message).toMatch(/does not exist \(is the secrets volume mounted there\?\)/);
+  });
+});
+
+describe('writeAtomic', () => {
+  it('never leaves a temp file, and the old content stays until the rename', async () => {
+    const path = join(dir, 'f');
+    await writeAtomic(path, Buffer.from('one'), 0o444);
+    await writeAtomic(path, Buffer.from('two'), 0o444);
+    expect(readFileSync(path, 'utf8')).toBe('two');
+    expect(readdirSync(dir)).toEqual(['f']);
+  });
+
+  it('does not follow a symbolic link planted at the final name', async () => {
+    const outside = join(dir, 'outside');
+    writeFileSync(outside, 'untouched');
+    symlinkSync(outside, join(dir, 'f'));
+    await writeAtomic(join(dir, 'f'), Buffer.from('secret'), 0o444);
+    expect(readFileSync(outside, 'utf8')).toBe('untouched');
+    expect(lstatSync(join(dir, 'f')).isSymbolicLink()).toBe(false);
+    expect(existsSync(outside)).toBe(true);
+  });
+});
