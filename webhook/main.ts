@@ -1,4 +1,104 @@
-export async function run(_argv: string[]): Promise<number> {
-  process.stderr.write('webhook: not implemented yet\n');
-  return 1;
+// `aws-secret-injector webhook`: the only file of the webhook that touches process, env, signals
+// and exit codes.
+
+import { pino, type Logger } from 'pino';
+import { loadConfig, type WebhookConfig } from './config.js';
+import { WebhookMetrics } from './metrics.js';
+import { review } from './review.js';
+import { buildServer, setServingPair, type WebhookServer } from './server.js';
+import { describePair, developmentPair, readPair, TlsError, TlsReloader, type TlsPair } from './tls.js';
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+export async function run(argv: string[]): Promise<number> {
+  const loaded = loadConfig(argv, process.env);
+  if ('help' in loaded) {
+    process.stdout.write(loaded.help);
+    return EXIT_OK;
+  }
+  if ('errors' in loaded) {
+    process.stderr.write(`webhook: invalid configuration:\n${loaded.errors.map((e) => `  - ${e}\n`).join('')}`);
+    return EXIT_USAGE;
+  }
+  const config = loaded.config;
+  const logger = pino({ level: config.logLevel, base: { pid: process.pid } });
+  try {
+    return await serve(config, logger);
+  } catch (e) {
+    const message = e instanceof TlsError ? e.message : e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    logger.fatal({ code: (e as { code?: string }).code }, message);
+    return EXIT_FAILURE;
+  }
+}
+
+async function serve(config: WebhookConfig, logger: Logger): Promise<number> {
+  let pair: TlsPair;
+  if (config.tlsCertFile !== undefined && config.tlsKeyFile !== undefined) {
+    pair = await readPair(config.tlsCertFile, config.tlsKeyFile);
+    logger.info({ certFile: config.tlsCertFile, ...describePair(pair) }, 'serving certificate loaded');
+  } else {
+    pair = developmentPair();
+    logger.warn(
+      describePair(pair),
+      'TLS_CERT_FILE and TLS_KEY_FILE are not set: serving a self-signed development certificate for localhost and 127.0.0.1 (not for a cluster)',
+    );
+  }
+  if (pair.notAfter.getTime() <= Date.now()) logger.warn(describePair(pair), 'the serving certificate has expired');
+
+  const metrics = new WebhookMetrics();
+  metrics.tlsInService(pair.notAfter);
+  const app = buildServer({ mutation: config.mutation }, { review, logger, metrics, tls: pair });
+  await listen(app, config, logger);
+
+  let reloader: TlsReloader | undefined;
+  if (config.tlsCertFile !== undefined && config.tlsKeyFile !== undefined) {
+    reloader = new TlsReloader({
+      certFile: config.tlsCertFile,
+      keyFile: config.tlsKeyFile,
+      current: pair,
+      apply: (next) => setServingPair(app, next),
+      log: logger,
+      onResult: (result, next) => {
+        metrics.tlsReload(result);
+        if (next) metrics.tlsInService(next.notAfter);
+      },
+    });
+    reloader.start();
+  }
+
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  reloader?.close();
+  logger.info({ signal, timeoutSeconds: config.shutdownTimeoutSeconds }, 'shutting down: no new connections, finishing reviews in flight');
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    logger.error({ timeoutSeconds: config.shutdownTimeoutSeconds }, 'reviews still in flight at the shutdown timeout; closing their connections');
+    app.server.closeAllConnections();
+  }, config.shutdownTimeoutSeconds * 1000);
+  timer.unref();
+  await app.close();
+  clearTimeout(timer);
+  logger.info('stopped');
+  return timedOut ? EXIT_FAILURE : EXIT_OK;
+}
+
+async function listen(app: WebhookServer, config: WebhookConfig, logger: Logger): Promise<void> {
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    // `::` where the kernel has IPv6 off: listen on every IPv4 address instead.
+    if (config.host !== '::' || (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL')) throw e;
+    await app.listen({ host: '0.0.0.0', port: config.port });
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.port;
+  const host = typeof address === 'object' && address !== null ? address.address : config.host;
+  const shown = host === '::' || host === '0.0.0.0' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  logger.info({ address: host, port, url: `https://${shown}:${port}/mutate` }, 'listening');
 }
