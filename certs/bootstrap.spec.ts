@@ -99,10 +99,18 @@ describe('decide + issue', () => {
     expect(filled.metadata?.resourceVersion).toBe('7');
   });
 
+  it('fills the empty Opaque Secret a chart creates, keeping its type (types are immutable)', () => {
+    const placeholder: V1Secret = { type: 'Opaque', metadata: { name: 'hook-tls', resourceVersion: '3' } };
+    expect(decide(placeholder, opts, t0)).toMatchObject({ action: 'renew', keepCa: false });
+    const filled = stored(issue(placeholder, false, opts, t0));
+    expect(filled.type).toBe('Opaque');
+    expect(decide(filled, opts, at(1)).action).toBe('adopt');
+  });
+
   it('refuses a Secret of another type with a clear error', () => {
-    const opaque: V1Secret = { type: 'Opaque', metadata: { name: 'hook-tls' }, data: {} };
-    expect(() => decide(opaque, opts, t0)).toThrow(CertsError);
-    expect(() => decide(opaque, opts, t0)).toThrow(/has type "Opaque", not kubernetes.io\/tls/);
+    const token: V1Secret = { type: 'kubernetes.io/service-account-token', metadata: { name: 'hook-tls' }, data: {} };
+    expect(() => decide(token, opts, t0)).toThrow(CertsError);
+    expect(() => decide(token, opts, t0)).toThrow(/has type "kubernetes.io\/service-account-token", not kubernetes.io\/tls or Opaque/);
   });
 
   describe('CA rotation', () => {

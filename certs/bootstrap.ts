@@ -38,13 +38,14 @@ export const DEFAULT_RENEW_BEFORE_DAYS = 30;
 // seconds; an hour leaves a wide margin for a replica that was briefly unable to reach the API.
 export const DEFAULT_CA_OVERLAP_SECONDS = 3600;
 const DAY_MS = 24 * 60 * 60 * 1000;
+const ACCEPTED_TYPES = ['kubernetes.io/tls', 'Opaque'];
 // A write that loses a race re-reads and decides again; more losses than this in a row means
 // something else keeps rewriting the object.
 const MAX_ATTEMPTS = 8;
 
 export interface BootstrapOptions {
   namespace: string;
-  /** The TLS Secret in `namespace`. */
+  /** The TLS Secret in `namespace` (created as kubernetes.io/tls; an existing Opaque one is used as it is). */
   secretName: string;
   /** The MutatingWebhookConfiguration whose every webhook entry gets the caBundle. */
   webhookConfigName: string;
@@ -139,10 +140,12 @@ export function caBundleOf(secret: V1Secret, now: Date): string {
 export function decide(secret: V1Secret | undefined, opts: BootstrapOptions, now: Date): Decision {
   if (!secret) return { action: 'create' };
   const where = `Secret ${opts.namespace}/${opts.secretName}`;
-  if (secret.type !== 'kubernetes.io/tls') {
+  // Opaque too: a chart pre-creates the Secret empty (RBAC cannot limit `create` to one name), and
+  // a Secret's type cannot be changed later. The data keys are the same either way.
+  if (secret.type !== undefined && !ACCEPTED_TYPES.includes(secret.type)) {
     throw new CertsError(
       'CERTS_KUBERNETES',
-      `${where} has type ${JSON.stringify(secret.type ?? 'Opaque')}, not kubernetes.io/tls, and a Secret's type cannot be changed: delete it (it will be recreated) or choose another name`,
+      `${where} has type ${JSON.stringify(secret.type)}, not kubernetes.io/tls or Opaque, and a Secret's type cannot be changed: delete it (it will be recreated) or choose another name`,
     );
   }
   const renewBeforeMs = (opts.renewBeforeDays ?? DEFAULT_RENEW_BEFORE_DAYS) * DAY_MS;
@@ -234,7 +237,7 @@ export function issue(existing: V1Secret | undefined, keepCa: boolean, opts: Boo
   return {
     apiVersion: 'v1',
     kind: 'Secret',
-    type: 'kubernetes.io/tls',
+    type: existing?.type ?? 'kubernetes.io/tls',
     metadata: {
       ...metadata,
       name: opts.secretName,

@@ -48,8 +48,9 @@ describe('certs generate', () => {
     [['generate', '--out', '/tmp/x', '--days', 'soon'], /argument 'soon' is invalid. expected a positive number/],
     [['generate', '--out', '/tmp/x', '--service', 'hook'], /serviceName and namespace must be given together/],
     [['generate', '--out', '/tmp/x', '--ip', '1.2.3'], /IP address "1.2.3"/],
-    [['bootstrap', '--secret', 's'], /--webhook-config \(or CERTS_WEBHOOK_CONFIG_NAME\) is required; --service/],
-    [['manage', '--namespace', 'ns', '--secret', 's', '--webhook-config', 'w', '--service', 'svc', '--renew-before-days', '400'], /--renew-before-days \(400\) must be less than --days \(365\)/],
+    [['bootstrap', '--secret', 's'], /--webhook-configuration \(or CERTS_WEBHOOK_CONFIGURATION\) is required; --service/],
+    [['manage', '--namespace', 'ns', '--secret', 's', '--webhook-configuration', 'w', '--service', 'svc', '--renew-before-days', '400'], /--renew-before-days \(400\) must be less than --validity-days \(365\)/],
+    [['bootstrap', '--namespace', 'ns', '--secret', 's', '--webhook-configuration', 'w', '--service', 'svc', '--dns', 'Bad_Name'], /DNS name "Bad_Name"/],
     [['nonsense'], /unknown command 'nonsense'/],
   ])('%j exits 2 with a specific message', async (argv, message) => {
     const c = capture();

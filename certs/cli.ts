@@ -65,12 +65,12 @@ const nameOptions = (): Option[] => [
 interface ClusterFlags {
   namespace?: string;
   secret?: string;
-  webhookConfig?: string;
+  webhookConfiguration?: string;
   service?: string;
   dns?: string[];
   ip?: string[];
-  days?: number;
-  caDays?: number;
+  validityDays?: number;
+  caValidityDays?: number;
   keyBits?: number;
   renewBeforeDays?: number;
   caOverlapSeconds?: number;
@@ -82,12 +82,21 @@ function clusterCommand(name: string, description: string): Command {
   const cmd = new Command(name).description(description);
   cmd.addOption(new Option('--namespace <ns>', `namespace of the Secret and Service (default: ${SERVICE_ACCOUNT_NAMESPACE_FILE})`).env('POD_NAMESPACE'));
   cmd.addOption(new Option('--secret <name>', 'the TLS Secret (type kubernetes.io/tls) to keep valid').env('CERTS_SECRET_NAME'));
-  cmd.addOption(new Option('--webhook-config <name>', 'the MutatingWebhookConfiguration whose caBundle to keep').env('CERTS_WEBHOOK_CONFIG_NAME'));
+  cmd.addOption(new Option('--webhook-configuration <name>', 'the MutatingWebhookConfiguration whose caBundle to keep').env('CERTS_WEBHOOK_CONFIGURATION'));
   cmd.addOption(new Option('--service <name>', 'the webhook Service (SANs <svc>, <svc>.<ns>, <svc>.<ns>.svc, <svc>.<ns>.svc.cluster.local)').env('CERTS_SERVICE_NAME'));
-  for (const o of nameOptions()) {
-    const env = { dns: 'CERTS_DNS_NAMES', ip: 'CERTS_IP_ADDRESSES', days: 'CERTS_VALIDITY_DAYS', 'ca-days': 'CERTS_CA_VALIDITY_DAYS', 'key-bits': 'CERTS_KEY_BITS' }[o.name()];
-    cmd.addOption(env ? o.env(env) : o);
-  }
+  cmd.addOption(new Option('--dns <name>', 'extra DNS SAN (repeatable; env: comma-separated)').env('CERTS_DNS_NAMES').argParser(list));
+  cmd.addOption(new Option('--ip <address>', 'extra IP SAN (repeatable; env: comma-separated)').env('CERTS_IP_ADDRESSES').argParser(list));
+  cmd.addOption(
+    new Option('--validity-days <n>', `lifetime of the serving certificate in days (default ${DEFAULT_VALIDITY_DAYS})`)
+      .env('CERTS_VALIDITY_DAYS')
+      .argParser(positive(false)),
+  );
+  cmd.addOption(
+    new Option('--ca-validity-days <n>', `lifetime of a new CA in days (default ${DEFAULT_CA_VALIDITY_DAYS})`)
+      .env('CERTS_CA_VALIDITY_DAYS')
+      .argParser(positive(false)),
+  );
+  cmd.addOption(new Option('--key-bits <n>', `RSA key size (default ${DEFAULT_KEY_BITS})`).env('CERTS_KEY_BITS').argParser(positive(true)));
   cmd.addOption(
     new Option('--renew-before-days <n>', `renew when the certificate has less than this left (default ${DEFAULT_RENEW_BEFORE_DAYS})`)
       .env('CERTS_RENEW_BEFORE_DAYS')
@@ -114,27 +123,27 @@ function bootstrapOptions(flags: ClusterFlags, namespaceFile: string): Bootstrap
     }
   }
   if (!flags.secret) problems.push('--secret (or CERTS_SECRET_NAME) is required');
-  if (!flags.webhookConfig) problems.push('--webhook-config (or CERTS_WEBHOOK_CONFIG_NAME) is required');
+  if (!flags.webhookConfiguration) problems.push('--webhook-configuration (or CERTS_WEBHOOK_CONFIGURATION) is required');
   if (!flags.service) problems.push('--service (or CERTS_SERVICE_NAME) is required');
   if (problems.length > 0) throw new CertsError('CERTS_USAGE', problems.join('; '));
   const opts: BootstrapOptions = {
     namespace: namespace!,
     secretName: flags.secret!,
-    webhookConfigName: flags.webhookConfig!,
+    webhookConfigName: flags.webhookConfiguration!,
     serviceName: flags.service!,
     dnsNames: flags.dns ?? [],
     ipAddresses: flags.ip ?? [],
-    validityDays: flags.days ?? DEFAULT_VALIDITY_DAYS,
-    caValidityDays: flags.caDays ?? DEFAULT_CA_VALIDITY_DAYS,
+    validityDays: flags.validityDays ?? DEFAULT_VALIDITY_DAYS,
+    caValidityDays: flags.caValidityDays ?? DEFAULT_CA_VALIDITY_DAYS,
     renewBeforeDays: flags.renewBeforeDays ?? DEFAULT_RENEW_BEFORE_DAYS,
     caOverlapSeconds: flags.caOverlapSeconds ?? DEFAULT_CA_OVERLAP_SECONDS,
     keyBits: flags.keyBits ?? DEFAULT_KEY_BITS,
   };
   if (opts.renewBeforeDays! >= opts.validityDays!) {
-    throw new CertsError('CERTS_USAGE', `--renew-before-days (${opts.renewBeforeDays}) must be less than --days (${opts.validityDays}), or every pass would renew`);
+    throw new CertsError('CERTS_USAGE', `--renew-before-days (${opts.renewBeforeDays}) must be less than --validity-days (${opts.validityDays}), or every pass would renew`);
   }
   if (opts.validityDays! > opts.caValidityDays!) {
-    throw new CertsError('CERTS_USAGE', `--days (${opts.validityDays}) must not exceed --ca-days (${opts.caValidityDays})`);
+    throw new CertsError('CERTS_USAGE', `--validity-days (${opts.validityDays}) must not exceed --ca-validity-days (${opts.caValidityDays})`);
   }
   // Checks the names now, so a typo fails at start with a usage error rather than at first issue.
   checkNames(opts);
