@@ -6,7 +6,6 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isMap, parseDocument, type YAMLMap } from 'yaml';
-import { renderAnnotationTable } from '../../webhook/annotations.js';
 import { OPTIONS } from '../../webhook/config.js';
 import { findTool, missingToolMessage } from '../helpers/tools.js';
 import { CERT_MODES, CHART_DIR, one, renderChart, runHelm, valueArgs, type K8sObject } from './chart-render.js';
@@ -191,19 +190,35 @@ suite('chart: default values', () => {
 });
 
 suite('chart: certificate modes', () => {
-  it('self-managed: an empty Secret the first replica fills, and the bootstrap init container', () => {
-    const objects = renderChart(HELM, { release: 'acme', set: CERT_MODES['self-managed'] });
+  it('self-managed: an empty Secret, certs bootstrap before the webhook and certs manage beside it, sharing an in-memory directory', () => {
+    const objects = renderChart(HELM, { release: 'acme', namespace: 'sec', set: CERT_MODES['self-managed'] });
     const secret = one(objects, 'Secret');
     expect(secret.metadata.name).toBe('acme-aws-secret-injector-tls');
     expect(secret.data).toBeUndefined();
     expect(secret.stringData).toBeUndefined();
     const ps = podSpec(objects);
     expect(ps.automountServiceAccountToken).toBe(true);
-    expect(ps.initContainers).toHaveLength(1);
-    const args: string[] = ps.initContainers[0].args;
-    expect(args.slice(0, 2)).toEqual(['certs', 'bootstrap']);
-    expect(args).toEqual(expect.arrayContaining(['--secret=acme-aws-secret-injector-tls', '--webhook-configuration=0-acme-aws-secret-injector']));
-    expect(ps.volumes[0].secret).toMatchObject({ secretName: 'acme-aws-secret-injector-tls', optional: true });
+    const bootstrap = ps.initContainers as Json[];
+    const manage = (ps.containers as Json[]).filter((c) => c.name !== 'webhook');
+    expect(bootstrap.map((c) => c.name)).toEqual(['certs-bootstrap']);
+    expect(manage.map((c) => c.name)).toEqual(['certs-manage']);
+    for (const [c, command] of [[bootstrap[0]!, 'bootstrap'], [manage[0]!, 'manage']] as const) {
+      expect(c.args).toEqual([
+        'certs',
+        command,
+        '--namespace=sec',
+        '--secret=acme-aws-secret-injector-tls',
+        '--service=acme-aws-secret-injector',
+        '--webhook-configuration=0-acme-aws-secret-injector',
+        '--validity-days=365',
+        '--ca-validity-days=3650',
+        '--out=/etc/aws-secret-injector/tls',
+        '--log-level=info',
+      ]);
+      expect(c.image).toBe(container(objects).image);
+      expect(c.volumeMounts).toEqual([{ name: 'tls', mountPath: '/etc/aws-secret-injector/tls' }]);
+    }
+    expect(ps.volumes).toEqual([{ name: 'tls', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } }]);
     expect(webhookOf(objects).clientConfig.caBundle).toBeUndefined();
     expect(one(objects, 'MutatingWebhookConfiguration').metadata.annotations).toBeUndefined();
   });
@@ -227,7 +242,8 @@ suite('chart: certificate modes', () => {
     const ps = podSpec(objects);
     expect(ps.automountServiceAccountToken).toBe(false);
     expect(ps.initContainers).toBeUndefined();
-    expect(ps.volumes[0].secret.secretName).toBe('acme-aws-secret-injector-tls');
+    expect(ps.containers.map((c: Json) => c.name)).toEqual(['webhook']);
+    expect(ps.volumes[0].secret).toEqual({ secretName: 'acme-aws-secret-injector-tls', defaultMode: 0o440 });
   });
 
   it('cert-manager with an existing issuer: no Issuer of our own', () => {
@@ -429,12 +445,5 @@ suite('chart: documentation', () => {
     };
     walk(values, schema, '');
     expect(missing).toEqual([]);
-  });
-
-  it("the chart README's annotation table is the registry's", () => {
-    const readme = readFileSync(join(CHART_DIR, 'README.md'), 'utf8');
-    const m = /<!-- annotations:begin -->\n([\s\S]*?)\n?<!-- annotations:end -->/.exec(readme);
-    expect(m, 'annotation markers in the chart README').not.toBeNull();
-    expect(m![1]!.trim()).toBe(renderAnnotationTable().trim());
   });
 });

@@ -81,28 +81,36 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
-{{/* self-managed certificates: the first replica to start makes the CA and certificate in the
-     TLS Secret and writes the CA into the configuration's caBundle; the others reuse them. */}}
-{{- define "asi.bootstrapInitContainer" -}}
-initContainers:
-  - name: certs-bootstrap
-    image: {{ include "asi.image" (dict "image" .Values.image "root" .) | quote }}
-    imagePullPolicy: {{ .Values.image.pullPolicy }}
-    args:
-      - certs
-      - bootstrap
-      - --namespace={{ .Release.Namespace }}
-      - --secret={{ include "asi.tlsSecretName" . }}
-      - --service={{ include "asi.serviceName" . }}
-      - --webhook-configuration={{ include "asi.configurationName" . }}
-      - --validity-days={{ .Values.certificates.selfManaged.validityDays }}
-      - --ca-validity-days={{ .Values.certificates.selfManaged.caValidityDays }}
-    resources:
-      requests:
-        cpu: 10m
-        memory: 64Mi
-      limits:
-        memory: 128Mi
-    securityContext:
-      {{- include "asi.containerSecurityContext" . | nindent 6 }}
+{{/* self-managed certificates: `certs bootstrap` (init container) makes sure the TLS Secret holds
+     a valid CA and serving certificate and the configuration's caBundle matches, then writes the
+     pair to the shared in-memory directory the webhook serves from; `certs manage` (sidecar)
+     repeats that pass to renew, repair a wiped caBundle and follow another replica's renewal.
+     Argument: dict "root" . "command" bootstrap|manage. */}}
+{{- define "asi.certsContainer" -}}
+{{- $ := .root -}}
+- name: certs-{{ .command }}
+  image: {{ include "asi.image" (dict "image" $.Values.image "root" $) | quote }}
+  imagePullPolicy: {{ $.Values.image.pullPolicy }}
+  args:
+    - certs
+    - {{ .command }}
+    - --namespace={{ $.Release.Namespace }}
+    - --secret={{ include "asi.tlsSecretName" $ }}
+    - --service={{ include "asi.serviceName" $ }}
+    - --webhook-configuration={{ include "asi.configurationName" $ }}
+    - --validity-days={{ $.Values.certificates.selfManaged.validityDays }}
+    - --ca-validity-days={{ $.Values.certificates.selfManaged.caValidityDays }}
+    - --out=/etc/aws-secret-injector/tls
+    - --log-level={{ $.Values.logLevel }}
+  resources:
+    requests:
+      cpu: 10m
+      memory: 48Mi
+    limits:
+      memory: 128Mi
+  securityContext:
+    {{- include "asi.containerSecurityContext" $ | nindent 4 }}
+  volumeMounts:
+    - name: tls
+      mountPath: /etc/aws-secret-injector/tls
 {{- end -}}
