@@ -79,6 +79,11 @@ export function buildServer(config: ServerConfig, deps: ServerDeps): WebhookServ
   app.addHook('preClose', async () => {
     closing = true;
   });
+  // During shutdown every answer closes its connection, so a review in flight on a keep-alive
+  // connection ends the connection with it instead of holding the process open.
+  app.addHook('onSend', async (_req, reply) => {
+    if (closing) reply.header('connection', 'close');
+  });
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const statusCode = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;

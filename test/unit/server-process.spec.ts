@@ -1,0 +1,153 @@
+// The built CLI (`node <bundle>/cli.mjs webhook`) as a child process: start-up errors, the
+// development certificate of `npm start`, and SIGTERM with a review in flight.
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { connect, type TLSSocket } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateCertificates } from '../../certs/generate.js';
+import { call, podReview, postJson } from './server-client.js';
+
+const root = resolve(import.meta.dirname, '../..');
+const bundle = resolve(root, process.env.BUNDLE_OUT ?? 'dist');
+const cli = join(bundle, 'cli.mjs');
+const SEED = {
+  'secrets.k8s.aws/sidecarInjectorWebhook': 'enabled',
+  'secrets.k8s.aws/secret-arn': 'arn:aws:secretsmanager:us-east-1:123456789012:secret:database-password-hlRvvF',
+};
+
+const dir = mkdtempSync(join(tmpdir(), 'webhook-process-'));
+const certs = generateCertificates({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+writeFileSync(join(dir, 'tls.crt'), certs.cert);
+writeFileSync(join(dir, 'tls.key'), certs.key, { mode: 0o600 });
+const children: ChildProcess[] = [];
+
+beforeAll(() => {
+  if (!existsSync(cli)) {
+    const built = spawnSync(process.execPath, ['scripts/bundle.mjs'], { cwd: root, env: { ...process.env, BUNDLE_OUT: bundle }, encoding: 'utf8' });
+    if (built.status !== 0) throw new Error(`building ${bundle} failed: ${built.stderr}`);
+  }
+}, 120_000);
+
+afterAll(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+interface Running {
+  child: ChildProcess;
+  port: number;
+  output: () => string;
+  exit: Promise<number | null>;
+}
+
+/** Starts the webhook on a free port of 127.0.0.1 and waits for its "listening" line. */
+async function start(env: Record<string, string>, args: string[] = []): Promise<Running> {
+  const child = spawn(process.execPath, [cli, 'webhook', ...args], {
+    cwd: dir,
+    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  let out = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+  const exit = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const end = Date.now() + 20_000;
+  while (Date.now() < end && child.exitCode === null) {
+    const m = /"port":(\d+),"url":"https:\/\/[^"]+","msg":"listening"/.exec(out);
+    if (m) return { child, port: Number(m[1]), output: () => out, exit };
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`the webhook did not start:\n${out}`);
+}
+
+function run(env: Record<string, string>, args: string[] = []): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [cli, 'webhook', ...args], {
+    cwd: dir,
+    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', ...env },
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('webhook process', () => {
+  it('lists every configuration problem at once and exits 2', () => {
+    const r = run({ PORT: 'x', LOG_LEVEL: 'chatty', TLS_CERT_FILE: join(dir, 'tls.crt') }, ['--fetcher-uid', '0']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('webhook: invalid configuration:');
+    for (const what of ['PORT="x"', 'LOG_LEVEL="chatty"', '--fetcher-uid="0"', 'TLS_CERT_FILE and TLS_KEY_FILE must be set together']) {
+      expect(r.stderr).toContain(what);
+    }
+  });
+
+  it('prints its options with --help and exits 0', () => {
+    const r = run({}, ['--help']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('--tls-cert-file');
+  });
+
+  it('refuses to start with a key that does not belong to the certificate, naming the files', () => {
+    const other = generateCertificates({ dnsNames: ['localhost'] });
+    writeFileSync(join(dir, 'other.key'), other.key);
+    const r = run({ TLS_CERT_FILE: join(dir, 'tls.crt'), TLS_KEY_FILE: join(dir, 'other.key') });
+    expect(r.status).toBe(1);
+    expect(r.stdout).toMatch(/"level":60.*tls\.crt \+ .*other\.key: the key does not belong to the certificate/);
+  });
+
+  it('serves a self-signed development certificate for 127.0.0.1 when no TLS files are set', async () => {
+    const w = await start({});
+    expect(w.output()).toMatch(/"level":40.*self-signed development certificate/);
+    const { peer, ok } = await new Promise<{ peer: string; ok: boolean }>((res, rej) => {
+      const s: TLSSocket = connect({ host: '127.0.0.1', port: w.port, rejectUnauthorized: false }, () => {
+        res({ peer: s.getPeerCertificate().subjectaltname ?? '', ok: s.authorized });
+        s.end();
+      });
+      s.on('error', rej);
+    });
+    expect(peer).toContain('IP Address:127.0.0.1');
+    expect(ok).toBe(false);
+    w.child.kill('SIGTERM');
+    expect(await w.exit).toBe(0);
+  }, 30_000);
+
+  it('on SIGTERM stops accepting connections, finishes the review in flight and exits 0', async () => {
+    const w = await start({ TLS_CERT_FILE: join(dir, 'tls.crt'), TLS_KEY_FILE: join(dir, 'tls.key') });
+    expect((await postJson(w.port, certs.caCert, podReview({ uid: 'before' }))).status).toBe(200);
+
+    // A review whose body is still arriving when the signal comes.
+    const body = JSON.stringify(podReview({ uid: 'in-flight', annotations: SEED }));
+    const socket = connect({ host: '127.0.0.1', port: w.port, ca: certs.caCert });
+    await new Promise<void>((r, j) => {
+      socket.once('secureConnect', () => r());
+      socket.once('error', j);
+    });
+    let answer = '';
+    socket.on('data', (c: Buffer) => (answer += c.toString()));
+    const closed = new Promise<void>((r) => socket.on('close', () => r()));
+    socket.write(
+      `POST /mutate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body.slice(0, 100)}`,
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    w.child.kill('SIGTERM');
+    const end = Date.now() + 10_000;
+    while (!w.output().includes('shutting down') && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    expect(w.output()).toContain('shutting down');
+    await new Promise((r) => setTimeout(r, 200));
+
+    // The listener is closed: a new connection is refused.
+    await expect(call(w.port, { ca: certs.caCert, method: 'GET', path: '/healthz' })).rejects.toThrow(/ECONNREFUSED|socket hang up|ECONNRESET/);
+
+    socket.write(body.slice(100));
+    await closed;
+    expect(answer).toMatch(/^HTTP\/1\.1 200/);
+    expect(answer).toContain('"uid":"in-flight"');
+    expect(answer).toContain('"patchType":"JSONPatch"');
+    expect(await w.exit).toBe(0);
+    expect(w.output()).toMatch(/"uid":"in-flight".*"outcome":"injected"/);
+    expect(w.output()).toContain('"msg":"stopped"');
+  }, 40_000);
+});
