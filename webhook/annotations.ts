@@ -132,7 +132,7 @@ export const SECRETS: AnnotationDef<SecretItem[]> = {
   name: 'secrets',
   values: 'YAML or JSON list',
   default: '—',
-  doc: 'Full form, one entry per secret: `ref` (required), `file`, `key`, `explode`, `prefix`, `versionStage` \\| `versionId`, `mode`, `format` (`raw` \\| `json` \\| `env`). See below.',
+  doc: 'Full form, one entry per secret: `ref` (required), `file`, `key`, `explode`, `prefix`, `versionStage` \\| `versionId`, `mode`, `format` (`raw` \\| `json` \\| `env`).',
   parse: parseSecretsList,
 };
 
