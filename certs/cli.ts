@@ -9,6 +9,7 @@
 //              the end of a CA overlap and a wiped caBundle are handled within one interval
 // Every flag also reads an environment variable (shown in --help); the flag wins.
 
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { pino, type Logger as PinoLogger } from 'pino';
@@ -21,7 +22,7 @@ import {
   type Clients,
 } from './bootstrap.js';
 import { CertsError } from './errors.js';
-import { writeGeneratedFiles, writeServingDir } from './files.js';
+import { readServingDir, writeGeneratedFiles, writeServingDir } from './files.js';
 import { DEFAULT_CA_VALIDITY_DAYS, DEFAULT_KEY_BITS, DEFAULT_VALIDITY_DAYS, generateCertificates, subjectAltNames } from './generate.js';
 
 export const SERVICE_ACCOUNT_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
@@ -37,6 +38,7 @@ export interface CliDeps {
   /** Resolves when the manager should stop (default: SIGTERM or SIGINT). */
   stopSignal?: Promise<void>;
   namespaceFile?: string;
+  settleMs?: number;
 }
 
 function positive(integer: boolean) {
@@ -175,9 +177,31 @@ function signalStop(): Promise<void> {
   });
 }
 
-async function pass(clients: Clients, opts: BootstrapOptions, out: string | undefined, log: PinoLogger): Promise<void> {
+// Before serving a certificate of a new CA, give every apiserver's informer time to pick up the
+// caBundle that trusts it (it was patched moments ago, by this replica or another one). CA changes
+// are rare (years apart), so the wait costs nothing; renewals under the same CA do not wait.
+export const BUNDLE_SETTLE_MS = 3_000;
+
+function issuerOf(pem: string): string | undefined {
+  try {
+    return new X509Certificate(pem).issuer;
+  } catch {
+    return undefined;
+  }
+}
+
+async function pass(clients: Clients, opts: BootstrapOptions, out: string | undefined, log: PinoLogger, settleMs: number): Promise<void> {
   const { material, outcome, patched } = await reconcile(clients, opts, log);
-  const wrote = out ? await writeServingDir(out, material) : false;
+  let wrote = false;
+  if (out) {
+    const current = await readServingDir(out);
+    const newCa = current !== undefined && current.cert !== material.cert && issuerOf(current.cert) !== issuerOf(material.cert);
+    if (newCa && settleMs > 0) {
+      log.info({ settleMs }, 'caBundle changed: waiting for the apiservers to pick it up before serving the new certificate');
+      await sleep(settleMs);
+    }
+    wrote = await writeServingDir(out, material);
+  }
   const level = outcome !== 'adopted' || patched > 0 || wrote ? 'info' : 'debug';
   log[level](
     { secret: `${opts.namespace}/${opts.secretName}`, outcome, caBundlePatched: patched, filesWritten: wrote, notAfter: material.notAfter.toISOString() },
@@ -238,7 +262,7 @@ export async function run(argv: string[], deps: CliDeps = {}): Promise<number> {
     const deadline = Date.now() + (flags.timeoutSeconds ?? DEFAULT_BOOTSTRAP_TIMEOUT_SECONDS) * 1000;
     for (let attempt = 1; ; attempt++) {
       try {
-        await pass(clients, opts, flags.out, log);
+        await pass(clients, opts, flags.out, log, deps.settleMs ?? BUNDLE_SETTLE_MS);
         return;
       } catch (err) {
         const { code, message } = describeError(err);
@@ -273,7 +297,7 @@ export async function run(argv: string[], deps: CliDeps = {}): Promise<number> {
     log.info({ secret: `${opts.namespace}/${opts.secretName}`, webhookConfiguration: opts.webhookConfigName, intervalSeconds: intervalMs / 1000 }, 'managing the webhook certificate');
     while (!stopped) {
       try {
-        await pass(clients, opts, flags.out, log);
+        await pass(clients, opts, flags.out, log, deps.settleMs ?? BUNDLE_SETTLE_MS);
       } catch (err) {
         // Keep serving what we have; the next pass tries again.
         const { code, message } = describeError(err);
