@@ -95,7 +95,7 @@ export async function execute(spec: FetchSpec, deps: ExecuteDeps): Promise<Execu
     const context: ReportContext = {};
     if (result.awsFailed) {
       try {
-        context.identity = await api.callerIdentity(stsRegion, AbortSignal.timeout(5_000));
+        context.identity = await api.callerIdentity(stsRegion, AbortSignal.timeout(3_000));
       } catch (e) {
         context.identityError = `STS GetCallerIdentity failed: ${(e as { name?: string }).name ?? 'Error'}`;
       }

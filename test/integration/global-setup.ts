@@ -1,2 +1,57 @@
-// Starts the AWS API emulator for the integration suite (filled in with the fetcher's tests).
-export default async function setup(): Promise<void> {}
+// Starts the AWS API emulator (moto in server mode) once for the integration suite, builds the
+// bundles if they are missing, and hands their coordinates to the test files (vitest
+// provide/inject; test/integration/context.ts reads them). moto is stopped in the teardown.
+//
+// In CI (CI=true) a missing moto fails the run; elsewhere the suite skips with a message saying
+// how to install it.
+
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { startMoto } from '../helpers/moto.js';
+import { findTool, missingToolMessage, REPO_ROOT } from '../helpers/tools.js';
+
+export interface IntegrationContext {
+  /** http://127.0.0.1:<port> of moto (Secrets Manager, SSM, STS). */
+  awsEndpoint: string;
+  /** Absolute directory holding fetcher.mjs (and cli.mjs). */
+  bundleDir: string;
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** Present unless the suite is skipped. */
+    integration: IntegrationContext | null;
+    /** Why the suite is skipped (outside CI, moto is not installed). */
+    integrationSkip: string;
+  }
+}
+
+function ensureBundles(dir: string): void {
+  if (existsSync(join(dir, 'fetcher.mjs')) && existsSync(join(dir, 'cli.mjs'))) return;
+  const r = spawnSync(process.execPath, ['scripts/bundle.mjs'], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, BUNDLE_OUT: dir },
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`building the bundles into ${dir} failed:\n${r.stderr || r.stdout}`);
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const moto = findTool('moto_server');
+  if (moto === undefined) {
+    const message = missingToolMessage('moto_server');
+    console.warn(`integration suite skipped: ${message}`);
+    project.provide('integration', null);
+    project.provide('integrationSkip', message);
+    return async () => undefined;
+  }
+  const out = process.env.BUNDLE_OUT ?? 'dist';
+  const bundleDir = isAbsolute(out) ? out : join(REPO_ROOT, out);
+  ensureBundles(bundleDir);
+  const server = await startMoto(moto);
+  project.provide('integration', { awsEndpoint: server.endpoint, bundleDir });
+  project.provide('integrationSkip', '');
+  return () => server.stop();
+}

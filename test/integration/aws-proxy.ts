@@ -1,0 +1,88 @@
+// A small HTTP proxy in front of the emulator that records every AWS operation and can answer
+// some of them with an error instead of forwarding them: the one fault no emulator produces on
+// cue (throttling bursts, a denied action).
+
+import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
+
+export interface Fault {
+  status: number;
+  /** The AWS error code, e.g. ThrottlingException. */
+  type: string;
+  message: string;
+}
+
+export interface AwsProxy {
+  endpoint: string;
+  /** Operations seen, in order: `secretsmanager.GetSecretValue`, `AmazonSSM.GetParameters`, `sts.AssumeRole`… */
+  operations: string[];
+  /** Operations answered with a fault instead of being forwarded. */
+  faulted: string[];
+  close(): Promise<void>;
+}
+
+function operationOf(req: IncomingMessage, body: Buffer): string {
+  const target = req.headers['x-amz-target'];
+  if (typeof target === 'string') return target;
+  // STS speaks the query protocol: the operation is the form's Action.
+  const action = new URLSearchParams(body.toString('utf8')).get('Action');
+  return action ? `sts.${action}` : `${req.method} ${req.url}`;
+}
+
+/** `fault(operation, seenBefore)` returns a fault to answer with, or undefined to forward. */
+export async function startAwsProxy(
+  upstream: string,
+  fault: (operation: string, seenBefore: number) => Fault | undefined = () => undefined,
+): Promise<AwsProxy> {
+  const operations: string[] = [];
+  const faulted: string[] = [];
+  const target = new URL(upstream);
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const op = operationOf(req, body);
+      const seenBefore = operations.filter((o) => o === op).length;
+      operations.push(op);
+      const f = fault(op, seenBefore);
+      if (f) {
+        faulted.push(op);
+        const payload = JSON.stringify({ __type: f.type, message: f.message });
+        res.writeHead(f.status, {
+          'content-type': 'application/x-amz-json-1.1',
+          'x-amzn-errortype': f.type,
+          'x-amzn-requestid': 'proxy-fault',
+          'content-length': Buffer.byteLength(payload),
+        });
+        res.end(payload);
+        return;
+      }
+      const headers = { ...req.headers, host: target.host };
+      const up = request(
+        { host: target.hostname, port: target.port, method: req.method, path: req.url, headers },
+        (upRes) => {
+          res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+          upRes.pipe(res);
+        },
+      );
+      up.on('error', (e) => {
+        res.writeHead(502);
+        res.end(String(e));
+      });
+      up.end(body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    operations,
+    faulted,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

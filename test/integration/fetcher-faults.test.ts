@@ -1,0 +1,120 @@
+// Faults the emulator cannot produce on cue, made by a proxy in front of it: a throttling burst
+// (retried, then success), a denied action (not retried), a server that never answers (per-call
+// timeout and the overall deadline).
+
+import { createServer } from 'node:net';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ACCOUNT, integrationContext, REGION, runFetcher, Scratch, seedClients, unique } from './context.js';
+import { startAwsProxy } from './aws-proxy.js';
+
+const { ctx, skip } = integrationContext();
+const keys = { AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE', AWS_SECRET_ACCESS_KEY: 'example', AWS_REGION: REGION };
+
+describe.skipIf(skip !== false)(`fetcher under AWS faults${skip ? ` — skipped: ${skip}` : ''}`, () => {
+  const c = ctx!;
+  const scratch = new Scratch();
+  const { secrets } = seedClients(c?.awsEndpoint ?? 'http://127.0.0.1:1');
+  afterAll(() => scratch.remove());
+
+  it('rides out a burst of ThrottlingException with the SDK retry, then writes everything', async () => {
+    const prefix = unique('throttled');
+    const names = Array.from({ length: 3 }, (_, i) => `${prefix}-${i}`);
+    await Promise.all(names.map((n) => secrets.send(new CreateSecretCommand({ Name: n, SecretString: `v-${n}` }))));
+    // The first three Secrets Manager calls are throttled; the fourth goes through.
+    const proxy = await startAwsProxy(c.awsEndpoint, (op, seen) =>
+      op.startsWith('secretsmanager.') && seen < 3 ? { status: 400, type: 'ThrottlingException', message: 'Rate exceeded' } : undefined,
+    );
+    try {
+      const run = await runFetcher(c, scratch, { items: names.map((n, i) => ({ ref: n, file: `f${i}` })) }, keys, { endpoint: proxy.endpoint });
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+      expect(proxy.faulted).toEqual(Array(3).fill('secretsmanager.BatchGetSecretValue'));
+      expect(proxy.operations).toEqual(Array(4).fill('secretsmanager.BatchGetSecretValue'));
+      expect(names.map((n, i) => readFileSync(join(run.dir, `f${i}`), 'utf8'))).toEqual(names.map((n) => `v-${n}`));
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('gives up after the bounded attempts when throttling does not stop, naming the code', async () => {
+    const name = unique('always-throttled');
+    const proxy = await startAwsProxy(c.awsEndpoint, (op) =>
+      op.startsWith('secretsmanager.') ? { status: 400, type: 'ThrottlingException', message: 'Rate exceeded' } : undefined,
+    );
+    try {
+      const run = await runFetcher(c, scratch, { items: [{ ref: name, file: 'f' }], timeouts: { maxAttempts: 2 } }, keys, { endpoint: proxy.endpoint });
+      expect(run.code).toBe(1);
+      expect(proxy.faulted).toEqual(['secretsmanager.GetSecretValue', 'secretsmanager.GetSecretValue']);
+      expect(run.termination).toContain('AWS error code: ThrottlingException');
+      expect(run.termination).toContain('AWS kept throttling after every retry');
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('does not retry AccessDenied, and says which action and resource to allow', async () => {
+    const name = unique('denied');
+    const arn = `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:${name}-AbCdEf`;
+    const proxy = await startAwsProxy(c.awsEndpoint, (op) =>
+      op === 'secretsmanager.GetSecretValue'
+        ? { status: 400, type: 'AccessDeniedException', message: 'User is not authorized to perform: secretsmanager:GetSecretValue' }
+        : undefined,
+    );
+    try {
+      const run = await runFetcher(c, scratch, { items: [{ ref: arn, file: 'f' }] }, keys, { endpoint: proxy.endpoint });
+      expect(run.code).toBe(1);
+      expect(proxy.operations.filter((o) => o === 'secretsmanager.GetSecretValue')).toHaveLength(1);
+      expect(run.termination).toContain(`reference ${arn}:`);
+      expect(run.termination).toContain('AWS error code: AccessDeniedException');
+      expect(run.termination).toContain(`Hint: allow secretsmanager:GetSecretValue on ${arn} to this identity`);
+      expect(run.termination).toMatch(/Identity: arn:aws:(iam|sts)::123456789012:/);
+      expect(readdirSync(run.dir)).toEqual([]);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('falls back to GetSecretValue when only BatchGetSecretValue is denied', async () => {
+    const names = [unique('nobatch'), unique('nobatch')];
+    await Promise.all(names.map((n) => secrets.send(new CreateSecretCommand({ Name: n, SecretString: n }))));
+    const proxy = await startAwsProxy(c.awsEndpoint, (op) =>
+      op === 'secretsmanager.BatchGetSecretValue' ? { status: 400, type: 'AccessDeniedException', message: 'not authorized' } : undefined,
+    );
+    try {
+      const run = await runFetcher(c, scratch, { items: names.map((n, i) => ({ ref: n, file: `f${i}` })) }, keys, { endpoint: proxy.endpoint });
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+      expect(proxy.operations.sort()).toEqual(['secretsmanager.BatchGetSecretValue', 'secretsmanager.GetSecretValue', 'secretsmanager.GetSecretValue']);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('stops at the overall deadline when AWS never answers', async () => {
+    // Accepts connections and never answers.
+    const sockets: import('node:net').Socket[] = [];
+    const silent = createServer((s) => sockets.push(s));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const address = silent.address();
+    const endpoint = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    try {
+      const run = await runFetcher(
+        c,
+        scratch,
+        { items: [{ ref: unique('hung'), file: 'f' }], timeouts: { callSeconds: 30, deadlineSeconds: 1.5, maxAttempts: 2 } },
+        keys,
+        { endpoint },
+      );
+      expect(run.code).toBe(1);
+      expect(run.ms).toBeLessThan(15_000);
+      expect(run.termination).toContain('FETCH_DEADLINE');
+      expect(readdirSync(run.dir)).toEqual([]);
+    } finally {
+      sockets.forEach((s) => s.destroy());
+      silent.close();
+    }
+  });
+});
