@@ -1,0 +1,214 @@
+// ensureSecret / ensureCaBundle through @kubernetes/client-node against a small in-process API
+// that can lose a race at an exact moment (a rival write between our read and our write), which a
+// real apiserver cannot be made to do on demand. The same code runs against a real kube-apiserver
+// in test/e2e/certs-bootstrap.test.ts.
+
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { KubeConfig, type V1MutatingWebhookConfiguration, type V1Secret } from '@kubernetes/client-node';
+import jsonpatch, { type Operation } from 'fast-json-patch';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { clientsFrom, decide, ensureCaBundle, ensureSecret, issue, reconcile, type BootstrapOptions, type Clients } from './bootstrap.js';
+
+const opts: BootstrapOptions = {
+  namespace: 'platform',
+  secretName: 'hook-tls',
+  webhookConfigName: 'hook',
+  serviceName: 'hook',
+  caOverlapSeconds: 600,
+};
+const SECRET_PATH = '/api/v1/namespaces/platform/secrets';
+const MWC_PATH = '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/hook';
+const quiet = { info: () => undefined, warn: () => undefined, debug: () => undefined };
+
+interface FakeApi {
+  secret?: V1Secret;
+  config?: V1MutatingWebhookConfiguration;
+  rv: number;
+  /** Runs before each request is handled: the place for a rival's write. */
+  before?: (method: string, path: string) => void;
+  calls: string[];
+}
+
+function status(code: number, reason: string, message: string) {
+  return { kind: 'Status', apiVersion: 'v1', status: 'Failure', code, reason, message };
+}
+
+async function body(req: IncomingMessage): Promise<unknown> {
+  let raw = '';
+  for await (const chunk of req) raw += String(chunk);
+  return raw ? JSON.parse(raw) : undefined;
+}
+
+function startFake(api: FakeApi): Promise<Server> {
+  const server = createServer(async (req, res) => {
+    const send = (code: number, obj: unknown) => {
+      res.writeHead(code, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(obj));
+    };
+    const path = (req.url ?? '').split('?')[0]!;
+    const method = req.method ?? 'GET';
+    api.calls.push(`${method} ${path}`);
+    api.before?.(method, path);
+    const input = await body(req);
+    if (path === `${SECRET_PATH}/hook-tls`) {
+      if (method === 'GET') return api.secret ? send(200, api.secret) : send(404, status(404, 'NotFound', 'secrets "hook-tls" not found'));
+      if (method === 'PUT') {
+        const s = input as V1Secret;
+        if (!api.secret) return send(404, status(404, 'NotFound', 'not found'));
+        if (s.metadata?.resourceVersion !== api.secret.metadata?.resourceVersion) {
+          return send(409, status(409, 'Conflict', 'the object has been modified; please apply your changes to the latest version and try again'));
+        }
+        api.secret = { ...s, metadata: { ...s.metadata, resourceVersion: String(++api.rv) } };
+        return send(200, api.secret);
+      }
+    }
+    if (path === SECRET_PATH && method === 'POST') {
+      if (api.secret) return send(409, status(409, 'AlreadyExists', 'secrets "hook-tls" already exists'));
+      const s = input as V1Secret;
+      api.secret = { ...s, metadata: { ...s.metadata, resourceVersion: String(++api.rv) } };
+      return send(201, api.secret);
+    }
+    if (path === MWC_PATH) {
+      if (!api.config) return send(404, status(404, 'NotFound', 'not found'));
+      if (method === 'GET') return send(200, api.config);
+      if (method === 'PATCH') {
+        try {
+          api.config = jsonpatch.applyPatch(structuredClone(api.config), input as Operation[], true, false).newDocument;
+        } catch (e) {
+          return send(422, status(422, 'Invalid', `the server rejected our request due to an error in our request: ${(e as Error).message}`));
+        }
+        return send(200, api.config);
+      }
+    }
+    send(404, status(404, 'NotFound', `no route ${method} ${path}`));
+  });
+  server.listen(0, '127.0.0.1');
+  return once(server, 'listening').then(() => server);
+}
+
+function config(caBundle?: string): V1MutatingWebhookConfiguration {
+  const hook = (name: string) => ({
+    name,
+    admissionReviewVersions: ['v1'],
+    sideEffects: 'None',
+    clientConfig: { url: 'https://127.0.0.1:1/mutate', ...(caBundle ? { caBundle } : {}) },
+  });
+  return { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: 'hook' }, webhooks: [hook('a.example.com'), hook('b.example.com')] };
+}
+
+describe('ensureSecret and ensureCaBundle through the Kubernetes client', () => {
+  let api: FakeApi;
+  let server: Server;
+  let clients: Clients;
+
+  beforeEach(async () => {
+    api = { rv: 100, calls: [], config: config() };
+    server = await startFake(api);
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true }],
+      users: [{ name: 'u', token: 't' }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+    clients = clientsFrom(kc);
+  });
+  afterEach(() => {
+    server.close();
+  });
+
+  it('creates the Secret when missing and patches caBundle of every entry', async () => {
+    const { material, outcome, patched } = await reconcile(clients, opts, quiet);
+    expect(outcome).toBe('created');
+    expect(patched).toBe(2);
+    expect(api.secret?.type).toBe('kubernetes.io/tls');
+    const ca = Buffer.from(api.secret!.data!['ca.crt']!, 'base64').toString();
+    expect(material.caBundle).toBe(ca);
+    expect(api.config!.webhooks!.map((w) => Buffer.from(w.clientConfig.caBundle!, 'base64').toString())).toEqual([ca, ca]);
+    // a second pass writes nothing
+    api.calls = [];
+    expect(await reconcile(clients, opts, quiet)).toMatchObject({ outcome: 'adopted', patched: 0 });
+    expect(api.calls).toEqual([`GET ${SECRET_PATH}/hook-tls`, `GET ${MWC_PATH}`]);
+  });
+
+  it('loses a create race (409 AlreadyExists), re-reads and adopts the winner', async () => {
+    const rival = { ...issue(undefined, false, opts, new Date()), metadata: { name: 'hook-tls', namespace: 'platform', resourceVersion: '7' } };
+    api.before = (method) => {
+      if (method === 'POST' && !api.secret) api.secret = rival;
+    };
+    const { material, outcome } = await ensureSecret(clients, opts, quiet);
+    expect(outcome).toBe('adopted');
+    expect(material.cert).toBe(Buffer.from(rival.data!['tls.crt']!, 'base64').toString());
+    expect(api.calls.filter((c) => c.startsWith('POST'))).toHaveLength(1);
+  });
+
+  it('loses an update race (409 Conflict), re-reads and adopts the rival renewal', async () => {
+    const now = new Date();
+    const stale = { ...issue(undefined, false, { ...opts, validityDays: 10 }, now), metadata: { name: 'hook-tls', resourceVersion: '5' } };
+    api.secret = stale;
+    const rival = { ...issue(stale, true, opts, now), metadata: { name: 'hook-tls', resourceVersion: '6' } };
+    api.before = (method) => {
+      if (method === 'PUT' && api.secret === stale) api.secret = rival;
+    };
+    const { material, outcome } = await ensureSecret(clients, opts, quiet);
+    expect(outcome).toBe('adopted');
+    expect(material.cert).toBe(Buffer.from(rival.data!['tls.crt']!, 'base64').toString());
+    expect(material.resourceVersion).toBe('6');
+  });
+
+  it('renews near expiry with an update carrying the resourceVersion read', async () => {
+    const now = new Date();
+    api.secret = { ...issue(undefined, false, { ...opts, validityDays: 10 }, now), metadata: { name: 'hook-tls', resourceVersion: '5' } };
+    const oldCert = api.secret.data!['tls.crt'];
+    const oldCa = api.secret.data!['ca.crt'];
+    const { outcome } = await ensureSecret(clients, opts, quiet);
+    expect(outcome).toBe('renewed');
+    expect(api.secret.data!['tls.crt']).not.toBe(oldCert);
+    expect(api.secret.data!['ca.crt']).toBe(oldCa); // same CA: caBundle unchanged
+    expect(api.calls.filter((c) => c.startsWith('PUT'))).toHaveLength(1);
+    expect(decide(api.secret, opts, now).action).toBe('adopt');
+  });
+
+  it('re-reads when the webhook list changes between read and patch', async () => {
+    const bundle = 'PEM\n';
+    let changed = false;
+    api.before = (method) => {
+      if (method === 'PATCH' && !changed) {
+        changed = true;
+        api.config!.webhooks!.reverse(); // the `test` of the names at their indexes now fails
+      }
+    };
+    expect(await ensureCaBundle(clients, opts, bundle, quiet)).toBe(2);
+    expect(api.calls.filter((c) => c.startsWith('PATCH'))).toHaveLength(2);
+    expect(api.config!.webhooks!.every((w) => w.clientConfig.caBundle === Buffer.from(bundle).toString('base64'))).toBe(true);
+  });
+
+  it('repairs only the entries whose caBundle drifted', async () => {
+    const bundle = 'PEM\n';
+    api.config = config(Buffer.from(bundle).toString('base64'));
+    delete api.config.webhooks![1]!.clientConfig.caBundle;
+    expect(await ensureCaBundle(clients, opts, bundle, quiet)).toBe(1);
+  });
+
+  it('says clearly when the webhook configuration does not exist', async () => {
+    delete api.config;
+    await expect(ensureCaBundle(clients, opts, 'PEM\n', quiet)).rejects.toMatchObject({
+      code: 'CERTS_KUBERNETES',
+      message: expect.stringMatching(/MutatingWebhookConfiguration hook does not exist/),
+    });
+  });
+
+  it('reports a refused write with the status and the RBAC hint', async () => {
+    server.removeAllListeners('request');
+    server.on('request', (_req, res) => {
+      res.writeHead(403, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(status(403, 'Forbidden', 'secrets "hook-tls" is forbidden: User "system:serviceaccount:platform:hook" cannot get resource "secrets"')));
+    });
+    await expect(ensureSecret(clients, opts, quiet)).rejects.toMatchObject({
+      code: 'CERTS_KUBERNETES',
+      message: expect.stringMatching(/reading Secret platform\/hook-tls: HTTP 403: .*cannot get resource "secrets" \(check the RBAC/),
+    });
+  });
+});
