@@ -154,6 +154,7 @@ describe('the full form (secrets)', () => {
     [`- {ref: ${ARN}, explode: true, key: k}`, 'key and explode are mutually exclusive'],
     [`- {ref: ${ARN}, file: x, prefix: p}`, 'prefix only applies with explode'],
     [`- {ref: ${ARN}, explode: "yes"}`, 'explode must be true or false'],
+    [`- {ref: ${ARN}, explode: true, format: env}`, 'format env writes one file'],
     [`- {ref: ${ARN}, file: x, versionStage: A, versionId: 01234567-89ab-cdef-0123-456789abcdef}`, 'mutually exclusive'],
     [`- {ref: ${SSM}, file: x, versionStage: AWSCURRENT}`, 'not SSM parameters'],
     [`- {ref: ${ARN}, file: x, mode: "0777"}`, 'mode'],

@@ -343,6 +343,7 @@ function parseEntry(raw: unknown, n: number, errors: string[]): SecretItem | und
     if (!FORMATS.includes(raw.format as Format)) errors.push(`${where}: format must be one of ${FORMATS.join(', ')}`);
     else item.format = raw.format as Format;
   }
+  if (explode && item.format === 'env') errors.push(`${where}: format env writes one file; it does not apply with explode`);
   return errors.length === before ? item : undefined;
 }
 

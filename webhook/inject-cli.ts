@@ -1,4 +1,96 @@
-export async function run(_argv: string[]): Promise<number> {
-  process.stderr.write('inject: not implemented yet\n');
-  return 1;
+// `aws-secret-injector inject -f manifest.yaml` (or `-f -` for stdin): prints the manifests with
+// every pod template mutated as the webhook would. The fetcher settings come from the same
+// environment variables the webhook reads (FETCHER_IMAGE, DEFAULT_MOUNT_PATH, ...).
+
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { loadConfig, OPTIONS, type OptionKey } from './config.js';
+import { injectManifests } from './inject.js';
+
+export const EXIT_OK = 0;
+export const EXIT_DENIED = 1;
+export const EXIT_USAGE = 2;
+
+/** The webhook options that shape the mutation; the rest (TLS, port, ...) do not apply here. */
+const MUTATION_OPTIONS: OptionKey[] = [
+  'fetcherImage',
+  'fetcherImagePullPolicy',
+  'fetcherCpuRequest',
+  'fetcherMemoryRequest',
+  'fetcherCpuLimit',
+  'fetcherMemoryLimit',
+  'fetcherUid',
+  'defaultMountPath',
+  'volumeSizeLimit',
+  'fetchDeadlineSeconds',
+];
+
+export interface Io {
+  stdin: () => string;
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+  env: NodeJS.ProcessEnv;
+}
+
+const processIo: Io = {
+  stdin: () => readFileSync(0, 'utf8'),
+  stdout: (s) => process.stdout.write(s),
+  stderr: (s) => process.stderr.write(s),
+  env: process.env,
+};
+
+export async function run(argv: string[], io: Io = processIo): Promise<number> {
+  let out = '';
+  const cmd = new Command('aws-secret-injector inject')
+    .description(
+      'Prints Kubernetes manifests with every pod template (Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet,\n' +
+        'ReplicationController, Job, CronJob, and those inside a List) mutated exactly as the webhook would.\n' +
+        'Other objects pass through. Invalid secret annotations: the webhook\'s denial on stderr, exit 1.\n' +
+        `Fetcher settings come from the webhook's environment variables: ${MUTATION_OPTIONS.map((k) => OPTIONS[k].env).join(', ')}.`,
+    )
+    .requiredOption('-f, --filename <file>', 'manifest file, or - for standard input')
+    .allowExcessArguments(false)
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (out += s) });
+  try {
+    cmd.parse(argv, { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError && (e.code === 'commander.helpDisplayed' || e.code === 'commander.help')) {
+      io.stdout(out);
+      return EXIT_OK;
+    }
+    io.stderr(out.endsWith('\n') ? out : `${out}\n`);
+    return EXIT_USAGE;
+  }
+  const file = cmd.opts<{ filename: string }>().filename;
+
+  const env: NodeJS.ProcessEnv = {};
+  for (const k of MUTATION_OPTIONS) {
+    const name = OPTIONS[k].env;
+    if (io.env[name] !== undefined) env[name] = io.env[name];
+  }
+  const loaded = loadConfig([], env);
+  if (!('config' in loaded)) {
+    const errors = 'errors' in loaded ? loaded.errors : ['unexpected help output'];
+    io.stderr(`inject: invalid configuration:\n${errors.map((e) => `  - ${e}\n`).join('')}`);
+    return EXIT_USAGE;
+  }
+
+  let text: string;
+  try {
+    text = file === '-' ? io.stdin() : readFileSync(file, 'utf8');
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    io.stderr(`inject: cannot read ${file === '-' ? 'standard input' : file}: ${err.code ?? err.message}\n`);
+    return EXIT_USAGE;
+  }
+
+  const result = injectManifests(text, loaded.config.mutation);
+  for (const w of result.warnings) io.stderr(`Warning: ${w}\n`);
+  if (result.errors.length > 0) {
+    for (const e of result.errors) io.stderr(`error: ${e}\n`);
+    return EXIT_DENIED;
+  }
+  io.stdout(result.output);
+  return EXIT_OK;
 }

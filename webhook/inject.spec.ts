@@ -1,0 +1,164 @@
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import YAML from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { PREFIX } from './annotations.js';
+import { injectManifests, TEMPLATE_PATHS } from './inject.js';
+import { run, type Io } from './inject-cli.js';
+import { reviewPod } from './review.js';
+import { DEFAULT_MUTATION_CONFIG as CONFIG } from './types.js';
+
+const ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:db-password-AbCdEf';
+const template = (annotations: Record<string, string> = { [`${PREFIX}secret-arn`]: ARN }) => ({
+  metadata: { labels: { app: 'web' }, annotations },
+  spec: { containers: [{ name: 'web', image: 'busybox:1.36' }] },
+});
+
+function workload(kind: string, t = template()): Record<string, unknown> {
+  const path = TEMPLATE_PATHS[kind]!;
+  if (path.length === 0) return { apiVersion: 'v1', kind, metadata: { name: 'web', ...t.metadata }, spec: t.spec };
+  let obj: Record<string, unknown> = t;
+  for (const k of [...path].reverse()) obj = { [k]: obj };
+  return { apiVersion: 'apps/v1', kind, metadata: { name: 'web' }, ...obj };
+}
+const templateOf = (obj: Record<string, any>, kind: string) => TEMPLATE_PATHS[kind]!.reduce((o, k) => o[k], obj);
+
+async function cli(argv: string[], stdin = '', env: NodeJS.ProcessEnv = {}) {
+  let out = '';
+  let err = '';
+  const io: Io = { stdin: () => stdin, stdout: (s) => void (out += s), stderr: (s) => void (err += s), env };
+  const code = await run(argv, io);
+  return { code, out, err };
+}
+
+describe('inject', () => {
+  it.each(Object.keys(TEMPLATE_PATHS))('mutates the pod template of a %s exactly as the webhook would', (kind) => {
+    const input = workload(kind);
+    const result = injectManifests(YAML.stringify(input), CONFIG);
+    expect(result).toMatchObject({ errors: [], injected: 1 });
+    const got = YAML.parse(result.output);
+    const t = templateOf(input, kind);
+    const webhook = reviewPod(kind === 'Pod' ? input : t, CONFIG);
+    if (webhook.outcome !== 'injected') throw new Error(webhook.outcome);
+    const want = kind === 'Pod' ? webhook.pod : { metadata: webhook.pod.metadata, spec: webhook.pod.spec };
+    expect(templateOf(got, kind)).toEqual(want);
+    // The webhook leaves pods made from the injected template alone.
+    expect(reviewPod(templateOf(got, kind), CONFIG).outcome).toBe('already-injected');
+  });
+
+  it('passes other kinds, and pods without annotations, through unchanged', () => {
+    const docs = [
+      { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', annotations: { [`${PREFIX}secret-arn`]: ARN } }, data: { a: '1' } },
+      workload('Deployment', template({})),
+      { apiVersion: 'v1', kind: 'Service', metadata: { name: 's' }, spec: { ports: [{ port: 80 }] } },
+    ];
+    const text = docs.map((d) => YAML.stringify(d)).join('---\n');
+    const result = injectManifests(text, CONFIG);
+    expect(result).toMatchObject({ errors: [], injected: 0 });
+    expect(YAML.parseAllDocuments(result.output).map((d) => d.toJS())).toEqual(docs);
+  });
+
+  it('keeps comments and handles many documents and Lists', () => {
+    const text = [
+      '# leading comment',
+      YAML.stringify(workload('Deployment')).replace('image: busybox:1.36', 'image: busybox:1.36 # pinned'),
+      '---',
+      YAML.stringify({ apiVersion: 'v1', kind: 'List', items: [workload('Pod'), workload('Job')] }),
+    ].join('\n');
+    const result = injectManifests(text, CONFIG);
+    expect(result).toMatchObject({ errors: [], injected: 3 });
+    expect(result.output).toContain('# leading comment');
+    expect(result.output).toContain('# pinned');
+    const [, list] = YAML.parseAllDocuments(result.output).map((d) => d.toJS());
+    expect(list.items[0].spec.initContainers[0].name).toBe('secret-fetcher');
+    expect(list.items[1].spec.template.spec.initContainers[0].name).toBe('secret-fetcher');
+  });
+
+  it('gives the webhook denial for invalid annotations, and no output', () => {
+    const bad = workload('StatefulSet', template({ [`${PREFIX}secret-arn`]: 'not a ref', [`${PREFIX}region`]: 'x' }));
+    const result = injectManifests(`${YAML.stringify(workload('Pod'))}---\n${YAML.stringify(bad)}`, CONFIG);
+    expect(result.output).toBe('');
+    expect(result.errors).toHaveLength(1);
+    expect(result.errors[0]).toMatch(/^StatefulSet web \(document 2\): aws-secret-injector \(parse\): 2 problems: secrets\.k8s\.aws\/region: .*secret-arn/);
+  });
+
+  it('reports unreadable YAML', () => {
+    expect(injectManifests('a: [1\n', CONFIG).errors[0]).toContain('document 1: not valid YAML');
+    expect(injectManifests('', CONFIG)).toMatchObject({ output: '', errors: [] });
+  });
+
+  it('agrees with every golden fixture whose pod is injected', () => {
+    const root = new URL('../test/fixtures/', import.meta.url).pathname;
+    let checked = 0;
+    for (const name of readdirSync(root)) {
+      let patch: string;
+      try {
+        patch = readFileSync(join(root, name, 'patch.json'), 'utf8');
+      } catch {
+        continue;
+      }
+      expect(patch.length).toBeGreaterThan(0);
+      const request = JSON.parse(readFileSync(join(root, name, 'request.json'), 'utf8'));
+      const pod = JSON.parse(readFileSync(join(root, name, 'pod.json'), 'utf8'));
+      const result = injectManifests(YAML.stringify(request.request.object), CONFIG);
+      expect(YAML.parse(result.output), name).toEqual(pod);
+      checked++;
+    }
+    expect(checked).toBeGreaterThan(10);
+  });
+});
+
+describe('inject command', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'inject-'));
+  const file = join(dir, 'pod.yaml');
+  writeFileSync(file, YAML.stringify(workload('Pod')));
+
+  it('reads a file and prints the result', async () => {
+    const r = await cli(['-f', file]);
+    expect(r).toMatchObject({ code: 0, err: '' });
+    expect(YAML.parse(r.out).spec.initContainers[0].image).toBe(CONFIG.fetcherImage);
+  });
+
+  it('reads standard input with -f - and takes fetcher settings from the environment', async () => {
+    const r = await cli(['--filename', '-'], YAML.stringify(workload('Pod')), { FETCHER_IMAGE: 'registry.example.com/fetcher:1.2.3', PORT: 'ignored' });
+    expect(r.code).toBe(0);
+    expect(YAML.parse(r.out).spec.initContainers[0].image).toBe('registry.example.com/fetcher:1.2.3');
+  });
+
+  it('prints warnings on stderr', async () => {
+    const r = await cli(['-f', '-'], YAML.stringify(workload('Pod', template({ [`${PREFIX}secret-arn`]: ARN, [`${PREFIX}regoin`]: 'x' }))));
+    expect(r.code).toBe(0);
+    expect(r.err).toBe(`Warning: Pod web (document 1): unknown annotation ${PREFIX}regoin is ignored; did you mean ${PREFIX}region?\n`);
+  });
+
+  it.each([
+    [[], 2, "required option '-f, --filename <file>' not specified"],
+    [['-f', join(dir, 'missing.yaml')], 2, 'cannot read'],
+    [['-f', file, 'extra'], 2, 'too many arguments'],
+  ])('%j exits %i: %s', async (argv, code, message) => {
+    const r = await cli(argv);
+    expect(r.code).toBe(code);
+    expect(r.out).toBe('');
+    expect(r.err).toContain(message);
+  });
+
+  it('exits 1 with the denial for invalid annotations', async () => {
+    const r = await cli(['-f', '-'], YAML.stringify(workload('Job', template({ [`${PREFIX}secret-arn`]: ARN, [`${PREFIX}containers`]: 'nope' }))));
+    expect(r.code).toBe(1);
+    expect(r.out).toBe('');
+    expect(r.err).toContain('error: Job web (document 1): aws-secret-injector (validate): secrets.k8s.aws/containers: names container "nope"');
+  });
+
+  it('exits 2 on a bad fetcher setting', async () => {
+    const r = await cli(['-f', file], '', { FETCHER_UID: '0' });
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('FETCHER_UID');
+  });
+
+  it('prints help', async () => {
+    const r = await cli(['--help']);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('-f, --filename <file>');
+  });
+});

@@ -1,0 +1,126 @@
+// The inject preview: manifests in, the same manifests out with every pod template mutated exactly
+// as the webhook would mutate the pods made from it. Pure: text in, text out.
+//
+// The webhook's own JSON Patch (review.ts's reviewPod) is applied to the parsed YAML document
+// rather than re-serialising the object, so comments, key order and untouched fields survive.
+
+import YAML, { isMap, isSeq, type Document, type Node } from 'yaml';
+import { reviewPod } from './review.js';
+import type { MutationConfig } from './types.js';
+
+/** Where each workload kind keeps its pod template (a Pod is its own template). */
+export const TEMPLATE_PATHS: Readonly<Record<string, readonly string[]>> = {
+  Pod: [],
+  Deployment: ['spec', 'template'],
+  StatefulSet: ['spec', 'template'],
+  DaemonSet: ['spec', 'template'],
+  ReplicaSet: ['spec', 'template'],
+  ReplicationController: ['spec', 'template'],
+  Job: ['spec', 'template'],
+  CronJob: ['spec', 'jobTemplate', 'spec', 'template'],
+};
+
+export interface InjectResult {
+  /** The manifests, mutated; empty when there are errors. */
+  output: string;
+  warnings: string[];
+  /** Denials and unreadable documents, each naming its object; non-empty means exit non-zero. */
+  errors: string[];
+  /** Objects whose pod template was injected. */
+  injected: number;
+}
+
+type Obj = Record<string, unknown>;
+const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function unescape(token: string): string {
+  return token.replace(/~1/g, '/').replace(/~0/g, '~');
+}
+
+function nodeAt(doc: Document, path: ReadonlyArray<string | number>): unknown {
+  let node: unknown = doc.contents;
+  for (const key of path) {
+    if (isSeq(node)) node = node.items[Number(key)];
+    else if (isMap(node)) node = node.get(String(key), true);
+    else return undefined;
+  }
+  return node;
+}
+
+/** Applies one `add`/`replace` operation of the webhook's patch to the YAML document under `base`. */
+function applyOp(doc: Document, base: ReadonlyArray<string | number>, op: { op: string; path: string; value?: unknown }): void {
+  const tokens = op.path.split('/').slice(1).map(unescape);
+  const last = tokens.pop();
+  const parent = nodeAt(doc, [...base, ...tokens]);
+  if (last === undefined) throw new Error(`cannot apply ${op.op} at the document root`);
+  const value = doc.createNode(op.value) as Node;
+  if (isSeq(parent)) {
+    const index = last === '-' ? parent.items.length : Number(last);
+    if (op.op === 'add') parent.items.splice(index, 0, value);
+    else parent.items[index] = value;
+  } else if (isMap(parent)) {
+    parent.set(last, value);
+  } else {
+    throw new Error(`no object at ${op.path}`);
+  }
+}
+
+function label(obj: Obj, index: number): string {
+  const meta = isObject(obj.metadata) ? obj.metadata : {};
+  const name = typeof meta.name === 'string' ? meta.name : typeof meta.generateName === 'string' ? `${meta.generateName}*` : '(unnamed)';
+  const ns = typeof meta.namespace === 'string' ? `${meta.namespace}/` : '';
+  return `${String(obj.kind)} ${ns}${name} (document ${index + 1})`;
+}
+
+function injectObject(
+  doc: Document,
+  at: ReadonlyArray<string | number>,
+  obj: Obj,
+  where: string,
+  config: MutationConfig,
+  result: InjectResult,
+): void {
+  const templatePath = typeof obj.kind === 'string' ? TEMPLATE_PATHS[obj.kind] : undefined;
+  if (templatePath === undefined) return;
+  let template: unknown = obj;
+  for (const k of templatePath) template = isObject(template) ? template[k] : undefined;
+  if (!isObject(template)) return;
+  // A template is a pod without apiVersion/kind; the pipeline reads metadata and spec only.
+  const pod: Obj = templatePath.length === 0 ? template : { metadata: template.metadata, spec: template.spec };
+  if (pod.metadata === undefined) delete pod.metadata;
+  const outcome = reviewPod(pod, config);
+  result.warnings.push(...outcome.warnings.map((w) => `${where}: ${w}`));
+  if (outcome.outcome === 'denied') result.errors.push(`${where}: ${outcome.message}`);
+  if (outcome.outcome !== 'injected') return;
+  for (const op of outcome.patch) applyOp(doc, [...at, ...templatePath], op);
+  result.injected++;
+}
+
+export function injectManifests(text: string, config: MutationConfig): InjectResult {
+  const result: InjectResult = { output: '', warnings: [], errors: [], injected: 0 };
+  const docs = YAML.parseAllDocuments(text, { uniqueKeys: true });
+  if (!Array.isArray(docs)) return result; // an empty stream
+  docs.forEach((doc, i) => {
+    if (doc.errors.length > 0) {
+      result.errors.push(`document ${i + 1}: not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
+      return;
+    }
+    let obj: unknown;
+    try {
+      obj = doc.toJS({ maxAliasCount: 100 });
+    } catch (e) {
+      result.errors.push(`document ${i + 1}: ${(e as Error).message.split('\n')[0]}`);
+      return;
+    }
+    if (!isObject(obj)) return;
+    if (obj.kind === 'List' && Array.isArray(obj.items)) {
+      obj.items.forEach((item, j) => {
+        if (isObject(item)) injectObject(doc, ['items', j], item, `${label(item, i)} in List item ${j + 1}`, config, result);
+      });
+    } else {
+      injectObject(doc, [], obj, label(obj, i), config, result);
+    }
+  });
+  if (result.errors.length === 0) result.output = docs.map((d) => d.toString({ lineWidth: 0 })).join('');
+  return result;
+}
