@@ -4,11 +4,16 @@
 // in test/e2e/certs-bootstrap.test.ts.
 
 import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig, type V1MutatingWebhookConfiguration, type V1Secret } from '@kubernetes/client-node';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { run } from './cli.js';
 import { clientsFrom, decide, ensureCaBundle, ensureSecret, issue, reconcile, type BootstrapOptions, type Clients } from './bootstrap.js';
 
 const opts: BootstrapOptions = {
@@ -209,6 +214,46 @@ describe('ensureSecret and ensureCaBundle through the Kubernetes client', () => 
     await expect(ensureSecret(clients, opts, quiet)).rejects.toMatchObject({
       code: 'CERTS_KUBERNETES',
       message: expect.stringMatching(/reading Secret platform\/hook-tls: HTTP 403: .*cannot get resource "secrets" \(check the RBAC/),
+    });
+  });
+
+  describe('the commands', () => {
+    let dir: string;
+    const flags = () => ['--namespace=platform', '--secret=hook-tls', '--service=hook', '--webhook-configuration=hook', `--out=${dir}`];
+    const deps = (extra: object = {}) => ({ clients: () => clients, logger: pino({ level: 'silent' }), stdout: () => undefined, stderr: () => undefined, ...extra });
+    beforeEach(() => {
+      dir = mkdtempSync(join(tmpdir(), 'certs-cmd-'));
+    });
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+    it('bootstrap waits for a webhook configuration that appears late, then writes the pair', async () => {
+      delete api.config;
+      setTimeout(() => (api.config = config()), 1_000);
+      expect(await run(['bootstrap', ...flags(), '--timeout-seconds=30'], deps())).toBe(0);
+      expect(readFileSync(join(dir, 'tls.crt'), 'utf8')).toBe(Buffer.from(api.secret!.data!['tls.crt']!, 'base64').toString());
+      expect(api.config!.webhooks![0]!.clientConfig.caBundle).toBe(api.secret!.data!['ca.crt']);
+    });
+
+    it('bootstrap gives up at its timeout with the reason', async () => {
+      delete api.config;
+      const err: string[] = [];
+      expect(await run(['bootstrap', ...flags(), '--timeout-seconds=1'], deps({ stderr: (s: string) => void err.push(s) }))).toBe(1);
+      expect(err.join('')).toMatch(/MutatingWebhookConfiguration hook does not exist/);
+    });
+
+    it('manage re-patches a wiped caBundle within an interval and stops on the signal', async () => {
+      let stop!: () => void;
+      const stopSignal = new Promise<void>((r) => (stop = r));
+      const running = run(['manage', ...flags(), '--interval-seconds=0.2'], deps({ stopSignal }));
+      const until = async (cond: () => boolean) => {
+        for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 50));
+        expect(cond()).toBe(true);
+      };
+      await until(() => api.config!.webhooks!.every((w) => w.clientConfig.caBundle !== undefined));
+      for (const w of api.config!.webhooks!) delete w.clientConfig.caBundle;
+      await until(() => api.config!.webhooks!.every((w) => w.clientConfig.caBundle === api.secret!.data!['ca.crt']));
+      stop();
+      expect(await running).toBe(0);
     });
   });
 });
