@@ -1,3 +1,4 @@
+import jsonpatch from 'fast-json-patch';
 import { describe, expect, it } from 'vitest';
 import { PREFIX } from './annotations.js';
 import { review } from './review.js';
@@ -91,5 +92,41 @@ describe('review: answers', () => {
   it('names the pod by generateName when it has no name yet', () => {
     const object = { metadata: { generateName: 'web-', annotations: {} }, spec: { containers: [{ name: 'a' }] } };
     expect(answer(envelope({ object })).log.name).toBe('web-');
+  });
+
+  it('keeps every field it does not model, in pod, containers and metadata', () => {
+    const object = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'p', annotations: { [`${PREFIX}secret-arn`]: ARN }, futureMeta: { a: 1 } },
+      spec: {
+        futurePodField: ['kept', { deep: null }],
+        initContainers: [{ name: 'sidecar', image: 'busybox', restartPolicy: 'Always', futureInit: true }],
+        containers: [{ name: 'app', image: 'busybox', futureContainerField: { x: [1, 2] }, volumeMounts: [{ name: 'd', mountPath: '/d', futureMount: 'y' }] }],
+        volumes: [{ name: 'd', futureVolumeSource: {} }],
+      },
+      status: { phase: 'Pending' },
+    };
+    const r = answer(envelope({ object }));
+    const ops = JSON.parse(Buffer.from(r.response.response.patch!, 'base64').toString());
+    expect(ops.every((op: { op: string }) => op.op === 'add')).toBe(true);
+    const out = jsonpatch.applyPatch(structuredClone(object), ops).newDocument as any;
+    expect(out.metadata.futureMeta).toEqual({ a: 1 });
+    expect(out.spec.futurePodField).toEqual(['kept', { deep: null }]);
+    expect(out.spec.initContainers[1]).toEqual(object.spec.initContainers[0]);
+    expect(out.spec.containers[0].futureContainerField).toEqual({ x: [1, 2] });
+    expect(out.spec.containers[0].volumeMounts[0]).toEqual({ name: 'd', mountPath: '/d', futureMount: 'y' });
+    expect(out.spec.volumes[0]).toEqual({ name: 'd', futureVolumeSource: {} });
+    expect(out.status).toEqual({ phase: 'Pending' });
+  });
+
+  it('keeps warnings printable and short', () => {
+    const r = answer(envelope({ object: pod({ [`${PREFIX}secret-arn`]: ARN, [`${PREFIX}x\u0007y`]: '1', [`${PREFIX}${'z'.repeat(400)}`]: '1' }) }));
+    const warnings = r.response.response.warnings!;
+    expect(warnings).toHaveLength(2);
+    for (const w of warnings) {
+      expect(w).not.toMatch(/[\u0000-\u001f]/);
+      expect(w.length).toBeLessThanOrEqual(250);
+    }
   });
 });

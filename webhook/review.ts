@@ -110,7 +110,12 @@ function badRequest(message: string): ReviewResult {
   return { kind: 'bad-request', statusCode: 400, message };
 }
 
-const clip = (w: string): string => (w.length > MAX_WARNING ? `${w.slice(0, MAX_WARNING - 1)}…` : w);
+// Warnings name annotation keys, which the apiserver has not validated yet when it calls us: keep
+// them printable, as the apiserver drops warnings that are not.
+const clip = (w: string): string => {
+  const printable = w.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+  return printable.length > MAX_WARNING ? `${printable.slice(0, MAX_WARNING - 1)}…` : printable;
+};
 
 export const review: ReviewHandler = (body, config) => {
   if (!isObject(body)) return badRequest('body must be a JSON object (an AdmissionReview)');
