@@ -40,7 +40,8 @@ function valueStrings(values: Iterable<FetchedValue>): string[] {
   const out: string[] = [];
   const walk = (v: unknown) => {
     if (typeof v === 'string') out.push(v);
-    else if (typeof v === 'number' || typeof v === 'boolean') out.push(String(v));
+    // Long numbers may be PINs or account numbers; short ones and booleans would only match noise.
+    else if (typeof v === 'number' && String(v).length >= 6) out.push(String(v));
     else if (Array.isArray(v)) v.forEach(walk);
     else if (typeof v === 'object' && v !== null) Object.values(v).forEach(walk);
   };
