@@ -241,7 +241,7 @@ export function generateCertificates(req: CertificateRequest): CertificateBundle
     caCert.validity.notAfter = caNotAfter;
     // A distinct subject per CA, so a bundle holding the previous and the current CA stays unambiguous.
     const subject = [
-      { name: 'commonName', value: `aws-secret-injector-ca@${Math.floor(now.getTime() / 1000)}-${caCert.serialNumber.slice(0, 8)}` },
+      { name: 'commonName', value: `aws-secret-injector-ca-${Math.floor(now.getTime() / 1000)}-${caCert.serialNumber.slice(0, 8)}` },
     ];
     caCert.setSubject(subject);
     caCert.setIssuer(subject);
