@@ -1,0 +1,245 @@
+// The Helm chart against the real kube-apiserver: `helm install` with default values and with
+// each certificate mode is accepted object by object; with the chart's URL clientConfig pointing
+// at the built webhook running as a local process, the chart's own webhook configuration
+// (matchConditions, namespaceSelector) decides which pods reach it; and `helm template` output
+// for each mode passes a server-side dry-run.
+
+import { AdmissionregistrationV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { eventually, uniqueName } from '../helpers/cluster.js';
+import { findTool, missingToolMessage } from '../helpers/tools.js';
+import { startWebhook, type WebhookProcess } from '../helpers/webhook-process.js';
+import { CERT_MODES, CHART_DIR, parseManifests, valueArgs, type K8sObject } from '../unit/chart-render.js';
+import { describeE2E, e2e } from './context.js';
+
+// cert-manager cannot be installed here (its releases are not on a package registry we reach),
+// so its two CRDs stand in for it, with structural schemas holding the fields cert-manager.io/v1
+// documents for what the chart renders; unknown fields are pruned and so detected below.
+const str = { type: 'string' };
+const certManagerCrds = [
+  crd('Issuer', 'issuers', {
+    selfSigned: { type: 'object', properties: { crlDistributionPoints: { type: 'array', items: str } } },
+    ca: { type: 'object', properties: { secretName: str } },
+  }),
+  crd('Certificate', 'certificates', {
+    secretName: str,
+    commonName: str,
+    duration: str,
+    renewBefore: str,
+    dnsNames: { type: 'array', items: str },
+    ipAddresses: { type: 'array', items: str },
+    usages: { type: 'array', items: str },
+    privateKey: {
+      type: 'object',
+      properties: { algorithm: str, size: { type: 'integer' }, rotationPolicy: str, encoding: str },
+    },
+    issuerRef: { type: 'object', required: ['name'], properties: { name: str, kind: str, group: str } },
+  }, ['secretName', 'issuerRef']),
+];
+
+function crd(kind: string, plural: string, specProps: Record<string, unknown>, required: string[] = []) {
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${plural}.cert-manager.io` },
+    spec: {
+      group: 'cert-manager.io',
+      scope: 'Namespaced',
+      names: { kind, plural, singular: kind.toLowerCase(), listKind: `${kind}List` },
+      versions: [
+        {
+          name: 'v1',
+          served: true,
+          storage: true,
+          schema: {
+            openAPIV3Schema: {
+              type: 'object',
+              properties: { spec: { type: 'object', required, properties: specProps } },
+            },
+          },
+        },
+      ],
+    },
+  };
+}
+
+const helmPath = findTool('helm');
+if (!helmPath) console.warn(`skipping the chart e2e tests: ${missingToolMessage('helm')}`);
+
+const ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:db-password-AbCdEf';
+const annotated = (name: string): V1Pod => ({
+  metadata: { name, annotations: { 'secrets.k8s.aws/secret-arn': ARN } },
+  spec: { containers: [{ name: 'app', image: 'busybox:1.36', command: ['sleep', '3600'] }] },
+});
+const plain = (name: string): V1Pod => ({
+  metadata: { name },
+  spec: { containers: [{ name: 'app', image: 'busybox:1.36', command: ['sleep', '3600'] }] },
+});
+const injected = (pod: V1Pod) => (pod.spec?.initContainers?.length ?? 0) > 0;
+
+describeE2E('chart: helm install and server-side dry-run against the real apiserver', () => {
+  let webhook: WebhookProcess;
+  const installed: Array<{ release: string; namespace: string }> = [];
+  const namespaces: string[] = [];
+
+  const cluster = () => e2e().cluster;
+  const helm = (args: string[]) => {
+    if (!helmPath) throw new Error(missingToolMessage('helm'));
+    return cluster().helm(args, { allowFailure: true, timeoutMs: 120_000 });
+  };
+  const core = () => cluster().kubeConfig.makeApiClient(CoreV1Api);
+
+  async function namespace(prefix: string, labels: Record<string, string> = {}): Promise<string> {
+    const name = uniqueName(prefix);
+    await core().createNamespace({ body: { metadata: { name, labels } } });
+    namespaces.push(name);
+    await eventually(`ServiceAccount default in ${name}`, async () =>
+      core().readNamespacedServiceAccount({ name: 'default', namespace: name }).then(() => true),
+    );
+    return name;
+  }
+
+  async function install(release: string, ns: string, set: Record<string, string | number | boolean>) {
+    const r = await helm(['install', release, CHART_DIR, '--namespace', ns, ...valueArgs(set)]);
+    expect(r.code, r.stderr).toBe(0);
+    installed.push({ release, namespace: ns });
+    return r.stdout;
+  }
+
+  async function uninstall(release: string, ns: string) {
+    const r = await helm(['uninstall', release, '--namespace', ns, '--wait', '--timeout', '60s']);
+    expect(r.code, r.stderr).toBe(0);
+    installed.splice(installed.findIndex((i) => i.release === release), 1);
+  }
+
+  /** Every object of the release's manifest, read back from the apiserver, with its spec intact. */
+  async function expectAllAccepted(release: string, ns: string): Promise<K8sObject[]> {
+    const manifest = await helm(['get', 'manifest', release, '--namespace', ns]);
+    expect(manifest.code, manifest.stderr).toBe(0);
+    const objects = parseManifests(manifest.stdout);
+    expect(objects.length).toBeGreaterThan(5);
+    for (const o of objects) {
+      const args = ['get', `${o.kind}.${o.apiVersion.includes('/') ? o.apiVersion.split('/')[0] : ''}`.replace(/\.$/, ''), o.metadata.name, '-o', 'json'];
+      if (o.metadata.namespace) args.push('--namespace', o.metadata.namespace);
+      const got = await cluster().kubectl(args, { allowFailure: true });
+      expect(got.code, `${o.kind}/${o.metadata.name}: ${got.stderr}`).toBe(0);
+      const stored = JSON.parse(got.stdout) as K8sObject;
+      // Nothing the chart set was pruned or dropped on the way in.
+      if (o.spec) expect(stored.spec, `${o.kind}/${o.metadata.name} spec`).toMatchObject(o.spec as object);
+    }
+    return objects;
+  }
+
+  beforeAll(async () => {
+    webhook = await startWebhook({ bundleDir: e2e().bundleDir });
+    const r = await cluster().kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: certManagerCrds }) });
+    expect(r.code).toBe(0);
+    await cluster().kubectl(['wait', '--for=condition=Established', '--timeout=30s', 'crd/issuers.cert-manager.io', 'crd/certificates.cert-manager.io']);
+  });
+
+  afterAll(async () => {
+    for (const { release, namespace: ns } of [...installed]) {
+      await helm(['uninstall', release, '--namespace', ns, '--wait', '--timeout', '60s']).catch(() => undefined);
+    }
+    await webhook?.stop();
+    for (const ns of namespaces) await core().deleteNamespace({ name: ns }).catch(() => undefined);
+  });
+
+  it('helm install with default values: every object accepted, NOTES say how to annotate a pod', async () => {
+    const ns = await namespace('chart-defaults');
+    const notes = await install('asi-defaults', ns, {});
+    expect(notes).toContain('secrets.k8s.aws/secret-arn: arn:aws:secretsmanager:');
+    const objects = await expectAllAccepted('asi-defaults', ns);
+    const mwc = await cluster()
+      .kubeConfig.makeApiClient(AdmissionregistrationV1Api)
+      .readMutatingWebhookConfiguration({ name: '0-asi-defaults-aws-secret-injector' });
+    expect(mwc.webhooks?.[0]?.clientConfig.service).toMatchObject({ name: 'asi-defaults-aws-secret-injector', namespace: ns, port: 443 });
+    expect(mwc.webhooks?.[0]?.matchConditions?.[0]?.name).toBe('asks-for-secrets');
+    expect(objects.map((o) => o.kind)).toContain('Deployment');
+
+    // What certs bootstrap writes (the Secret's data, the caBundle) survives a helm upgrade: the
+    // chart never renders either, so helm's three-way merge leaves them alone.
+    const secretName = 'asi-defaults-aws-secret-injector-tls';
+    const data = { 'tls.crt': Buffer.from('cert').toString('base64'), 'tls.key': Buffer.from('key').toString('base64') };
+    await cluster().kubectl(['patch', 'secret', secretName, '--namespace', ns, '--type=merge', '-p', JSON.stringify({ data })]);
+    const caBundle = Buffer.from('-----BEGIN CERTIFICATE-----\n').toString('base64');
+    await cluster().kubectl([
+      'patch', 'mutatingwebhookconfiguration', '0-asi-defaults-aws-secret-injector', '--type=json',
+      '-p', JSON.stringify([{ op: 'add', path: '/webhooks/0/clientConfig/caBundle', value: caBundle }]),
+    ]);
+    const upgraded = await helm(['upgrade', 'asi-defaults', CHART_DIR, '--namespace', ns, '--set', 'logLevel=debug']);
+    expect(upgraded.code, upgraded.stderr).toBe(0);
+    expect((await core().readNamespacedSecret({ name: secretName, namespace: ns })).data).toEqual(data);
+    const after = await cluster()
+      .kubeConfig.makeApiClient(AdmissionregistrationV1Api)
+      .readMutatingWebhookConfiguration({ name: '0-asi-defaults-aws-secret-injector' });
+    expect(after.webhooks?.[0]?.clientConfig.caBundle).toBe(caBundle);
+
+    // The configuration points at a Service with no running replicas (no kubelet): remove it at
+    // once so that annotated pods of other tests are not refused.
+    await uninstall('asi-defaults', ns);
+  });
+
+  it.each(Object.keys(CERT_MODES))(
+    'helm install with certificates.mode=%s and the URL clientConfig: accepted, and the chart\'s configuration routes pods',
+    async (mode) => {
+      const ns = await namespace(`chart-${mode}`);
+      const release = `asi-${mode}`;
+      await install(release, ns, {
+        ...CERT_MODES[mode],
+        'webhook.url': `${webhook.url}/mutate`,
+        'webhook.caBundle': webhook.caBundle,
+      });
+      await expectAllAccepted(release, ns);
+      const mwc = await cluster()
+        .kubeConfig.makeApiClient(AdmissionregistrationV1Api)
+        .readMutatingWebhookConfiguration({ name: `0-${release}-aws-secret-injector` });
+      expect(mwc.webhooks?.[0]?.clientConfig).toEqual({ url: `${webhook.url}/mutate`, caBundle: webhook.caBundle });
+
+      // Through the chart's configuration alone: an annotated pod in an ordinary namespace is
+      // injected (once the apiserver's informer has the configuration).
+      const apps = await namespace(`chart-apps-${mode}`);
+      let n = 0;
+      const pod = await eventually('an annotated pod injected through the chart configuration', async () => {
+        const created = await core().createNamespacedPod({ namespace: apps, body: annotated(`app-${n++}`), dryRun: 'All' });
+        return injected(created) ? created : undefined;
+      });
+      expect(pod.spec?.volumes?.some((v) => v.emptyDir?.medium === 'Memory')).toBe(true);
+
+      // A pod without our annotations never reaches the webhook (matchConditions).
+      const plainName = uniqueName('plain-pod');
+      const p = await core().createNamespacedPod({ namespace: apps, body: plain(plainName) });
+      expect(injected(p)).toBe(false);
+      // The release namespace and opted-out namespaces are left out (namespaceSelector).
+      const own = await core().createNamespacedPod({ namespace: ns, body: annotated(uniqueName('own')), dryRun: 'All' });
+      expect(injected(own)).toBe(false);
+      const optedOut = await namespace(`chart-optout-${mode}`, { 'secrets.k8s.aws/injection': 'disabled' });
+      const out = await core().createNamespacedPod({ namespace: optedOut, body: annotated(uniqueName('out')), dryRun: 'All' });
+      expect(injected(out)).toBe(false);
+      expect(webhook.log()).not.toContain(plainName);
+
+      await uninstall(release, ns);
+    },
+  );
+
+  it.each([['defaults', {}] as const, ...Object.entries(CERT_MODES)])(
+    'helm template (%s) passes a server-side dry-run and stores nothing',
+    async (label, set) => {
+      const ns = await namespace(`dry-${label}`);
+      const release = `dry-${label}`;
+      const rendered = await helm(['template', release, CHART_DIR, '--namespace', ns, ...valueArgs(set)]);
+      expect(rendered.code, rendered.stderr).toBe(0);
+      const objects = parseManifests(rendered.stdout);
+      const r = await cluster().kubectl(['apply', '--dry-run=server', '--namespace', ns, '-f', '-'], {
+        input: rendered.stdout,
+        allowFailure: true,
+      });
+      expect(r.code, r.stderr).toBe(0);
+      const lines = r.stdout.trim().split('\n');
+      expect(lines).toHaveLength(objects.length);
+      for (const line of lines) expect(line).toMatch(/ created \(server dry run\)$/);
+      const gone = await cluster().kubectl(['get', 'mutatingwebhookconfiguration', `0-${release}-aws-secret-injector`], { allowFailure: true });
+      expect(gone.stderr).toMatch(/NotFound/);
+    },
+  );
+});
