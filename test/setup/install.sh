@@ -16,4 +16,4 @@ if ! wait "$moto_pid"; then
   die "installing moto failed (log above)"
 fi
 tail -n 1 "$LOG_DIR/moto-install.log"
-echo "==> test prerequisites ready in .cache/bin"
+echo "==> test prerequisites ready in .cache/bin ($SECONDS s)"
