@@ -180,6 +180,10 @@ describe('should-inject', () => {
     [{ [k('secret.a')]: ARN }, true],
     [{ [k('secrets')]: 'garbage' }, true],
     [{ [k('sidecarInjectorWebhook')]: 'disabled', [k('secret-arn')]: 'garbage' }, false],
+    [{ [k('sidecarInjectorWebhook')]: 'False', [k('secret-arn')]: ARN }, false],
+    [{ [k('sidecarInjectorWebhook')]: 'off', [k('secret-arn')]: ARN }, false],
+    [{ [k('sidecarInjectorWebhook')]: 'true', [k('secret-arn')]: ARN }, true],
+    [{ [k('sidecarInjectorWebhook')]: 'Enabled', [k('secret-arn')]: ARN }, true],
     [{ [k('status')]: 'injected', [k('secret-arn')]: ARN }, false],
     [{}, false],
     [{ 'other.io/x': 'y' }, false],
@@ -188,8 +192,9 @@ describe('should-inject', () => {
   });
 
   it.each([
-    [{ [k('sidecarInjectorWebhook')]: 'yes' }, 'must be "enabled" or "disabled"'],
     [{ [k('sidecarInjectorWebhook')]: 'enabled' }, 'names no secret'],
+    [{ [k('sidecarInjectorWebhook')]: 'yes' }, 'names no secret'],
+    [{ [k('sidecarInjectorWebhook')]: 'maybe' }, 'must be "enabled" or "disabled"'],
     [{ [k('status')]: 'pending', [k('secret-arn')]: ARN }, 'set by the webhook only'],
   ])('%j is denied', (annotations, message) => {
     const d = shouldInject(annotations);

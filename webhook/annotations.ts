@@ -95,9 +95,15 @@ export const SIDECAR_INJECTOR_WEBHOOK: AnnotationDef<'enabled' | 'disabled'> = {
   name: 'sidecarInjectorWebhook',
   values: '`enabled` \\| `disabled`',
   default: '—',
-  doc: '`disabled` opts the pod out whatever else it carries; `enabled` (the original AWS sample\'s switch) is optional: any secret annotation asks for injection.',
-  parse: (v) =>
-    v === 'enabled' || v === 'disabled' ? { value: v } : { error: `${quote(v)} must be "enabled" or "disabled"` },
+  doc: '`disabled` opts the pod out whatever else it carries; `enabled` (the original AWS sample\'s switch) is optional: any secret annotation asks for injection. `true`/`false`, `yes`/`no`, `on`/`off` are read the same way.',
+  parse: (v) => {
+    // Sidecar injectors of the sample's generation read these spellings too; accept them so
+    // migrating manifests keep working.
+    const word = v.trim().toLowerCase();
+    if (['enabled', 'true', 'yes', 'on', 'y'].includes(word)) return { value: 'enabled' };
+    if (['disabled', 'false', 'no', 'off', 'n'].includes(word)) return { value: 'disabled' };
+    return { error: `${quote(v)} must be "enabled" or "disabled"` };
+  },
 };
 
 export const SECRET_ARN: AnnotationDef<string> = {
@@ -482,7 +488,7 @@ export function shouldInject(annotations: Annotations): Decision {
     return { inject: false, outcome: 'already-injected', why: 'already injected', warnings };
   }
   if (SECRET_KEYS(annotations).length > 0) return { inject: true, warnings };
-  if (sw === 'enabled') {
+  if (sw !== undefined) {
     return {
       inject: false,
       outcome: 'denied',
