@@ -2,11 +2,12 @@
 // the webhook configuration's safety properties, least-privilege RBAC, the pod's hardening, the
 // schema's errors, and the values that flow into the webhook's environment.
 
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isMap, parseDocument, type YAMLMap } from 'yaml';
-import { OPTIONS } from '../../webhook/config.js';
+import { loadConfig, OPTIONS } from '../../webhook/config.js';
 import { findTool, missingToolMessage } from '../helpers/tools.js';
 import { CERT_MODES, CHART_DIR, one, renderChart, runHelm, valueArgs, type K8sObject } from './chart-render.js';
 
@@ -22,6 +23,21 @@ const podSpec = (objects: K8sObject[]): Json => spec(one(objects, 'Deployment'))
 const container = (objects: K8sObject[]): Json => podSpec(objects).containers[0];
 function envOf(objects: K8sObject[]): Record<string, string> {
   return Object.fromEntries((container(objects).env as Json[]).map((e) => [e.name, e.value]));
+}
+
+/** The webhook's own configuration loader, fed the chart's environment (TLS files stood in for). */
+function loadChartEnv(objects: K8sObject[]) {
+  const dir = mkdtempSync(join(tmpdir(), 'asi-chart-env-'));
+  try {
+    const env = envOf(objects);
+    env.TLS_CERT_FILE = join(dir, 'tls.crt');
+    env.TLS_KEY_FILE = join(dir, 'tls.key');
+    writeFileSync(env.TLS_CERT_FILE, '');
+    writeFileSync(env.TLS_KEY_FILE, '');
+    return loadConfig([...(container(objects).args as string[]).slice(1)], env);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 suite('chart: lint', () => {
@@ -187,6 +203,14 @@ suite('chart: default values', () => {
     expect(mount).toEqual({ name: 'tls', mountPath: '/etc/aws-secret-injector/tls', readOnly: true });
     expect(env.FETCH_DEADLINE_SECONDS).toBeUndefined();
   });
+
+  it("the webhook's configuration loader accepts the chart's environment as it is", () => {
+    const loaded = loadChartEnv(objects);
+    expect(loaded).toHaveProperty('config');
+    if (!('config' in loaded)) return;
+    expect(loaded.config.port).toBe(8443);
+    expect(loaded.config.mutation.fetcherImage).toBe('ghcr.io/aws-secret-injector/fetcher:0.1.0');
+  });
 });
 
 suite('chart: certificate modes', () => {
@@ -331,6 +355,20 @@ suite('chart: notable values', () => {
       SHUTDOWN_TIMEOUT_SECONDS: '10',
     });
     expect(container(objects).ports[0].containerPort).toBe(9443);
+    const loaded = loadChartEnv(objects);
+    expect(loaded).toHaveProperty('config');
+    if (!('config' in loaded)) return;
+    expect(loaded.config.mutation).toMatchObject({
+      fetcherImage: `registry.example/team/fetcher@${digest}`,
+      fetcherImagePullPolicy: 'Always',
+      fetcherResources: { requests: { cpu: '20m', memory: '40Mi' }, limits: { memory: '80Mi' } },
+      fetcherUid: 4242,
+      defaultMountPath: '/var/run/secrets/app',
+      volumeSizeLimit: '4Mi',
+      fetchTimeouts: { deadlineSeconds: 90 },
+    });
+    expect(loaded.config.mutation.fetcherResources.limits.cpu).toBeUndefined();
+    expect(loaded.config).toMatchObject({ port: 9443, logLevel: 'debug', shutdownTimeoutSeconds: 10 });
   });
 
   it('selectors, scheduling and metrics values', () => {
