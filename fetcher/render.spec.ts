@@ -101,6 +101,38 @@ describe('renderItem', () => {
   });
 });
 
+describe('no value in any failure (property)', () => {
+  const options = fc.constantFrom<Partial<SecretItem>>(
+    { key: 'k' },
+    { key: 'absent' },
+    { explode: true, file: undefined },
+    { format: 'env' },
+    { format: 'json' },
+    { format: 'env', key: 'k' },
+    { explode: true, file: undefined, format: 'env' },
+  );
+  // A value with a marker that cannot occur in our own messages, alone or inside JSON of any shape.
+  const value = fc.string({ minLength: 1, maxLength: 30 }).map((s) => `VALUE_${s}_END`);
+  const secretText = fc.oneof(
+    value,
+    value.map((v) => JSON.stringify({ k: v })),
+    value.map((v) => JSON.stringify({ 'bad key!': v, k: v })),
+    value.map((v) => JSON.stringify([v])),
+    value.map((v) => `{"k": "${v}"`),
+    value.map((v) => JSON.stringify({ k: { deep: v } })),
+  );
+
+  it('never echoes the secret', () => {
+    fc.assert(
+      fc.property(options, secretText, (extra, text) => {
+        const r = renderItem(item(extra), { text }, 0o444);
+        if ('failures' in r) expect(JSON.stringify(r.failures)).not.toContain('VALUE_');
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
 describe('findConflicts', () => {
   const f = (path: string, ref: string): OutputFile => ({ path, ref, data: Buffer.from(''), mode: 0o444 });
   it('finds two items writing one path, a file used as a directory, and the marker name', () => {
