@@ -29,6 +29,7 @@ describe('loadConfig', () => {
       host: '::',
       port: 8443,
       logLevel: 'info',
+      shutdownDelaySeconds: 0,
       shutdownTimeoutSeconds: 25,
       mutation: DEFAULT_MUTATION_CONFIG,
     });
@@ -51,6 +52,7 @@ describe('loadConfig', () => {
       DEFAULT_MOUNT_PATH: '/var/run/secrets/app/',
       VOLUME_SIZE_LIMIT: '1Mi',
       FETCH_DEADLINE_SECONDS: '90',
+      SHUTDOWN_DELAY_SECONDS: '5',
       SHUTDOWN_TIMEOUT_SECONDS: '10',
     });
     expect(c).toEqual({
@@ -59,6 +61,7 @@ describe('loadConfig', () => {
       tlsCertFile: certFile,
       tlsKeyFile: keyFile,
       logLevel: 'debug',
+      shutdownDelaySeconds: 5,
       shutdownTimeoutSeconds: 10,
       mutation: {
         fetcherImage: '123456789012.dkr.ecr.us-east-1.amazonaws.com/fetcher@sha256:abc',
@@ -120,6 +123,7 @@ describe('loadConfig', () => {
     ['PORT', 'https'],
     ['HOST', 'a b'],
     ['SHUTDOWN_TIMEOUT_SECONDS', '0'],
+    ['SHUTDOWN_DELAY_SECONDS', '301'],
     ['TLS_KEY_FILE', dir],
   ])('rejects %s=%j', (env, value) => {
     expect(errors([], { [env]: value }).some((e) => e.startsWith(`${env}=`))).toBe(true);

@@ -18,6 +18,7 @@ export interface WebhookConfig {
   tlsCertFile?: string;
   tlsKeyFile?: string;
   logLevel: LogLevel;
+  shutdownDelaySeconds: number;
   shutdownTimeoutSeconds: number;
   mutation: MutationConfig;
 }
@@ -202,10 +203,16 @@ export const OPTIONS = {
     doc: "Overall deadline of the fetcher, retries included (unset: the fetcher's own default).",
     parse: (raw: string): Parsed<number | undefined> => (raw === '' ? ok(undefined) : integer(1, 3600)(raw)),
   },
+  shutdownDelaySeconds: {
+    env: 'SHUTDOWN_DELAY_SECONDS',
+    default: '0',
+    doc: 'On SIGTERM, keep serving this long while reporting not ready and closing each connection after its answer, so the apiserver moves to other replicas before the listener closes. A few seconds in a cluster; 0 locally.',
+    parse: integer(0, 300),
+  },
   shutdownTimeoutSeconds: {
     env: 'SHUTDOWN_TIMEOUT_SECONDS',
     default: '25',
-    doc: 'On SIGTERM/SIGINT, how long in-flight reviews may take before connections are cut. Keep it below the pod\'s terminationGracePeriodSeconds.',
+    doc: 'Once the listener is closed, how long reviews in flight may take before their connections are cut. Delay plus timeout must stay below the pod\'s terminationGracePeriodSeconds.',
     parse: integer(1, 3600),
   },
 } satisfies Record<string, Option<unknown>>;
@@ -311,6 +318,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     host: v.host!,
     port: v.port!,
     logLevel: v.logLevel!,
+    shutdownDelaySeconds: v.shutdownDelaySeconds!,
     shutdownTimeoutSeconds: v.shutdownTimeoutSeconds!,
     mutation,
   };

@@ -5,7 +5,7 @@ import { pino, type Logger } from 'pino';
 import { loadConfig, type WebhookConfig } from './config.js';
 import { WebhookMetrics } from './metrics.js';
 import { review } from './review.js';
-import { buildServer, setServingPair, type WebhookServer } from './server.js';
+import { buildServer, setServingPair, type Lifecycle, type WebhookServer } from './server.js';
 import { describePair, developmentPair, readPair, TlsError, TlsReloader, type TlsPair } from './tls.js';
 
 export const EXIT_OK = 0;
@@ -49,7 +49,8 @@ async function serve(config: WebhookConfig, logger: Logger): Promise<number> {
 
   const metrics = new WebhookMetrics();
   metrics.tlsInService(pair.notAfter);
-  const app = buildServer({ mutation: config.mutation }, { review, logger, metrics, tls: pair });
+  const lifecycle: Lifecycle = { draining: false };
+  const app = buildServer({ mutation: config.mutation }, { review, logger, metrics, tls: pair, lifecycle });
   await listen(app, config, logger);
 
   let reloader: TlsReloader | undefined;
@@ -73,6 +74,13 @@ async function serve(config: WebhookConfig, logger: Logger): Promise<number> {
     process.once('SIGINT', () => resolve('SIGINT'));
   });
   reloader?.close();
+  lifecycle.draining = true;
+  // SIGTERM is Kubernetes stopping the pod: keep answering until the apiserver has seen the pod
+  // leave the endpoints. SIGINT is a person at a terminal: no delay.
+  if (signal === 'SIGTERM' && config.shutdownDelaySeconds > 0) {
+    logger.info({ signal, delaySeconds: config.shutdownDelaySeconds }, 'shutting down: not ready, still serving until the delay ends');
+    await new Promise((r) => setTimeout(r, config.shutdownDelaySeconds * 1000));
+  }
   logger.info({ signal, timeoutSeconds: config.shutdownTimeoutSeconds }, 'shutting down: no new connections, finishing reviews in flight');
   let timedOut = false;
   const timer = setTimeout(() => {

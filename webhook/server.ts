@@ -19,11 +19,17 @@ export interface ServerConfig {
   mutation: MutationConfig;
 }
 
+/** Set `draining` to report not ready and close each connection after its answer (shutdown). */
+export interface Lifecycle {
+  draining: boolean;
+}
+
 export interface ServerDeps {
   review: ReviewHandler;
   logger: Logger;
   metrics: WebhookMetrics;
   tls: Pick<TlsPair, 'cert' | 'key'>;
+  lifecycle?: Lifecycle;
 }
 
 export type WebhookServer = FastifyInstance<HttpsServer>;
@@ -59,7 +65,7 @@ function field(value: unknown, key: string): unknown {
 
 export function buildServer(config: ServerConfig, deps: ServerDeps): WebhookServer {
   const { review, metrics } = deps;
-  let closing = false;
+  const lifecycle = deps.lifecycle ?? { draining: false };
 
   const app = Fastify({
     loggerInstance: deps.logger,
@@ -77,12 +83,13 @@ export function buildServer(config: ServerConfig, deps: ServerDeps): WebhookServ
   app.removeContentTypeParser('text/plain');
 
   app.addHook('preClose', async () => {
-    closing = true;
+    lifecycle.draining = true;
   });
-  // During shutdown every answer closes its connection, so a review in flight on a keep-alive
-  // connection ends the connection with it instead of holding the process open.
+  // While draining every answer closes its connection: the apiserver's next review opens a new
+  // one (to another replica once this one has left the endpoints), and a review in flight on a
+  // keep-alive connection ends the connection with it instead of holding the process open.
   app.addHook('onSend', async (_req, reply) => {
-    if (closing) reply.header('connection', 'close');
+    if (lifecycle.draining) reply.header('connection', 'close');
   });
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
@@ -155,7 +162,7 @@ export function buildServer(config: ServerConfig, deps: ServerDeps): WebhookServ
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) =>
-    closing ? sendError(reply, 503, 'shutting down') : reply.send({ status: 'ok' }),
+    lifecycle.draining ? sendError(reply, 503, 'shutting down') : reply.send({ status: 'ok' }),
   );
   app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.render()));
 

@@ -45,10 +45,10 @@ describe('checkPair', () => {
 });
 
 describe('readPair', () => {
-  it('names the file it cannot read', async () => {
+  it('names every file it cannot read', async () => {
     await expect(readPair('/nonexistent/tls.crt', '/nonexistent/tls.key')).rejects.toMatchObject({
       code: 'WEBHOOK_TLS_UNREADABLE',
-      message: expect.stringContaining('/nonexistent/tls.crt (ENOENT)'),
+      message: 'cannot read /nonexistent/tls.crt (ENOENT); cannot read /nonexistent/tls.key (ENOENT)',
     });
   });
 });

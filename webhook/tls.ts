@@ -69,15 +69,12 @@ export function checkPair(cert: string, key: string, where = 'TLS certificate'):
 
 /** Reads and checks the pair at `certFile`/`keyFile`. */
 export async function readPair(certFile: string, keyFile: string): Promise<TlsPair> {
-  const [cert, key] = await Promise.all(
-    [certFile, keyFile].map(async (file) => {
-      try {
-        return await readFile(file, 'utf8');
-      } catch (e) {
-        throw new TlsError('WEBHOOK_TLS_UNREADABLE', `cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
-      }
-    }),
+  const read = await Promise.allSettled([readFile(certFile, 'utf8'), readFile(keyFile, 'utf8')]);
+  const problems = read.flatMap((r, i) =>
+    r.status === 'rejected' ? [`cannot read ${i === 0 ? certFile : keyFile} (${(r.reason as NodeJS.ErrnoException).code ?? 'error'})`] : [],
   );
+  if (problems.length > 0) throw new TlsError('WEBHOOK_TLS_UNREADABLE', problems.join('; '));
+  const [cert, key] = read.map((r) => (r as PromiseFulfilledResult<string>).value);
   return checkPair(cert!, key!, `${certFile} + ${keyFile}`);
 }
 

@@ -114,6 +114,22 @@ describe('webhook process', () => {
     expect(await w.exit).toBe(0);
   }, 30_000);
 
+  it('with SHUTDOWN_DELAY_SECONDS keeps answering after SIGTERM while reporting not ready, then exits 0', async () => {
+    const w = await start({ TLS_CERT_FILE: join(dir, 'tls.crt'), TLS_KEY_FILE: join(dir, 'tls.key'), SHUTDOWN_DELAY_SECONDS: '2' });
+    const ca = certs.caCert;
+    expect((await call(w.port, { ca, method: 'GET', path: '/readyz' })).status).toBe(200);
+    w.child.kill('SIGTERM');
+    const end = Date.now() + 5_000;
+    while (!w.output().includes('still serving until the delay ends') && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    const ready = await call(w.port, { ca, method: 'GET', path: '/readyz' });
+    expect(ready.status).toBe(503);
+    const res = await postJson(w.port, ca, podReview({ uid: 'during-delay', annotations: SEED }));
+    expect(res.status).toBe(200);
+    expect(res.headers.connection).toBe('close');
+    expect(res.body).toContain('"uid":"during-delay"');
+    expect(await w.exit).toBe(0);
+  }, 30_000);
+
   it('on SIGTERM stops accepting connections, finishes the review in flight and exits 0', async () => {
     const w = await start({ TLS_CERT_FILE: join(dir, 'tls.crt'), TLS_KEY_FILE: join(dir, 'tls.key') });
     expect((await postJson(w.port, certs.caCert, podReview({ uid: 'before' }))).status).toBe(200);
