@@ -358,8 +358,9 @@ export async function fetchTargets(targets: Target[], api: AwsApi, opts: FetchOp
     try {
       out = await untilAborted(api.batchGetSecretValue(region, { SecretIdList: batch.map((t) => t.reference.id) }, signal), signal);
     } catch (e) {
-      // An identity allowed GetSecretValue but not BatchGetSecretValue still gets its secrets.
-      if (!(e instanceof CredentialError) && /AccessDenied/.test(errorFacts(e).code)) {
+      // An identity allowed GetSecretValue but not BatchGetSecretValue, or an endpoint that does
+      // not know the operation, still gets its secrets one by one.
+      if (!(e instanceof CredentialError) && /AccessDenied|UnknownOperation|InvalidAction|NotImplemented/.test(errorFacts(e).code)) {
         await runBounded(batch.map((t) => () => getOne(t)), opts.concurrency ?? DEFAULT_CONCURRENCY);
         return;
       }

@@ -208,7 +208,7 @@ describe.skipIf(skip !== false)(`fetcher bundle against moto${skip ? ` — skipp
     expect(readFileSync(join(run.dir, 'keystore.p12')).equals(bytes)).toBe(true);
   });
 
-  it('fetches SSM SecureString and String parameters by ARN, decrypted', async () => {
+  it('fetches SSM SecureString and String parameters by ARN, decrypted, in the ARN\'s region', async () => {
     const path = unique('app/prod/db-password');
     const flat = unique('flat');
     await ssm.send(new PutParameterCommand({ Name: `/${path}`, Value: 'ssm-secure-value', Type: 'SecureString' }));
@@ -222,7 +222,8 @@ describe.skipIf(skip !== false)(`fetcher bundle against moto${skip ? ` — skipp
           { ref: `arn:aws:ssm:${REGION}:${ACCOUNT}:parameter/${flat}`, file: 'flat' },
         ],
       },
-      irsa(),
+      // No AWS_REGION: the ARNs' region serves the SSM calls and the web identity exchange alike.
+      { AWS_ROLE_ARN: IRSA_ROLE, AWS_WEB_IDENTITY_TOKEN_FILE: token },
     );
     expect(run.stderr).toBe('');
     expect(readFileSync(join(run.dir, 'db-password'), 'utf8')).toBe('ssm-secure-value');
