@@ -4,10 +4,16 @@
 // (matchConditions, namespaceSelector) decides which pods reach it; and `helm template` output
 // for each mode passes a server-side dry-run.
 
+import { spawn } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { AdmissionregistrationV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { eventually, uniqueName } from '../helpers/cluster.js';
-import { findTool, missingToolMessage } from '../helpers/tools.js';
+import { stringify } from 'yaml';
+import { eventually, runCommand, uniqueName } from '../helpers/cluster.js';
+import { BIN_DIR, findTool, missingToolMessage } from '../helpers/tools.js';
 import { startWebhook, type WebhookProcess } from '../helpers/webhook-process.js';
 import { CERT_MODES, CHART_DIR, parseManifests, valueArgs, type K8sObject } from '../unit/chart-render.js';
 import { describeE2E, e2e } from './context.js';
@@ -221,6 +227,88 @@ describeE2E('chart: helm install and server-side dry-run against the real apiser
       await uninstall(release, ns);
     },
   );
+
+  it('self-managed certificates work with exactly the RBAC the chart grants, and with the args it renders', async () => {
+    const ns = await namespace('chart-rbac');
+    const release = 'asi-rbac';
+    const base = `${release}-aws-secret-injector`;
+    await install(release, ns, {});
+    const objects = await expectAllAccepted(release, ns);
+    const pod = (objects.find((o) => o.kind === 'Deployment')!.spec as any).template.spec;
+
+    // Play kubelet: the ServiceAccount's own token, in a kubeconfig of its own.
+    const dir = mkdtempSync(join(tmpdir(), 'asi-chart-rbac-'));
+    try {
+      const token = (await cluster().kubectl(['create', 'token', pod.serviceAccountName, '--namespace', ns, '--duration=10m'])).stdout.trim();
+      const kubeconfig = join(dir, 'kubeconfig');
+      writeFileSync(
+        kubeconfig,
+        stringify({
+          apiVersion: 'v1',
+          kind: 'Config',
+          clusters: [{ name: 'e2e', cluster: { server: cluster().server, 'certificate-authority': cluster().caFile } }],
+          users: [{ name: 'sa', user: { token } }],
+          contexts: [{ name: 'sa', context: { cluster: 'e2e', user: 'sa', namespace: ns } }],
+          'current-context': 'sa',
+        }),
+      );
+      const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', KUBECONFIG: kubeconfig };
+      const cli = join(e2e().bundleDir, 'cli.mjs');
+      const argsOf = (c: { args: string[] }, out: string) => c.args.map((a) => (a.startsWith('--out=') ? `--out=${out}` : a));
+
+      // Two replicas' init containers, one after the other: both end with the same certificate.
+      const outs = [join(dir, 'replica-a'), join(dir, 'replica-b')];
+      for (const out of outs) {
+        const r = await runCommand(process.execPath, [cli, ...argsOf(pod.initContainers[0], out), '--timeout-seconds=20'], env, {
+          allowFailure: true,
+          timeoutMs: 60_000,
+        });
+        expect(r.code, r.stderr + r.stdout).toBe(0);
+      }
+      const [certA, certB] = outs.map((o) => readFileSync(join(o, 'tls.crt'), 'utf8'));
+      expect(certB).toBe(certA);
+      const x509 = new X509Certificate(certA!);
+      expect(x509.subjectAltName).toContain(`DNS:${base}.${ns}.svc`);
+      const secret = await core().readNamespacedSecret({ name: `${base}-tls`, namespace: ns });
+      expect(Buffer.from(secret.data!['tls.crt']!, 'base64').toString()).toBe(certA);
+      const mwc = await cluster()
+        .kubeConfig.makeApiClient(AdmissionregistrationV1Api)
+        .readMutatingWebhookConfiguration({ name: `0-${base}` });
+      const caBundle = Buffer.from(mwc.webhooks![0]!.clientConfig.caBundle!, 'base64').toString();
+      expect(caBundle).toContain(readFileSync(join(outs[0]!, 'ca.crt'), 'utf8').trim());
+      expect(x509.verify(new X509Certificate(readFileSync(join(outs[0]!, 'ca.crt'))).publicKey)).toBe(true);
+
+      // The sidecar: a few passes with the same RBAC, no errors, a clean stop on SIGTERM.
+      const manage = pod.containers.find((c: { name: string }) => c.name === 'certs-manage');
+      const child = spawn(process.execPath, [cli, ...argsOf(manage, outs[0]!), '--interval-seconds=1'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      await new Promise((r) => setTimeout(r, 3_000));
+      child.kill('SIGTERM');
+      expect(await exited, output).toBe(0);
+      expect(output).not.toMatch(/"level":(50|60)/);
+      expect(output).toContain('managing the webhook certificate');
+
+      // Nothing beyond its own Secret and its own configuration.
+      const can = async (...args: string[]) =>
+        (await runCommand(join(BIN_DIR, 'kubectl'), ['auth', 'can-i', ...args], env, { allowFailure: true })).stdout.trim();
+      expect(await can('get', `secrets/${base}-tls`)).toBe('yes');
+      expect(await can('update', `secrets/${base}-tls`)).toBe('yes');
+      expect(await can('get', 'secrets/some-other-secret')).toBe('no');
+      expect(await can('list', 'secrets')).toBe('no');
+      expect(await can('create', 'secrets')).toBe('no');
+      expect(await can('get', `secrets/${base}-tls`, '--namespace', 'kube-system')).toBe('no');
+      expect(await can('patch', `mutatingwebhookconfigurations/0-${base}`)).toBe('yes');
+      expect(await can('patch', 'mutatingwebhookconfigurations/pod-identity-webhook')).toBe('no');
+      expect(await can('list', 'mutatingwebhookconfigurations')).toBe('no');
+      expect(await can('create', 'pods')).toBe('no');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await uninstall(release, ns);
+    }
+  });
 
   it.each([['defaults', {}] as const, ...Object.entries(CERT_MODES)])(
     'helm template (%s) passes a server-side dry-run and stores nothing',
