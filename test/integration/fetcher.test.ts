@@ -1,6 +1,7 @@
 // The built fetcher bundle, run as a child process the way the init container runs it, against
 // moto in server mode as the AWS API (AWS_ENDPOINT_URL). Secrets are created through the real SDK.
 
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -55,6 +56,9 @@ describe.skipIf(skip !== false)(`fetcher bundle against moto${skip ? ` — skipp
     expect(statSync(join(run.dir, 'password')).mode & 0o777).toBe(0o400);
     expect(statSync(join(run.dir, 'db.json')).mode & 0o777).toBe(0o444);
     expect(readFileSync(join(run.dir, 'conf/db_username'), 'utf8')).toBe('admin');
+    // The env file, sourced by a real shell, gives back the hostile password byte for byte.
+    const sourced = execFileSync('sh', ['-c', 'set -a; . "$1"; printf %s "$password"', 'sh', join(run.dir, 'db.env')], { encoding: 'utf8' });
+    expect(sourced).toBe(value.password);
     const marker = JSON.parse(readFileSync(join(run.dir, '.secrets-ready'), 'utf8'));
     expect(marker.secrets[1]).toMatchObject({ ref: created.ARN, arn: created.ARN, versionId: created.VersionId, files: ['password'] });
     expect(JSON.stringify(marker)).not.toContain('admin');
@@ -246,6 +250,22 @@ describe.skipIf(skip !== false)(`fetcher bundle against moto${skip ? ` — skipp
     expect(run.code).toBe(1);
     expect(run.termination).toContain(`FETCH_KEY_MISSING: reference ${name}: key "password" is not in the secret's JSON (its keys are "user")`);
     expect(run.stderr + run.termination).not.toContain('KEY-VALUE-USER');
+  });
+
+  it('refuses a malformed spec and unknown arguments with a clear message', () => {
+    const bundle = scratch.bundlePath(c);
+    const env = { PATH: process.env.PATH ?? '', SECRET_INJECTOR_SPEC: '{"version":1,"dir":"tmp","items":[{"ref":"a b"}]}' };
+    const bad = spawnSync(process.execPath, [bundle, 'fetch'], { env, encoding: 'utf8' });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain('FETCH_SPEC_INVALID: SECRET_INJECTOR_SPEC: dir must be an absolute path.');
+    expect(bad.stderr).toContain('items[0]: ref "a b" is neither an ARN nor a valid secret name');
+    expect(bad.stderr).toContain('items[0]: file is required unless explode is set');
+    const unset = spawnSync(process.execPath, [bundle, 'fetch'], { env: { PATH: env.PATH }, encoding: 'utf8' });
+    expect(unset.status).toBe(1);
+    expect(unset.stderr).toContain('SECRET_INJECTOR_SPEC is not set');
+    const usage = spawnSync(process.execPath, [bundle, 'fetch', '--bogus'], { env, encoding: 'utf8' });
+    expect(usage.status).toBe(2);
+    expect(usage.stderr).toContain('fetch: unknown argument "--bogus"');
   });
 
   it('runs the same through the full CLI (`cli.mjs fetch`)', async () => {
