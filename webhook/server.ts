@@ -14,6 +14,9 @@ import type { MutationConfig, ReviewHandler } from './types.js';
 export const BODY_LIMIT_BYTES = 7 * 1024 * 1024;
 // The apiserver gives a webhook at most 30 s; a client still sending its body after that is gone.
 const REQUEST_TIMEOUT_MS = 30_000;
+// Longer than the apiserver's idle-connection timeout (Go client, 90 s), so the client closes an
+// idle connection first: a server-side close racing a new review would fail that review.
+const KEEP_ALIVE_TIMEOUT_MS = 120_000;
 
 export interface ServerConfig {
   mutation: MutationConfig;
@@ -72,6 +75,7 @@ export function buildServer(config: ServerConfig, deps: ServerDeps): WebhookServ
     https: { cert: deps.tls.cert, key: deps.tls.key, minVersion: 'TLSv1.2' },
     bodyLimit: BODY_LIMIT_BYTES,
     requestTimeout: REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     // One line per review is written below; fastify's per-request lines would double it.
     logController: new LogController({ disableRequestLogging: true }),
     // A review that reaches us during shutdown is still answered; only the listener is closed.
