@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isMap, parseDocument, type YAMLMap } from 'yaml';
 import { loadConfig, OPTIONS } from '../../webhook/config.js';
+import { DEFAULT_MUTATION_CONFIG } from '../../webhook/types.js';
 import { findTool, missingToolMessage } from '../helpers/tools.js';
 import { CERT_MODES, CHART_DIR, one, renderChart, runHelm, valueArgs, type K8sObject } from './chart-render.js';
 
@@ -468,6 +469,19 @@ suite('chart: documentation', () => {
     };
     walk(doc.contents as YAMLMap, '', false);
     expect(undocumented).toEqual([]);
+  });
+
+  it('the chart README mentions every top-level value', () => {
+    const readme = readFileSync(join(CHART_DIR, 'README.md'), 'utf8');
+    const values = parseDocument(readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8')).toJS() as Json;
+    expect(Object.keys(values).filter((k) => !new RegExp(`\`${k}[.\`]`).test(readme))).toEqual([]);
+  });
+
+  it('versions agree: the chart appVersion is the package version, and the default fetcher image is the webhook default', () => {
+    const chart = parseDocument(readFileSync(join(CHART_DIR, 'Chart.yaml'), 'utf8')).toJS() as Json;
+    const pkg = JSON.parse(readFileSync(join(CHART_DIR, '..', '..', 'package.json'), 'utf8')) as Json;
+    expect(chart.appVersion).toBe(pkg.version);
+    expect(envOf(renderChart(HELM)).FETCHER_IMAGE).toBe(DEFAULT_MUTATION_CONFIG.fetcherImage);
   });
 
   it('keeps the schema and values.yaml in step: every value has a schema entry', () => {
