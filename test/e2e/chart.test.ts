@@ -252,7 +252,8 @@ describeE2E('chart: helm install and server-side dry-run against the real apiser
           'current-context': 'sa',
         }),
       );
-      const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', KUBECONFIG: kubeconfig };
+      // HOME: kubectl keeps its discovery cache there.
+      const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, KUBECONFIG: kubeconfig };
       const cli = join(e2e().bundleDir, 'cli.mjs');
       const argsOf = (c: { args: string[] }, out: string) => c.args.map((a) => (a.startsWith('--out=') ? `--out=${out}` : a));
 
