@@ -62,7 +62,11 @@ describe('review: answers', () => {
     expect(r.response.response.patch).toBeUndefined();
     expect(r.response.response.status!.code).toBe(403);
     expect(r.response.response.status!.message).toMatch(/2 problems: .*region.*; .*secret-arn/);
-    expect(r.log).toMatchObject({ outcome: 'denied', reason: r.response.response.status!.message });
+    expect(r.log).toMatchObject({
+      outcome: 'denied',
+      reason: `parse: ${PREFIX}region (WEBHOOK_INVALID_ANNOTATION), ${PREFIX}secret-arn (WEBHOOK_INVALID_ANNOTATION)`,
+    });
+    expect(r.log.reason).not.toContain('bad ref');
   });
 
   it('denies a pod it cannot use', () => {

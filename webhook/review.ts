@@ -160,7 +160,9 @@ export const review: ReviewHandler = (body, config) => {
     case 'denied':
       response.response.allowed = false;
       response.response.status = { code: 403, reason: 'Forbidden', message: result.message };
-      log.reason = result.message;
+      // The log names annotations and problem codes only: the message quotes values, and a
+      // value typed into the wrong annotation could be a secret.
+      log.reason = `${result.stage}: ${result.problems.map((p) => `${p.subject} (${p.code})`).join(', ')}`;
       return done('denied', result.warnings);
     case 'injected':
       response.response.patchType = 'JSONPatch';
