@@ -36,12 +36,12 @@ export function describeE2E(name: string, fn: () => void): void {
  * Starts the built webhook before the file's tests and registers it with the apiserver; stops and
  * unregisters it afterwards. Returns a getter for the running process.
  */
-export function useWebhook(opts: RegisterOptions = {}): () => WebhookProcess {
+export function useWebhook(opts: RegisterOptions & { env?: Record<string, string> } = {}): () => WebhookProcess {
   let webhook: WebhookProcess | undefined;
   let unregister: (() => Promise<void>) | undefined;
   beforeAll(async () => {
     const ctx = e2e();
-    webhook = await startWebhook({ bundleDir: ctx.bundleDir });
+    webhook = await startWebhook({ bundleDir: ctx.bundleDir, ...(opts.env ? { env: opts.env } : {}) });
     unregister = await registerWebhook(ctx.cluster, webhook, opts);
   });
   afterAll(async () => {

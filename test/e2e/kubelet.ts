@@ -4,7 +4,7 @@
 // web identity, and runs the BUILT fetcher bundle with the container's args, a temp dir standing in
 // for the secrets volume (`--dir`), and AWS_ENDPOINT_URL pointing at the emulator.
 
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { CoreV1Api, type V1Container, type V1Pod } from '@kubernetes/client-node';
@@ -84,7 +84,9 @@ export async function runFetcherLikeKubelet(
   const container = fetcherContainer(pod);
   const env = resolveEnv(pod, container);
   const scratch = mkdtempSync(join(tmpdir(), 'asi-kubelet-'));
+  // The kubelet creates the emptyDir before any container starts.
   const dir = join(scratch, 'volume');
+  mkdirSync(dir);
   // The token the kubelet would project: a real one from TokenRequest for the pod's ServiceAccount.
   const core = cluster.kubeConfig.makeApiClient(CoreV1Api);
   const sa = pod.spec?.serviceAccountName ?? 'default';

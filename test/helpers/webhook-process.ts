@@ -217,7 +217,7 @@ async function waitForWebhook(cluster: Cluster, namespace: string, active: boole
     let inEffect: boolean;
     try {
       const pod = await core.createNamespacedPod({ namespace, body: probe, dryRun: 'All' });
-      inEffect = (pod.spec?.initContainers?.length ?? 0) > 0 || (pod.spec?.volumes?.length ?? 0) > 0;
+      inEffect = (pod.spec?.initContainers?.length ?? 0) > 0;
     } catch {
       inEffect = true;
     }

@@ -1,0 +1,62 @@
+// What a user sees in kubectl: invalid annotations are denied with our message naming each bad
+// annotation; an unknown annotation under our prefix is admitted with our warning.
+
+import { expect, it } from 'vitest';
+import { describeE2E, e2e, useNamespace, useWebhook } from './context.js';
+
+const ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:app-AbCdEf';
+
+function pod(name: string, annotations: Record<string, string>) {
+  return JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, annotations },
+    spec: { containers: [{ name: 'app', image: 'busybox' }] },
+  });
+}
+
+describeE2E('annotation errors and warnings in kubectl', () => {
+  useWebhook();
+  const namespace = useNamespace('annotations');
+
+  it('shows our denial message naming every invalid annotation', async () => {
+    const { cluster } = e2e();
+    const out = await cluster.kubectl(['apply', '--dry-run=server', '-n', namespace(), '-f', '-'], {
+      input: pod('invalid', {
+        'secrets.k8s.aws/secret-arn': 'not-an-arn:::',
+        'secrets.k8s.aws/mode': '999',
+        'secrets.k8s.aws/mount-path': 'relative/path',
+      }),
+      allowFailure: true,
+    });
+    expect(out.code).not.toBe(0);
+    expect(out.stderr).toContain('admission webhook "pods.secrets.k8s.aws" denied the request');
+    expect(out.stderr).toContain('secrets.k8s.aws/secret-arn');
+    expect(out.stderr).toContain('secrets.k8s.aws/mode');
+    expect(out.stderr).toContain('secrets.k8s.aws/mount-path');
+  });
+
+  it('denies a mount path that clashes with an existing mount', async () => {
+    const { cluster } = e2e();
+    const manifest = JSON.parse(pod('clash', { 'secrets.k8s.aws/secret-arn': ARN }));
+    manifest.spec.volumes = [{ name: 'scratch', emptyDir: {} }];
+    manifest.spec.containers[0].volumeMounts = [{ name: 'scratch', mountPath: '/tmp' }];
+    const out = await cluster.kubectl(['apply', '--dry-run=server', '-n', namespace(), '-f', '-'], {
+      input: JSON.stringify(manifest),
+      allowFailure: true,
+    });
+    expect(out.code).not.toBe(0);
+    expect(out.stderr).toContain('denied the request');
+    expect(out.stderr).toContain('/tmp');
+  });
+
+  it('prints our warning for an unknown annotation and admits the pod', async () => {
+    const { cluster } = e2e();
+    const out = await cluster.kubectl(['apply', '--dry-run=server', '-n', namespace(), '-f', '-', '-o', 'json'], {
+      input: pod('unknown', { 'secrets.k8s.aws/secret-arn': ARN, 'secrets.k8s.aws/mount-pth': '/secrets' }),
+    });
+    expect(out.stderr).toMatch(/^Warning: .*secrets\.k8s\.aws\/mount-pth/m);
+    expect(out.stderr).toContain('mount-path');
+    expect(JSON.parse(out.stdout).spec.initContainers).toHaveLength(1);
+  });
+});
