@@ -446,7 +446,7 @@ suite('chart: bad values are refused with a clear message', () => {
     ],
     ['provided mode without a Secret', { 'certificates.mode': 'provided', 'webhook.caBundle': 'Q0E=' }, /certificates\.mode=provided needs certificates\.secretName/],
     ['provided mode without a CA', { 'certificates.mode': 'provided', 'certificates.secretName': 'tls' }, /certificates\.mode=provided needs webhook\.caBundle/],
-    ['URL without a CA', { 'webhook.url': 'https://127.0.0.1:8443/mutate', 'certificates.mode': 'cert-manager' }, /webhook\.url needs webhook\.caBundle/],
+    ['URL without a CA', { 'webhook.url': 'https://127.0.0.1:8443/mutate' }, /webhook\.url needs webhook\.caBundle: the base64 PEM/],
     ['PDB that blocks every drain', { replicaCount: 2, 'podDisruptionBudget.minAvailable': 2 }, /podDisruptionBudget\.minAvailable \(2\) must be below replicaCount \(2\)/],
     ['ServiceMonitor without the metrics Service', { 'metrics.serviceMonitor.enabled': true, 'metrics.service.enabled': false }, /metrics\.serviceMonitor\.enabled needs metrics\.service\.enabled/],
   ])('%s', (_name, set, message) => {
