@@ -395,7 +395,8 @@ export async function ensureCaBundle(clients: Clients, opts: BootstrapOptions, c
       log.info({ webhookConfiguration: name, webhooks: stale }, 'patched caBundle');
       return stale.length;
     } catch (err) {
-      // A failed `test` (the list changed since we read it) or a conflict: read again.
+      // A failed `test` (the list changed since we read it; kube-apiserver answers 422 Invalid), a
+      // conflict or a transient server error: read again.
       const status = statusOf(err);
       if (status === 409 || status === 422 || status === 500) {
         log.info({ webhookConfiguration: name, attempt, status }, 'the webhook configuration changed concurrently; re-reading it');

@@ -190,7 +190,14 @@ function issuerOf(pem: string): string | undefined {
   }
 }
 
-async function pass(clients: Clients, opts: BootstrapOptions, out: string | undefined, log: PinoLogger, settleMs: number): Promise<void> {
+async function pass(
+  clients: Clients,
+  opts: BootstrapOptions,
+  out: string | undefined,
+  log: PinoLogger,
+  settleMs: number,
+  quietWhenUnchanged: boolean,
+): Promise<void> {
   const { material, outcome, patched } = await reconcile(clients, opts, log);
   let wrote = false;
   if (out) {
@@ -202,7 +209,8 @@ async function pass(clients: Clients, opts: BootstrapOptions, out: string | unde
     }
     wrote = await writeServingDir(out, material);
   }
-  const level = outcome !== 'adopted' || patched > 0 || wrote ? 'info' : 'debug';
+  // `manage` logs a pass that changed nothing at debug level: every 30 s would be noise.
+  const level = quietWhenUnchanged && outcome === 'adopted' && patched === 0 && !wrote ? 'debug' : 'info';
   log[level](
     { secret: `${opts.namespace}/${opts.secretName}`, outcome, caBundlePatched: patched, filesWritten: wrote, notAfter: material.notAfter.toISOString() },
     'certificate in order',
@@ -262,7 +270,7 @@ export async function run(argv: string[], deps: CliDeps = {}): Promise<number> {
     const deadline = Date.now() + (flags.timeoutSeconds ?? DEFAULT_BOOTSTRAP_TIMEOUT_SECONDS) * 1000;
     for (let attempt = 1; ; attempt++) {
       try {
-        await pass(clients, opts, flags.out, log, deps.settleMs ?? BUNDLE_SETTLE_MS);
+        await pass(clients, opts, flags.out, log, deps.settleMs ?? BUNDLE_SETTLE_MS, false);
         return;
       } catch (err) {
         const { code, message } = describeError(err);
@@ -297,7 +305,7 @@ export async function run(argv: string[], deps: CliDeps = {}): Promise<number> {
     log.info({ secret: `${opts.namespace}/${opts.secretName}`, webhookConfiguration: opts.webhookConfigName, intervalSeconds: intervalMs / 1000 }, 'managing the webhook certificate');
     while (!stopped) {
       try {
-        await pass(clients, opts, flags.out, log, deps.settleMs ?? BUNDLE_SETTLE_MS);
+        await pass(clients, opts, flags.out, log, deps.settleMs ?? BUNDLE_SETTLE_MS, true);
       } catch (err) {
         // Keep serving what we have; the next pass tries again.
         const { code, message } = describeError(err);
