@@ -61,6 +61,9 @@ function sendError(reply: FastifyReply, statusCode: number, message: string): Fa
   return reply.code(statusCode).send({ statusCode, error: REASONS[statusCode] ?? 'Error', message });
 }
 
+/** The path of a request, without its query and cut short: it is the client's text. */
+const pathOf = (url: string): string => url.split('?')[0]!.slice(0, 200);
+
 /** A string field of an object, or undefined; for naming a review in logs before it is parsed. */
 function field(value: unknown, key: string): unknown {
   return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>)[key] : undefined;
@@ -99,14 +102,14 @@ export function buildServer(config: ServerConfig, deps: ServerDeps): WebhookServ
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const statusCode = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
     if (statusCode < 500) {
-      req.log.info({ method: req.method, url: req.url, statusCode, code: err.code }, 'request rejected');
+      req.log.info({ method: req.method, path: pathOf(req.url), statusCode, code: err.code }, 'request rejected');
       return sendError(reply, statusCode, MESSAGES[err.code] ?? (REASONS[statusCode] ?? 'bad request').toLowerCase());
     }
-    req.log.error({ method: req.method, url: req.url, code: err.code, errorName: err.name }, 'request failed');
+    req.log.error({ method: req.method, path: pathOf(req.url), code: err.code, errorName: err.name }, 'request failed');
     return sendError(reply, 500, 'internal error');
   });
 
-  app.setNotFoundHandler((req, reply) => sendError(reply, 404, `no route ${req.method} ${req.url.split('?')[0]}`));
+  app.setNotFoundHandler((req, reply) => sendError(reply, 404, `no route ${req.method} ${pathOf(req.url)}`));
 
   app.post('/mutate', async (req, reply) => {
     const started = process.hrtime.bigint();
