@@ -151,7 +151,7 @@ describeE2E('chart: helm install and server-side dry-run against the real apiser
     for (const ns of namespaces) await core().deleteNamespace({ name: ns }).catch(() => undefined);
   });
 
-  it('helm install with default values: every object accepted, NOTES say how to annotate a pod', async () => {
+  it('helm install with default values: every object accepted, NOTES, fail closed for annotated pods only, upgrades keep the certificate, Ignore without matchConditions', async () => {
     const ns = await namespace('chart-defaults');
     const notes = await install('asi-defaults', ns, {});
     expect(notes).toContain('secrets.k8s.aws/secret-arn: arn:aws:secretsmanager:');
@@ -162,6 +162,21 @@ describeE2E('chart: helm install and server-side dry-run against the real apiser
     expect(mwc.webhooks?.[0]?.clientConfig.service).toMatchObject({ name: 'asi-defaults-aws-secret-injector', namespace: ns, port: 443 });
     expect(mwc.webhooks?.[0]?.matchConditions?.[0]?.name).toBe('asks-for-secrets');
     expect(objects.map((o) => o.kind)).toContain('Deployment');
+
+    // No replica runs (no kubelet): the webhook is down. The chart's defaults make exactly the pods
+    // that asked for secrets fail closed, and leave every other pod alone.
+    const apps = await namespace('chart-down');
+    const refused = await eventually('an annotated pod refused while the webhook is down', async () => {
+      try {
+        await core().createNamespacedPod({ namespace: apps, body: annotated(uniqueName('down')), dryRun: 'All' });
+        return undefined;
+      } catch (e) {
+        return String((e as { body?: unknown }).body ?? e);
+      }
+    });
+    expect(refused).toContain('inject.secrets.k8s.aws');
+    const admitted = await core().createNamespacedPod({ namespace: apps, body: plain(uniqueName('plain')), dryRun: 'All' });
+    expect(injected(admitted)).toBe(false);
 
     // What certs bootstrap writes (the Secret's data, the caBundle) survives a helm upgrade: the
     // chart never renders either, so helm's three-way merge leaves them alone.
@@ -180,6 +195,19 @@ describeE2E('chart: helm install and server-side dry-run against the real apiser
       .kubeConfig.makeApiClient(AdmissionregistrationV1Api)
       .readMutatingWebhookConfiguration({ name: '0-asi-defaults-aws-secret-injector' });
     expect(after.webhooks?.[0]?.clientConfig.caBundle).toBe(caBundle);
+
+    // Without matchConditions (clusters before 1.28) the default turns to Ignore: every pod is
+    // sent, and an annotated pod is admitted without injection while the webhook is down.
+    const older = await helm(['upgrade', 'asi-defaults', CHART_DIR, '--namespace', ns, '--reuse-values', '--set', 'webhook.matchConditions.enabled=false']);
+    expect(older.code, older.stderr).toBe(0);
+    const ignored = await eventually('an annotated pod admitted uninjected under failurePolicy Ignore', async () => {
+      try {
+        return await core().createNamespacedPod({ namespace: apps, body: annotated(uniqueName('ignored')), dryRun: 'All' });
+      } catch {
+        return undefined;
+      }
+    });
+    expect(injected(ignored)).toBe(false);
 
     // The configuration points at a Service with no running replicas (no kubelet): remove it at
     // once so that annotated pods of other tests are not refused.
