@@ -34,6 +34,8 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 async function serve(config: WebhookConfig, logger: Logger): Promise<number> {
+  // Settings only: none of them is a secret (the TLS key is named by its path).
+  logger.info({ config: { ...config } }, 'configuration');
   let pair: TlsPair;
   if (config.tlsCertFile !== undefined && config.tlsKeyFile !== undefined) {
     pair = await readPair(config.tlsCertFile, config.tlsKeyFile);
