@@ -14,8 +14,8 @@ dest="$CACHE_ROOT/helm/$HELM_VERSION-k1.$HELM_KUBE_MINOR"
 if [[ -x "$dest/bin/helm" ]] && "$dest/bin/helm" version --short >/dev/null 2>&1; then
   step "helm $HELM_VERSION: cached"
 else
-  command -v go >/dev/null || die "Go is required to build helm (https://go.dev/dl/); none found on PATH"
-  step "helm $HELM_VERSION: building with $(go version | cut -d' ' -f3) (about 2 minutes the first time)"
+  need go "Go builds helm from the Go module proxy; install it from https://go.dev/dl/"
+  step "helm $HELM_VERSION: building with $(go env GOVERSION) (about 2 minutes the first time)"
   tmp="$dest.tmp.$$"
   rm -rf "$tmp"
   mkdir -p "$tmp/bin"
@@ -24,10 +24,12 @@ else
   for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
     ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$HELM_KUBE_MINOR"
   done
-  GOBIN="$tmp/bin" CGO_ENABLED=0 go install -ldflags "$ldflags" \
-    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" || { rm -rf "$tmp"; die "building helm $HELM_VERSION failed"; }
+  trap 'rm -rf "$tmp"' EXIT
+  run_logged "go install helm $HELM_VERSION" "$LOG_DIR/helm-build.log" \
+    env GOBIN="$tmp/bin" CGO_ENABLED=0 go install -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
   rm -rf "$dest"
   mv "$tmp" "$dest"
+  trap - EXIT
 fi
 link helm "$dest/bin/helm"
 echo "    $("$BIN_DIR/helm" version --short)"
