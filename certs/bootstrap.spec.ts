@@ -100,10 +100,14 @@ describe('decide + issue', () => {
   });
 
   it('fills the empty Opaque Secret a chart creates, keeping its type (types are immutable)', () => {
-    const placeholder: V1Secret = { type: 'Opaque', metadata: { name: 'hook-tls', resourceVersion: '3' } };
+    const placeholder: V1Secret = {
+      type: 'Opaque',
+      metadata: { name: 'hook-tls', resourceVersion: '3', labels: { 'app.kubernetes.io/managed-by': 'Helm' } },
+    };
     expect(decide(placeholder, opts, t0)).toMatchObject({ action: 'renew', keepCa: false });
     const filled = stored(issue(placeholder, false, opts, t0));
     expect(filled.type).toBe('Opaque');
+    expect(filled.metadata?.labels).toEqual({ 'app.kubernetes.io/managed-by': 'Helm' });
     expect(decide(filled, opts, at(1)).action).toBe('adopt');
   });
 

@@ -242,7 +242,9 @@ export function issue(existing: V1Secret | undefined, keepCa: boolean, opts: Boo
       ...metadata,
       name: opts.secretName,
       namespace: opts.namespace,
-      labels: { ...(existing?.metadata?.labels ?? {}), [MANAGED_BY_LABEL]: MANAGED_BY },
+      // An existing Secret keeps its labels (a chart's placeholder says managed-by: Helm, and helm
+      // checks that label); only a Secret we create is labelled as ours.
+      labels: existing ? { ...(existing.metadata?.labels ?? {}) } : { [MANAGED_BY_LABEL]: MANAGED_BY },
       annotations,
     },
     data: newData,

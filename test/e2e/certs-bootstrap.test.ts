@@ -9,15 +9,27 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
-import { AdmissionregistrationV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type V1Pod, type V1Secret } from '@kubernetes/client-node';
+import {
+  AdmissionregistrationV1Api,
+  CoreV1Api,
+  KubeConfig,
+  KubernetesObjectApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubernetesObject,
+  type V1Deployment,
+  type V1Pod,
+  type V1Secret,
+} from '@kubernetes/client-node';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { parseAllDocuments, stringify } from 'yaml';
 import { eventually, runCommand, uniqueName, type CommandResult } from '../helpers/cluster.js';
 import { freePort } from '../helpers/moto.js';
-import { LOG_DIR } from '../helpers/tools.js';
+import { LOG_DIR, REPO_ROOT } from '../helpers/tools.js';
 import { webhookConfiguration } from '../helpers/webhook-process.js';
 import { describeE2E, e2e } from './context.js';
 
@@ -268,5 +280,67 @@ describeE2E('in-cluster certificate bootstrap (scenario 8)', () => {
     const r = await certs(['bootstrap', `--namespace=${ns}`, `--secret=${SECRET}`, `--service=${SERVICE}`, '--webhook-configuration=does-not-exist', '--timeout-seconds=1']);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('MutatingWebhookConfiguration does-not-exist does not exist');
+  });
+
+  it("with only the chart's RBAC and its empty placeholder Secret, the chart's own bootstrap arguments succeed", async () => {
+    const { cluster } = e2e();
+    const rbacNs = uniqueName('certs-rbac');
+    await core.createNamespace({ body: { metadata: { name: rbacNs } } });
+    try {
+      const rendered = await cluster.helm([
+        'template', 'rel', join(REPO_ROOT, 'charts', 'aws-secret-injector'), '--namespace', rbacNs,
+        '--show-only', 'templates/rbac.yaml', '--show-only', 'templates/secret.yaml',
+        '--show-only', 'templates/serviceaccount.yaml', '--show-only', 'templates/deployment.yaml',
+      ]);
+      const docs = parseAllDocuments(rendered.stdout).map((d) => d.toJS() as KubernetesObject).filter(Boolean);
+      const deployment = docs.find((d) => d.kind === 'Deployment') as V1Deployment;
+      const bootstrapArgs = deployment.spec!.template.spec!.initContainers!.find((c) => c.name === 'certs-bootstrap')!.args!;
+      type WithRules = KubernetesObject & { rules: Array<{ resourceNames: string[] }> };
+      const chartConfigName = (docs.find((d) => d.kind === 'ClusterRole') as WithRules).rules[0]!.resourceNames[0]!;
+      const secretName = (docs.find((d) => d.kind === 'Role') as WithRules).rules[0]!.resourceNames[0]!;
+      const sa = docs.find((d) => d.kind === 'ServiceAccount')!.metadata!.name!;
+      const objects = KubernetesObjectApi.makeApiClient(cluster.kubeConfig);
+      for (const doc of docs.filter((d) => d.kind !== 'Deployment')) await objects.create(doc);
+      // The chart's configuration, harmless here: it only matches a namespace label nothing carries.
+      const body = webhookConfiguration({ url: 'https://127.0.0.1:1', caBundle: '' }, { name: chartConfigName, namespaceLabel: [NS_LABEL, 'nothing-carries-this'] });
+      delete body.webhooks![0]!.clientConfig.caBundle;
+      await admission.createMutatingWebhookConfiguration({ body });
+      try {
+        // The ServiceAccount's own token, as the kubelet would mount it.
+        const token = (await core.createNamespacedServiceAccountToken({ name: sa, namespace: rbacNs, body: { spec: { audiences: [], expirationSeconds: 600 } } })).status!.token;
+        const kubeconfigPath = join(scratch, 'sa-kubeconfig');
+        writeFileSync(
+          kubeconfigPath,
+          stringify({
+            apiVersion: 'v1', kind: 'Config', 'current-context': 'sa',
+            clusters: [{ name: 'c', cluster: { server: cluster.server, 'certificate-authority': cluster.caFile } }],
+            users: [{ name: 'sa', user: { token } }],
+            contexts: [{ name: 'sa', context: { cluster: 'c', user: 'sa' } }],
+          }),
+          { mode: 0o600 },
+        );
+        const r = await runCommand(process.execPath, [cli(), ...bootstrapArgs, '--timeout-seconds=20'], { ...env(), KUBECONFIG: kubeconfigPath }, { allowFailure: true });
+        expect(r.code, r.stderr + r.stdout).toBe(0);
+        const filled = await core.readNamespacedSecret({ name: secretName, namespace: rbacNs });
+        expect(filled.type).toBe('Opaque');
+        expect(filled.metadata?.labels?.['app.kubernetes.io/managed-by']).toBe('Helm');
+        const leaf = new X509Certificate(pemOf(filled, 'tls.crt'));
+        expect(leaf.checkHost(`rel-aws-secret-injector.${rbacNs}.svc`)).toBeDefined();
+        const bundle = (await admission.readMutatingWebhookConfiguration({ name: chartConfigName })).webhooks![0]!.clientConfig.caBundle;
+        expect(Buffer.from(bundle ?? '', 'base64').toString()).toBe(pemOf(filled, 'ca.crt'));
+        // and that identity can touch nothing else
+        const saConfig = new KubeConfig();
+        saConfig.loadFromFile(kubeconfigPath);
+        const saCore = saConfig.makeApiClient(CoreV1Api);
+        await expect(saCore.readNamespacedSecret({ name: SECRET, namespace: ns })).rejects.toMatchObject({ code: 403 });
+        await expect(saCore.listNamespacedSecret({ namespace: rbacNs })).rejects.toMatchObject({ code: 403 });
+        await expect(saConfig.makeApiClient(AdmissionregistrationV1Api).readMutatingWebhookConfiguration({ name: configName })).rejects.toMatchObject({ code: 403 });
+      } finally {
+        await admission.deleteMutatingWebhookConfiguration({ name: chartConfigName }).catch(() => undefined);
+        for (const doc of docs.filter((d) => d.kind === 'ClusterRole' || d.kind === 'ClusterRoleBinding')) await objects.delete(doc).catch(() => undefined);
+      }
+    } finally {
+      await core.deleteNamespace({ name: rbacNs }).catch(() => undefined);
+    }
   });
 });
