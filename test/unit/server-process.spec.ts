@@ -2,7 +2,7 @@
 // development certificate of `npm start`, and SIGTERM with a review in flight.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connect, type TLSSocket } from 'node:tls';
@@ -110,6 +110,30 @@ describe('webhook process', () => {
     });
     expect(peer).toContain('IP Address:127.0.0.1');
     expect(ok).toBe(false);
+    w.child.kill('SIGTERM');
+    expect(await w.exit).toBe(0);
+  }, 30_000);
+
+  it('reloads replaced TLS files without a restart and counts the reload in /metrics', async () => {
+    const tlsDir = mkdtempSync(join(dir, 'reload-'));
+    writeFileSync(join(tlsDir, 'tls.crt'), certs.cert);
+    writeFileSync(join(tlsDir, 'tls.key'), certs.key, { mode: 0o600 });
+    const w = await start({ TLS_CERT_FILE: join(tlsDir, 'tls.crt'), TLS_KEY_FILE: join(tlsDir, 'tls.key') });
+    const ca = certs.caCert;
+    const before = (await call(w.port, { ca, method: 'GET', path: '/healthz' })).fingerprint;
+    const next = generateCertificates({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], ca: { cert: certs.caCert, key: certs.caKey } });
+    // Written whole and renamed into place, as a tool that updates files atomically does.
+    writeFileSync(join(tlsDir, 'tls.key.new'), next.key, { mode: 0o600 });
+    writeFileSync(join(tlsDir, 'tls.crt.new'), next.cert);
+    renameSync(join(tlsDir, 'tls.key.new'), join(tlsDir, 'tls.key'));
+    renameSync(join(tlsDir, 'tls.crt.new'), join(tlsDir, 'tls.crt'));
+    const end = Date.now() + 15_000;
+    while (!w.output().includes('TLS certificate reloaded') && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    const after = (await call(w.port, { ca, method: 'GET', path: '/healthz' })).fingerprint;
+    expect(after).not.toBe(before);
+    const metrics = (await call(w.port, { ca, method: 'GET', path: '/metrics' })).body;
+    expect(metrics).toContain('aws_secret_injector_tls_reloads_total{result="reloaded"} 1');
+    expect(metrics).toMatch(/^aws_secret_injector_tls_certificate_expiry_timestamp_seconds \d{10}$/m);
     w.child.kill('SIGTERM');
     expect(await w.exit).toBe(0);
   }, 30_000);
