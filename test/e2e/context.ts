@@ -45,8 +45,11 @@ export function useWebhook(opts: RegisterOptions & { env?: Record<string, string
     unregister = await registerWebhook(ctx.cluster, webhook, opts);
   });
   afterAll(async () => {
-    await unregister?.();
-    await webhook?.stop();
+    try {
+      await unregister?.();
+    } finally {
+      await webhook?.stop();
+    }
   });
   return () => {
     if (!webhook) throw new Error('webhook not started');

@@ -17,6 +17,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { generateCertificates } from '../../certs/generate.js';
 import { freePort } from './moto.js';
+import { spawnGuarded, stopGuarded } from './guard.js';
 import { BIN_DIR, LOG_DIR, REPO_ROOT } from './tools.js';
 
 /** What a test file needs to reach the control plane (serialisable: passed through provide/inject). */
@@ -152,14 +153,7 @@ function exited(child: ChildProcess): boolean {
 }
 
 async function stopProc(p: Proc): Promise<void> {
-  if (exited(p.child)) return;
-  const gone = new Promise<void>((r) => p.child.once('exit', () => r()));
-  p.child.kill('SIGTERM');
-  const timer = setTimeout(() => {
-    if (!exited(p.child)) p.child.kill('SIGKILL');
-  }, 10_000);
-  await gone;
-  clearTimeout(timer);
+  await stopGuarded(p.child);
 }
 
 function tail(file: string, chars = 3_000): string {
@@ -170,28 +164,12 @@ function tail(file: string, chars = 3_000): string {
   }
 }
 
-// Every child still running when this process exits is killed, so even a crashed or interrupted
-// run leaves no etcd or apiserver behind.
-const running = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function track(child: ChildProcess): void {
-  running.add(child);
-  child.once('exit', () => running.delete(child));
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.once('exit', () => {
-      for (const c of running) c.kill('SIGKILL');
-    });
-  }
-}
-
 function startProc(name: string, binary: string, args: string[], logDir: string): Proc {
   const logFile = join(logDir, `${name}.log`);
   const fd = openSync(logFile, 'w');
-  const child = spawn(binary, args, { stdio: ['ignore', fd, fd], cwd: logDir });
+  const child = spawnGuarded(binary, args, { out: fd, cwd: logDir });
   closeSync(fd);
   child.on('error', () => undefined); // surfaces as an exit; the caller reports the log
-  track(child);
   return { name, child, logFile };
 }
 

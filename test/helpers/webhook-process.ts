@@ -3,7 +3,7 @@
 // registers it with a real apiserver through a MutatingWebhookConfiguration whose clientConfig.url
 // points at it — the way the chart's `url` mode does for a webhook running outside the cluster.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { AdmissionregistrationV1Api, CoreV1Api, type V1MutatingWebhookConfiguration, type V1Pod } from '@kubernetes/client-node';
 import { generateCertificates } from '../../certs/generate.js';
 import type { Cluster } from './cluster.js';
+import { spawnGuarded, stopGuarded } from './guard.js';
 import { freePort } from './moto.js';
 import { LOG_DIR, REPO_ROOT } from './tools.js';
 
@@ -76,8 +77,8 @@ export async function startWebhook(opts: WebhookOptions = {}): Promise<WebhookPr
     const url = `https://127.0.0.1:${port}`;
     const logFile = join(LOG_DIR, `webhook-${port}.log`);
     const fd = openSync(logFile, 'w');
-    const child = spawn(process.execPath, [cli, 'webhook'], {
-      stdio: ['ignore', fd, fd],
+    const child = spawnGuarded(process.execPath, [cli, 'webhook'], {
+      out: fd,
       cwd: dir,
       env: {
         ...process.env,
@@ -91,17 +92,8 @@ export async function startWebhook(opts: WebhookOptions = {}): Promise<WebhookPr
     });
     closeSync(fd);
     child.on('error', () => undefined);
-    const killOnExit = () => child.kill('SIGKILL');
-    process.once('exit', killOnExit);
     const stop = async () => {
-      process.removeListener('exit', killOnExit);
-      if (!exited(child)) {
-        const gone = new Promise<void>((r) => child.once('exit', () => r()));
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-        await gone;
-        clearTimeout(timer);
-      }
+      await stopGuarded(child, 5_000);
       rmSync(dir, { recursive: true, force: true });
     };
     const started = Date.now();
@@ -120,8 +112,7 @@ export async function startWebhook(opts: WebhookOptions = {}): Promise<WebhookPr
       await sleep(100);
     }
     const log = readFileSync(logFile, 'utf8').slice(-3_000);
-    process.removeListener('exit', killOnExit);
-    if (!exited(child)) child.kill('SIGKILL');
+    await stopGuarded(child, 0);
     lastError = `webhook (${cli}) on port ${port} did not become ready within ${timeoutMs} ms; log ${logFile}:\n${log}`;
     if (!/EADDRINUSE/.test(log)) break;
   }
