@@ -222,7 +222,6 @@ suite('chart: certificate modes', () => {
     expect(secret.data).toBeUndefined();
     expect(secret.stringData).toBeUndefined();
     const ps = podSpec(objects);
-    expect(ps.automountServiceAccountToken).toBe(true);
     const bootstrap = ps.initContainers as Json[];
     const manage = (ps.containers as Json[]).filter((c) => c.name !== 'webhook');
     expect(bootstrap.map((c) => c.name)).toEqual(['certs-bootstrap']);
@@ -241,9 +240,17 @@ suite('chart: certificate modes', () => {
         '--log-level=info',
       ]);
       expect(c.image).toBe(container(objects).image);
-      expect(c.volumeMounts).toEqual([{ name: 'tls', mountPath: '/etc/aws-secret-injector/tls' }]);
+      expect(c.volumeMounts).toEqual([
+        { name: 'tls', mountPath: '/etc/aws-secret-injector/tls' },
+        { name: 'kube-api-access', mountPath: '/var/run/secrets/kubernetes.io/serviceaccount', readOnly: true },
+      ]);
     }
-    expect(ps.volumes).toEqual([{ name: 'tls', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } }]);
+    // Only the certs containers hold an API token; the webhook container, which faces the network, has none.
+    expect(ps.automountServiceAccountToken).toBe(false);
+    expect(container(objects).volumeMounts.map((m: Json) => m.name)).toEqual(['tls']);
+    expect(ps.volumes.map((v: Json) => v.name)).toEqual(['tls', 'kube-api-access']);
+    expect(ps.volumes[0]).toEqual({ name: 'tls', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } });
+    expect(ps.volumes[1].projected.sources.map((src: Json) => Object.keys(src)[0])).toEqual(['serviceAccountToken', 'configMap', 'downwardAPI']);
     expect(webhookOf(objects).clientConfig.caBundle).toBeUndefined();
     expect(one(objects, 'MutatingWebhookConfiguration').metadata.annotations).toBeUndefined();
   });

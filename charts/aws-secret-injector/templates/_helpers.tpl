@@ -113,4 +113,7 @@ seccompProfile:
   volumeMounts:
     - name: tls
       mountPath: /etc/aws-secret-injector/tls
+    - name: kube-api-access
+      mountPath: /var/run/secrets/kubernetes.io/serviceaccount
+      readOnly: true
 {{- end -}}
