@@ -43,7 +43,7 @@ export class WebhookMetrics {
     });
     this.duration = new Histogram({
       name: `${METRIC_PREFIX}review_duration_seconds`,
-      help: 'Time to answer one admission review, from parsed body to response, by outcome.',
+      help: 'Time to answer one admission review, from the first byte of the request (body receipt and parsing included), by outcome.',
       labelNames: ['outcome'],
       // A review is pure CPU work of well under a millisecond; the tail reaches GC pauses.
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
