@@ -161,14 +161,7 @@ function checkNames(opts: BootstrapOptions): void {
   }
 }
 
-const sleep = (ms: number, stop?: Promise<void>) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    void stop?.then(() => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 function signalStop(): Promise<void> {
   return new Promise((resolve) => {
@@ -300,7 +293,12 @@ export async function run(argv: string[], deps: CliDeps = {}): Promise<number> {
     const clients = (deps.clients ?? defaultClients)();
     const stop = deps.stopSignal ?? signalStop();
     let stopped = false;
-    void stop.then(() => (stopped = true));
+    // One listener for the whole run (not one per interval): it cuts the current wait short.
+    let wake: (() => void) | undefined;
+    void stop.then(() => {
+      stopped = true;
+      wake?.();
+    });
     const intervalMs = (flags.intervalSeconds ?? DEFAULT_INTERVAL_SECONDS) * 1000;
     log.info({ secret: `${opts.namespace}/${opts.secretName}`, webhookConfiguration: opts.webhookConfigName, intervalSeconds: intervalMs / 1000 }, 'managing the webhook certificate');
     while (!stopped) {
@@ -311,7 +309,14 @@ export async function run(argv: string[], deps: CliDeps = {}): Promise<number> {
         const { code, message } = describeError(err);
         log.error({ code }, message);
       }
-      await sleep(intervalMs, stop);
+      if (stopped) break;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, intervalMs);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
     }
     log.info({}, 'stopped');
   });
