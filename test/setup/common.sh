@@ -36,7 +36,7 @@ wait_for() {
   done
   ! kill -0 "$1" 2>/dev/null
 }
-# go_supports MIN: true if the machine's Go is at least MIN (e.g. 1.26.0)
+# go_at_least MIN: true if the machine's Go is at least MIN (e.g. 1.26.0)
 go_at_least() {
   local have
   have=$(go env GOVERSION | sed 's/^go//; s/[^0-9.].*//')

@@ -12,7 +12,6 @@ ETCD_VERSION=v3.6.6
 KUBE_BINS=(kube-apiserver kube-controller-manager kubectl)
 
 need flock "install util-linux"
-need go "install Go (the Kubernetes $KUBE_VERSION build needs Go 1.26 or newer)"
 export GOFLAGS="${GOFLAGS:-} -mod=mod"
 export CGO_ENABLED=0
 
@@ -23,6 +22,7 @@ build_etcd() {
   if [ -x "$dir/bin/etcd" ]; then
     step "etcd $ETCD_VERSION: cached"
   else
+    need go "install Go (https://go.dev/dl/) to build etcd $ETCD_VERSION"
     step "etcd $ETCD_VERSION: building (about 1 minute)"
     local src="$dir/src"
     rm -rf "$src" "$dir/bin.tmp"
@@ -67,6 +67,7 @@ build_kube() {
   if [ $missing = 0 ]; then
     step "Kubernetes $KUBE_VERSION: cached"
   else
+    need go "install Go 1.26 or newer (https://go.dev/dl/) to build Kubernetes $KUBE_VERSION"
     go_at_least 1.26.0 || die "Kubernetes $KUBE_VERSION needs Go 1.26.0 or newer; this machine has $(go env GOVERSION)"
     step "Kubernetes $KUBE_VERSION: building ${KUBE_BINS[*]} (about 10 minutes on 2 cores)"
     local src="$dir/src"
