@@ -2,6 +2,7 @@
 // annotation; an unknown annotation under our prefix is admitted with our warning.
 
 import { expect, it } from 'vitest';
+import { WEBHOOK_NAME } from '../helpers/webhook-process.js';
 import { describeE2E, e2e, useNamespace, useWebhook } from './context.js';
 
 const ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:app-AbCdEf';
@@ -30,7 +31,7 @@ describeE2E('annotation errors and warnings in kubectl', () => {
       allowFailure: true,
     });
     expect(out.code).not.toBe(0);
-    expect(out.stderr).toContain('admission webhook "pods.secrets.k8s.aws" denied the request');
+    expect(out.stderr).toContain(`admission webhook "${WEBHOOK_NAME}" denied the request`);
     expect(out.stderr).toContain('secrets.k8s.aws/secret-arn');
     expect(out.stderr).toContain('secrets.k8s.aws/mode');
     expect(out.stderr).toContain('secrets.k8s.aws/mount-path');

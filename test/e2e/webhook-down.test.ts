@@ -6,7 +6,7 @@ import { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { generateCertificates } from '../../certs/generate.js';
 import { freePort } from '../helpers/moto.js';
-import { registerWebhook } from '../helpers/webhook-process.js';
+import { registerWebhook, WEBHOOK_NAME } from '../helpers/webhook-process.js';
 import { describeE2E, e2e, useNamespace } from './context.js';
 
 function pod(name: string, annotations: Record<string, string> = {}) {
@@ -42,7 +42,7 @@ describeE2E('webhook down', () => {
       allowFailure: true,
     });
     expect(out.code).not.toBe(0);
-    expect(out.stderr).toContain('failed calling webhook "pods.secrets.k8s.aws"');
+    expect(out.stderr).toContain(`failed calling webhook "${WEBHOOK_NAME}"`);
     expect(out.stderr).toMatch(/connection refused/);
     const core = cluster.kubeConfig.makeApiClient(CoreV1Api);
     const list = await core.listNamespacedPod({ namespace: namespace() });

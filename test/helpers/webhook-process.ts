@@ -1,7 +1,8 @@
 // Runs the BUILT webhook (`node <bundle>/cli.mjs webhook`) as a child process on a free
 // 127.0.0.1 port, with a serving certificate for IP SAN 127.0.0.1 from certs/generate.ts, and
 // registers it with a real apiserver through a MutatingWebhookConfiguration whose clientConfig.url
-// points at it — the way the chart's `url` mode does for a webhook running outside the cluster.
+// points at it — the way the chart's `url` mode does for a webhook running outside the cluster
+// (same webhook name, rules, failure policy and match condition as the chart's).
 
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -120,6 +121,9 @@ export async function startWebhook(opts: WebhookOptions = {}): Promise<WebhookPr
   throw new Error(lastError);
 }
 
+/** The webhook's name, as the chart's MutatingWebhookConfiguration spells it (kubectl shows it). */
+export const WEBHOOK_NAME = 'inject.secrets.k8s.aws';
+
 /**
  * Only pods that carry a secrets.k8s.aws/ annotation are sent to the webhook, so with the webhook
  * down those fail closed (failurePolicy Fail) while every other pod is admitted untouched.
@@ -149,15 +153,16 @@ export function webhookConfiguration(
     metadata: { name },
     webhooks: [
       {
-        name: 'pods.secrets.k8s.aws',
+        name: WEBHOOK_NAME,
         admissionReviewVersions: ['v1'],
-        sideEffects: 'NoneOnDryRun',
+        sideEffects: 'None',
         failurePolicy: 'Fail',
         reinvocationPolicy: 'IfNeeded',
+        matchPolicy: 'Equivalent',
         timeoutSeconds: opts.timeoutSeconds ?? 10,
         clientConfig: { url: `${target.url}/mutate`, caBundle: target.caBundle },
         rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }],
-        matchConditions: [{ name: 'has-secrets-annotation', expression: ANNOTATED_POD_CONDITION }],
+        matchConditions: [{ name: 'asks-for-secrets', expression: ANNOTATED_POD_CONDITION }],
         ...(opts.namespaceLabel
           ? { namespaceSelector: { matchLabels: { [opts.namespaceLabel[0]]: opts.namespaceLabel[1] } } }
           : {}),
