@@ -193,6 +193,21 @@ describeE2E('in-cluster certificate bootstrap (scenario 8)', () => {
     const secret = await readSecret();
     const fp = new X509Certificate(pemOf(secret, 'tls.crt')).fingerprint256;
     await eventually('webhook serving the bootstrapped certificate', async () => ((await served().catch(() => '')) === fp ? true : undefined), 20_000);
+    // A client trusting only the bootstrapped CA completes the handshake, by Service name and by
+    // IP; one trusting another CA does not.
+    const handshake = (ca: string, servername?: string): Promise<string> =>
+      new Promise((resolve) => {
+        const socket = connect({ host: '127.0.0.1', port, ca, ...(servername ? { servername } : {}) }, () => {
+          socket.end();
+          resolve('ok');
+        });
+        socket.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+      });
+    expect(await handshake(pemOf(secret, 'ca.crt'), `${SERVICE}.${ns}.svc`)).toBe('ok');
+    expect(await handshake(pemOf(secret, 'ca.crt'))).toBe('ok');
+    const stranger = await certs(['generate', `--out=${join(scratch, 'stranger')}`]);
+    expect(stranger.code, stranger.stderr).toBe(0);
+    expect(await handshake(readFileSync(join(scratch, 'stranger', 'ca.crt'), 'utf8'), `${SERVICE}.${ns}.svc`)).not.toBe('ok');
     await eventually(
       'an annotated pod admitted and mutated',
       async () => {
