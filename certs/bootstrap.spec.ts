@@ -63,6 +63,14 @@ describe('decide + issue', () => {
     expect(decide(stored(renewed), opts, at(341)).action).toBe('adopt');
   });
 
+  it('adopts a certificate carrying a wildcard name asked for, and IPv6 in any spelling', () => {
+    const o = { ...opts, dnsNames: ['*.hook.example.com'], ipAddresses: ['::1'] };
+    const s = stored(issue(undefined, false, o, t0));
+    expect(decide(s, o, at(1)).action).toBe('adopt');
+    expect(decide(s, { ...o, ipAddresses: ['0:0:0:0:0:0:0:1'] }, at(1)).action).toBe('adopt');
+    expect(decide(s, { ...o, dnsNames: ['x.hook.example.com'] }, at(1))).toMatchObject({ action: 'renew' });
+  });
+
   it('renews when the names asked for are not all in the certificate', () => {
     const d = decide(first, { ...opts, dnsNames: ['hook.example.com'] }, at(1));
     expect(d).toMatchObject({ action: 'renew', keepCa: true });

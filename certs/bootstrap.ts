@@ -174,8 +174,16 @@ export function decide(secret: V1Secret | undefined, opts: BootstrapOptions, now
   if (!leaf.checkPrivateKey(key)) return renew('tls.key does not belong to tls.crt');
   if (!leaf.checkIssued(ca) || !leaf.verify(ca.publicKey)) return renew('tls.crt is not signed by ca.crt');
   const names = wantedNames(opts);
+  // DNS names compared literally against the SAN list (a wildcard asked for must be there as a
+  // wildcard); IPs through checkIP, which normalises IPv6 spellings.
+  const sanDns = new Set(
+    (leaf.subjectAltName ?? '')
+      .split(', ')
+      .filter((e) => e.startsWith('DNS:'))
+      .map((e) => e.slice(4).toLowerCase()),
+  );
   const missing = [
-    ...names.dnsNames.filter((n) => leaf.checkHost(n, { wildcards: false }) === undefined),
+    ...names.dnsNames.filter((n) => !sanDns.has(n.toLowerCase())),
     ...names.ipAddresses.filter((ip) => leaf.checkIP(ip) === undefined),
   ];
   if (missing.length > 0) return renew(`tls.crt lacks the names ${missing.join(', ')}`);
@@ -318,32 +326,40 @@ export async function ensureSecret(
 ): Promise<{ material: TlsMaterial; outcome: SecretOutcome }> {
   const where = `${opts.namespace}/${opts.secretName}`;
   let outcome: SecretOutcome = 'adopted';
+  let written: string | undefined; // resourceVersion of our own last write
   for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
     const now = opts.now?.() ?? new Date();
     const secret = await readSecret(clients, opts);
     const decision = decide(secret, opts, now);
+    if (written !== undefined && secret?.metadata?.resourceVersion === written && decision.action !== 'adopt') {
+      // What we just wrote does not satisfy us: writing again would loop. Never expected.
+      throw new CertsError('CERTS_KUBERNETES', `Secret ${where} as just written is still not usable (${decision.action}${'reason' in decision ? `: ${decision.reason}` : ''})`);
+    }
     try {
       switch (decision.action) {
         case 'adopt':
           return { material: decision.material, outcome };
         case 'create': {
-          await clients.core.createNamespacedSecret({ namespace: opts.namespace, body: issue(undefined, false, opts, now) });
+          const created = await clients.core.createNamespacedSecret({ namespace: opts.namespace, body: issue(undefined, false, opts, now) });
+          written = created.metadata?.resourceVersion;
           log.info({ secret: where }, 'created the TLS Secret with a new CA');
           outcome = 'created';
           break;
         }
         case 'renew': {
-          await clients.core.replaceNamespacedSecret({
+          const replaced = await clients.core.replaceNamespacedSecret({
             name: opts.secretName,
             namespace: opts.namespace,
             body: issue(secret, decision.keepCa, opts, now),
           });
+          written = replaced.metadata?.resourceVersion;
           log.info({ secret: where, reason: decision.reason, newCa: !decision.keepCa }, 'renewed the TLS Secret');
           outcome = 'renewed';
           break;
         }
         case 'drop-previous-ca': {
-          await clients.core.replaceNamespacedSecret({ name: opts.secretName, namespace: opts.namespace, body: withoutPreviousCa(secret!) });
+          const replaced = await clients.core.replaceNamespacedSecret({ name: opts.secretName, namespace: opts.namespace, body: withoutPreviousCa(secret!) });
+          written = replaced.metadata?.resourceVersion;
           log.info({ secret: where, reason: decision.reason }, 'dropped the previous CA from the TLS Secret');
           outcome = 'dropped-previous-ca';
           break;
