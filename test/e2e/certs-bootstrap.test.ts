@@ -300,10 +300,11 @@ describeE2E('in-cluster certificate bootstrap (scenario 8)', () => {
   it("with only the chart's RBAC and its empty placeholder Secret, the chart's own bootstrap arguments succeed", async () => {
     const { cluster } = e2e();
     const rbacNs = uniqueName('certs-rbac');
+    const release = uniqueName('rel'); // cluster-scoped RBAC names derive from it: no clash with other tests
     await core.createNamespace({ body: { metadata: { name: rbacNs } } });
     try {
       const rendered = await cluster.helm([
-        'template', 'rel', join(REPO_ROOT, 'charts', 'aws-secret-injector'), '--namespace', rbacNs,
+        'template', release, join(REPO_ROOT, 'charts', 'aws-secret-injector'), '--namespace', rbacNs,
         '--show-only', 'templates/rbac.yaml', '--show-only', 'templates/secret.yaml',
         '--show-only', 'templates/serviceaccount.yaml', '--show-only', 'templates/deployment.yaml',
       ]);
@@ -340,7 +341,8 @@ describeE2E('in-cluster certificate bootstrap (scenario 8)', () => {
         expect(filled.type).toBe('Opaque');
         expect(filled.metadata?.labels?.['app.kubernetes.io/managed-by']).toBe('Helm');
         const leaf = new X509Certificate(pemOf(filled, 'tls.crt'));
-        expect(leaf.checkHost(`rel-aws-secret-injector.${rbacNs}.svc`)).toBeDefined();
+        const service = bootstrapArgs.find((a) => a.startsWith('--service='))!.slice('--service='.length);
+        expect(leaf.checkHost(`${service}.${rbacNs}.svc`)).toBeDefined();
         const bundle = (await admission.readMutatingWebhookConfiguration({ name: chartConfigName })).webhooks![0]!.clientConfig.caBundle;
         expect(Buffer.from(bundle ?? '', 'base64').toString()).toBe(pemOf(filled, 'ca.crt'));
         // and that identity can touch nothing else
