@@ -339,6 +339,55 @@ describeE2E('chart: helm install and server-side dry-run against the real apiser
     }
   });
 
+  it("values flow end to end: the chart's environment, run by the webhook, shapes the injected pod", async () => {
+    const digest = `sha256:${'b'.repeat(64)}`;
+    const set = {
+      'fetcher.image.repository': 'registry.example.com/team/fetcher',
+      'fetcher.image.digest': digest,
+      'fetcher.image.pullPolicy': 'Always',
+      'fetcher.resources.requests.memory': '40Mi',
+      'fetcher.resources.limits.memory': '80Mi',
+      'fetcher.uid': 4242,
+      defaultMountPath: '/var/run/app-secrets',
+      volumeSizeLimit: '4Mi',
+      ...CERT_MODES.provided,
+    };
+    // Play kubelet for the webhook: its container's environment as the chart renders it (the port
+    // and certificate files are the local process's own).
+    const rendered = await helm(['template', 'asi-flow', CHART_DIR, ...valueArgs(set)]);
+    expect(rendered.code, rendered.stderr).toBe(0);
+    const deployment = parseManifests(rendered.stdout).find((o) => o.kind === 'Deployment')!;
+    const env = Object.fromEntries(
+      ((deployment.spec as any).template.spec.containers[0].env as Array<{ name: string; value: string }>)
+        .filter((e) => !['PORT', 'TLS_CERT_FILE', 'TLS_KEY_FILE'].includes(e.name))
+        .map((e) => [e.name, e.value]),
+    );
+    const local = await startWebhook({ bundleDir: e2e().bundleDir, env });
+    const ns = await namespace('chart-flow');
+    try {
+      await install('asi-flow', ns, { ...set, 'webhook.url': `${local.url}/mutate`, 'webhook.caBundle': local.caBundle });
+      const apps = await namespace('chart-flow-apps');
+      let n = 0;
+      const pod = await eventually('an annotated pod injected through the chart configuration', async () => {
+        const created = await core().createNamespacedPod({ namespace: apps, body: annotated(`flow-${n++}`), dryRun: 'All' });
+        return injected(created) ? created : undefined;
+      });
+      const fetcher = pod.spec!.initContainers![0]!;
+      expect(fetcher.image).toBe(`registry.example.com/team/fetcher@${digest}`);
+      expect(fetcher.imagePullPolicy).toBe('Always');
+      expect(fetcher.args).toEqual(['fetch']);
+      expect(fetcher.command).toBeUndefined();
+      expect(fetcher.resources).toEqual({ requests: { cpu: '10m', memory: '40Mi' }, limits: { cpu: '200m', memory: '80Mi' } });
+      expect(fetcher.securityContext?.runAsUser).toBe(4242);
+      const volume = pod.spec!.volumes!.find((v) => v.emptyDir?.medium === 'Memory')!;
+      expect(volume.emptyDir!.sizeLimit).toBe('4Mi');
+      expect(pod.spec!.containers[0]!.volumeMounts).toContainEqual(expect.objectContaining({ name: volume.name, mountPath: '/var/run/app-secrets' }));
+      await uninstall('asi-flow', ns);
+    } finally {
+      await local.stop();
+    }
+  });
+
   it.each([['defaults', {}] as const, ...Object.entries(CERT_MODES)])(
     'helm template (%s) passes a server-side dry-run and stores nothing',
     async (label, set) => {
