@@ -209,11 +209,22 @@ function missingBinaries(): string[] {
  * for the `default` ServiceAccount of namespace `default` (the controller-manager is working).
  */
 export async function startControlPlane(opts: StartOptions = {}): Promise<ControlPlane> {
-  const timeoutMs = opts.timeoutMs ?? 60_000;
   const missing = missingBinaries();
   if (missing.length > 0) {
     throw new Error(`missing in .cache/bin: ${missing.join(', ')}; run \`npm run test:all\` (or \`bash test/setup/kube.sh\`)`);
   }
+  // The ports are free when chosen and bound a moment later; another process may take one in
+  // between. Only that is worth another try.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(opts.timeoutMs ?? 60_000);
+    } catch (e) {
+      if (attempt >= 3 || !/address already in use/i.test(String(e))) throw e;
+    }
+  }
+}
+
+async function startOnce(timeoutMs: number): Promise<ControlPlane> {
   const dir = mkdtempSync(join(tmpdir(), 'asi-e2e-'));
   mkdirSync(LOG_DIR, { recursive: true });
   const logDir = mkdtempSync(join(LOG_DIR, 'control-plane-'));
