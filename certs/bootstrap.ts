@@ -300,7 +300,12 @@ export function clientsFrom(kc: KubeConfig): Clients {
 /** In-cluster config when running in a pod, else $KUBECONFIG or ~/.kube/config. */
 export function defaultClients(): Clients {
   const kc = new KubeConfig();
-  kc.loadFromDefault();
+  try {
+    kc.loadFromDefault();
+  } catch (err) {
+    const from = process.env.KUBECONFIG ? `KUBECONFIG=${process.env.KUBECONFIG}` : 'the in-cluster service account or ~/.kube/config';
+    throw new CertsError('CERTS_KUBERNETES', `cannot load the Kubernetes client configuration from ${from}: ${(err as Error).message}`, { cause: err });
+  }
   return clientsFrom(kc);
 }
 

@@ -57,4 +57,17 @@ describe('certs generate', () => {
     expect(await run(argv, { ...c.deps, namespaceFile: '/nonexistent' })).toBe(2);
     expect(c.err.join('')).toMatch(message);
   });
+
+  it('bootstrap names the Kubernetes configuration it cannot load, exit 1', async () => {
+    const c = capture();
+    const saved = process.env.KUBECONFIG;
+    process.env.KUBECONFIG = '/nonexistent/kubeconfig';
+    try {
+      expect(await run(['bootstrap', '--namespace=ns', '--secret=s', '--service=svc', '--webhook-configuration=w'], c.deps)).toBe(1);
+    } finally {
+      if (saved === undefined) delete process.env.KUBECONFIG;
+      else process.env.KUBECONFIG = saved;
+    }
+    expect(c.err.join('')).toMatch(/cannot load the Kubernetes client configuration from KUBECONFIG=\/nonexistent\/kubeconfig: ENOENT/);
+  });
 });
