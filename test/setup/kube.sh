@@ -2,7 +2,7 @@
 # Builds the control plane the e2e suite runs against — etcd, kube-apiserver,
 # kube-controller-manager and kubectl — from the Go module proxy with the machine's Go, caches
 # the binaries by version in $CACHE_ROOT and links them into .cache/bin.
-# Cold: about 10 minutes on 2 cores. Warm: seconds (nothing is rebuilt).
+# Cold: 10-17 minutes on 2 cores, nearly all of it compiling Kubernetes. Warm: well under a second.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source test/setup/common.sh
@@ -23,7 +23,7 @@ build_etcd() {
     step "etcd $ETCD_VERSION: cached"
   else
     need go "install Go (https://go.dev/dl/) to build etcd $ETCD_VERSION"
-    step "etcd $ETCD_VERSION: building (about 1 minute)"
+    step "etcd $ETCD_VERSION: building (about 2 minutes)"
     local src="$dir/src"
     rm -rf "$src" "$dir/bin.tmp"
     mkdir -p "$src"
@@ -68,8 +68,13 @@ build_kube() {
     step "Kubernetes $KUBE_VERSION: cached"
   else
     need go "install Go 1.26 or newer (https://go.dev/dl/) to build Kubernetes $KUBE_VERSION"
-    go_at_least 1.26.0 || die "Kubernetes $KUBE_VERSION needs Go 1.26.0 or newer; this machine has $(go env GOVERSION)"
-    step "Kubernetes $KUBE_VERSION: building ${KUBE_BINS[*]} (about 10 minutes on 2 cores)"
+    if ! go_at_least 1.26.0; then
+      # The wrapper's go.mod asks for go 1.26.0; unless told to stay local, go fetches that toolchain.
+      [ "$(go env GOTOOLCHAIN)" != local ] ||
+        die "Kubernetes $KUBE_VERSION needs Go 1.26.0 or newer; this machine has $(go env GOVERSION) and GOTOOLCHAIN=local"
+      step "Go $(go env GOVERSION) is older than 1.26: go fetches the go1.26 toolchain from the module proxy"
+    fi
+    step "Kubernetes $KUBE_VERSION: building ${KUBE_BINS[*]} (10-15 minutes on 2 cores)"
     local src="$dir/src"
     rm -rf "$src" "$dir/bin.tmp"
     mkdir -p "$src"
