@@ -3,8 +3,6 @@
 // naming the reference and the AWS error, and leaves no file and no marker behind, so the app
 // container never starts without its secrets.
 
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { expect, it } from 'vitest';
 import { createSecret, describeE2E, e2e, useNamespace, useWebhook } from './context.js';
@@ -48,7 +46,7 @@ describeE2E('a secret that does not exist', () => {
     const stored = await ctx.cluster.kubeConfig.makeApiClient(CoreV1Api).createNamespacedPod({ namespace: ns, body: pod });
     const run = await runFetcherLikeKubelet(ctx.cluster, stored, { bundleDir: ctx.bundleDir, awsEndpoint: ctx.awsEndpoint });
     expect(run.result.code).not.toBe(0);
-    const termination = readFileSync(join(run.dir, '..', 'termination-log'), 'utf8');
+    const termination = run.termination;
     expect(termination).toContain(missing);
     expect(termination).toContain('ResourceNotFoundException');
     expect(run.files).toEqual({});

@@ -4,7 +4,7 @@
 // web identity, and runs the BUILT fetcher bundle with the container's args, a temp dir standing in
 // for the secrets volume (`--dir`), and AWS_ENDPOINT_URL pointing at the emulator.
 
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { CoreV1Api, type V1Container, type V1Pod } from '@kubernetes/client-node';
@@ -50,12 +50,14 @@ export function resolveEnv(pod: V1Pod, container: V1Container): Record<string, s
 
 export interface FetchRun {
   result: CommandResult;
-  /** The temp dir that stood in for the secrets volume. */
-  dir: string;
   /** The env the fetcher ran with. */
   env: Record<string, string>;
-  /** Every file written under dir, relative path -> { content, mode }. */
+  /** The ServiceAccount token the fetcher was given. */
+  token: string;
+  /** Every file written in the stand-in volume, relative path -> { content, mode }. */
   files: Record<string, { content: string; mode: number }>;
+  /** The termination message file's content ('' when none was written). */
+  termination: string;
 }
 
 /** Lists files under dir (recursively) with content and permission bits. */
@@ -111,11 +113,13 @@ export async function runFetcherLikeKubelet(
   // The image's entrypoint is `node /app/fetcher.mjs`; the pod supplies the args.
   const args = [join(opts.bundleDir, 'fetcher.mjs'), ...(container.args ?? []), '--dir', dir];
   const result = await runCommand(process.execPath, args, runEnv, { allowFailure: true, timeoutMs: 60_000 });
-  let files: FetchRun['files'] = {};
   try {
-    files = listFiles(dir);
-  } catch {
-    // nothing written
+    const files = listFiles(dir);
+    const termination = existsSync(runEnv.SECRET_INJECTOR_TERMINATION_LOG!)
+      ? readFileSync(runEnv.SECRET_INJECTOR_TERMINATION_LOG!, 'utf8')
+      : '';
+    return { result, env: runEnv, token, files, termination };
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
   }
-  return { result, dir, env: runEnv, files };
 }
