@@ -9,7 +9,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { accessSync, closeSync, constants, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -204,6 +204,18 @@ function missingBinaries(): string[] {
   });
 }
 
+/** Keeps the logs of the ten latest control planes, and any younger than an hour (a run in progress). */
+function pruneOldLogs(): void {
+  const runs = readdirSync(LOG_DIR)
+    .filter((n) => n.startsWith('control-plane-'))
+    .map((n) => ({ path: join(LOG_DIR, n), mtime: statSync(join(LOG_DIR, n)).mtimeMs }))
+    .sort((a, b) => b.mtime - a.mtime);
+  const hourAgo = Date.now() - 3_600_000;
+  for (const run of runs.slice(10)) {
+    if (run.mtime < hourAgo) rmSync(run.path, { recursive: true, force: true });
+  }
+}
+
 /**
  * Starts etcd, kube-apiserver and kube-controller-manager, waits for the apiserver's /readyz and
  * for the `default` ServiceAccount of namespace `default` (the controller-manager is working).
@@ -227,6 +239,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
 async function startOnce(timeoutMs: number): Promise<ControlPlane> {
   const dir = mkdtempSync(join(tmpdir(), 'asi-e2e-'));
   mkdirSync(LOG_DIR, { recursive: true });
+  pruneOldLogs();
   const logDir = mkdtempSync(join(LOG_DIR, 'control-plane-'));
   const procs: Proc[] = [];
   const stopAll = async () => {
