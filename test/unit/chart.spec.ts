@@ -341,12 +341,13 @@ suite('chart: notable values', () => {
         volumeSizeLimit: '4Mi',
         logLevel: 'debug',
         port: 9443,
+        shutdownDelaySeconds: 3,
         shutdownTimeoutSeconds: 10,
       },
     });
     expect(container(objects).image).toBe('registry.example/team/injector:1.2.3');
     expect(podSpec(objects).initContainers[0].image).toBe('registry.example/team/injector:1.2.3');
-    expect(podSpec(objects).terminationGracePeriodSeconds).toBe(15);
+    expect(podSpec(objects).terminationGracePeriodSeconds).toBe(18);
     expect(envOf(objects)).toMatchObject({
       FETCHER_IMAGE: `registry.example/team/fetcher@${digest}`,
       FETCHER_IMAGE_PULL_POLICY: 'Always',
@@ -360,6 +361,7 @@ suite('chart: notable values', () => {
       VOLUME_SIZE_LIMIT: '4Mi',
       LOG_LEVEL: 'debug',
       PORT: '9443',
+      SHUTDOWN_DELAY_SECONDS: '3',
       SHUTDOWN_TIMEOUT_SECONDS: '10',
     });
     expect(container(objects).ports[0].containerPort).toBe(9443);
@@ -376,7 +378,7 @@ suite('chart: notable values', () => {
       fetchTimeouts: { deadlineSeconds: 90 },
     });
     expect(loaded.config.mutation.fetcherResources.limits.cpu).toBeUndefined();
-    expect(loaded.config).toMatchObject({ port: 9443, logLevel: 'debug', shutdownTimeoutSeconds: 10 });
+    expect(loaded.config).toMatchObject({ port: 9443, logLevel: 'debug', shutdownDelaySeconds: 3, shutdownTimeoutSeconds: 10 });
   });
 
   it('selectors, scheduling and metrics values', () => {
