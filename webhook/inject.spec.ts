@@ -83,6 +83,32 @@ describe('inject', () => {
     expect(result.errors[0]).toMatch(/^StatefulSet web \(document 2\): aws-secret-injector \(parse\): 2 problems: secrets\.k8s\.aws\/region: .*secret-arn/);
   });
 
+  it('resolves YAML anchors, aliases and merge keys as kubectl does before patching', () => {
+    // A mount list shared by alias between two containers, and annotations brought in by a merge key.
+    const text = [
+      'apiVersion: apps/v1',
+      'kind: Deployment',
+      'metadata: {name: web}',
+      'spec:',
+      '  template:',
+      '    metadata:',
+      `      annotations: {<<: &ann {${PREFIX}secret-arn: "${ARN}"}}`,
+      '    spec:',
+      '      containers:',
+      '      - {name: a, image: x, volumeMounts: &vm [{name: data, mountPath: /data}]}',
+      '      - {name: b, image: x, volumeMounts: *vm}',
+      '      volumes: [{name: data, emptyDir: {}}]',
+      '',
+    ].join('\n');
+    const result = injectManifests(text, CONFIG);
+    expect(result).toMatchObject({ errors: [], injected: 1 });
+    const got = YAML.parse(result.output, { merge: true });
+    const webhook = reviewPod(YAML.parse(text, { merge: true }).spec.template, CONFIG);
+    if (webhook.outcome !== 'injected') throw new Error(webhook.outcome);
+    expect(got.spec.template).toEqual({ metadata: webhook.pod.metadata, spec: webhook.pod.spec });
+    expect(got.spec.template.spec.containers.map((c: { volumeMounts: unknown[] }) => c.volumeMounts.length)).toEqual([2, 2]);
+  });
+
   it('reports unreadable YAML', () => {
     expect(injectManifests('a: [1\n', CONFIG).errors[0]).toContain('document 1: not valid YAML');
     expect(injectManifests('', CONFIG)).toMatchObject({ output: '', errors: [] });

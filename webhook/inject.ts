@@ -3,8 +3,11 @@
 //
 // The webhook's own JSON Patch (review.ts's reviewPod) is applied to the parsed YAML document
 // rather than re-serialising the object, so comments, key order and untouched fields survive.
+// A document with anchors, aliases or merge keys is read as kubectl reads it (merges resolved)
+// and written back from its value before it is patched: a path of the patch may run through an
+// alias, and patching a shared node would change every place that refers to it.
 
-import YAML, { isMap, isSeq, type Document, type Node } from 'yaml';
+import YAML, { isMap, isSeq, visit, type Document, type Node } from 'yaml';
 import { reviewPod } from './review.js';
 import type { MutationConfig } from './types.js';
 
@@ -92,13 +95,27 @@ function injectObject(
   result.warnings.push(...outcome.warnings.map((w) => `${where}: ${w}`));
   if (outcome.outcome === 'denied') result.errors.push(`${where}: ${outcome.message}`);
   if (outcome.outcome !== 'injected') return;
+  unalias(doc);
   for (const op of outcome.patch) applyOp(doc, [...at, ...templatePath], op);
   result.injected++;
 }
 
+/** Writes a document that uses aliases or merge keys back from its value, each node its own. */
+function unalias(doc: Document): void {
+  let shared = false;
+  visit(doc, {
+    Alias: () => {
+      shared = true;
+      return visit.BREAK;
+    },
+  });
+  if (shared) doc.contents = doc.createNode(doc.toJS({ maxAliasCount: 100 }), { aliasDuplicateObjects: false }) as Node;
+}
+
 export function injectManifests(text: string, config: MutationConfig): InjectResult {
   const result: InjectResult = { output: '', warnings: [], errors: [], injected: 0 };
-  const docs = YAML.parseAllDocuments(text, { uniqueKeys: true });
+  // Merge keys (`<<: *base`) as kubectl's YAML reader has them.
+  const docs = YAML.parseAllDocuments(text, { uniqueKeys: true, merge: true });
   if (!Array.isArray(docs)) return result; // an empty stream
   docs.forEach((doc, i) => {
     if (doc.errors.length > 0) {
