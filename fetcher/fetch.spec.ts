@@ -162,6 +162,30 @@ describe('fetchTargets', () => {
     expect([...r.values.values()].map((v) => v.text).sort()).toEqual(['A', 'B']);
   });
 
+  it('matches a partial ARN whose name ends like a suffix ("db-secret") to the complete ARN a batch answers with', async () => {
+    const { api, calls } = fakeAws({ secrets: { 'app/db-secret': 'DB', 'app/other': 'OTHER' } });
+    const looksComplete = `arn:aws:secretsmanager:eu-west-1:${ACCOUNT}:secret:app/db-secret`;
+    const r = await run([{ ref: looksComplete, file: 'a' }, { ref: 'app/other', file: 'b' }], api, 'eu-west-1');
+    expect(calls.map((c) => c.op)).toEqual(['batch']);
+    expect(r.failures).toEqual([]);
+    expect([...r.values.values()].map((v) => v.text).sort()).toEqual(['DB', 'OTHER']);
+  });
+
+  it('prefers the exact ARN when a batch answers both a secret and one named like it plus a suffix', async () => {
+    const id = smArn('x');
+    const out: BatchOutput = {
+      SecretValues: [
+        { ARN: `${id}-QwErTy`, Name: 'x-AbCdEf', SecretString: 'LONGER' },
+        { ARN: id, Name: 'x', SecretString: 'EXACT' },
+      ],
+    };
+    const { api } = fakeAws({ batch: async () => out });
+    const r = await run([{ ref: id, file: 'a' }, { ref: 'x-AbCdEf', file: 'b' }], api, 'eu-west-1');
+    expect(r.failures).toEqual([]);
+    expect(r.values.get(r.plan.itemTargets.get(0)!)?.text).toBe('EXACT');
+    expect(r.values.get(r.plan.itemTargets.get(1)!)?.text).toBe('LONGER');
+  });
+
   it('explains a missing secret for each kind of reference', async () => {
     const { api } = fakeAws();
     const r = await run(

@@ -293,11 +293,27 @@ function credentialFailure(e: CredentialError, refs: string[]): Failure {
   });
 }
 
+/** Whether `arn` is `id` (a partial ARN) followed by the 6-character suffix Secrets Manager appends. */
+const completes = (arn: string | undefined, id: string): boolean =>
+  arn !== undefined && arn.length === id.length + 7 && arn.startsWith(`${id}-`);
+
 function matchesSecret(t: Target, arn: string | undefined, name: string | undefined): boolean {
   const r = t.reference;
-  if (r.kind === 'arn') return arn === r.id;
-  if (r.kind === 'partial-arn') return arn !== undefined && arn.startsWith(`${r.id}-`) && arn.length === r.id.length + 7;
-  return name === r.id || arn === r.id;
+  if (r.kind === 'partial-arn') return completes(arn, r.id);
+  if (r.kind === 'name') return name === r.id || arn === r.id;
+  return arn === r.id;
+}
+
+/**
+ * The batch answer for `t`. BatchGetSecretValue answers with each secret's complete ARN, not the
+ * id asked for. A name ending in "-" and six letters or digits ("db-secret") makes a partial ARN
+ * look complete, so an ARN with no exact match is also tried as a partial one.
+ */
+function findInBatch<V extends { ARN?: string; Name?: string }>(t: Target, values: V[]): V | undefined {
+  const exact = values.find((v) => matchesSecret(t, v.ARN, v.Name));
+  if (exact !== undefined || t.reference.kind !== 'arn') return exact;
+  const id = t.reference.id;
+  return values.find((v) => completes(v.ARN, id));
 }
 
 function secretValue(out: GetOutput): FetchedValue {
@@ -377,7 +393,7 @@ export async function fetchTargets(targets: Target[], api: AwsApi, opts: FetchOp
         fail(t, e, 'batch');
         continue;
       }
-      const found = (out.SecretValues ?? []).find((v) => matchesSecret(t, v.ARN, v.Name));
+      const found = findInBatch(t, out.SecretValues ?? []);
       if (!found) {
         awsFailed = true;
         failures.push(failure('FETCH_AWS', 'BatchGetSecretValue answered neither a value nor an error for it', { ref: t.reference.id }));

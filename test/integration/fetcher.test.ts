@@ -178,6 +178,38 @@ describe.skipIf(skip !== false)(`fetcher bundle against moto${skip ? ` — skipp
     }
   });
 
+  it('matches every batch answer back to its reference: names, complete ARNs and partial ARNs (one ending like a suffix)', async () => {
+    const prefix = unique('match');
+    // "-secret" is a dash and six letters: the partial ARN of this name looks like a complete one.
+    const names = [`${prefix}/db-secret`, `${prefix}/plain`, `${prefix}/by-name`, `${prefix}/complete`];
+    const created = await Promise.all(names.map((n) => secrets.send(new CreateSecretCommand({ Name: n, SecretString: `value of ${n}` }))));
+    const partial = (n: string) => `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:${n}`;
+    const proxy = await startAwsProxy(c.awsEndpoint);
+    try {
+      const run = await runFetcher(
+        c,
+        scratch,
+        {
+          region: REGION,
+          items: [
+            { ref: partial(names[0]!), file: 'a' },
+            { ref: partial(names[1]!), file: 'b' },
+            { ref: names[2]!, file: 'c' },
+            { ref: created[3]!.ARN!, file: 'd' },
+          ],
+        },
+        irsa(),
+        { endpoint: proxy.endpoint },
+      );
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+      expect(['a', 'b', 'c', 'd'].map((f) => readFileSync(join(run.dir, f), 'utf8'))).toEqual(names.map((n) => `value of ${n}`));
+      expect(proxy.operations.filter((o) => o.startsWith('secretsmanager.'))).toEqual(['secretsmanager.BatchGetSecretValue']);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('fetches the AWSPREVIOUS version and the current one', async () => {
     const name = unique('rotated');
     const first = await secrets.send(new CreateSecretCommand({ Name: name, SecretString: 'version-one' }));
