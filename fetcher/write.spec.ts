@@ -44,6 +44,17 @@ describe('writeSecrets', () => {
     expect(lstatSync(join(dir, 'a')).mode & 0o777).toBe(0o644);
   });
 
+  it('creates directories the app can traverse (0755) whatever the umask', async () => {
+    const old = process.umask(0o077);
+    try {
+      await writeSecrets(dir, [file('sub/deeper/a', 'A')], marker);
+    } finally {
+      process.umask(old);
+    }
+    expect(lstatSync(join(dir, 'sub')).mode & 0o777).toBe(0o755);
+    expect(lstatSync(join(dir, 'sub/deeper')).mode & 0o777).toBe(0o755);
+  });
+
   it('replaces an earlier run\'s files (read-only ones included) and its marker', async () => {
     await writeSecrets(dir, [file('a', 'old')], marker);
     await writeSecrets(dir, [file('a', 'new')], { version: 1, secrets: [] });

@@ -4,7 +4,7 @@
 // already wrote so no half set is ever left looking complete.
 
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, open, rename, rmdir, unlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, rename, rmdir, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { FetchError, failure } from './errors.js';
 import type { OutputFile } from './render.js';
@@ -69,6 +69,8 @@ async function mkdirInside(root: string, rel: string): Promise<string[]> {
       if (errno(e) !== 'ENOENT') throw e;
       await mkdir(current, { mode: 0o755 });
       created.push(current);
+      // The umask may have taken bits away; app containers may run as another uid.
+      await chmod(current, 0o755);
     }
   }
   return created;
