@@ -59,6 +59,19 @@ const FILE_NAME = /^[A-Za-z0-9._-]+$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const MOUNT_PATH = /^(\/[A-Za-z0-9._-]+)+$/;
 
+/**
+ * Why the secrets volume cannot be mounted at `path`, if it cannot. The fetcher mounts the volume
+ * at the same path as the app, and its image keeps its program in /app and /nodejs: a volume
+ * there hides it and the init container cannot start. The container runtime owns /proc, /sys and
+ * /dev (a mount at or under /proc or /sys is refused when the container starts).
+ */
+export function reservedMountPath(path: string): string | undefined {
+  const p = path.replace(/\/+$/, '');
+  if (p === '/app' || p === '/nodejs') return `${p} holds the fetcher's own program, which a volume there would hide`;
+  if (p === '/dev' || ['/proc', '/sys'].some((r) => p === r || p.startsWith(`${r}/`))) return `${p} belongs to the container runtime`;
+  return undefined;
+}
+
 function plainFileName(value: string): string | undefined {
   if (!FILE_NAME.test(value) || value.includes('..') || value === '.') {
     return `${quote(value)} is not a plain file name (letters, digits, "-", "_", "."; never "..")`;
@@ -147,10 +160,13 @@ export const MOUNT_PATH_DEF: AnnotationDef<string> = {
   values: 'absolute path',
   default: '`/tmp` (webhook setting `DEFAULT_MOUNT_PATH`)',
   doc: 'Where the memory-backed secrets volume is mounted, in the app containers and in the fetcher.',
-  parse: (v) =>
-    MOUNT_PATH.test(v) && !v.split('/').some((s) => s === '.' || s === '..')
-      ? { value: v }
-      : { error: `${quote(v)} must be an absolute path such as /var/run/app-secrets (no "..", no trailing "/", not "/")` },
+  parse: (v) => {
+    if (!MOUNT_PATH.test(v) || v.split('/').some((s) => s === '.' || s === '..')) {
+      return { error: `${quote(v)} must be an absolute path such as /var/run/app-secrets (no "..", no trailing "/", not "/")` };
+    }
+    const reserved = reservedMountPath(v);
+    return reserved === undefined ? { value: v } : { error: `${reserved}; choose another path such as /var/run/app-secrets` };
+  },
 };
 
 export const CONTAINERS: AnnotationDef<string[]> = {

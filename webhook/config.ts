@@ -5,6 +5,7 @@
 
 import { statSync } from 'node:fs';
 import { Command, CommanderError, Option as CommanderOption } from 'commander';
+import { reservedMountPath } from './annotations.js';
 import { DEFAULT_MUTATION_CONFIG, type MutationConfig } from './types.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -107,6 +108,8 @@ function mountPath(raw: string): Parsed<string> {
     return fail('must not contain ":" or "." / ".." segments');
   }
   if (raw.length > 1024) return fail('must be at most 1024 characters');
+  const reserved = reservedMountPath(raw);
+  if (reserved !== undefined) return fail(`must be another path: ${reserved}`);
   return ok(raw.replace(/\/+$/, ''));
 }
 
