@@ -431,6 +431,33 @@ suite('chart: notable values', () => {
   });
 });
 
+suite('chart: long names', () => {
+  // Helm allows release names of 53 characters and namespaces have up to 63; every object must
+  // still be valid for the apiserver (and for cert-manager).
+  const release = 'r'.repeat(53);
+  const namespace = 'n'.repeat(63);
+  const SERVICE_NAME = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/; // DNS-1035 label
+
+  it.each(Object.keys(CERT_MODES))('certificates.mode=%s: Service names are DNS-1035 labels, other names DNS subdomains', (mode) => {
+    for (const set of [CERT_MODES[mode]!, { ...CERT_MODES[mode]!, nameOverride: 'x'.repeat(40) }]) {
+      const objects = renderChart(HELM, { release, namespace, set: { ...set, 'metrics.serviceMonitor.enabled': true } });
+      for (const o of objects) {
+        if (o.kind === 'Service') expect(o.metadata.name, `Service ${o.metadata.name}`).toMatch(SERVICE_NAME);
+        else expect(o.metadata.name.length, `${o.kind} ${o.metadata.name}`).toBeLessThanOrEqual(253);
+      }
+      expect(new Set(objects.filter((o) => o.kind === 'Service').map((o) => o.metadata.name)).size).toBe(2);
+    }
+  });
+
+  it('cert-manager: a commonName longer than 64 bytes (refused by cert-manager) is left out; the SANs name the Service', () => {
+    const cert = one(renderChart(HELM, { release, namespace, set: CERT_MODES['cert-manager'] }), 'Certificate');
+    expect(spec(cert).commonName).toBeUndefined();
+    expect(spec(cert).dnsNames).toContain(`${release}-aws-secret-injector`.slice(0, 63) + `.${namespace}.svc`);
+    const short = one(renderChart(HELM, { release: 'acme', namespace: 'sec', set: CERT_MODES['cert-manager'] }), 'Certificate');
+    expect(spec(short).commonName).toBe('acme-aws-secret-injector.sec.svc');
+  });
+});
+
 suite('chart: bad values are refused with a clear message', () => {
   it.each<[string, Record<string, string | number | boolean>, RegExp]>([
     ['unknown key', { replicas: 3 }, /additional properties 'replicas' not allowed/],
@@ -457,6 +484,14 @@ suite('chart: bad values are refused with a clear message', () => {
     ['provided mode without a CA', { 'certificates.mode': 'provided', 'certificates.secretName': 'tls' }, /certificates\.mode=provided needs webhook\.caBundle/],
     ['URL without a CA', { 'webhook.url': 'https://127.0.0.1:8443/mutate' }, /webhook\.url needs webhook\.caBundle: the base64 PEM/],
     ['PDB that blocks every drain', { replicaCount: 2, 'podDisruptionBudget.minAvailable': 2 }, /podDisruptionBudget\.minAvailable \(2\) must be below replicaCount \(2\)/],
+    // certs bootstrap/manage renew 30 days before expiry and refuse a lifetime not above that:
+    // the chart must not render a Deployment whose certs containers exit with a usage error.
+    ['serving certificate lifetime within the renewal window', { 'certificates.selfManaged.validityDays': 30 }, /at '\/certificates\/selfManaged\/validityDays': minimum: got 30, want 31/],
+    [
+      'serving certificate outliving its CA',
+      { 'certificates.selfManaged.validityDays': 400, 'certificates.selfManaged.caValidityDays': 365 },
+      /certificates\.selfManaged\.validityDays \(400\) must not exceed certificates\.selfManaged\.caValidityDays \(365\)/,
+    ],
     ['ServiceMonitor without the metrics Service', { 'metrics.serviceMonitor.enabled': true, 'metrics.service.enabled': false }, /metrics\.serviceMonitor\.enabled needs metrics\.service\.enabled/],
   ])('%s', (_name, set, message) => {
     expect(() => renderChart(HELM, { set })).toThrow(message);
