@@ -156,6 +156,20 @@ describe('validateTarget', () => {
     expect(validateTarget(p, request(p)).problems.map((x) => x.message).join('\n')).toContain(message);
   });
 
+  it('refuses a pod whose annotations the status annotation would take over the apiserver limit', () => {
+    // 262144 bytes in all, names and values: the apiserver's limit, reached before the webhook adds 30.
+    const full = pod({ note: 'x'.repeat(256 * 1024 - 4 - `${PREFIX}secret-arn`.length - ARN.length) });
+    expect(validateTarget(full, request(full)).problems).toEqual([
+      {
+        code: 'WEBHOOK_UNSUPPORTED_POD',
+        subject: 'metadata.annotations',
+        message: `total 262174 bytes with ${PREFIX}status: injected added, over the apiserver's limit of 262144; shorten the pod's annotations`,
+      },
+    ]);
+    const fits = pod({ note: 'x'.repeat(256 * 1024 - 4 - `${PREFIX}secret-arn`.length - ARN.length - 30) });
+    expect(validateTarget(fits, request(fits)).problems).toEqual([]);
+  });
+
   it('warns when a secret name has no region anywhere', () => {
     const p = pod({ [`${PREFIX}secret-arn`]: 'db-password' });
     expect(validateTarget(p, request(p)).warnings.join()).toContain('without a region');

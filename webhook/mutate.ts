@@ -35,6 +35,8 @@ export const IDENTITY_ENV = [
   'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE',
 ] as const;
 const TOKEN_FILE_ENV = ['AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE'];
+/** The apiserver refuses objects whose annotations (names and values, in bytes) total more. */
+export const MAX_ANNOTATIONS_BYTES = 256 * 1024;
 const CREDENTIAL_ENV = ['AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_CONTAINER_CREDENTIALS_FULL_URI', 'AWS_ROLE_ARN'];
 
 /** A container as it arrives: the fields we read are typed, everything else is kept untouched. */
@@ -170,6 +172,14 @@ export function validateTarget(pod: Pod, request: InjectionRequest): { problems:
   const clash = identity.mounts.find((m) => trimSlash(m.mountPath) === request.mountPath);
   if (clash) {
     problems.push(problem('WEBHOOK_MOUNT_CLASH', mountKey, `${request.mountPath} is where the AWS token volume ${quote(clash.name)} is mounted; set ${mountKey} to another path`));
+  }
+  // The status annotation must still fit, or the apiserver would refuse the pod after our patch.
+  const annotations = { ...pod.metadata?.annotations, [STATUS_ANNOTATION]: STATUS_INJECTED };
+  const bytes = Object.entries(annotations).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
+  if (bytes > MAX_ANNOTATIONS_BYTES) {
+    problems.push(
+      problem('WEBHOOK_UNSUPPORTED_POD', 'metadata.annotations', `total ${bytes} bytes with ${STATUS_ANNOTATION}: ${STATUS_INJECTED} added, over the apiserver's limit of ${MAX_ANNOTATIONS_BYTES}; shorten the pod's annotations`),
+    );
   }
   if (t.app.length === 0 && t.init.length === 0 && problems.length === 0) {
     problems.push(problem('WEBHOOK_UNKNOWN_CONTAINER', containersKey, 'selects no container'));
