@@ -110,6 +110,8 @@ describe('each key, good and bad values', () => {
     [{ [k('secret.x')]: ARN, [k('refresh')]: '1s' }, 'shorter than the minimum'],
     [{ [k('secret.x')]: ARN, [k('refresh')]: '' }, 'refresh'],
     [{ [k('secret-arn')]: ARN, [k('secret.secret')]: ARN }, 'writes file "secret", which secrets.k8s.aws/secret-arn writes too'],
+    [{ [k('secret.conf')]: ARN, [k('secrets')]: `[{ref: "${ARN}", explode: true, file: conf}]` }, 'secret.conf: file "conf" is also the directory secrets.k8s.aws/secrets entry 1 explodes into'],
+    [{ [k('secret.conf')]: ARN, [k('secrets')]: `[{ref: "${ARN}", explode: true, file: conf/app}]` }, 'secret.conf: file "conf" is also a directory of "conf/app", the directory secrets.k8s.aws/secrets entry 1 explodes into'],
   ])('%j is refused: %s', (annotations, message) => {
     expect(bad(annotations).join('\n')).toContain(message);
   });

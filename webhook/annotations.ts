@@ -579,9 +579,12 @@ export function parseAnnotations(annotations: Annotations, defaults: Defaults): 
     warnings.push(`${key(REFRESH)}: accepted, but this version writes the files once, at start`);
   }
 
-  // Which annotation each file came from, to name both sides of a clash.
+  // Which annotation each file came from, to name both sides of a clash; with explode, `file` is
+  // the directory the keys are written into.
   const origin = new Map<string, string>();
+  const dirs = new Map<string, string>();
   const add = (item: SecretItem, from: string): void => {
+    if (item.file !== undefined && item.explode && !dirs.has(item.file)) dirs.set(item.file, from);
     if (item.file !== undefined && !item.explode) {
       const other = origin.get(item.file);
       if (other !== undefined) {
@@ -619,6 +622,10 @@ export function parseAnnotations(annotations: Annotations, defaults: Defaults): 
     const child = files.find((g) => g.startsWith(`${f}/`));
     if (child !== undefined) {
       problems.push(problem('WEBHOOK_CONFLICTING_ANNOTATIONS', origin.get(f)!, `file "${f}" is also a directory of "${child}" (${origin.get(child)})`));
+    }
+    const dir = [...dirs.keys()].find((d) => d === f || d.startsWith(`${f}/`));
+    if (dir !== undefined) {
+      problems.push(problem('WEBHOOK_CONFLICTING_ANNOTATIONS', origin.get(f)!, `file "${f}" is also ${dir === f ? 'the directory' : `a directory of "${dir}", the directory`} ${dirs.get(dir)} explodes into`));
     }
   }
 
