@@ -151,6 +151,7 @@ describe('validateTarget', () => {
       ],
     }, 'where the AWS token volume "aws-iam-token" is mounted'],
     [{}, { os: { name: 'windows' } }, 'windows pods'],
+    [{ [`${PREFIX}mount-path`]: '/dev/xvdf' }, { containers: [{ name: 'app', image: 'busybox', volumeDevices: [{ name: 'raw', devicePath: '/dev/xvdf' }] }] }, '/dev/xvdf is the device path of volume "raw" in container "app"'],
   ])('%j + %j is refused: %s', (annotations, spec, message) => {
     const p = pod(annotations, spec as Partial<Pod['spec']>);
     expect(validateTarget(p, request(p)).problems.map((x) => x.message).join('\n')).toContain(message);

@@ -167,6 +167,13 @@ export function validateTarget(pod: Pod, request: InjectionRequest): { problems:
         problem('WEBHOOK_MOUNT_CLASH', mountKey, `${request.mountPath} is already a mount of volume ${quote(taken.name)} in container ${quote(c.name)}; set ${mountKey} to a free path`),
       );
     }
+    // The apiserver refuses a mount path that is also a raw block device's path in the container.
+    const device = Array.isArray(c.volumeDevices) ? c.volumeDevices.find((d) => typeof d?.devicePath === 'string' && trimSlash(d.devicePath) === request.mountPath) : undefined;
+    if (device) {
+      problems.push(
+        problem('WEBHOOK_MOUNT_CLASH', mountKey, `${request.mountPath} is the device path of volume ${quote(device.name)} in container ${quote(c.name)}; set ${mountKey} to a free path`),
+      );
+    }
   }
   const identity = findIdentity(pod, request);
   const clash = identity.mounts.find((m) => trimSlash(m.mountPath) === request.mountPath);
