@@ -176,6 +176,33 @@ describe('ensureSecret and ensureCaBundle through the Kubernetes client', () => 
     expect(decide(api.secret, opts, now).action).toBe('adopt');
   });
 
+  it('a Secret emptied under running replicas (helm upgrade --force) gets a new CA, and the CA the configuration trusted stays in the bundle', async () => {
+    const before = issue(undefined, false, opts, new Date());
+    const oldCa = Buffer.from(before.data!['ca.crt']!, 'base64').toString();
+    const expired = issue(undefined, false, { ...opts, caValidityDays: 1, validityDays: 1 }, new Date(Date.now() - 3 * 86_400_000));
+    const expiredCa = Buffer.from(expired.data!['ca.crt']!, 'base64').toString();
+    const leaf = Buffer.from(before.data!['tls.crt']!, 'base64').toString(); // not a CA: never carried over
+    api.config = config(Buffer.from(`${oldCa}${expiredCa}${leaf}`).toString('base64'));
+    api.secret = { apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name: 'hook-tls', namespace: 'platform', resourceVersion: '5' } };
+    const { material, outcome } = await reconcile(clients, opts, quiet);
+    expect(outcome).toBe('renewed');
+    const newCa = Buffer.from(api.secret.data!['ca.crt']!, 'base64').toString();
+    expect(newCa).not.toBe(oldCa);
+    expect(material.caBundle).toBe(`${newCa}${oldCa}`);
+    expect(api.config!.webhooks!.map((w) => Buffer.from(w.clientConfig.caBundle!, 'base64').toString())).toEqual([material.caBundle, material.caBundle]);
+    expect(api.secret.metadata!.annotations!['secrets.k8s.aws/previous-ca-until']).toBeDefined();
+    // Once the overlap is over the previous CA leaves the bundle.
+    const later = new Date(Date.now() + 601_000);
+    expect(decide(api.secret, { ...opts, now: () => later }, later).action).toBe('drop-previous-ca');
+  });
+
+  it('a Secret deleted by hand: the new CA trusts nothing else when the configuration trusted nothing', async () => {
+    const { material, outcome } = await reconcile(clients, opts, quiet);
+    expect(outcome).toBe('created');
+    expect(material.caBundle).toBe(Buffer.from(api.secret!.data!['ca.crt']!, 'base64').toString());
+    expect(api.secret!.data!['ca-previous.crt']).toBeUndefined();
+  });
+
   it('re-reads when the webhook list changes between read and patch', async () => {
     const bundle = 'PEM\n';
     let changed = false;
@@ -214,6 +241,19 @@ describe('ensureSecret and ensureCaBundle through the Kubernetes client', () => 
     await expect(ensureSecret(clients, opts, quiet)).rejects.toMatchObject({
       code: 'CERTS_KUBERNETES',
       message: expect.stringMatching(/reading Secret platform\/hook-tls: HTTP 403: .*cannot get resource "secrets" \(check the RBAC/),
+    });
+  });
+
+  it('a Secret deleted by hand with the chart\'s RBAC (no create): says how to bring it back', async () => {
+    server.removeAllListeners('request');
+    server.on('request', (req, res) => {
+      const notFound = req.method === 'GET';
+      res.writeHead(notFound ? 404 : 403, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(notFound ? status(404, 'NotFound', 'not found') : status(403, 'Forbidden', 'secrets is forbidden: cannot create resource "secrets"')));
+    });
+    await expect(ensureSecret(clients, opts, quiet)).rejects.toMatchObject({
+      code: 'CERTS_KUBERNETES',
+      message: expect.stringMatching(/Secret platform\/hook-tls does not exist and this ServiceAccount may not create it: .*`helm upgrade` of the release/),
     });
   });
 

@@ -8,7 +8,9 @@
 //   ca-previous.crt    the CA before the last CA rotation, present until the time in the
 //                      annotation secrets.k8s.aws/previous-ca-until
 // caBundle = ca.crt followed by ca-previous.crt while it is present, so replicas still serving
-// a certificate of the old CA stay trusted until they have picked up the new one.
+// a certificate of the old CA stay trusted until they have picked up the new one. A Secret that
+// lost its CA (emptied by `helm upgrade --force`, deleted by hand) takes as previous CA the CAs the
+// configuration's caBundle trusts at that moment: the replicas are still serving under them.
 //
 // Concurrency: several replicas may start at once. Writes are a create (409 AlreadyExists -> re-read
 // and adopt the winner's) or an update carrying the resourceVersion read (409 Conflict -> re-read
@@ -210,8 +212,28 @@ export function decide(secret: V1Secret | undefined, opts: BootstrapOptions, now
   };
 }
 
-/** The Secret's new content for a create or a renewal. */
-export function issue(existing: V1Secret | undefined, keepCa: boolean, opts: BootstrapOptions, now: Date): V1Secret {
+/**
+ * The CA certificates in a PEM bundle that can still sign for the webhook: CAs, not expired. Used
+ * as the previous CA when the Secret lost its own (emptied by `helm upgrade --force`, or by hand)
+ * while replicas still serve certificates the configuration's caBundle trusts.
+ */
+export function liveCas(bundlePem: string | undefined, now: Date): string[] {
+  const blocks = (bundlePem ?? '').match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+  const kept: string[] = [];
+  for (const block of blocks) {
+    const cert = parseCert(block);
+    if (cert?.ca && new Date(cert.validTo).getTime() > now.getTime() && !kept.includes(`${block}\n`)) kept.push(`${block}\n`);
+  }
+  // A bundle holds the current CA and at most one previous one; more is not ours to carry.
+  return kept.slice(0, 2);
+}
+
+/**
+ * The Secret's new content for a create or a renewal. `trustedCaBundle` (PEM): what the
+ * configuration's caBundle trusts now; with a new CA and no old one in the Secret, its CAs stay in
+ * the bundle for the overlap, so replicas still serving a certificate they signed stay trusted.
+ */
+export function issue(existing: V1Secret | undefined, keepCa: boolean, opts: BootstrapOptions, now: Date, trustedCaBundle?: string): V1Secret {
   const names = wantedNames(opts);
   const data = existing?.data ?? {};
   const bundle = generateCertificates({
@@ -235,8 +257,12 @@ export function issue(existing: V1Secret | undefined, keepCa: boolean, opts: Boo
   } else {
     delete annotations[PREVIOUS_CA_UNTIL_ANNOTATION];
     const oldCa = parseCert(unb64(data['ca.crt']));
-    if (oldCa && new Date(oldCa.validTo).getTime() > now.getTime()) {
-      newData['ca-previous.crt'] = data['ca.crt']!;
+    const trusted = liveCas(trustedCaBundle, now).filter((pem) => pem !== bundle.caCert);
+    let previous: string | undefined;
+    if (oldCa && new Date(oldCa.validTo).getTime() > now.getTime()) previous = data['ca.crt']!;
+    else if (trusted.length > 0) previous = b64(trusted.join(''));
+    if (previous !== undefined) {
+      newData['ca-previous.crt'] = previous;
       const overlapMs = (opts.caOverlapSeconds ?? DEFAULT_CA_OVERLAP_SECONDS) * 1000;
       annotations[PREVIOUS_CA_UNTIL_ANNOTATION] = new Date(now.getTime() + overlapMs).toISOString();
     }
@@ -318,6 +344,19 @@ async function readSecret(clients: Clients, opts: BootstrapOptions): Promise<V1S
   }
 }
 
+/**
+ * The caBundle (PEM) the configuration's first entry holding one trusts now, or undefined when it
+ * cannot be read: ensureCaBundle reports that with its reason right after.
+ */
+async function trustedCaBundle(clients: Clients, opts: BootstrapOptions): Promise<string | undefined> {
+  try {
+    const config = await clients.admission.readMutatingWebhookConfiguration({ name: opts.webhookConfigName });
+    return unb64(config.webhooks?.find((w) => w.clientConfig?.caBundle)?.clientConfig.caBundle);
+  } catch {
+    return undefined;
+  }
+}
+
 export type SecretOutcome = 'created' | 'adopted' | 'renewed' | 'dropped-previous-ca';
 
 /**
@@ -345,17 +384,19 @@ export async function ensureSecret(
         case 'adopt':
           return { material: decision.material, outcome };
         case 'create': {
-          const created = await clients.core.createNamespacedSecret({ namespace: opts.namespace, body: issue(undefined, false, opts, now) });
+          const trusted = await trustedCaBundle(clients, opts);
+          const created = await clients.core.createNamespacedSecret({ namespace: opts.namespace, body: issue(undefined, false, opts, now, trusted) });
           written = created.metadata?.resourceVersion;
           log.info({ secret: where }, 'created the TLS Secret with a new CA');
           outcome = 'created';
           break;
         }
         case 'renew': {
+          const trusted = decision.keepCa ? undefined : await trustedCaBundle(clients, opts);
           const replaced = await clients.core.replaceNamespacedSecret({
             name: opts.secretName,
             namespace: opts.namespace,
-            body: issue(secret, decision.keepCa, opts, now),
+            body: issue(secret, decision.keepCa, opts, now, trusted),
           });
           written = replaced.metadata?.resourceVersion;
           log.info({ secret: where, reason: decision.reason, newCa: !decision.keepCa }, 'renewed the TLS Secret');
@@ -376,6 +417,14 @@ export async function ensureSecret(
         log.info({ secret: where, action: decision.action, attempt }, 'the TLS Secret changed concurrently; re-reading it');
         outcome = 'adopted';
         continue;
+      }
+      if (decision.action === 'create' && statusOf(err) === 403) {
+        // The chart grants no `create` (RBAC cannot limit it to one name): it makes the Secret itself.
+        throw new CertsError(
+          'CERTS_KUBERNETES',
+          `Secret ${where} does not exist and this ServiceAccount may not create it: the chart creates it empty, so \`helm upgrade\` of the release (with --reuse-values) brings it back; outside the chart grant \`create\` on secrets in ${opts.namespace}`,
+          { cause: err },
+        );
       }
       throw apiError(`${decision.action === 'create' ? 'creating' : 'updating'} Secret ${where}`, err);
     }
