@@ -51,6 +51,9 @@ describe('certs generate', () => {
     [['bootstrap', '--secret', 's'], /--webhook-configuration \(or CERTS_WEBHOOK_CONFIGURATION\) is required; --service/],
     [['manage', '--namespace', 'ns', '--secret', 's', '--webhook-configuration', 'w', '--service', 'svc', '--renew-before-days', '400'], /--renew-before-days \(400\) must be less than --validity-days \(365\)/],
     [['bootstrap', '--namespace', 'ns', '--secret', 's', '--webhook-configuration', 'w', '--service', 'svc', '--dns', 'Bad_Name'], /DNS name "Bad_Name"/],
+    // Refused at start, not a year later when the first renewal would need them.
+    [['bootstrap', '--namespace=ns', '--secret=s', '--webhook-configuration=w', '--service=svc', '--timeout-seconds=1', '--key-bits=1024'], /keyBits must be a multiple of 8 from 2048 to 8192, got 1024/],
+    [['bootstrap', '--namespace=ns', '--secret=s', '--webhook-configuration=w', '--service=svc', '--timeout-seconds=1', '--ca-validity-days=40000'], /caValidityDays must be a positive number of days up to 36500, got 40000/],
     [['nonsense'], /unknown command 'nonsense'/],
   ])('%j exits 2 with a specific message', async (argv, message) => {
     const c = capture();

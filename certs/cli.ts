@@ -23,7 +23,14 @@ import {
 } from './bootstrap.js';
 import { CertsError } from './errors.js';
 import { readServingDir, writeGeneratedFiles, writeServingDir } from './files.js';
-import { DEFAULT_CA_VALIDITY_DAYS, DEFAULT_KEY_BITS, DEFAULT_VALIDITY_DAYS, generateCertificates, subjectAltNames } from './generate.js';
+import {
+  DEFAULT_CA_VALIDITY_DAYS,
+  DEFAULT_KEY_BITS,
+  DEFAULT_VALIDITY_DAYS,
+  generateCertificates,
+  lifetimeAndKeyProblems,
+  subjectAltNames,
+} from './generate.js';
 
 export const SERVICE_ACCOUNT_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 export const DEFAULT_INTERVAL_SECONDS = 30;
@@ -147,7 +154,10 @@ function bootstrapOptions(flags: ClusterFlags, namespaceFile: string): Bootstrap
   if (opts.validityDays! > opts.caValidityDays!) {
     throw new CertsError('CERTS_USAGE', `--validity-days (${opts.validityDays}) must not exceed --ca-validity-days (${opts.caValidityDays})`);
   }
-  // Checks the names now, so a typo fails at start with a usage error rather than at first issue.
+  // Checks the names, lifetimes and key size now, so a typo fails at start with a usage error
+  // rather than at the first issue (with a valid Secret, at the first renewal a year later).
+  const invalid = lifetimeAndKeyProblems(opts);
+  if (invalid.length > 0) throw new CertsError('CERTS_USAGE', `cannot generate certificates: ${invalid.join('; ')}`);
   checkNames(opts);
   return opts;
 }

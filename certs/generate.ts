@@ -90,6 +90,18 @@ function checkDays(field: string, value: number | undefined, problems: string[])
   }
 }
 
+/** What is wrong with a request's lifetimes and key size (empty: nothing). */
+export function lifetimeAndKeyProblems(req: Pick<CertificateRequest, 'caValidityDays' | 'validityDays' | 'keyBits'>): string[] {
+  const problems: string[] = [];
+  checkDays('caValidityDays', req.caValidityDays, problems);
+  checkDays('validityDays', req.validityDays, problems);
+  const keyBits = req.keyBits ?? DEFAULT_KEY_BITS;
+  if (!Number.isInteger(keyBits) || keyBits < MIN_KEY_BITS || keyBits > MAX_KEY_BITS || keyBits % 8 !== 0) {
+    problems.push(`keyBits must be a multiple of 8 from ${MIN_KEY_BITS} to ${MAX_KEY_BITS}, got ${String(keyBits)}`);
+  }
+  return problems;
+}
+
 /** All SANs of a request, validated; throws CERTS_INVALID_REQUEST listing every problem. */
 export function subjectAltNames(req: CertificateRequest): { dnsNames: string[]; ipAddresses: string[] } {
   const problems: string[] = [];
@@ -198,13 +210,8 @@ function commonName(name: string | undefined, fallback: string): string {
  * two 2048-bit keys take tens of milliseconds.
  */
 export function generateCertificates(req: CertificateRequest): CertificateBundle {
-  const problems: string[] = [];
-  checkDays('caValidityDays', req.caValidityDays, problems);
-  checkDays('validityDays', req.validityDays, problems);
+  const problems = lifetimeAndKeyProblems(req);
   const keyBits = req.keyBits ?? DEFAULT_KEY_BITS;
-  if (!Number.isInteger(keyBits) || keyBits < MIN_KEY_BITS || keyBits > MAX_KEY_BITS || keyBits % 8 !== 0) {
-    problems.push(`keyBits must be a multiple of 8 from ${MIN_KEY_BITS} to ${MAX_KEY_BITS}, got ${String(keyBits)}`);
-  }
   const now = req.now ?? new Date();
   if (Number.isNaN(now.getTime())) problems.push('now is not a valid date');
   if (problems.length > 0) {
