@@ -616,14 +616,27 @@ export function parseAnnotations(annotations: Annotations, defaults: Defaults): 
   const list = get(SECRETS);
   list?.forEach((item, i) => add(item, `${key(SECRETS)} entry ${i + 1}`));
 
-  // A file that is a directory of another (`a` and `a/b`) cannot exist.
-  const files = [...origin.keys()];
-  for (const f of files) {
-    const child = files.find((g) => g.startsWith(`${f}/`));
+  // A file that is a directory of another (`a` and `a/b`) cannot exist. Each directory is mapped
+  // to the first path below it, so the check stays linear however many entries a pod lists.
+  const below = (paths: Iterable<string>, self: boolean): Map<string, string> => {
+    const m = new Map<string, string>();
+    for (const p of paths) {
+      const segments = p.split('/');
+      for (let i = self ? segments.length : segments.length - 1; i > 0; i--) {
+        const d = segments.slice(0, i).join('/');
+        if (!m.has(d)) m.set(d, p);
+      }
+    }
+    return m;
+  };
+  const fileBelow = below(origin.keys(), false);
+  const dirAtOrBelow = below(dirs.keys(), true);
+  for (const f of origin.keys()) {
+    const child = fileBelow.get(f);
     if (child !== undefined) {
       problems.push(problem('WEBHOOK_CONFLICTING_ANNOTATIONS', origin.get(f)!, `file "${f}" is also a directory of "${child}" (${origin.get(child)})`));
     }
-    const dir = [...dirs.keys()].find((d) => d === f || d.startsWith(`${f}/`));
+    const dir = dirAtOrBelow.get(f);
     if (dir !== undefined) {
       problems.push(problem('WEBHOOK_CONFLICTING_ANNOTATIONS', origin.get(f)!, `file "${f}" is also ${dir === f ? 'the directory' : `a directory of "${dir}", the directory`} ${dirs.get(dir)} explodes into`));
     }
