@@ -492,6 +492,7 @@ suite('chart: bad values are refused with a clear message', () => {
       { 'certificates.selfManaged.validityDays': 400, 'certificates.selfManaged.caValidityDays': 365 },
       /certificates\.selfManaged\.validityDays \(400\) must not exceed certificates\.selfManaged\.caValidityDays \(365\)/,
     ],
+    ['one replica with the default PDB', { replicaCount: 1 }, /minAvailable \(1\) must be below replicaCount \(1\).*set podDisruptionBudget\.enabled=false/],
     ['ServiceMonitor without the metrics Service', { 'metrics.serviceMonitor.enabled': true, 'metrics.service.enabled': false }, /metrics\.serviceMonitor\.enabled needs metrics\.service\.enabled/],
   ])('%s', (_name, set, message) => {
     expect(() => renderChart(HELM, { set })).toThrow(message);
