@@ -22,7 +22,7 @@ import {
   type SecretItem,
 } from '../fetcher/spec.js';
 import { isValidRegion, parseReference, type Reference } from '../fetcher/reference.js';
-import { problem, quote, type Problem } from './problems.js';
+import { firstOf, problem, quote, type Problem } from './problems.js';
 
 export const PREFIX = 'secrets.k8s.aws/';
 export const STATUS_ANNOTATION = `${PREFIX}status`;
@@ -386,7 +386,7 @@ function parseSecretsList(value: string): Parsed<SecretItem[]> {
     const item = parseEntry(entry, i + 1, errors);
     if (item) items.push(item);
   });
-  return errors.length > 0 ? { error: errors.join('; ') } : { value: items };
+  return errors.length > 0 ? { error: firstOf(errors).join('; ') } : { value: items };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -32,8 +32,16 @@ export function quote(value: unknown, max = 80): string {
   return JSON.stringify(cut);
 }
 
+/** A denial lists this many problems at most; a pod can carry thousands (one per list entry). */
+export const MAX_LISTED_PROBLEMS = 30;
+
+/** The first `max` of a list, then how many more there are. */
+export function firstOf(items: readonly string[], max = MAX_LISTED_PROBLEMS): string[] {
+  return items.length > max ? [...items.slice(0, max), `… and ${items.length - max} more`] : [...items];
+}
+
 export function formatProblems(stage: Stage, problems: readonly Problem[]): string {
-  const lines = problems.map((p) => `${p.subject}: ${p.message}`);
+  const lines = firstOf(problems.map((p) => `${p.subject}: ${p.message}`));
   const head = problems.length === 1 ? '' : `${problems.length} problems: `;
   return `aws-secret-injector (${stage}): ${head}${lines.join('; ')}`;
 }

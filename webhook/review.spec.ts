@@ -37,6 +37,23 @@ describe('review: the envelope', () => {
   });
 });
 
+describe('review: a pod with thousands of problems', () => {
+  it('lists the first 30 in the denial and in the log, and counts the rest', () => {
+    const duplicates = Array.from({ length: 1000 }, () => `- {ref: "${ARN}", file: db}`).join('\n');
+    const r = answer(envelope({ object: pod({ [`${PREFIX}secrets`]: duplicates }) }));
+    const message = r.response.response.status!.message!;
+    expect(message).toMatch(/^aws-secret-injector \(parse\): 999 problems: /);
+    expect(message).toMatch(/; … and 969 more$/);
+    expect(message.length).toBeLessThan(5000);
+    expect(r.log.reason).toMatch(/, … and 969 more$/);
+
+    const bad = Array.from({ length: 1000 }, () => '- {file: db}').join('\n');
+    const m2 = answer(envelope({ object: pod({ [`${PREFIX}secrets`]: bad }) })).response.response.status!.message!;
+    expect(m2).toContain('entry 30: ref is required; … and 970 more');
+    expect(m2.length).toBeLessThan(2000);
+  });
+});
+
 describe('review: answers', () => {
   it('echoes the uid and patches a pod that asks for secrets', () => {
     const r = answer(envelope({ namespace: 'ns', object: pod({ [`${PREFIX}secret-arn`]: ARN }) }));

@@ -8,7 +8,7 @@ import jsonpatch, { type Operation } from 'fast-json-patch';
 import { parseSpec, serialiseSpec } from '../fetcher/spec.js';
 import { parseAnnotations, shouldInject, type Annotations } from './annotations.js';
 import { checkPod, mutate, validateTarget, type Pod } from './mutate.js';
-import { formatProblems, problem, type Problem, type Stage } from './problems.js';
+import { firstOf, formatProblems, problem, type Problem, type Stage } from './problems.js';
 import type { AdmissionReviewResponse, MutationConfig, ReviewHandler, ReviewLog, ReviewOutcome, ReviewResult } from './types.js';
 
 const { compare, applyPatch } = jsonpatch;
@@ -162,7 +162,7 @@ export const review: ReviewHandler = (body, config) => {
       response.response.status = { code: 403, reason: 'Forbidden', message: result.message };
       // The log names annotations and problem codes only: the message quotes values, and a
       // value typed into the wrong annotation could be a secret.
-      log.reason = `${result.stage}: ${result.problems.map((p) => `${p.subject} (${p.code})`).join(', ')}`;
+      log.reason = `${result.stage}: ${firstOf(result.problems.map((p) => `${p.subject} (${p.code})`)).join(', ')}`;
       return done('denied', result.warnings);
     case 'injected':
       response.response.patchType = 'JSONPatch';
