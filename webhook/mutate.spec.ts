@@ -119,6 +119,28 @@ describe('mutate', () => {
     ]);
   });
 
+  it('copies a token mounted as a single file (subPath)', () => {
+    const token = '/var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token';
+    const mount = { name: 'eks-pod-identity-token', mountPath: token, subPath: 'eks-pod-identity-token', readOnly: true };
+    const p = pod(
+      {},
+      {
+        containers: [
+          {
+            name: 'app',
+            image: 'busybox',
+            env: [
+              { name: 'AWS_CONTAINER_CREDENTIALS_FULL_URI', value: 'http://169.254.170.23/v1/credentials' },
+              { name: 'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE', value: token },
+            ],
+            volumeMounts: [{ name: 'other', mountPath: '/var/run/secrets' }, mount],
+          },
+        ],
+      },
+    );
+    expect(findIdentity(p, request(p)).mounts).toEqual([mount]);
+  });
+
   it('takes the identity from one container, never a mix', () => {
     const p = pod(
       {},

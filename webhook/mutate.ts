@@ -132,9 +132,10 @@ export function findIdentity(pod: Pod, request: InjectionRequest): Identity {
   for (const e of env) {
     if (!TOKEN_FILE_ENV.includes(e.name) || typeof e.value !== 'string') continue;
     const file = e.value;
-    // The mount whose path is the deepest directory holding the token file.
+    // The mount whose path is the deepest directory holding the token file, or the file itself
+    // (a single-file mount with subPath).
     const holder = list(source.volumeMounts)
-      .filter((m) => file.startsWith(`${trimSlash(m.mountPath)}/`))
+      .filter((m) => file === trimSlash(m.mountPath) || file.startsWith(`${trimSlash(m.mountPath)}/`))
       .sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
     if (holder && !mounts.some((m) => m.mountPath === holder.mountPath)) mounts.push(structuredClone(holder));
   }
