@@ -195,6 +195,15 @@ describeE2E('chart: helm install and server-side dry-run against the real apiser
       .kubeConfig.makeApiClient(AdmissionregistrationV1Api)
       .readMutatingWebhookConfiguration({ name: '0-asi-defaults-aws-secret-injector' });
     expect(after.webhooks?.[0]?.clientConfig.caBundle).toBe(caBundle);
+    // So does a rollback, even to the install's revision (the chart must never render caBundle,
+    // e.g. carried over with lookup: rolling back to a manifest without it would delete it).
+    const rolledBack = await helm(['rollback', 'asi-defaults', '1', '--namespace', ns]);
+    expect(rolledBack.code, rolledBack.stderr).toBe(0);
+    expect((await core().readNamespacedSecret({ name: secretName, namespace: ns })).data).toEqual(data);
+    const afterRollback = await cluster()
+      .kubeConfig.makeApiClient(AdmissionregistrationV1Api)
+      .readMutatingWebhookConfiguration({ name: '0-asi-defaults-aws-secret-injector' });
+    expect(afterRollback.webhooks?.[0]?.clientConfig.caBundle).toBe(caBundle);
 
     // Without matchConditions (clusters before 1.28) the default turns to Ignore: every pod is
     // sent, and an annotated pod is admitted without injection while the webhook is down.
@@ -385,6 +394,20 @@ describeE2E('chart: helm install and server-side dry-run against the real apiser
       await uninstall('asi-flow', ns);
     } finally {
       await local.stop();
+    }
+  });
+
+  it('the longest release name helm allows, in a 63-character namespace: every object passes a server-side dry-run', async () => {
+    const ns = (await namespace('long')).padEnd(63, 'x');
+    await core().createNamespace({ body: { metadata: { name: ns } } });
+    namespaces.push(ns);
+    const release = 'r'.repeat(53);
+    for (const set of [{}, { ...CERT_MODES['cert-manager'], 'metrics.serviceMonitor.enabled': false }]) {
+      const rendered = await helm(['template', release, CHART_DIR, '--namespace', ns, ...valueArgs(set)]);
+      expect(rendered.code, rendered.stderr).toBe(0);
+      const r = await cluster().kubectl(['apply', '--dry-run=server', '--namespace', ns, '-f', '-'], { input: rendered.stdout, allowFailure: true });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout.trim().split('\n')).toHaveLength(parseManifests(rendered.stdout).length);
     }
   });
 
