@@ -109,6 +109,32 @@ describe('inject', () => {
     expect(got.spec.template.spec.containers.map((c: { volumeMounts: unknown[] }) => c.volumeMounts.length)).toEqual([2, 2]);
   });
 
+  it('writes untouched fields back with the meaning kubectl gives them (YAML 1.1 octal, timestamps as text)', () => {
+    const text = [
+      'apiVersion: v1',
+      'kind: Pod',
+      'metadata:',
+      '  name: web',
+      '  annotations:',
+      `    ${PREFIX}secret-arn: ${ARN}`,
+      '    deployed-at: 2024-01-01',
+      'spec:',
+      '  containers:',
+      '  - name: web',
+      '    image: busybox:1.36',
+      '    volumeMounts: [{name: conf, mountPath: /etc/app}]',
+      '  volumes:',
+      '  - name: conf',
+      '    configMap: {name: app, defaultMode: 0644}',
+      '',
+    ].join('\n');
+    const result = injectManifests(text, CONFIG);
+    expect(result).toMatchObject({ errors: [], injected: 1 });
+    expect(result.output).toContain('configMap: { name: app, defaultMode: 0644 }');
+    expect(result.output).toContain('deployed-at: 2024-01-01\n');
+    expect(YAML.parse(result.output, { version: '1.1' }).spec.volumes[0].configMap.defaultMode).toBe(0o644);
+  });
+
   it('reports unreadable YAML', () => {
     expect(injectManifests('a: [1\n', CONFIG).errors[0]).toContain('document 1: not valid YAML');
     expect(injectManifests('', CONFIG)).toMatchObject({ output: '', errors: [] });

@@ -114,8 +114,16 @@ function unalias(doc: Document): void {
 
 export function injectManifests(text: string, config: MutationConfig): InjectResult {
   const result: InjectResult = { output: '', warnings: [], errors: [], injected: 0 };
-  // Merge keys (`<<: *base`) as kubectl's YAML reader has them.
-  const docs = YAML.parseAllDocuments(text, { uniqueKeys: true, merge: true });
+  // Read as kubectl reads manifests (YAML 1.1: `defaultMode: 0644` is octal 420, `<<: *base`
+  // merges), so untouched scalars are written back as they came; a YAML 1.2 reading would print
+  // that mode back as 644, a different number. kubectl's reader has no sexagesimal numbers and
+  // keeps unquoted timestamps as text, so those two YAML 1.1 types are left out.
+  const docs = YAML.parseAllDocuments(text, {
+    version: '1.1',
+    uniqueKeys: true,
+    merge: true,
+    customTags: (tags) => tags.filter((t) => typeof t === 'string' || (t.tag !== 'tag:yaml.org,2002:timestamp' && t.format !== 'TIME')),
+  });
   if (!Array.isArray(docs)) return result; // an empty stream
   docs.forEach((doc, i) => {
     if (doc.errors.length > 0) {
