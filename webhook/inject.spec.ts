@@ -135,6 +135,13 @@ describe('inject', () => {
     expect(YAML.parse(result.output, { version: '1.1' }).spec.volumes[0].configMap.defaultMode).toBe(0o644);
   });
 
+  it('names an annotation whose unquoted value YAML reads as other than text', () => {
+    const text = `kind: Pod\nmetadata:\n  name: web\n  annotations:\n    ${PREFIX}sidecarInjectorWebhook: yes\n    ${PREFIX}secret-arn: ${ARN}\nspec:\n  containers: [{name: web, image: busybox}]\n`;
+    expect(injectManifests(text, CONFIG).errors).toEqual([
+      `Pod web (document 1): aws-secret-injector (should-inject): metadata.annotations: must map names to strings; "${PREFIX}sidecarInjectorWebhook" is "true": quote the value in YAML`,
+    ]);
+  });
+
   it('reports unreadable YAML', () => {
     expect(injectManifests('a: [1\n', CONFIG).errors[0]).toContain('document 1: not valid YAML');
     expect(injectManifests('', CONFIG)).toMatchObject({ output: '', errors: [] });

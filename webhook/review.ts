@@ -8,7 +8,7 @@ import jsonpatch, { type Operation } from 'fast-json-patch';
 import { parseSpec, serialiseSpec } from '../fetcher/spec.js';
 import { parseAnnotations, shouldInject, type Annotations } from './annotations.js';
 import { checkPod, mutate, validateTarget, type Pod } from './mutate.js';
-import { firstOf, formatProblems, problem, type Problem, type Stage } from './problems.js';
+import { firstOf, formatProblems, problem, quote, type Problem, type Stage } from './problems.js';
 import type { AdmissionReviewResponse, MutationConfig, ReviewHandler, ReviewLog, ReviewOutcome, ReviewResult } from './types.js';
 
 const { compare, applyPatch } = jsonpatch;
@@ -33,8 +33,11 @@ function annotationsOf(obj: unknown): Annotations | Problem {
   if (!isObject(metadata)) return problem('WEBHOOK_INVALID_POD', 'metadata', 'must be an object');
   const a = metadata.annotations;
   if (a === undefined || a === null) return {};
-  if (!isObject(a) || !Object.values(a).every((v) => typeof v === 'string')) {
-    return problem('WEBHOOK_INVALID_POD', 'metadata.annotations', 'must map names to strings');
+  if (!isObject(a)) return problem('WEBHOOK_INVALID_POD', 'metadata.annotations', 'must map names to strings');
+  const notText = Object.keys(a).find((k) => typeof a[k] !== 'string');
+  if (notText !== undefined) {
+    // In YAML an unquoted yes, on, true or 0644 is not text: the usual way to get here.
+    return problem('WEBHOOK_INVALID_POD', 'metadata.annotations', `must map names to strings; ${quote(notText)} is ${quote(a[notText])}: quote the value in YAML`);
   }
   return a as Annotations;
 }
