@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   PREFIX,
   REGISTRY,
@@ -257,4 +257,17 @@ describe('durations', () => {
     ['-5s', undefined],
     ['1.5h', undefined],
   ])('%s -> %s', (v, s) => expect(parseDuration(v)).toBe(s));
+});
+
+describe('the full form and the process', () => {
+  it('writes nothing of an annotation to the process warnings (stderr): YAML warnings stay in the parser', () => {
+    const spy = vi.spyOn(process, 'emitWarning');
+    try {
+      const r = ok({ [k('secrets')]: `- ref: !custom "${ARN}"\n  file: db` });
+      expect(r.items).toEqual([{ ref: ARN, file: 'db' }]);
+      expect(spy).not.toHaveBeenCalled();
+    } finally {
+      spy.mockRestore();
+    }
+  });
 });

@@ -372,8 +372,10 @@ function parseEntry(raw: unknown, n: number, errors: string[]): SecretItem | und
 function parseSecretsList(value: string): Parsed<SecretItem[]> {
   let raw: unknown;
   try {
-    // JSON is YAML, so one parser reads both; aliases are capped against expansion bombs.
-    raw = YAML.parse(value, { maxAliasCount: 50, uniqueKeys: true, prettyErrors: false });
+    // JSON is YAML, so one parser reads both; aliases are capped against expansion bombs. The
+    // parser's warnings (an unknown tag, ...) would go to stderr through process.emitWarning,
+    // quoting the pod's text outside the review's log line: they are not wanted.
+    raw = YAML.parse(value, { maxAliasCount: 50, uniqueKeys: true, prettyErrors: false, logLevel: 'error' });
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0] ?? 'unreadable';
     return { error: `is not valid YAML or JSON: ${msg}` };
