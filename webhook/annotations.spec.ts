@@ -144,6 +144,8 @@ describe('the full form (secrets)', () => {
     [`- {ref: ${ARN}, file: a, versionId: 01234567-89ab-cdef-0123-456789abcdef}`, [{ ref: ARN, file: 'a', versionId: '01234567-89ab-cdef-0123-456789abcdef' }]],
     [`- {ref: ${ARN}, file: a, mode: "0400"}`, [{ ref: ARN, file: 'a', mode: 0o400 }]],
     [`- {ref: ${ARN}, file: a, mode: 0440}`, [{ ref: ARN, file: 'a', mode: 0o440 }]],
+    [`- {ref: ${ARN}, file: a, mode: 0o440}`, [{ ref: ARN, file: 'a', mode: 0o440 }]],
+    [`- {ref: ${ARN}, file: a, mode: 440}`, [{ ref: ARN, file: 'a', mode: 0o440 }]],
     [`- {ref: ${ARN}, file: .env, format: env}`, [{ ref: ARN, file: '.env', format: 'env' }]],
   ])('%s', (value, items) => {
     expect(ok({ [k('secrets')]: value }).items).toEqual(items);
@@ -166,6 +168,7 @@ describe('the full form (secrets)', () => {
     [`- {ref: ${ARN}, file: x, versionStage: A, versionId: 01234567-89ab-cdef-0123-456789abcdef}`, 'mutually exclusive'],
     [`- {ref: ${SSM}, file: x, versionStage: AWSCURRENT}`, 'not SSM parameters'],
     [`- {ref: ${ARN}, file: x, mode: "0777"}`, 'mode'],
+    [`- {ref: ${ARN}, file: x, mode: 0x1F}`, 'entry 1: mode "0x1F" is not a file mode'],
     [`- {ref: ${ARN}, file: a}\n- {ref: ${ARN}, file: a}`, 'entry 2: writes file "a", which secrets.k8s.aws/secrets entry 1 writes too'],
     [`- {ref: ${ARN}, file: a}\n- {ref: ${ARN}, file: a/b}`, 'is also a directory of "a/b"'],
     ['- {ref: "arn:aws:secretsmanager:us-east-1:123456789012:secret:"}', 'entry 1: reference'],

@@ -8,7 +8,7 @@
 // of them, so `secrets.k8s.aws/secrets` is always the full form and `secrets.k8s.aws/secret.x`
 // always the short form. A test checks the rule over the whole registry.
 
-import YAML from 'yaml';
+import YAML, { isScalar, visit } from 'yaml';
 import {
   DEFAULT_MODE,
   FORMATS,
@@ -375,7 +375,19 @@ function parseSecretsList(value: string): Parsed<SecretItem[]> {
     // JSON is YAML, so one parser reads both; aliases are capped against expansion bombs. The
     // parser's warnings (an unknown tag, ...) would go to stderr through process.emitWarning,
     // quoting the pod's text outside the review's log line: they are not wanted.
-    raw = YAML.parse(value, { maxAliasCount: 50, uniqueKeys: true, prettyErrors: false, logLevel: 'error' });
+    const doc = YAML.parseDocument(value, { uniqueKeys: true, prettyErrors: false, logLevel: 'error' });
+    if (doc.errors.length > 0) throw doc.errors[0]!;
+    // A mode is read from its text: YAML turns 0o440 into 288 and 0x1F into 31, whose digits
+    // would be read as another mode or shown in a message the user never wrote.
+    visit(doc, {
+      Pair: (_, pair) => {
+        const v = pair.value;
+        if (isScalar(pair.key) && pair.key.value === 'mode' && isScalar(v) && typeof v.value === 'number' && typeof v.source === 'string') {
+          v.value = v.source.replace(/^0o/i, '0');
+        }
+      },
+    });
+    raw = doc.toJS({ maxAliasCount: 50 });
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0] ?? 'unreadable';
     return { error: `is not valid YAML or JSON: ${msg}` };
