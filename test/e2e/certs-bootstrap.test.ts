@@ -291,6 +291,38 @@ describeE2E('in-cluster certificate bootstrap (scenario 8)', () => {
     expect(admitted).toBeGreaterThan(5);
   });
 
+  it('a Secret emptied under the running webhook (helm upgrade --force, or deleted and recreated): new CA, the CA caBundle trusted stays in it, no failed admission', async () => {
+    const stream = podStream();
+    await sleep(500);
+    const oldCa = pemOf(await readSecret(), 'ca.crt');
+    expect(await caBundles()).toEqual([oldCa, oldCa]);
+    // What `helm upgrade --force` leaves of the chart's placeholder (or a delete, then `helm
+    // upgrade`): an empty Opaque Secret. (A kubernetes.io/tls Secret cannot be emptied in place.)
+    // The manager may recreate it first between the two calls: the same case, by another path.
+    await core.deleteNamespacedSecret({ name: SECRET, namespace: ns });
+    await core
+      .createNamespacedSecret({ namespace: ns, body: { metadata: { name: SECRET }, type: 'Opaque' } })
+      .catch((e: { code?: number }) => {
+        if (e.code !== 409) throw e;
+      });
+    // The manager running since the earlier tests (interval 1 s) fills it in again.
+    const refilled = await eventually('the Secret refilled with a new CA', async () => {
+      const s = await readSecret();
+      const ca = pemOf(s, 'ca.crt');
+      return ca && ca !== oldCa ? s : undefined;
+    }, 30_000);
+    const newCa = pemOf(refilled, 'ca.crt');
+    expect(pemOf(refilled, 'ca-previous.crt')).toBe(oldCa);
+    expect(await caBundles()).toEqual([newCa + oldCa, newCa + oldCa]);
+    const fp = new X509Certificate(pemOf(refilled, 'tls.crt')).fingerprint256;
+    await eventually('webhook serving the certificate of the new CA', async () => ((await served()) === fp ? true : undefined), 30_000);
+    await sleep(1_000);
+    const { admitted, failures } = await stream.stop();
+    console.log(`certs e2e: emptied Secret under ${admitted} admitted pod creates, ${failures.length} failures`);
+    expect(failures).toEqual([]);
+    expect(admitted).toBeGreaterThan(10);
+  });
+
   it('bootstrap fails with a clear message when the webhook configuration does not exist', async () => {
     const r = await certs(['bootstrap', `--namespace=${ns}`, `--secret=${SECRET}`, `--service=${SERVICE}`, '--webhook-configuration=does-not-exist', '--timeout-seconds=1']);
     expect(r.code).toBe(1);
