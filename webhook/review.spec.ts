@@ -1,7 +1,7 @@
 import jsonpatch from 'fast-json-patch';
 import { describe, expect, it } from 'vitest';
 import { PREFIX } from './annotations.js';
-import { review } from './review.js';
+import { review, reviewPod } from './review.js';
 import { DEFAULT_MUTATION_CONFIG as CONFIG } from './types.js';
 
 const ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:db-password-AbCdEf';
@@ -34,6 +34,35 @@ describe('review: the envelope', () => {
     const r = review(body, CONFIG);
     expect(r).toMatchObject({ kind: 'bad-request', statusCode: 400 });
     if (r.kind === 'bad-request') expect(r.message).toContain(message);
+  });
+});
+
+describe('review: a pod that says it is injected', () => {
+  const injected = () => {
+    const r = reviewPod(pod({ [`${PREFIX}secret-arn`]: ARN, [`${PREFIX}region`]: 'us-east-1' }), CONFIG);
+    if (r.outcome !== 'injected') throw new Error(r.outcome);
+    return r.pod;
+  };
+
+  it('is left alone without a word when its fetcher matches its annotations', () => {
+    expect(reviewPod(injected(), CONFIG)).toEqual({ outcome: 'already-injected', warnings: [] });
+  });
+
+  it('is left alone with a warning when its annotations changed after injection', () => {
+    const p = injected();
+    p.metadata!.annotations![`${PREFIX}secret.api-key`] = ARN;
+    expect(reviewPod(p, CONFIG)).toEqual({
+      outcome: 'already-injected',
+      warnings: [`${PREFIX}status is set, but the fetcher was made for other secret annotations than the pod has now and fetches the old set; inject the manifest again`],
+    });
+  });
+
+  it('is left alone with a warning when it has no fetcher', () => {
+    const p = pod({ [`${PREFIX}secret-arn`]: ARN, [`${PREFIX}status`]: 'injected' });
+    expect(reviewPod(p, CONFIG)).toEqual({
+      outcome: 'already-injected',
+      warnings: [`${PREFIX}status is set but the pod has no fetcher init container, so no secret is fetched; remove ${PREFIX}status`],
+    });
   });
 });
 

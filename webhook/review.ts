@@ -5,9 +5,9 @@
 // this code does not model (newer API fields, native sidecars' restartPolicy, ...) are kept.
 
 import jsonpatch, { type Operation } from 'fast-json-patch';
-import { parseSpec, serialiseSpec } from '../fetcher/spec.js';
-import { parseAnnotations, shouldInject, type Annotations } from './annotations.js';
-import { checkPod, mutate, validateTarget, type Pod } from './mutate.js';
+import { parseSpec, serialiseSpec, SPEC_ENV, type FetchSpec } from '../fetcher/spec.js';
+import { parseAnnotations, shouldInject, STATUS_ANNOTATION, type Annotations } from './annotations.js';
+import { buildSpec, checkPod, mutate, validateTarget, type Pod } from './mutate.js';
 import { firstOf, formatProblems, problem, quote, type Problem, type Stage } from './problems.js';
 import type { AdmissionReviewResponse, MutationConfig, ReviewHandler, ReviewLog, ReviewOutcome, ReviewResult } from './types.js';
 
@@ -64,6 +64,27 @@ export function diff(raw: Obj, mutated: Pod): Operation[] {
   return [...ops, ...compare(base, mutated)];
 }
 
+/**
+ * For a pod that says it is injected: a warning when no fetcher is there, or when its fetcher was
+ * made for other secrets than the annotations now name (a manifest injected by the inject
+ * preview, then edited). The webhook leaves such a pod alone, so without this the new secrets
+ * would silently never be fetched.
+ */
+function injectedDrift(obj: unknown, annotations: Annotations, config: MutationConfig): string | undefined {
+  const spec = isObject(obj) && isObject(obj.spec) ? obj.spec : {};
+  const inits = Array.isArray(spec.initContainers) ? spec.initContainers : [];
+  const env = inits.flatMap((c) => (isObject(c) && Array.isArray(c.env) ? (c.env as unknown[]) : [])).find((e) => isObject(e) && e.name === SPEC_ENV);
+  if (!isObject(env)) return `${STATUS_ANNOTATION} is set but the pod has no fetcher init container, so no secret is fetched; remove ${STATUS_ANNOTATION}`;
+  const had = typeof env.value === 'string' ? parseSpec(env.value) : undefined;
+  const wanted = parseAnnotations(annotations, { mountPath: config.defaultMountPath });
+  if (had === undefined || 'errors' in had || 'problems' in wanted) return undefined;
+  // Both through the fetcher's own parser, so they compare in one shape.
+  const now = parseSpec(serialiseSpec(buildSpec(wanted.request, config)));
+  const what = (s: FetchSpec) => JSON.stringify([s.items, s.mode, s.region, s.roleArn]);
+  if ('errors' in now || what(had.spec) === what(now.spec)) return undefined;
+  return `${STATUS_ANNOTATION} is set, but the fetcher was made for other secret annotations than the pod has now and fetches the old set; inject the manifest again`;
+}
+
 /** The whole pipeline for one pod object (also used by the inject preview for pod templates). */
 export function reviewPod(obj: unknown, config: MutationConfig): PodOutcome {
   const annotations = annotationsOf(obj);
@@ -72,6 +93,10 @@ export function reviewPod(obj: unknown, config: MutationConfig): PodOutcome {
   const warnings = [...decision.warnings];
   if (!decision.inject) {
     if (decision.outcome === 'denied') return deny('should-inject', decision.problems, warnings);
+    if (decision.outcome === 'already-injected') {
+      const drift = injectedDrift(obj, annotations, config);
+      if (drift !== undefined) warnings.push(drift);
+    }
     return { outcome: decision.outcome, warnings };
   }
 
