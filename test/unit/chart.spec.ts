@@ -424,6 +424,15 @@ suite('chart: notable values', () => {
     expect(spec(sm).endpoints[0]).toMatchObject({ port: 'https-metrics', scheme: 'https', path: '/metrics' });
   });
 
+  it('hostNetwork (EKS with a custom CNI, where the control plane cannot reach pod IPs): host network, cluster DNS, off by default', () => {
+    expect(podSpec(renderChart(HELM)).hostNetwork).toBeUndefined();
+    const ps = podSpec(renderChart(HELM, { set: { hostNetwork: true, port: 10260 } }));
+    expect(ps.hostNetwork).toBe(true);
+    expect(ps.dnsPolicy).toBe('ClusterFirstWithHostNet');
+    // The port is then taken on the node: the scheduler keeps two replicas off one node by it.
+    expect(ps.containers[0].ports).toEqual([{ name: 'https', containerPort: 10260, protocol: 'TCP' }]);
+  });
+
   it('metrics Service off; PDB off', () => {
     const objects = renderChart(HELM, { set: { 'metrics.service.enabled': false, 'podDisruptionBudget.enabled': false } });
     expect(objects.filter((o) => o.kind === 'Service').map((o) => o.metadata.name)).toEqual(['r-aws-secret-injector']);
