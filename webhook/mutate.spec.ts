@@ -172,11 +172,36 @@ describe('validateTarget', () => {
         { name: 'b', image: 'busybox', env: [{ name: 'AWS_WEB_IDENTITY_TOKEN_FILE', value: '/var/run/secrets/eks.amazonaws.com/serviceaccount/token' }], volumeMounts: [{ name: 'aws-iam-token', mountPath: '/var/run/secrets/eks.amazonaws.com/serviceaccount' }] },
       ],
     }, 'where the AWS token volume "aws-iam-token" is mounted'],
+    [{ [`${PREFIX}mount-path`]: '/var/run/secrets/eks.amazonaws.com/serviceaccount/app', [`${PREFIX}containers`]: 'app' }, {
+      containers: [
+        { name: 'app', image: 'busybox' },
+        { name: 'b', image: 'busybox', env: [{ name: 'AWS_WEB_IDENTITY_TOKEN_FILE', value: '/var/run/secrets/eks.amazonaws.com/serviceaccount/token' }], volumeMounts: [{ name: 'aws-iam-token', mountPath: '/var/run/secrets/eks.amazonaws.com/serviceaccount' }] },
+      ],
+    }, 'where the AWS token volume "aws-iam-token" is mounted'],
     [{}, { os: { name: 'windows' } }, 'windows pods'],
+    [{ [`${PREFIX}mount-path`]: '/var/run/secrets/kubernetes.io/serviceaccount/aws' }, {
+      containers: [{ name: 'app', image: 'busybox', volumeMounts: [{ name: 'kube-api-access-x', mountPath: '/var/run/secrets/kubernetes.io/serviceaccount' }] }],
+      volumes: [{ name: 'kube-api-access-x', projected: { sources: [] } }],
+    }, '/var/run/secrets/kubernetes.io/serviceaccount/aws is inside /var/run/secrets/kubernetes.io/serviceaccount, a read-only mount of volume "kube-api-access-x" in container "app"'],
+    [{ [`${PREFIX}mount-path`]: '/data/secrets' }, {
+      containers: [{ name: 'app', image: 'busybox', volumeMounts: [{ name: 'data', mountPath: '/data/', readOnly: true }] }],
+      volumes: [{ name: 'data', emptyDir: {} }],
+    }, '/data/secrets is inside /data/, a read-only mount of volume "data"'],
     [{ [`${PREFIX}mount-path`]: '/dev/xvdf' }, { containers: [{ name: 'app', image: 'busybox', volumeDevices: [{ name: 'raw', devicePath: '/dev/xvdf' }] }] }, '/dev/xvdf is the device path of volume "raw" in container "app"'],
   ])('%j + %j is refused: %s', (annotations, spec, message) => {
     const p = pod(annotations, spec as Partial<Pod['spec']>);
     expect(validateTarget(p, request(p)).problems.map((x) => x.message).join('\n')).toContain(message);
+  });
+
+  it('lets a mount-path inside a writable mount, or around a read-only one, through', () => {
+    const p = pod(
+      { [`${PREFIX}mount-path`]: '/data/secrets' },
+      {
+        containers: [{ name: 'app', image: 'busybox', volumeMounts: [{ name: 'data', mountPath: '/data' }, { name: 'conf', mountPath: '/data/secrets/conf' }] }],
+        volumes: [{ name: 'data', emptyDir: {} }, { name: 'conf', configMap: { name: 'c' } }],
+      },
+    );
+    expect(validateTarget(p, request(p)).problems).toEqual([]);
   });
 
   it('refuses a pod whose annotations the status annotation would take over the apiserver limit', () => {

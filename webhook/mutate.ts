@@ -168,6 +168,19 @@ export function validateTarget(pod: Pod, request: InjectionRequest): { problems:
         problem('WEBHOOK_MOUNT_CLASH', mountKey, `${request.mountPath} is already a mount of volume ${quote(taken.name)} in container ${quote(c.name)}; set ${mountKey} to a free path`),
       );
     }
+    // Inside a read-only mount the runtime cannot make the mount point, and the container fails
+    // to start. Secret, configMap, downwardAPI and projected volumes are read-only whatever the
+    // mount says (the service account token's kube-api-access is one).
+    const within = list(c.volumeMounts).find((m) => {
+      if (!request.mountPath.startsWith(`${trimSlash(m.mountPath)}/`)) return false;
+      const v = list(pod.spec.volumes).find((x) => x.name === m.name);
+      return m.readOnly === true || (v !== undefined && (v.secret || v.configMap || v.downwardAPI || v.projected) !== undefined);
+    });
+    if (within) {
+      problems.push(
+        problem('WEBHOOK_MOUNT_CLASH', mountKey, `${request.mountPath} is inside ${within.mountPath}, a read-only mount of volume ${quote(within.name)} in container ${quote(c.name)}, where no volume can be mounted; set ${mountKey} to a path outside it`),
+      );
+    }
     // The apiserver refuses a mount path that is also a raw block device's path in the container.
     const device = Array.isArray(c.volumeDevices) ? c.volumeDevices.find((d) => typeof d?.devicePath === 'string' && trimSlash(d.devicePath) === request.mountPath) : undefined;
     if (device) {
@@ -177,9 +190,9 @@ export function validateTarget(pod: Pod, request: InjectionRequest): { problems:
     }
   }
   const identity = findIdentity(pod, request);
-  const clash = identity.mounts.find((m) => trimSlash(m.mountPath) === request.mountPath);
+  const clash = identity.mounts.find((m) => trimSlash(m.mountPath) === request.mountPath || request.mountPath.startsWith(`${trimSlash(m.mountPath)}/`));
   if (clash) {
-    problems.push(problem('WEBHOOK_MOUNT_CLASH', mountKey, `${request.mountPath} is where the AWS token volume ${quote(clash.name)} is mounted; set ${mountKey} to another path`));
+    problems.push(problem('WEBHOOK_MOUNT_CLASH', mountKey, `${request.mountPath} is ${trimSlash(clash.mountPath) === request.mountPath ? '' : `inside ${clash.mountPath}, `}where the AWS token volume ${quote(clash.name)} is mounted; set ${mountKey} to another path`));
   }
   // The status annotation must still fit, or the apiserver would refuse the pod after our patch.
   const annotations = { ...pod.metadata?.annotations, [STATUS_ANNOTATION]: STATUS_INJECTED };
