@@ -142,6 +142,16 @@ describe('inject', () => {
     ]);
   });
 
+  it('warns about secret annotations on a workload\'s own metadata, which the webhook never sees', () => {
+    const d = workload('Deployment', template({}));
+    (d.metadata as Record<string, unknown>).annotations = { [`${PREFIX}secret-arn`]: ARN, 'example.com/x': 'y' };
+    const result = injectManifests(YAML.stringify(d), CONFIG);
+    expect(result).toMatchObject({ errors: [], injected: 0 });
+    expect(result.warnings).toEqual([
+      `Deployment web (document 1): ${PREFIX}secret-arn on the Deployment's own metadata are ignored; put them on the pod template (spec.template.metadata.annotations)`,
+    ]);
+  });
+
   it('reports unreadable YAML', () => {
     expect(injectManifests('a: [1\n', CONFIG).errors[0]).toContain('document 1: not valid YAML');
     expect(injectManifests('', CONFIG)).toMatchObject({ output: '', errors: [] });

@@ -8,6 +8,7 @@
 // alias, and patching a shared node would change every place that refers to it.
 
 import YAML, { isMap, isSeq, visit, type Document, type Node } from 'yaml';
+import { PREFIX } from './annotations.js';
 import { reviewPod } from './review.js';
 import type { MutationConfig } from './types.js';
 
@@ -85,6 +86,12 @@ function injectObject(
 ): void {
   const templatePath = typeof obj.kind === 'string' ? TEMPLATE_PATHS[obj.kind] : undefined;
   if (templatePath === undefined) return;
+  // The webhook sees pods only: annotations on a workload's own metadata never reach it.
+  const own = isObject(obj.metadata) && isObject(obj.metadata.annotations) ? Object.keys(obj.metadata.annotations) : [];
+  const misplaced = templatePath.length > 0 ? own.filter((k) => k.startsWith(PREFIX)).sort() : [];
+  if (misplaced.length > 0) {
+    result.warnings.push(`${where}: ${misplaced.join(', ')} on the ${String(obj.kind)}'s own metadata are ignored; put them on the pod template (${templatePath.join('.')}.metadata.annotations)`);
+  }
   let template: unknown = obj;
   for (const k of templatePath) template = isObject(template) ? template[k] : undefined;
   if (!isObject(template)) return;
