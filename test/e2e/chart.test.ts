@@ -204,6 +204,13 @@ describeE2E('chart: helm install and server-side dry-run against the real apiser
       .kubeConfig.makeApiClient(AdmissionregistrationV1Api)
       .readMutatingWebhookConfiguration({ name: '0-asi-defaults-aws-secret-injector' });
     expect(afterRollback.webhooks?.[0]?.clientConfig.caBundle).toBe(caBundle);
+    // A Secret deleted by hand (the webhook may not create it): `helm upgrade` brings it back, empty.
+    await core().deleteNamespacedSecret({ name: secretName, namespace: ns });
+    const restored = await helm(['upgrade', 'asi-defaults', CHART_DIR, '--namespace', ns, '--reuse-values']);
+    expect(restored.code, restored.stderr).toBe(0);
+    const placeholder = await core().readNamespacedSecret({ name: secretName, namespace: ns });
+    expect(placeholder.type).toBe('Opaque');
+    expect(placeholder.data ?? {}).toEqual({});
 
     // Without matchConditions (clusters before 1.28) the default turns to Ignore: every pod is
     // sent, and an annotated pod is admitted without injection while the webhook is down.
