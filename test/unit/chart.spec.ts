@@ -502,6 +502,9 @@ suite('chart: bad values are refused with a clear message', () => {
       /certificates\.selfManaged\.validityDays \(400\) must not exceed certificates\.selfManaged\.caValidityDays \(365\)/,
     ],
     ['one replica with the default PDB', { replicaCount: 1 }, /minAvailable \(1\) must be below replicaCount \(1\).*set podDisruptionBudget\.enabled=false/],
+    // The webhook (or cainjector) keeps caBundle in those modes; every helm upgrade would put the given one back over it.
+    ['a caBundle given with self-managed certificates', { 'webhook.caBundle': 'Q0E=' }, /webhook\.caBundle is for certificates\.mode=provided or webhook\.url: with certificates\.mode=self-managed/],
+    ['a caBundle given with cert-manager', { 'certificates.mode': 'cert-manager', 'webhook.caBundle': 'Q0E=' }, /webhook\.caBundle is for certificates\.mode=provided or webhook\.url: with certificates\.mode=cert-manager/],
     ['ServiceMonitor without the metrics Service', { 'metrics.serviceMonitor.enabled': true, 'metrics.service.enabled': false }, /metrics\.serviceMonitor\.enabled needs metrics\.service\.enabled/],
   ])('%s', (_name, set, message) => {
     expect(() => renderChart(HELM, { set })).toThrow(message);
