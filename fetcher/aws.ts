@@ -61,9 +61,20 @@ export function createAwsApi(opts: AwsOptions): AwsApi {
   const common = {
     maxAttempts: opts.maxAttempts,
     retryMode: 'standard',
-    requestHandler: { requestTimeout: opts.callTimeoutMs, connectionTimeout: Math.min(opts.callTimeoutMs, 5_000) },
+    // Without throwOnRequestTimeout the SDK only logs a warning when requestTimeout passes, and
+    // the call goes on waiting: the per-call timeout would exist in name only.
+    requestHandler: {
+      requestTimeout: opts.callTimeoutMs,
+      connectionTimeout: Math.min(opts.callTimeoutMs, 5_000),
+      throwOnRequestTimeout: true,
+    },
   } as const;
-  const base = tagged('credentials', fromNodeProviderChain({ clientConfig: { region: opts.stsRegion } }));
+  // The chain's own STS client (IRSA's AssumeRoleWithWebIdentity) gets the same per-call timeout
+  // and attempts: without them a silent STS endpoint holds the exchange open forever.
+  const base = tagged(
+    'credentials',
+    fromNodeProviderChain({ clientConfig: { region: opts.stsRegion, maxAttempts: common.maxAttempts, requestHandler: common.requestHandler } }),
+  );
   let credentials = base;
   if (opts.roleArn !== undefined) {
     const sts = new STSClient({ ...common, region: opts.stsRegion, credentials: base });

@@ -144,7 +144,7 @@ async function runBounded(tasks: Array<() => Promise<void>>, limit: number): Pro
 }
 
 /** Rejects with an AbortError once `signal` aborts, even if `promise` never settles. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   if (signal.aborted) return Promise.reject(abortError());
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(abortError());

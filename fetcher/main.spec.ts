@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { formatReport, redact } from './errors.js';
 import type { AwsApi } from './fetch.js';
 import { execute, parseArgs } from './main.js';
@@ -99,6 +99,27 @@ describe('execute', () => {
     expect(r.failures).toEqual([expect.objectContaining({ code: 'FETCH_NO_REGION', ref: 'token' })]);
     expect(r.context).toEqual({});
     expect(existsSync(join(dir, MARKER_FILE))).toBe(false);
+  });
+
+  it('keeps the identity lookup for the report inside the deadline, even when STS never answers', async () => {
+    const hung: AwsApi = { ...api, callerIdentity: () => new Promise(() => undefined) };
+    const started = Date.now();
+    const r = await execute({ ...spec([{ ref: 'missing', file: 'm' }]), timeouts: { deadlineSeconds: 0.3 } }, { api: () => hung });
+    expect(Date.now() - started).toBeLessThan(2_000);
+    if (r.ok) throw new Error('expected a failure');
+    expect(r.context).toEqual({ identityError: 'STS GetCallerIdentity failed: no answer in time' });
+  });
+
+  it('does not ask STS who it is once the deadline has passed', async () => {
+    const callerIdentity = vi.fn(() => new Promise<string>(() => undefined));
+    const hung: AwsApi = { ...api, getSecretValue: () => new Promise(() => undefined), callerIdentity };
+    const started = Date.now();
+    const r = await execute({ ...spec([{ ref: 'slow', file: 's' }]), timeouts: { deadlineSeconds: 0.2 } }, { api: () => hung });
+    expect(Date.now() - started).toBeLessThan(1_000);
+    if (r.ok) throw new Error('expected a failure');
+    expect(r.failures).toEqual([expect.objectContaining({ code: 'FETCH_DEADLINE', ref: 'slow' })]);
+    expect(r.context).toEqual({ identityError: 'not asked, the fetch deadline had passed' });
+    expect(callerIdentity).not.toHaveBeenCalled();
   });
 
   it('uses AWS_REGION from the environment when the spec has none', async () => {

@@ -7,7 +7,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { createAwsApi, sessionName } from './aws.js';
 import { fitTerminationMessage, formatReport, redact, type Failure, FetchError, type ReportContext } from './errors.js';
-import { fetchTargets, plan, type AwsApi, type FetchedValue } from './fetch.js';
+import { fetchTargets, plan, untilAborted, type AwsApi, type FetchedValue } from './fetch.js';
 import { findConflicts, renderItem, type OutputFile } from './render.js';
 import {
   DEFAULT_TERMINATION_LOG,
@@ -20,6 +20,9 @@ import {
   type Timeouts,
 } from './spec.js';
 import { writeSecrets, type Marker, type MarkerEntry } from './write.js';
+
+/** At most this long is spent asking STS for the identity to put in a failure report. */
+export const IDENTITY_LOOKUP_MS = 3_000;
 
 /** Used when the spec sets no timeouts. */
 export const DEFAULT_TIMEOUTS: Required<Timeouts> = { callSeconds: 10, deadlineSeconds: 60, maxAttempts: 5 };
@@ -63,6 +66,7 @@ export async function execute(spec: FetchSpec, deps: ExecuteDeps): Promise<Execu
   const stsRegion = spec.region ?? deps.envRegion ?? targets[0]?.region ?? 'us-east-1';
   const api = deps.api(spec, stsRegion);
   const deadline = new AbortController();
+  const deadlineAt = Date.now() + timeouts.deadlineSeconds * 1000;
   const timer = setTimeout(() => deadline.abort(), timeouts.deadlineSeconds * 1000);
   let result;
   try {
@@ -95,10 +99,18 @@ export async function execute(spec: FetchSpec, deps: ExecuteDeps): Promise<Execu
   if (failures.length > 0) {
     const context: ReportContext = {};
     if (result.awsFailed) {
-      try {
-        context.identity = await api.callerIdentity(stsRegion, AbortSignal.timeout(3_000));
-      } catch (e) {
-        context.identityError = `STS GetCallerIdentity failed: ${(e as { name?: string }).name ?? 'Error'}`;
+      // Asking STS who we are stays inside the deadline too: credentials that never resolved, or
+      // an STS endpoint that never answers, must not hold the pod's start up.
+      const left = Math.min(IDENTITY_LOOKUP_MS, deadlineAt - Date.now());
+      if (left <= 0) context.identityError = 'not asked, the fetch deadline had passed';
+      else {
+        const signal = AbortSignal.timeout(left);
+        try {
+          context.identity = await untilAborted(api.callerIdentity(stsRegion, signal), signal);
+        } catch (e) {
+          const name = (e as { name?: string }).name ?? 'Error';
+          context.identityError = `STS GetCallerIdentity failed: ${name === 'AbortError' ? 'no answer in time' : name}`;
+        }
       }
     }
     return { ok: false, failures, context, values };
@@ -163,6 +175,15 @@ function fail(failures: Failure[], context: ReportContext, values: string[]): nu
   return 1;
 }
 
+/**
+ * The pod waits on this container: a call abandoned at the deadline may still hold a socket, which
+ * must not keep the process alive, whichever entry (the fetcher bundle or the CLI) runs `run`.
+ * The caller sets the exit code from `run`'s result before this fires.
+ */
+function exitSoon(): void {
+  setTimeout(() => process.exit(), 1_000).unref();
+}
+
 export async function run(argv: string[]): Promise<number> {
   // The fetcher pins its Node version with its image; the SDK's notice about future versions is noise here.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -203,8 +224,10 @@ export async function run(argv: string[]): Promise<number> {
     });
   } catch (e) {
     // A bug, not a user error; still never print an object that might hold a value.
+    exitSoon();
     return fail([{ code: 'FETCH_AWS', message: `unexpected ${(e as Error)?.name ?? 'error'}: ${String((e as Error)?.message ?? e).slice(0, 300)}` }], {}, []);
   }
+  exitSoon();
   if (!result.ok) return fail(result.failures, result.context, result.values);
   process.stdout.write(`fetch: wrote ${result.files} file(s) from ${result.secrets} secret(s) to ${spec.dir} in ${Date.now() - started} ms\n`);
   return 0;

@@ -28,10 +28,13 @@ function operationOf(req: IncomingMessage, body: Buffer): string {
   return action ? `sts.${action}` : `${req.method} ${req.url}`;
 }
 
-/** `fault(operation, seenBefore)` returns a fault to answer with, or undefined to forward. */
+/**
+ * `fault(operation, seenBefore)` returns a fault to answer with, 'hang' to never answer (the
+ * connection stays open until the client gives up or the proxy closes), or undefined to forward.
+ */
 export async function startAwsProxy(
   upstream: string,
-  fault: (operation: string, seenBefore: number) => Fault | undefined = () => undefined,
+  fault: (operation: string, seenBefore: number) => Fault | 'hang' | undefined = () => undefined,
 ): Promise<AwsProxy> {
   const operations: string[] = [];
   const faulted: string[] = [];
@@ -45,6 +48,10 @@ export async function startAwsProxy(
       const seenBefore = operations.filter((o) => o === op).length;
       operations.push(op);
       const f = fault(op, seenBefore);
+      if (f === 'hang') {
+        faulted.push(op);
+        return;
+      }
       if (f) {
         faulted.push(op);
         const payload = JSON.stringify({ __type: f.type, message: f.message });

@@ -90,7 +90,7 @@ export async function runFetcher(
   scratch: Scratch,
   spec: Omit<FetchSpec, 'version' | 'dir' | 'mode'> & Partial<Pick<FetchSpec, 'mode'>>,
   env: Record<string, string>,
-  opts: { bundle?: 'fetcher.mjs' | 'cli.mjs'; endpoint?: string } = {},
+  opts: { bundle?: 'fetcher.mjs' | 'cli.mjs'; endpoint?: string; killAfterMs?: number } = {},
 ): Promise<FetcherRun> {
   const dir = mkdtempSync(join(scratch.root, 'volume-'));
   const termination = join(scratch.root, `termination-${randomBytes(3).toString('hex')}`);
@@ -118,7 +118,10 @@ export async function runFetcher(
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  // A fetcher that hangs is a failure to see (code null), not a test timeout.
+  const killer = setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs ?? 45_000);
   const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+  clearTimeout(killer);
   return {
     code,
     stdout,

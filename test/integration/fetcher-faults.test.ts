@@ -93,6 +93,97 @@ describe.skipIf(skip !== false)(`fetcher under AWS faults${skip ? ` — skipped:
     }
   });
 
+  /** A TCP server that accepts connections and never answers; closed by the returned function. */
+  async function silentEndpoint(): Promise<{ endpoint: string; close: () => void }> {
+    const sockets: import('node:net').Socket[] = [];
+    const silent = createServer((s) => sockets.push(s));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const address = silent.address();
+    const endpoint = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    return {
+      endpoint,
+      close: () => {
+        sockets.forEach((s) => s.destroy());
+        silent.close();
+      },
+    };
+  }
+
+  it.each(['fetcher.mjs', 'cli.mjs'] as const)(
+    'with IRSA and an STS endpoint that never answers, %s exits at the deadline (identity lookup included)',
+    async (bundle) => {
+      const sts = await silentEndpoint();
+      try {
+        const run = await runFetcher(
+          c,
+          scratch,
+          { items: [{ ref: unique('no-sts'), file: 'f' }], timeouts: { callSeconds: 30, deadlineSeconds: 1.5 } },
+          {
+            AWS_ROLE_ARN: `arn:aws:iam::${ACCOUNT}:role/irsa-web`,
+            AWS_WEB_IDENTITY_TOKEN_FILE: scratch.tokenFile(),
+            AWS_REGION: REGION,
+            AWS_ENDPOINT_URL_STS: sts.endpoint,
+          },
+          { bundle, killAfterMs: 20_000 },
+        );
+        expect(run.code).toBe(1);
+        expect(run.ms).toBeLessThan(8_000);
+        expect(run.termination).toContain('FETCH_DEADLINE');
+        expect(run.termination).toContain('Identity: unknown (not asked, the fetch deadline had passed)');
+      } finally {
+        sts.close();
+      }
+    },
+  );
+
+  it('times out the web identity exchange per call, and reports it as a credentials problem', async () => {
+    const sts = await silentEndpoint();
+    try {
+      const run = await runFetcher(
+        c,
+        scratch,
+        { items: [{ ref: unique('slow-sts'), file: 'f' }], timeouts: { callSeconds: 1, deadlineSeconds: 30, maxAttempts: 2 } },
+        {
+          AWS_ROLE_ARN: `arn:aws:iam::${ACCOUNT}:role/irsa-web`,
+          AWS_WEB_IDENTITY_TOKEN_FILE: scratch.tokenFile(),
+          AWS_REGION: REGION,
+          AWS_ENDPOINT_URL_STS: sts.endpoint,
+        },
+        { killAfterMs: 40_000 },
+      );
+      expect(run.code).toBe(1);
+      expect(run.ms).toBeLessThan(15_000);
+      expect(run.termination).toContain('no AWS credentials could be obtained');
+      expect(run.termination).not.toContain('FETCH_DEADLINE');
+    } finally {
+      sts.close();
+    }
+  });
+
+  it('gives up on a call that gets no answer after the per-call timeout and retries it', async () => {
+    const names = [unique('stalled'), unique('stalled')];
+    await Promise.all(names.map((n) => secrets.send(new CreateSecretCommand({ Name: n, SecretString: `v-${n}` }))));
+    // The first Secrets Manager call is never answered; the retry goes through.
+    const proxy = await startAwsProxy(c.awsEndpoint, (op, seen) => (op.startsWith('secretsmanager.') && seen === 0 ? 'hang' : undefined));
+    try {
+      const run = await runFetcher(
+        c,
+        scratch,
+        { items: names.map((n, i) => ({ ref: n, file: `f${i}` })), timeouts: { callSeconds: 1, deadlineSeconds: 30 } },
+        keys,
+        { endpoint: proxy.endpoint },
+      );
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+      expect(run.ms).toBeLessThan(15_000);
+      expect(proxy.faulted).toEqual(['secretsmanager.BatchGetSecretValue']);
+      expect(proxy.operations).toEqual(['secretsmanager.BatchGetSecretValue', 'secretsmanager.BatchGetSecretValue']);
+      expect(names.map((n, i) => readFileSync(join(run.dir, `f${i}`), 'utf8'))).toEqual(names.map((n) => `v-${n}`));
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('stops at the overall deadline when AWS never answers', async () => {
     // Accepts connections and never answers.
     const sockets: import('node:net').Socket[] = [];
