@@ -122,6 +122,21 @@ describe('execute', () => {
     expect(callerIdentity).not.toHaveBeenCalled();
   });
 
+  it('copes with a secret of deeply nested JSON: raw is written, explode is refused naming the reference', async () => {
+    const deep = `{"a":${'['.repeat(100_000)}${']'.repeat(100_000)},"b":"VALUE-deep"}`;
+    const nested: AwsApi = {
+      ...api,
+      getSecretValue: async (_region, input) => ({ Name: input.SecretId, ARN: 'arn:x', VersionId: 'v1', SecretString: deep }),
+    };
+    const raw = await execute(spec([{ ref: 'deep', file: 'deep.json' }]), { api: () => nested });
+    expect(raw).toEqual({ ok: true, files: 1, secrets: 1 });
+    expect(readFileSync(join(dir, 'deep.json'), 'utf8')).toBe(deep);
+    const exploded = await execute(spec([{ ref: 'deep', explode: true, file: 'x' }]), { api: () => nested });
+    if (exploded.ok) throw new Error('expected a failure');
+    expect(exploded.failures).toEqual([expect.objectContaining({ code: 'FETCH_FORMAT', ref: 'deep' })]);
+    expect(exploded.values).toContain('VALUE-deep');
+  });
+
   it('uses AWS_REGION from the environment when the spec has none', async () => {
     const r = await execute({ version: 1, dir, mode: 0o444, items: [{ ref: 'token', file: 't' }] }, { api: () => api, envRegion: 'eu-west-1' });
     expect(r.ok).toBe(true);

@@ -17,6 +17,7 @@ import {
   TERMINATION_LOG_ENV,
   parseSpec,
   type FetchSpec,
+  type SecretItem,
   type Timeouts,
 } from './spec.js';
 import { writeSecrets, type Marker, type MarkerEntry } from './write.js';
@@ -41,12 +42,18 @@ export type ExecuteResult =
 /** Every string a fetched value contains (the whole text and each JSON scalar), for redaction. */
 function valueStrings(values: Iterable<FetchedValue>): string[] {
   const out: string[] = [];
-  const walk = (v: unknown) => {
-    if (typeof v === 'string') out.push(v);
-    // Long numbers may be PINs or account numbers; short ones and booleans would only match noise.
-    else if (typeof v === 'number' && String(v).length >= 6) out.push(String(v));
-    else if (Array.isArray(v)) v.forEach(walk);
-    else if (typeof v === 'object' && v !== null) Object.values(v).forEach(walk);
+  // Iterative: a secret of deeply nested JSON (valid, and within the 64 KiB limit) would
+  // overflow the stack of a recursive walk.
+  const walk = (root: unknown) => {
+    const stack = [root];
+    while (stack.length > 0) {
+      const v = stack.pop();
+      if (typeof v === 'string') out.push(v);
+      // Long numbers may be PINs or account numbers; short ones and booleans would only match noise.
+      else if (typeof v === 'number' && String(v).length >= 6) out.push(String(v));
+      else if (Array.isArray(v)) for (const x of v) stack.push(x);
+      else if (typeof v === 'object' && v !== null) for (const x of Object.values(v)) stack.push(x);
+    }
   };
   for (const v of values) {
     if (v.text === undefined) continue;
@@ -58,6 +65,25 @@ function valueStrings(values: Iterable<FetchedValue>): string[] {
     }
   }
   return out;
+}
+
+/** renderItem, with a JSON value too deeply nested to re-encode reported against its reference. */
+function renderOrFail(item: SecretItem, value: FetchedValue, mode: number): ReturnType<typeof renderItem> {
+  try {
+    return renderItem(item, value, mode);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    return {
+      failures: [
+        {
+          code: 'FETCH_FORMAT',
+          ref: item.ref,
+          message: 'the secret\'s JSON is nested too deeply to be re-encoded',
+          hint: 'use format raw without key or explode',
+        },
+      ],
+    };
+  }
 }
 
 export async function execute(spec: FetchSpec, deps: ExecuteDeps): Promise<ExecuteResult> {
@@ -82,7 +108,7 @@ export async function execute(spec: FetchSpec, deps: ExecuteDeps): Promise<Execu
     const key = itemTargets.get(index);
     const value = key === undefined ? undefined : result.values.get(key);
     if (value === undefined) return;
-    const rendered = renderItem(item, value, spec.mode);
+    const rendered = renderOrFail(item, value, spec.mode);
     if ('failures' in rendered) {
       failures.push(...rendered.failures);
       return;
