@@ -216,6 +216,22 @@ describe('fetchTargets', () => {
     expect(r.failures).toEqual([expect.objectContaining({ ref: ssmArn('app/missing'), awsCode: 'ParameterNotFound' })]);
   });
 
+  it('matches SSM parameters of one name in two accounts by ARN', async () => {
+    const mine = ssmArn('app/x');
+    const shared = `arn:aws:ssm:eu-west-1:210987654321:parameter/app/x`;
+    const { api } = fakeAws();
+    vi.mocked(api.getParameters).mockImplementation(async () => ({
+      Parameters: [
+        { Name: '/app/x', ARN: shared, Value: 'SHARED' },
+        { Name: '/app/x', ARN: mine, Value: 'MINE' },
+      ],
+    }));
+    const r = await run([{ ref: mine, file: 'a' }, { ref: shared, file: 'b' }], api);
+    expect(r.failures).toEqual([]);
+    expect(r.values.get(r.plan.itemTargets.get(0)!)?.text).toBe('MINE');
+    expect(r.values.get(r.plan.itemTargets.get(1)!)?.text).toBe('SHARED');
+  });
+
   it('reports one credential failure for all the references it stopped', async () => {
     const err = new CredentialError('assume-role', 'AccessDenied', 'not authorized to perform sts:AssumeRole');
     const { api } = fakeAws({

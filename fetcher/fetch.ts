@@ -423,7 +423,9 @@ export async function fetchTargets(targets: Target[], api: AwsApi, opts: FetchOp
         fail(t, Object.assign(new Error(`parameter ${r.name} not found`), { name: 'ParameterNotFound', $fault: 'client' as const }), 'parameters');
         continue;
       }
-      const p = (out.Parameters ?? []).find((x) => x.ARN === r.id || x.Name === r.id || x.Name === r.name);
+      // By ARN first: parameters of one name in two accounts (one shared with this one) may share a batch.
+      const params = out.Parameters ?? [];
+      const p = params.find((x) => x.ARN === r.id) ?? params.find((x) => x.Name === r.id || x.Name === r.name);
       if (!p || p.Value === undefined) {
         awsFailed = true;
         failures.push(failure('FETCH_AWS', 'GetParameters answered neither a value nor an error for it', { ref: r.id }));
