@@ -63,6 +63,10 @@ export interface FetchSpec {
 
 export type SpecResult = { spec: FetchSpec } | { errors: string[] };
 
+/** Upper bounds: an hour (the webhook's FETCH_DEADLINE_SECONDS allows no more; a timer of more
+ *  than 2^31-1 ms would fire at once), and attempts a throttled API would still welcome. */
+export const TIMEOUT_LIMITS: Required<Timeouts> = { callSeconds: 3600, deadlineSeconds: 3600, maxAttempts: 20 };
+
 export const DEFAULT_MODE = 0o444;
 
 const ROLE_ARN = /^arn:aws(-[a-z]+)*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/;
@@ -205,7 +209,10 @@ export function parseSpec(text: string): SpecResult {
       for (const k of ['callSeconds', 'deadlineSeconds', 'maxAttempts'] as const) {
         const v = raw.timeouts[k];
         if (v === undefined) continue;
+        const max = TIMEOUT_LIMITS[k];
         if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) errors.push(`timeouts.${k} must be a positive number`);
+        else if (k === 'maxAttempts' && !Number.isInteger(v)) errors.push(`timeouts.${k} must be a whole number`);
+        else if (v > max) errors.push(`timeouts.${k} must be at most ${max} (got ${v})`);
         else timeouts[k] = v;
       }
     }

@@ -1,0 +1,23 @@
+import { describe, expect, it } from 'vitest';
+import { parseSpec } from './spec.js';
+
+const spec = (timeouts: unknown) => JSON.stringify({ version: 1, dir: '/tmp', items: [{ ref: 'db', file: 'db' }], timeouts });
+
+describe('parseSpec timeouts', () => {
+  it('accepts timeouts within bounds', () => {
+    expect(parseSpec(spec({ callSeconds: 0.5, deadlineSeconds: 3600, maxAttempts: 20 }))).toEqual({
+      spec: expect.objectContaining({ timeouts: { callSeconds: 0.5, deadlineSeconds: 3600, maxAttempts: 20 } }),
+    });
+  });
+
+  // A deadline past 2^31-1 ms made the deadline timer fire at once: every fetch "missed the deadline".
+  it.each<[Record<string, unknown>, string]>([
+    [{ deadlineSeconds: 3_000_000 }, 'timeouts.deadlineSeconds must be at most 3600 (got 3000000)'],
+    [{ callSeconds: 1e9 }, 'timeouts.callSeconds must be at most 3600 (got 1000000000)'],
+    [{ maxAttempts: 1000 }, 'timeouts.maxAttempts must be at most 20 (got 1000)'],
+    [{ maxAttempts: 2.5 }, 'timeouts.maxAttempts must be a whole number'],
+    [{ deadlineSeconds: 0 }, 'timeouts.deadlineSeconds must be a positive number'],
+  ])('refuses %j', (timeouts, error) => {
+    expect(parseSpec(spec(timeouts))).toEqual({ errors: [error] });
+  });
+});
