@@ -249,6 +249,8 @@ describe.skipIf(skip !== false)(`fetcher bundle against moto${skip ? ` — skipp
     const flat = unique('flat');
     await ssm.send(new PutParameterCommand({ Name: `/${path}`, Value: 'ssm-secure-value', Type: 'SecureString' }));
     await ssm.send(new PutParameterCommand({ Name: flat, Value: 'plain-value', Type: 'String' }));
+    const list = unique('hosts');
+    await ssm.send(new PutParameterCommand({ Name: list, Value: 'a.example,b.example', Type: 'StringList' }));
     const run = await runFetcher(
       c,
       scratch,
@@ -256,6 +258,7 @@ describe.skipIf(skip !== false)(`fetcher bundle against moto${skip ? ` — skipp
         items: [
           { ref: `arn:aws:ssm:${REGION}:${ACCOUNT}:parameter/${path}`, file: 'db-password' },
           { ref: `arn:aws:ssm:${REGION}:${ACCOUNT}:parameter/${flat}`, file: 'flat' },
+          { ref: `arn:aws:ssm:${REGION}:${ACCOUNT}:parameter/${list}`, file: 'hosts' },
         ],
       },
       // No AWS_REGION: the ARNs' region serves the SSM calls and the web identity exchange alike.
@@ -264,6 +267,8 @@ describe.skipIf(skip !== false)(`fetcher bundle against moto${skip ? ` — skipp
     expect(run.stderr).toBe('');
     expect(readFileSync(join(run.dir, 'db-password'), 'utf8')).toBe('ssm-secure-value');
     expect(readFileSync(join(run.dir, 'flat'), 'utf8')).toBe('plain-value');
+    // A StringList is written as stored: the comma-separated list.
+    expect(readFileSync(join(run.dir, 'hosts'), 'utf8')).toBe('a.example,b.example');
   });
 
   it('reports a missing SSM parameter per parameter', async () => {
