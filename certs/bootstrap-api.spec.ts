@@ -196,6 +196,16 @@ describe('ensureSecret and ensureCaBundle through the Kubernetes client', () => 
     expect(decide(api.secret, { ...opts, now: () => later }, later).action).toBe('drop-previous-ca');
   });
 
+  it('Secret and caBundle both wiped (helm upgrade --force): the CA this replica serves under stays in the new bundle', async () => {
+    const served = Buffer.from(issue(undefined, false, opts, new Date()).data!['ca.crt']!, 'base64').toString();
+    api.secret = { apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name: 'hook-tls', namespace: 'platform', resourceVersion: '5' } };
+    const { material, outcome } = await reconcile(clients, opts, quiet, served);
+    expect(outcome).toBe('renewed');
+    const newCa = Buffer.from(api.secret.data!['ca.crt']!, 'base64').toString();
+    expect(material.caBundle).toBe(`${newCa}${served}`);
+    expect(api.config!.webhooks!.every((w) => w.clientConfig.caBundle === Buffer.from(material.caBundle).toString('base64'))).toBe(true);
+  });
+
   it('a Secret deleted by hand: the new CA trusts nothing else when the configuration trusted nothing', async () => {
     const { material, outcome } = await reconcile(clients, opts, quiet);
     expect(outcome).toBe('created');
@@ -272,6 +282,17 @@ describe('ensureSecret and ensureCaBundle through the Kubernetes client', () => 
       expect(await run(['bootstrap', ...flags(), '--timeout-seconds=30'], deps())).toBe(0);
       expect(readFileSync(join(dir, 'tls.crt'), 'utf8')).toBe(Buffer.from(api.secret!.data!['tls.crt']!, 'base64').toString());
       expect(api.config!.webhooks![0]!.clientConfig.caBundle).toBe(api.secret!.data!['ca.crt']);
+    });
+
+    it('after Secret and caBundle were both wiped, a pass keeps the CA it was serving under in the bundle', async () => {
+      expect(await run(['bootstrap', ...flags(), '--timeout-seconds=30'], deps({ settleMs: 0 }))).toBe(0);
+      const servedCa = readFileSync(join(dir, 'ca.crt'), 'utf8');
+      api.secret = { apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name: 'hook-tls', namespace: 'platform', resourceVersion: '50' } };
+      for (const w of api.config!.webhooks!) delete w.clientConfig.caBundle;
+      expect(await run(['bootstrap', ...flags(), '--timeout-seconds=30'], deps({ settleMs: 0 }))).toBe(0);
+      const newCa = Buffer.from(api.secret.data!['ca.crt']!, 'base64').toString();
+      expect(newCa).not.toBe(servedCa);
+      expect(Buffer.from(api.config!.webhooks![0]!.clientConfig.caBundle!, 'base64').toString()).toBe(`${newCa}${servedCa}`);
     });
 
     it('bootstrap gives up at its timeout with the reason', async () => {

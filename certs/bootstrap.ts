@@ -345,16 +345,20 @@ async function readSecret(clients: Clients, opts: BootstrapOptions): Promise<V1S
 }
 
 /**
- * The caBundle (PEM) the configuration's first entry holding one trusts now, or undefined when it
- * cannot be read: ensureCaBundle reports that with its reason right after.
+ * The caBundle (PEM) the configuration's first entry holding one trusts now (nothing when it
+ * cannot be read: ensureCaBundle reports that with its reason right after), followed by the CA
+ * this replica serves under (`served`): after `helm upgrade --force` wiped both the Secret and
+ * caBundle, that is what the running replicas still present.
  */
-async function trustedCaBundle(clients: Clients, opts: BootstrapOptions): Promise<string | undefined> {
+async function trustedCaBundle(clients: Clients, opts: BootstrapOptions, served?: string): Promise<string | undefined> {
+  let live: string | undefined;
   try {
     const config = await clients.admission.readMutatingWebhookConfiguration({ name: opts.webhookConfigName });
-    return unb64(config.webhooks?.find((w) => w.clientConfig?.caBundle)?.clientConfig.caBundle);
+    live = unb64(config.webhooks?.find((w) => w.clientConfig?.caBundle)?.clientConfig.caBundle);
   } catch {
-    return undefined;
+    live = undefined;
   }
+  return live === undefined && served === undefined ? undefined : `${live ?? ''}\n${served ?? ''}`;
 }
 
 export type SecretOutcome = 'created' | 'adopted' | 'renewed' | 'dropped-previous-ca';
@@ -367,6 +371,7 @@ export async function ensureSecret(
   clients: Clients,
   opts: BootstrapOptions,
   log: Logger,
+  servedCaBundle?: string,
 ): Promise<{ material: TlsMaterial; outcome: SecretOutcome }> {
   const where = `${opts.namespace}/${opts.secretName}`;
   let outcome: SecretOutcome = 'adopted';
@@ -384,7 +389,7 @@ export async function ensureSecret(
         case 'adopt':
           return { material: decision.material, outcome };
         case 'create': {
-          const trusted = await trustedCaBundle(clients, opts);
+          const trusted = await trustedCaBundle(clients, opts, servedCaBundle);
           const created = await clients.core.createNamespacedSecret({ namespace: opts.namespace, body: issue(undefined, false, opts, now, trusted) });
           written = created.metadata?.resourceVersion;
           log.info({ secret: where }, 'created the TLS Secret with a new CA');
@@ -392,7 +397,7 @@ export async function ensureSecret(
           break;
         }
         case 'renew': {
-          const trusted = decision.keepCa ? undefined : await trustedCaBundle(clients, opts);
+          const trusted = decision.keepCa ? undefined : await trustedCaBundle(clients, opts, servedCaBundle);
           const replaced = await clients.core.replaceNamespacedSecret({
             name: opts.secretName,
             namespace: opts.namespace,
@@ -485,8 +490,9 @@ export async function reconcile(
   clients: Clients,
   opts: BootstrapOptions,
   log: Logger,
+  servedCaBundle?: string,
 ): Promise<{ material: TlsMaterial; outcome: SecretOutcome; patched: number }> {
-  const { material, outcome } = await ensureSecret(clients, opts, log);
+  const { material, outcome } = await ensureSecret(clients, opts, log, servedCaBundle);
   // The bundle is patched before the caller writes the certificate files, so the apiserver trusts
   // a new CA before any replica serves a certificate it signed.
   const patched = await ensureCaBundle(clients, opts, material.caBundle, log);

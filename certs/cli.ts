@@ -201,10 +201,11 @@ async function pass(
   settleMs: number,
   quietWhenUnchanged: boolean,
 ): Promise<void> {
-  const { material, outcome, patched } = await reconcile(clients, opts, log);
+  // What this replica serves now: its CA stays trusted should the Secret have to get a new one.
+  const current = out ? await readServingDir(out) : undefined;
+  const { material, outcome, patched } = await reconcile(clients, opts, log, current?.ca);
   let wrote = false;
   if (out) {
-    const current = await readServingDir(out);
     const newCa = current !== undefined && current.cert !== material.cert && issuerOf(current.cert) !== issuerOf(material.cert);
     if (newCa && settleMs > 0) {
       log.info({ settleMs }, 'caBundle changed: waiting for the apiservers to pick it up before serving the new certificate');

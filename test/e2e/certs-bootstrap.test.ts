@@ -367,7 +367,9 @@ describeE2E('in-cluster certificate bootstrap (scenario 8)', () => {
           }),
           { mode: 0o600 },
         );
-        const r = await runCommand(process.execPath, [cli(), ...bootstrapArgs, '--timeout-seconds=20'], { ...env(), KUBECONFIG: kubeconfigPath }, { allowFailure: true });
+        // The pod's emptyDir is stood in for by a fresh directory (never the host's /etc).
+        const args = bootstrapArgs.map((a) => (a.startsWith('--out=') ? `--out=${join(scratch, 'rbac-out')}` : a));
+        const r = await runCommand(process.execPath, [cli(), ...args, '--timeout-seconds=20'], { ...env(), KUBECONFIG: kubeconfigPath }, { allowFailure: true });
         expect(r.code, r.stderr + r.stdout).toBe(0);
         const filled = await core.readNamespacedSecret({ name: secretName, namespace: rbacNs });
         expect(filled.type).toBe('Opaque');
