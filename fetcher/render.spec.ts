@@ -82,6 +82,7 @@ describe('renderItem', () => {
     ['env with NUL', { format: 'env' }, '{"K":"SECRET-VALUE\\u0000"}', 'FETCH_FORMAT', /NUL/],
     ['explode with a bad file name', { explode: true, file: undefined }, '{"../x":"SECRET-VALUE"}', 'FETCH_BAD_KEY', /cannot be a file name/],
     ['explode with env', { explode: true, file: undefined, format: 'env' }, '{"a":"SECRET-VALUE"}', 'FETCH_FORMAT', /format env does not apply/],
+    ['explode with a key too long for a file name', { explode: true, file: undefined, prefix: 'p_' }, `{"${'k'.repeat(254)}":"SECRET-VALUE"}`, 'FETCH_BAD_KEY', /longer than 255 characters/],
   ])('%s', (_name, extra, text, code, message) => {
     const [f] = failures(renderItem(item(extra), { text }, 0o444));
     expect(f!.code).toBe(code);

@@ -18,6 +18,8 @@ export type RenderResult = { files: OutputFile[] } | { failures: Failure[] };
 
 const SHELL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const FILE_SEGMENT = /^[A-Za-z0-9._-]+$/;
+/** The longest file name Linux file systems take (bytes; file names here are ASCII). */
+const NAME_MAX = 255;
 
 type JsonObject = Record<string, unknown>;
 
@@ -130,6 +132,10 @@ export function renderItem(item: SecretItem, value: FetchedValue, defaultMode: n
         failures.push(
           failure('FETCH_BAD_KEY', `key ${JSON.stringify(k)} cannot be a file name (letters, digits, ".", "_" and "-" only)`, { ref }),
         );
+        continue;
+      }
+      if (name.length > NAME_MAX) {
+        failures.push(failure('FETCH_BAD_KEY', `key ${JSON.stringify(k.slice(0, 40) + '…')} makes a file name longer than ${NAME_MAX} characters`, { ref }));
         continue;
       }
       const path = item.file !== undefined ? `${item.file}/${name}` : name;

@@ -103,6 +103,13 @@ describe('writeAtomic', () => {
     expect(readdirSync(dir)).toEqual(['f']);
   });
 
+  it('writes a file whose name is as long as a name can be', async () => {
+    const path = join(dir, 'n'.repeat(255));
+    await writeAtomic(path, Buffer.from('long'), 0o444);
+    expect(readFileSync(path, 'utf8')).toBe('long');
+    expect(readdirSync(dir)).toEqual(['n'.repeat(255)]);
+  });
+
   it('does not follow a symbolic link planted at the final name', async () => {
     const outside = join(dir, 'outside');
     writeFileSync(outside, 'untouched');

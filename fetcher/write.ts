@@ -36,7 +36,8 @@ async function syncDir(path: string): Promise<void> {
 
 /** Temp file beside the target, fsync, rename: readers see the old file or the whole new one. */
 export async function writeAtomic(path: string, data: Uint8Array, mode: number): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  // The name is cut so that the temp name fits NAME_MAX (255) whenever the final name does.
+  const tmp = join(dirname(path), `.${basename(path).slice(0, 200)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
   // 'wx' is O_CREAT|O_EXCL: never follows or reuses whatever is already there.
   const fh = await open(tmp, 'wx', mode);
   try {
