@@ -44,13 +44,17 @@ export function sessionName(namespace: string | undefined, name: string | undefi
   return clean.length >= 2 ? clean : 'aws-secret-injector';
 }
 
+const JSON_PARSE_ERROR = /in JSON at position|is not valid JSON|Unexpected (token|end of JSON)|Unterminated string in JSON|JSON\.parse/;
+
 function tagged(stage: 'credentials' | 'assume-role', provider: AwsCredentialIdentityProvider): AwsCredentialIdentityProvider {
   let pending: Promise<AwsCredentialIdentity> | undefined;
   return () => {
     // One resolution for the whole run: every client shares it, so IRSA exchanges its token once.
     pending ??= provider().catch((e: unknown) => {
       const f = errorFacts(e);
-      const message = typeof (e as Error)?.message === 'string' ? (e as Error).message.slice(0, 300) : f.code;
+      let message = typeof (e as Error)?.message === 'string' ? (e as Error).message.slice(0, 300) : f.code;
+      // A JSON parser's message quotes the body it choked on: here, a credentials answer.
+      if (JSON_PARSE_ERROR.test(message)) message = 'the credentials source answered with a body that is not valid JSON';
       throw new CredentialError(stage, f.code, message);
     });
     return pending;
