@@ -42,7 +42,8 @@ describe('createAwsApi credentials', () => {
       expect((err as CredentialError).message).not.toMatch(/ASIAQUOTED|KEY-MATERIAL/);
       expect((err as CredentialError).message).toMatch(/not valid JSON/);
     } finally {
-      process.env = saved;
+      for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+      Object.assign(process.env, saved);
       server.close();
     }
   }, 15_000);
