@@ -1,4 +1,4 @@
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -86,6 +86,44 @@ describe('writeSecrets', () => {
     expect(err).toBeInstanceOf(FetchError);
     expect((err as FetchError).failures[0]!.message).toMatch(/writing blocked failed/);
     expect(tree()).toEqual(['blocked/']);
+  });
+
+  it('removes the temp files a killed run left in the directories it writes to, and nothing else', async () => {
+    // As a run killed between open and rename leaves them (SIGKILL, OOMKilled): the kubelet
+    // restarts the container on the same emptyDir.
+    mkdirSync(join(dir, 'sub/deeper'), { recursive: true });
+    mkdirSync(join(dir, 'other'));
+    const stale = ['.a.tmp-1-0123abcd', `.${MARKER_FILE}.tmp-1-deadbeef`, 'sub/deeper/.b.tmp-7-89abcdef', 'sub/deeper/.gone.tmp-1-00000000'];
+    for (const p of stale) writeFileSync(join(dir, p), 'secret value');
+    // The app's own files, in the same directories, and a temp-like name where this run writes nothing.
+    const appFiles = ['app.log', '.a.tmp', 'a.tmp-1-0123abcd', '.a.tmp-1-0123abcd.bak', 'sub/deeper/.b.tmp-x-89abcdef', 'other/.c.tmp-1-0123abcd'];
+    for (const p of appFiles) writeFileSync(join(dir, p), 'app');
+    mkdirSync(join(dir, '.d.tmp-1-0123abcd'));
+    await writeSecrets(dir, [file('a', 'A'), file('sub/deeper/b', 'B')], marker);
+    for (const p of stale) expect(existsSync(join(dir, p))).toBe(false);
+    for (const p of appFiles) expect(readFileSync(join(dir, p), 'utf8')).toBe('app');
+    expect(tree()).toEqual(
+      ['.d.tmp-1-0123abcd/', '.secrets-ready', 'a', 'other/', 'sub/', 'sub/deeper/', 'sub/deeper/b', ...appFiles].sort(),
+    );
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('leaves a temp-named file another user owns (the app may run as another uid)', async () => {
+    writeFileSync(join(dir, '.a.tmp-1-0123abcd'), 'app');
+    chownSync(join(dir, '.a.tmp-1-0123abcd'), 4242, 4242);
+    await writeSecrets(dir, [file('a', 'A')], marker);
+    expect(readFileSync(join(dir, '.a.tmp-1-0123abcd'), 'utf8')).toBe('app');
+  });
+
+  it('does not look for temp files through a symbolic link', async () => {
+    const outside = mkdtempSync(join(tmpdir(), 'fetcher-outside-'));
+    try {
+      writeFileSync(join(outside, '.x.tmp-1-0123abcd'), 'not ours');
+      symlinkSync(outside, join(dir, 'link'));
+      await writeSecrets(dir, [file('link/x', 'X')], marker).catch(() => undefined);
+      expect(readdirSync(outside)).toEqual(['.x.tmp-1-0123abcd']);
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
   });
 
   it('fails clearly when the directory is missing', async () => {

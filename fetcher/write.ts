@@ -1,10 +1,12 @@
 // Values -> files, all or nothing: every file goes to a temp file in its own directory, is
 // fsynced and renamed over its name; directories are created inside the mount only (a symlink
 // in the way is refused); the marker is written last, and a failure removes what this run
-// already wrote so no half set is ever left looking complete.
+// already wrote so no half set is ever left looking complete. Temp files a killed run left
+// behind (SIGKILL, OOMKilled: the kubelet restarts the container on the same emptyDir) hold
+// values under names the app does not expect; they are removed before anything is written.
 
 import { randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdir, open, rename, rmdir, unlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, rename, rmdir, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { FetchError, failure } from './errors.js';
 import type { OutputFile } from './render.js';
@@ -33,6 +35,9 @@ async function syncDir(path: string): Promise<void> {
     await fh.close();
   }
 }
+
+/** The temp name writeAtomic uses: `.<name, cut to 200>.tmp-<pid>-<8 hex>`. */
+const TEMP_NAME = /^\..+\.tmp-\d+-[0-9a-f]{8}$/s;
 
 /** Temp file beside the target, fsync, rename: readers see the old file or the whole new one. */
 export async function writeAtomic(path: string, data: Uint8Array, mode: number): Promise<void> {
@@ -77,6 +82,36 @@ async function mkdirInside(root: string, rel: string): Promise<string[]> {
   return created;
 }
 
+/** `rel`'s directory under `root` if it already exists as real directories all the way down. */
+async function existingDirInside(root: string, rel: string): Promise<string | undefined> {
+  let current = root;
+  if (rel === '.' || rel === '') return current;
+  for (const segment of rel.split('/')) {
+    current = join(current, segment);
+    const st = await lstat(current).catch(() => undefined);
+    if (st === undefined || st.isSymbolicLink() || !st.isDirectory()) return undefined;
+  }
+  return current;
+}
+
+/**
+ * Removes, from `path`, the temp files a killed run of this writer left: regular files named
+ * as writeAtomic names them and owned by this process's user. Nothing else is touched: the
+ * directory may be shared with the app (/tmp).
+ */
+async function removeStaleTemps(path: string): Promise<void> {
+  const uid = process.getuid?.();
+  for (const entry of await readdir(path, { withFileTypes: true })) {
+    if (!entry.isFile() || !TEMP_NAME.test(entry.name)) continue;
+    const p = join(path, entry.name);
+    const st = await lstat(p).catch(() => undefined);
+    if (st === undefined || !st.isFile() || (uid !== undefined && st.uid !== uid)) continue;
+    await unlink(p).catch((e: unknown) => {
+      if (errno(e) !== 'ENOENT') throw e;
+    });
+  }
+}
+
 export async function writeSecrets(dir: string, files: OutputFile[], marker: Marker): Promise<void> {
   const written: string[] = [];
   const createdDirs: string[] = [];
@@ -91,6 +126,14 @@ export async function writeSecrets(dir: string, files: OutputFile[], marker: Mar
     await unlink(join(dir, MARKER_FILE)).catch((e: unknown) => {
       if (errno(e) !== 'ENOENT') throw e;
     });
+    // Every directory this run writes to that already exists (directories about to be created
+    // hold nothing), checked as mkdirInside will check it before writing: no symbolic links.
+    const dirs = new Set<string>();
+    for (const rel of new Set(['.', ...files.map((f) => dirname(f.path))])) {
+      const existing = await existingDirInside(dir, rel);
+      if (existing !== undefined) dirs.add(existing);
+    }
+    for (const d of dirs) await removeStaleTemps(d);
     for (const f of files) {
       current = f.path;
       createdDirs.push(...(await mkdirInside(dir, dirname(f.path))));
