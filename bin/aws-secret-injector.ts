@@ -6,7 +6,10 @@ import { Command } from 'commander';
 
 type Runner = (argv: string[]) => Promise<number>;
 
-const commands: Array<{ name: string; summary: string; load: () => Promise<Runner> }> = [
+// `exitWhenDone`: the run is over when `run` returns, so the process exits then, whatever a client
+// library left running (a socket, a kubeconfig credential plugin that never returned); the others
+// (`webhook`, `certs manage`) return on a signal.
+const commands: Array<{ name: string; summary: string; load: () => Promise<Runner>; exitWhenDone?: (args: string[]) => boolean }> = [
   {
     name: 'webhook',
     summary: 'serve the mutating admission webhook over HTTPS',
@@ -21,6 +24,7 @@ const commands: Array<{ name: string; summary: string; load: () => Promise<Runne
     name: 'certs',
     summary: 'generate or bootstrap the webhook serving certificate',
     load: async () => (await import('../certs/cli.js')).run,
+    exitWhenDone: (args) => args[0] === 'bootstrap' || args[0] === 'generate',
   },
   {
     name: 'inject',
@@ -44,6 +48,7 @@ for (const c of commands) {
     .action(async (args: string[]) => {
       const run = await c.load();
       process.exitCode = await run(args);
+      if (c.exitWhenDone?.(args)) process.exit();
     });
 }
 

@@ -267,6 +267,29 @@ describe('ensureSecret and ensureCaBundle through the Kubernetes client', () => 
     });
   });
 
+  it('a request the API server accepts and never answers is abandoned after the request timeout, naming the server', async () => {
+    server.removeAllListeners('request');
+    server.on('request', () => undefined); // holds every request open
+    const started = Date.now();
+    await expect(ensureSecret({ ...clients, requestTimeoutMs: 300 }, opts, quiet)).rejects.toMatchObject({
+      code: 'CERTS_KUBERNETES',
+      message: expect.stringMatching(/^reading Secret platform\/hook-tls: the Kubernetes API at http:\/\/127\.0\.0\.1:\d+ did not answer within 0\.3 s$/),
+    });
+    expect(Date.now() - started).toBeLessThan(3_000);
+    server.closeAllConnections();
+  });
+
+  it('every request of a pass is bounded: a hanging caBundle patch too', async () => {
+    const handler = server.listeners('request')[0] as (req: IncomingMessage, res: unknown) => void;
+    server.removeAllListeners('request');
+    server.on('request', (req, res) => (req.method === 'PATCH' ? undefined : handler(req, res))); // the PATCH goes unanswered
+    await expect(reconcile({ ...clients, requestTimeoutMs: 300 }, opts, quiet)).rejects.toMatchObject({
+      message: expect.stringMatching(/^patching caBundle of MutatingWebhookConfiguration hook: the Kubernetes API at .* did not answer within 0\.3 s$/),
+    });
+    expect(api.secret?.data?.['tls.crt']).toBeDefined();
+    server.closeAllConnections();
+  });
+
   describe('the commands', () => {
     let dir: string;
     const flags = () => ['--namespace=platform', '--secret=hook-tls', '--service=hook', '--webhook-configuration=hook', `--out=${dir}`];
@@ -300,6 +323,39 @@ describe('ensureSecret and ensureCaBundle through the Kubernetes client', () => 
       const err: string[] = [];
       expect(await run(['bootstrap', ...flags(), '--timeout-seconds=1'], deps({ stderr: (s: string) => void err.push(s) }))).toBe(1);
       expect(err.join('')).toMatch(/MutatingWebhookConfiguration hook does not exist/);
+    });
+
+    it('bootstrap against an API server that never answers gives up at --timeout-seconds, naming the request in flight', async () => {
+      server.removeAllListeners('request');
+      server.on('request', () => undefined);
+      const err: string[] = [];
+      const started = Date.now();
+      expect(await run(['bootstrap', ...flags(), '--timeout-seconds=1.5'], deps({ stderr: (s: string) => void err.push(s) }))).toBe(1);
+      // The deadline holds although the request timeout (10 s) is longer.
+      expect(Date.now() - started).toBeLessThan(4_000);
+      expect(err.join('')).toMatch(/^certs bootstrap: reading Secret platform\/hook-tls: the Kubernetes API at http:\/\/127\.0\.0\.1:\d+ had not answered when --timeout-seconds \(1\.5\) ran out\n$/);
+      server.closeAllConnections();
+    });
+
+    it('bootstrap retries a request that timed out and succeeds once the API server answers', async () => {
+      const handler = server.listeners('request')[0] as (req: IncomingMessage, res: unknown) => void;
+      let unanswered = 1;
+      server.removeAllListeners('request');
+      server.on('request', (req, res) => (unanswered-- > 0 ? undefined : handler(req, res)));
+      const fast = () => ({ ...clients, requestTimeoutMs: 300 });
+      expect(await run(['bootstrap', ...flags(), '--timeout-seconds=30'], deps({ clients: fast }))).toBe(0);
+      expect(readFileSync(join(dir, 'tls.crt'), 'utf8')).toBe(Buffer.from(api.secret!.data!['tls.crt']!, 'base64').toString());
+      server.closeAllConnections();
+    });
+
+    it('manage with an interval past what a timer holds (2^31-1 ms) waits, rather than passing back to back', async () => {
+      let stop!: () => void;
+      const stopSignal = new Promise<void>((r) => (stop = r));
+      const running = run(['manage', ...flags(), '--interval-seconds=3000000'], deps({ stopSignal }));
+      await new Promise((r) => setTimeout(r, 1_500));
+      stop();
+      expect(await running).toBe(0);
+      expect(api.calls.filter((c) => c === `GET ${SECRET_PATH}/hook-tls`).length).toBeLessThanOrEqual(2); // one pass: a read, the create, a read back
     });
 
     it('manage re-patches a wiped caBundle within an interval and stops on the signal', async () => {

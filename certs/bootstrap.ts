@@ -24,8 +24,11 @@ import {
   ApiException,
   CoreV1Api,
   KubeConfig,
+  Observable,
   PatchStrategy,
   setHeaderOptions,
+  type ConfigurationOptions,
+  type ObservableMiddleware,
   type V1MutatingWebhookConfiguration,
   type V1Secret,
 } from '@kubernetes/client-node';
@@ -41,6 +44,11 @@ export const DEFAULT_RENEW_BEFORE_DAYS = 30;
 export const DEFAULT_CA_OVERLAP_SECONDS = 3600;
 const DAY_MS = 24 * 60 * 60 * 1000;
 const ACCEPTED_TYPES = ['kubernetes.io/tls', 'Opaque'];
+// A request to the Kubernetes API with no answer after this long is abandoned, and the pass fails
+// saying so. The client alone waits as long as the connection stays up (an apiserver or proxy that
+// accepted it and hangs: minutes, until TCP gives up); these are small objects a healthy apiserver
+// reads and writes in milliseconds, and the apiserver itself times requests out at 60 s.
+export const REQUEST_TIMEOUT_MS = 10_000;
 // A write that loses a race re-reads and decides again; more losses than this in a row means
 // something else keeps rewriting the object.
 const MAX_ATTEMPTS = 8;
@@ -317,10 +325,65 @@ function apiError(what: string, err: unknown): CertsError {
 export interface Clients {
   core: CoreV1Api;
   admission: AdmissionregistrationV1Api;
+  /** The API server's URL, named when it does not answer. */
+  server?: string;
+  /** Each request is abandoned after this long (default REQUEST_TIMEOUT_MS). */
+  requestTimeoutMs?: number;
+  /** Abandons the request in flight and fails every later one: the caller's deadline. Its reason (an Error) says which. */
+  signal?: AbortSignal;
 }
 
 export function clientsFrom(kc: KubeConfig): Clients {
-  return { core: kc.makeApiClient(CoreV1Api), admission: kc.makeApiClient(AdmissionregistrationV1Api) };
+  return {
+    core: kc.makeApiClient(CoreV1Api),
+    admission: kc.makeApiClient(AdmissionregistrationV1Api),
+    ...(kc.getCurrentCluster()?.server ? { server: kc.getCurrentCluster()!.server } : {}),
+  };
+}
+
+const resolved = <T>(value: T) => new Observable(Promise.resolve(value));
+
+/**
+ * One API request, bounded: abandoned (the socket closed) after `clients.requestTimeoutMs` or when
+ * `clients.signal` aborts, whichever comes first, and rejected at that moment even should the
+ * client not honour the abort (credentials of an exec plugin are obtained before the request).
+ */
+async function bounded<T>(
+  clients: Clients,
+  send: (options: ConfigurationOptions<ObservableMiddleware>) => Promise<T>,
+): Promise<T> {
+  const timeoutMs = clients.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+  const api = `the Kubernetes API${clients.server ? ` at ${clients.server}` : ''}`;
+  const controller = new AbortController();
+  const abandoned = new Promise<never>((_resolve, reject) => {
+    controller.signal.addEventListener('abort', () => reject(controller.signal.reason as Error), { once: true });
+  });
+  const outer = clients.signal;
+  const onOuterAbort = () => {
+    const why = outer?.reason instanceof Error ? outer.reason.message : 'the caller gave up';
+    controller.abort(new Error(`${api} had not answered when ${why}`));
+  };
+  const timer = setTimeout(() => controller.abort(new Error(`${api} did not answer within ${timeoutMs / 1000} s`)), timeoutMs);
+  outer?.addEventListener('abort', onOuterAbort, { once: true });
+  if (outer?.aborted) onOuterAbort();
+  const options: ConfigurationOptions<ObservableMiddleware> = {
+    middleware: [
+      {
+        pre: (context) => {
+          context.setSignal(controller.signal);
+          return resolved(context);
+        },
+        post: (response) => resolved(response),
+      },
+    ],
+    middlewareMergeStrategy: 'append',
+  };
+  try {
+    return await Promise.race([controller.signal.aborted ? abandoned : send(options), abandoned]);
+  } finally {
+    clearTimeout(timer);
+    outer?.removeEventListener('abort', onOuterAbort);
+  }
 }
 
 /** In-cluster config when running in a pod, else $KUBECONFIG or ~/.kube/config. */
@@ -337,7 +400,7 @@ export function defaultClients(): Clients {
 
 async function readSecret(clients: Clients, opts: BootstrapOptions): Promise<V1Secret | undefined> {
   try {
-    return await clients.core.readNamespacedSecret({ name: opts.secretName, namespace: opts.namespace });
+    return await bounded(clients, (o) => clients.core.readNamespacedSecret({ name: opts.secretName, namespace: opts.namespace }, o));
   } catch (err) {
     if (statusOf(err) === 404) return undefined;
     throw apiError(`reading Secret ${opts.namespace}/${opts.secretName}`, err);
@@ -353,7 +416,7 @@ async function readSecret(clients: Clients, opts: BootstrapOptions): Promise<V1S
 async function trustedCaBundle(clients: Clients, opts: BootstrapOptions, served?: string): Promise<string | undefined> {
   let live: string | undefined;
   try {
-    const config = await clients.admission.readMutatingWebhookConfiguration({ name: opts.webhookConfigName });
+    const config = await bounded(clients, (o) => clients.admission.readMutatingWebhookConfiguration({ name: opts.webhookConfigName }, o));
     live = unb64(config.webhooks?.find((w) => w.clientConfig?.caBundle)?.clientConfig.caBundle);
   } catch {
     live = undefined;
@@ -390,7 +453,8 @@ export async function ensureSecret(
           return { material: decision.material, outcome };
         case 'create': {
           const trusted = await trustedCaBundle(clients, opts, servedCaBundle);
-          const created = await clients.core.createNamespacedSecret({ namespace: opts.namespace, body: issue(undefined, false, opts, now, trusted) });
+          const body = issue(undefined, false, opts, now, trusted);
+          const created = await bounded(clients, (o) => clients.core.createNamespacedSecret({ namespace: opts.namespace, body }, o));
           written = created.metadata?.resourceVersion;
           log.info({ secret: where }, 'created the TLS Secret with a new CA');
           outcome = 'created';
@@ -398,18 +462,16 @@ export async function ensureSecret(
         }
         case 'renew': {
           const trusted = decision.keepCa ? undefined : await trustedCaBundle(clients, opts, servedCaBundle);
-          const replaced = await clients.core.replaceNamespacedSecret({
-            name: opts.secretName,
-            namespace: opts.namespace,
-            body: issue(secret, decision.keepCa, opts, now, trusted),
-          });
+          const body = issue(secret, decision.keepCa, opts, now, trusted);
+          const replaced = await bounded(clients, (o) => clients.core.replaceNamespacedSecret({ name: opts.secretName, namespace: opts.namespace, body }, o));
           written = replaced.metadata?.resourceVersion;
           log.info({ secret: where, reason: decision.reason, newCa: !decision.keepCa }, 'renewed the TLS Secret');
           outcome = 'renewed';
           break;
         }
         case 'drop-previous-ca': {
-          const replaced = await clients.core.replaceNamespacedSecret({ name: opts.secretName, namespace: opts.namespace, body: withoutPreviousCa(secret!) });
+          const body = withoutPreviousCa(secret!);
+          const replaced = await bounded(clients, (o) => clients.core.replaceNamespacedSecret({ name: opts.secretName, namespace: opts.namespace, body }, o));
           written = replaced.metadata?.resourceVersion;
           log.info({ secret: where, reason: decision.reason }, 'dropped the previous CA from the TLS Secret');
           outcome = 'dropped-previous-ca';
@@ -448,7 +510,7 @@ export async function ensureCaBundle(clients: Clients, opts: BootstrapOptions, c
   for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
     let config: V1MutatingWebhookConfiguration;
     try {
-      config = await clients.admission.readMutatingWebhookConfiguration({ name });
+      config = await bounded(clients, (o) => clients.admission.readMutatingWebhookConfiguration({ name }, o));
     } catch (err) {
       if (statusOf(err) === 404) {
         throw new CertsError('CERTS_KUBERNETES', `MutatingWebhookConfiguration ${name} does not exist (yet); install the chart, or check --webhook-config`, { cause: err });
@@ -465,9 +527,8 @@ export async function ensureCaBundle(clients: Clients, opts: BootstrapOptions, c
     });
     if (ops.length === 0) return 0;
     try {
-      await clients.admission.patchMutatingWebhookConfiguration(
-        { name, body: ops },
-        setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+      await bounded(clients, (o) =>
+        clients.admission.patchMutatingWebhookConfiguration({ name, body: ops }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch, o)),
       );
       log.info({ webhookConfiguration: name, webhooks: stale }, 'patched caBundle');
       return stale.length;

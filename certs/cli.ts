@@ -171,6 +171,9 @@ function checkNames(opts: BootstrapOptions): void {
   }
 }
 
+// setTimeout fires at once for a delay past 2^31-1 ms (24.8 days): longer waits are cut to that.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 function signalStop(): Promise<void> {
@@ -270,25 +273,36 @@ export async function run(argv: string[], deps: CliDeps = {}): Promise<number> {
   bootstrap.action(async (flags: ClusterFlags & { timeoutSeconds?: number }) => {
     const opts = bootstrapOptions(flags, namespaceFile);
     const log = makeLogger(flags.logLevel);
-    const clients = (deps.clients ?? defaultClients)();
-    const deadline = Date.now() + (flags.timeoutSeconds ?? DEFAULT_BOOTSTRAP_TIMEOUT_SECONDS) * 1000;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await pass(clients, opts, flags.out, log, deps.settleMs ?? BUNDLE_SETTLE_MS, false);
-        return;
-      } catch (err) {
-        const { code, message } = describeError(err);
-        if (code === 'CERTS_IO' || Date.now() + 2000 > deadline) {
-          log.error({ code, attempt }, message);
-          exitCode = 1;
-          stderr(`certs bootstrap: ${message}\n`);
+    const timeoutSeconds = flags.timeoutSeconds ?? DEFAULT_BOOTSTRAP_TIMEOUT_SECONDS;
+    const timeoutMs = timeoutSeconds * 1000;
+    const deadline = Date.now() + timeoutMs;
+    // At the deadline the request in flight is abandoned too: an apiserver (or a proxy before it)
+    // that accepted the connection and never answers must not hold the pod's start-up past it.
+    const expiry = new AbortController();
+    const timer = setTimeout(() => expiry.abort(new Error(`--timeout-seconds (${timeoutSeconds}) ran out`)), Math.min(timeoutMs, MAX_TIMER_MS));
+    const clients: Clients = { ...(deps.clients ?? defaultClients)(), signal: expiry.signal };
+    try {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await pass(clients, opts, flags.out, log, deps.settleMs ?? BUNDLE_SETTLE_MS, false);
           return;
+        } catch (err) {
+          const { code, message } = describeError(err);
+          const left = deadline - Date.now();
+          if (code === 'CERTS_IO' || left < 2000) {
+            log.error({ code, attempt }, message);
+            exitCode = 1;
+            stderr(`certs bootstrap: ${message}\n`);
+            return;
+          }
+          // RBAC objects and the webhook configuration are created by the same helm install and
+          // may not be in effect yet: retry until the deadline (the last attempt starts before it).
+          log.warn({ code, attempt }, `${message}; retrying`);
+          await sleep(Math.min(2000 * attempt, 10_000, left - 2000));
         }
-        // RBAC objects and the webhook configuration are created by the same helm install and
-        // may not be in effect yet: retry until the deadline.
-        log.warn({ code, attempt }, `${message}; retrying`);
-        await sleep(Math.min(2000 * attempt, 10_000));
       }
+    } finally {
+      clearTimeout(timer);
     }
   });
 
@@ -322,7 +336,7 @@ export async function run(argv: string[], deps: CliDeps = {}): Promise<number> {
       }
       if (stopped) break;
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, intervalMs);
+        const timer = setTimeout(resolve, Math.min(intervalMs, MAX_TIMER_MS));
         wake = () => {
           clearTimeout(timer);
           resolve();
