@@ -313,6 +313,11 @@ describeE2E('in-cluster certificate bootstrap (scenario 8)', () => {
     }, 30_000);
     const newCa = pemOf(refilled, 'ca.crt');
     expect(pemOf(refilled, 'ca-previous.crt')).toBe(oldCa);
+    // The manager patches the caBundle right after writing the Secret: wait for that pass to end.
+    await eventually('caBundle trusting the new and the previous CA', async () => {
+      const bundles = await caBundles();
+      return bundles.length === 2 && bundles.every((b) => b === newCa + oldCa) ? true : undefined;
+    }, 30_000);
     expect(await caBundles()).toEqual([newCa + oldCa, newCa + oldCa]);
     const fp = new X509Certificate(pemOf(refilled, 'tls.crt')).fingerprint256;
     await eventually('webhook serving the certificate of the new CA', async () => ((await served()) === fp ? true : undefined), 30_000);
