@@ -2,18 +2,18 @@
 // pod's init container runs it, against an API server that accepts the connection and never
 // answers: the process must end at --timeout-seconds with the reason, not when TCP gives up.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundleDir, ensureBundles } from '../test/helpers/bundles.js';
 import { generateCertificates } from './generate.js';
 
-const root = resolve(import.meta.dirname, '..');
-const bundle = resolve(root, process.env.BUNDLE_OUT ?? 'dist');
+const bundle = bundleDir();
 const cli = join(bundle, 'cli.mjs');
 const dir = mkdtempSync(join(tmpdir(), 'certs-process-'));
 const tls = generateCertificates({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
@@ -21,10 +21,7 @@ const servers: Server[] = [];
 const sockets = new Set<Socket>();
 
 beforeAll(() => {
-  if (!existsSync(cli)) {
-    const built = spawnSync(process.execPath, ['scripts/bundle.mjs'], { cwd: root, env: { ...process.env, BUNDLE_OUT: bundle }, encoding: 'utf8' });
-    if (built.status !== 0) throw new Error(`building ${bundle} failed: ${built.stderr}`);
-  }
+  ensureBundles(bundle);
 }, 120_000);
 
 afterAll(() => {

@@ -6,14 +6,11 @@
 // In CI (CI=true) a missing tool fails the run; elsewhere the suite skips with a message saying
 // how to install it.
 
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
+import { ensureBundles } from '../helpers/bundles.js';
 import { startControlPlane, type ClusterInfo, type ControlPlane } from '../helpers/cluster.js';
 import { startMoto, type MotoServer } from '../helpers/moto.js';
-import { findTools, missingToolMessage, REPO_ROOT } from '../helpers/tools.js';
-import { bundleDir } from '../helpers/webhook-process.js';
+import { findTools, missingToolMessage } from '../helpers/tools.js';
 
 export interface E2EContext {
   cluster: ClusterInfo;
@@ -34,16 +31,6 @@ declare module 'vitest' {
   }
 }
 
-function ensureBundles(dir: string): void {
-  if (existsSync(join(dir, 'cli.mjs')) && existsSync(join(dir, 'fetcher.mjs'))) return;
-  const r = spawnSync(process.execPath, ['scripts/bundle.mjs'], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, BUNDLE_OUT: dir },
-    encoding: 'utf8',
-  });
-  if (r.status !== 0) throw new Error(`building the bundles into ${dir} failed:\n${r.stderr || r.stdout}`);
-}
-
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const tools = findTools(['etcd', 'kube-apiserver', 'kube-controller-manager', 'kubectl', 'moto_server'] as const);
   if (!tools.paths) {
@@ -55,8 +42,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
   const timings: Record<string, number> = {};
   const t0 = Date.now();
-  const dir = bundleDir();
-  ensureBundles(dir);
+  const dir = ensureBundles();
   timings.bundles = Date.now() - t0;
 
   let moto: MotoServer | undefined;

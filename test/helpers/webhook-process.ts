@@ -14,6 +14,7 @@ import { generateCertificates } from '../../certs/generate.js';
 import type { Cluster } from './cluster.js';
 import { spawnGuarded, stopGuarded } from './guard.js';
 import { freePort } from './moto.js';
+import { bundleDir } from './bundles.js';
 import { LOG_DIR, REPO_ROOT } from './tools.js';
 
 export interface WebhookProcess {
@@ -41,9 +42,7 @@ export interface WebhookOptions {
 /** The fetcher image the e2e suite configures; no kubelet pulls it, the pods only name it. */
 export const E2E_FETCHER_IMAGE = 'registry.example.com/aws-secret-injector:e2e';
 
-export function bundleDir(): string {
-  return resolve(REPO_ROOT, process.env.BUNDLE_OUT ?? 'dist');
-}
+export { bundleDir } from './bundles.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

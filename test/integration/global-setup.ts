@@ -5,12 +5,10 @@
 // In CI (CI=true) a missing moto fails the run; elsewhere the suite skips with a message saying
 // how to install it.
 
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
 import type { TestProject } from 'vitest/node';
+import { ensureBundles } from '../helpers/bundles.js';
 import { startMoto } from '../helpers/moto.js';
-import { findTool, missingToolMessage, REPO_ROOT } from '../helpers/tools.js';
+import { findTool, missingToolMessage } from '../helpers/tools.js';
 
 export interface IntegrationContext {
   /** http://127.0.0.1:<port> of moto (Secrets Manager, SSM, STS). */
@@ -28,16 +26,6 @@ declare module 'vitest' {
   }
 }
 
-function ensureBundles(dir: string): void {
-  if (existsSync(join(dir, 'fetcher.mjs')) && existsSync(join(dir, 'cli.mjs'))) return;
-  const r = spawnSync(process.execPath, ['scripts/bundle.mjs'], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, BUNDLE_OUT: dir },
-    encoding: 'utf8',
-  });
-  if (r.status !== 0) throw new Error(`building the bundles into ${dir} failed:\n${r.stderr || r.stdout}`);
-}
-
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const moto = findTool('moto_server');
   if (moto === undefined) {
@@ -47,9 +35,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     project.provide('integrationSkip', message);
     return async () => undefined;
   }
-  const out = process.env.BUNDLE_OUT ?? 'dist';
-  const bundleDir = isAbsolute(out) ? out : join(REPO_ROOT, out);
-  ensureBundles(bundleDir);
+  const bundleDir = ensureBundles();
   const server = await startMoto(moto);
   project.provide('integration', { awsEndpoint: server.endpoint, bundleDir });
   project.provide('integrationSkip', '');

@@ -2,16 +2,16 @@
 // development certificate of `npm start`, and SIGTERM with a review in flight.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { connect, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateCertificates } from '../../certs/generate.js';
+import { bundleDir, ensureBundles } from '../helpers/bundles.js';
 import { call, podReview, postJson } from './server-client.js';
 
-const root = resolve(import.meta.dirname, '../..');
-const bundle = resolve(root, process.env.BUNDLE_OUT ?? 'dist');
+const bundle = bundleDir();
 const cli = join(bundle, 'cli.mjs');
 const SEED = {
   'secrets.k8s.aws/sidecarInjectorWebhook': 'enabled',
@@ -25,10 +25,7 @@ writeFileSync(join(dir, 'tls.key'), certs.key, { mode: 0o600 });
 const children: ChildProcess[] = [];
 
 beforeAll(() => {
-  if (!existsSync(cli)) {
-    const built = spawnSync(process.execPath, ['scripts/bundle.mjs'], { cwd: root, env: { ...process.env, BUNDLE_OUT: bundle }, encoding: 'utf8' });
-    if (built.status !== 0) throw new Error(`building ${bundle} failed: ${built.stderr}`);
-  }
+  ensureBundles(bundle);
 }, 120_000);
 
 afterAll(() => {
