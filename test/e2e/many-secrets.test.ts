@@ -8,7 +8,7 @@ import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { awsClients, createSecret, describeE2E, e2e, useNamespace, useWebhook } from './context.js';
-import { startAwsRecorder } from './aws-recorder.js';
+import { startAwsProxy } from '../helpers/aws-proxy.js';
 import { fetcherContainer, runFetcherLikeKubelet } from './kubelet.js';
 
 const TOKEN_DIR = '/var/run/secrets/eks.amazonaws.com/serviceaccount';
@@ -76,20 +76,20 @@ describeE2E('many secrets, the full YAML form, explode, SSM and role chaining', 
       expect(c.volumeMounts).toContainEqual(expect.objectContaining({ mountPath: '/tmp' }));
     }
 
-    const recorder = await startAwsRecorder(ctx.awsEndpoint);
+    const recorder = await startAwsProxy(ctx.awsEndpoint);
     const run = await runFetcherLikeKubelet(ctx.cluster, stored, { bundleDir: ctx.bundleDir, awsEndpoint: recorder.endpoint }).finally(
       () => recorder.close(),
     );
     expect(run.result.code, run.result.stderr).toBe(0);
     // The pod's own identity first (the real ServiceAccount token), then the chained role.
     const ops = recorder.calls.map((c) => c.operation);
-    const webIdentity = recorder.calls.find((c) => c.operation === 'AssumeRoleWithWebIdentity');
+    const webIdentity = recorder.calls.find((c) => c.operation === 'sts.AssumeRoleWithWebIdentity');
     expect(webIdentity, `calls: ${ops.join(', ')}`).toBeDefined();
     expect(webIdentity!.params.WebIdentityToken).toBe(run.token);
     expect(webIdentity!.params.RoleArn).toBe('arn:aws:iam::123456789012:role/pod-identity');
-    const chained = recorder.calls.find((c) => c.operation === 'AssumeRole');
+    const chained = recorder.calls.find((c) => c.operation === 'sts.AssumeRole');
     expect(chained?.params.RoleArn, `calls: ${ops.join(', ')}`).toBe(chainedRole);
-    expect(ops.indexOf('AssumeRoleWithWebIdentity')).toBeLessThan(ops.indexOf('AssumeRole'));
+    expect(ops.indexOf('sts.AssumeRoleWithWebIdentity')).toBeLessThan(ops.indexOf('sts.AssumeRole'));
     expect(ops.some((o) => /secretsmanager\.(Batch)?GetSecretValue/.test(o))).toBe(true);
     expect(ops).toContain('AmazonSSM.GetParameters');
     const files = run.files;

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ACCOUNT, integrationContext, REGION, runFetcher, Scratch, seedClients, unique } from './context.js';
-import { startAwsProxy } from './aws-proxy.js';
+import { startAwsProxy } from '../helpers/aws-proxy.js';
 
 const { ctx, skip } = integrationContext();
 const keys = { AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE', AWS_SECRET_ACCESS_KEY: 'example', AWS_REGION: REGION };

@@ -10,7 +10,7 @@ import { CreateSecretCommand, PutSecretValueCommand } from '@aws-sdk/client-secr
 import { PutParameterCommand } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACCOUNT, integrationContext, REGION, runFetcher, Scratch, seedClients, unique } from './context.js';
-import { startAwsProxy } from './aws-proxy.js';
+import { startAwsProxy } from '../helpers/aws-proxy.js';
 
 const { ctx, skip } = integrationContext();
 const IRSA_ROLE = `arn:aws:iam::${ACCOUNT}:role/irsa-web`;

@@ -1,6 +1,7 @@
-// A small HTTP proxy in front of the emulator that records every AWS operation and can answer
-// some of them with an error instead of forwarding them: the one fault no emulator produces on
-// cue (throttling bursts, a denied action).
+// A small HTTP proxy in front of the emulator that records every AWS operation (with the form
+// fields of STS calls, so a test can see which identity calls were made with which token and role)
+// and can answer some of them with an error instead of forwarding them: the one fault no emulator
+// produces on cue (throttling bursts, a denied action).
 
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 
@@ -11,21 +12,30 @@ export interface Fault {
   message: string;
 }
 
+export interface AwsCall {
+  /** As in `operations`. */
+  operation: string;
+  /** Form fields of query-protocol (STS) calls, e.g. RoleArn, WebIdentityToken; empty otherwise. */
+  params: Record<string, string>;
+}
+
 export interface AwsProxy {
   endpoint: string;
   /** Operations seen, in order: `secretsmanager.GetSecretValue`, `AmazonSSM.GetParameters`, `sts.AssumeRole`… */
   operations: string[];
+  /** The same calls with their STS form fields. */
+  calls: AwsCall[];
   /** Operations answered with a fault instead of being forwarded. */
   faulted: string[];
   close(): Promise<void>;
 }
 
-function operationOf(req: IncomingMessage, body: Buffer): string {
+function callOf(req: IncomingMessage, body: Buffer): AwsCall {
   const target = req.headers['x-amz-target'];
-  if (typeof target === 'string') return target;
+  if (typeof target === 'string') return { operation: target, params: {} };
   // STS speaks the query protocol: the operation is the form's Action.
-  const action = new URLSearchParams(body.toString('utf8')).get('Action');
-  return action ? `sts.${action}` : `${req.method} ${req.url}`;
+  const params = Object.fromEntries(new URLSearchParams(body.toString('utf8')));
+  return { operation: params.Action ? `sts.${params.Action}` : `${req.method} ${req.url}`, params };
 }
 
 /**
@@ -37,6 +47,7 @@ export async function startAwsProxy(
   fault: (operation: string, seenBefore: number) => Fault | 'hang' | undefined = () => undefined,
 ): Promise<AwsProxy> {
   const operations: string[] = [];
+  const calls: AwsCall[] = [];
   const faulted: string[] = [];
   const target = new URL(upstream);
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -44,9 +55,11 @@ export async function startAwsProxy(
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
-      const op = operationOf(req, body);
+      const call = callOf(req, body);
+      const op = call.operation;
       const seenBefore = operations.filter((o) => o === op).length;
       operations.push(op);
+      calls.push(call);
       const f = fault(op, seenBefore);
       if (f === 'hang') {
         faulted.push(op);
@@ -85,6 +98,7 @@ export async function startAwsProxy(
   return {
     endpoint: `http://127.0.0.1:${port}`,
     operations,
+    calls,
     faulted,
     close: () =>
       new Promise<void>((resolve) => {
