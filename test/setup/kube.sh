@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the control plane the e2e suite runs against — etcd, kube-apiserver,
-# kube-controller-manager and kubectl — from the Go module proxy with the machine's Go, caches
+# Builds the control plane and node the e2e suites run against — etcd, kube-apiserver,
+# kube-controller-manager, kube-scheduler, kubelet and kubectl — from the Go module proxy with the machine's Go, caches
 # the binaries by version in $CACHE_ROOT and links them into .cache/bin.
 # Cold: 10-17 minutes on 2 cores, nearly all of it compiling Kubernetes. Warm: well under a second.
 set -euo pipefail
@@ -9,7 +9,7 @@ source test/setup/common.sh
 
 KUBE_VERSION=v1.36.3
 ETCD_VERSION=v3.6.6
-KUBE_BINS=(kube-apiserver kube-controller-manager kubectl)
+KUBE_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
 
 need flock "install util-linux"
 export GOFLAGS="${GOFLAGS:-} -mod=mod"
