@@ -25,6 +25,7 @@ if [[ "$(node --version 2>/dev/null)" != v$NODE_MAJOR.* ]]; then
     *) die "no Node.js $NODE_MAJOR build for $(uname -m); install Node.js $NODE_MAJOR and run again" ;;
   esac
   dir="$CACHE_ROOT/node-v$NODE_VERSION-$os-$arch"
+  [[ -x "$dir/bin/node" ]] || cache_lock node
   if [[ ! -x "$dir/bin/node" ]]; then
     need npm "npm fetches Node.js $NODE_VERSION from the npm registry; install any Node.js with npm first"
     step "Node.js $NODE_VERSION: fetching node-$os-$arch from the npm registry"
@@ -39,6 +40,7 @@ if [[ "$(node --version 2>/dev/null)" != v$NODE_MAJOR.* ]]; then
     rm -rf "$tmp"
     trap - EXIT
   fi
+  exec 9>&- # the lock, if taken: not held by the command below
   export PATH="$dir/bin:$PATH"
 fi
 [[ "$(node --version)" == v$NODE_MAJOR.* ]] || die "expected Node.js $NODE_MAJOR on PATH, found $(node --version)"
