@@ -489,7 +489,8 @@ export function unknownKeyWarnings(annotations: Annotations): string[] {
       warnings.push(`unknown annotation ${key} is ignored${s ? `; did you mean ${PREFIX}${s}?` : ''}`);
     } else if (slash > 0) {
       const prefix = key.slice(0, slash);
-      if (prefix !== PREFIX_NAME && distance(prefix.toLowerCase(), PREFIX_NAME) <= 2) {
+      // The length difference bounds the distance from below: most prefixes stop there.
+      if (prefix !== PREFIX_NAME && Math.abs(prefix.length - PREFIX_NAME.length) <= 2 && distance(prefix.toLowerCase(), PREFIX_NAME) <= 2) {
         warnings.push(`annotation ${key} is ignored; did you mean the prefix ${PREFIX}?`);
       }
     }
