@@ -8,6 +8,7 @@
 import type { V1Container, V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import {
   FETCH_ARGS,
+  NODE_CREDENTIALS_ENV,
   POD_NAME_ENV,
   POD_NAMESPACE_ENV,
   SPEC_ENV,
@@ -16,7 +17,7 @@ import {
   type FetchSpec,
 } from '../fetcher/spec.js';
 import { parseReference } from '../fetcher/reference.js';
-import { PREFIX, STATUS_ANNOTATION, STATUS_INJECTED, type InjectionRequest } from './annotations.js';
+import { MAX_ANNOTATIONS_BYTES, PREFIX, STATUS_ANNOTATION, STATUS_INJECTED, type InjectionRequest } from './annotations.js';
 import { problem, quote, type Problem } from './problems.js';
 import type { MutationConfig } from './types.js';
 
@@ -35,8 +36,6 @@ export const IDENTITY_ENV = [
   'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE',
 ] as const;
 const TOKEN_FILE_ENV = ['AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE'];
-/** The apiserver refuses objects whose annotations (names and values, in bytes) total more. */
-export const MAX_ANNOTATIONS_BYTES = 256 * 1024;
 const CREDENTIAL_ENV = ['AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_CONTAINER_CREDENTIALS_FULL_URI', 'AWS_ROLE_ARN'];
 
 /** A container as it arrives: the fields we read are typed, everything else is kept untouched. */
@@ -251,6 +250,8 @@ export function buildInitContainer(name: string, volume: string, spec: FetchSpec
       { name: POD_NAME_ENV, valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.name' } } },
       { name: POD_NAMESPACE_ENV, valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } } },
       ...identity.env,
+      // Visible in the pod: this fetcher may fall back to the node's credentials.
+      ...(config.nodeCredentials === 'allow' ? [{ name: NODE_CREDENTIALS_ENV, value: 'allow' }] : []),
     ],
     resources: { requests: { ...config.fetcherResources.requests }, limits: { ...config.fetcherResources.limits } },
     // Pod Security "restricted" asks for every one of these; the fetcher needs none of the rest.
