@@ -341,6 +341,11 @@ describeE2E('chart: helm install and server-side dry-run against the real apiser
         (await runCommand(join(BIN_DIR, 'kubectl'), ['auth', 'can-i', ...args], env, { allowFailure: true })).stdout.trim();
       expect(await can('get', `secrets/${base}-tls`)).toBe('yes');
       expect(await can('update', `secrets/${base}-tls`)).toBe('yes');
+      // Exactly the verbs the passes above used: no patch of the Secret, no update of the configuration.
+      expect(await can('patch', `secrets/${base}-tls`)).toBe('no');
+      expect(await can('delete', `secrets/${base}-tls`)).toBe('no');
+      expect(await can('update', `mutatingwebhookconfigurations/0-${base}`)).toBe('no');
+      expect(await can('get', `mutatingwebhookconfigurations/0-${base}`)).toBe('yes');
       expect(await can('get', 'secrets/some-other-secret')).toBe('no');
       expect(await can('list', 'secrets')).toBe('no');
       expect(await can('create', 'secrets')).toBe('no');

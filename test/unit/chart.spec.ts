@@ -120,7 +120,7 @@ suite('chart: default values', () => {
   it('grants only its own TLS Secret and its own webhook configuration, by name', () => {
     const role = one(objects, 'Role');
     expect(role.rules).toEqual([
-      { apiGroups: [''], resources: ['secrets'], resourceNames: ['acme-aws-secret-injector-tls'], verbs: ['get', 'update', 'patch'] },
+      { apiGroups: [''], resources: ['secrets'], resourceNames: ['acme-aws-secret-injector-tls'], verbs: ['get', 'update'] },
     ]);
     const clusterRole = one(objects, 'ClusterRole');
     expect(clusterRole.rules).toEqual([
@@ -128,7 +128,7 @@ suite('chart: default values', () => {
         apiGroups: ['admissionregistration.k8s.io'],
         resources: ['mutatingwebhookconfigurations'],
         resourceNames: ['0-acme-aws-secret-injector'],
-        verbs: ['get', 'update', 'patch'],
+        verbs: ['get', 'patch'],
       },
     ]);
     for (const b of [one(objects, 'RoleBinding'), one(objects, 'ClusterRoleBinding')]) {
