@@ -409,12 +409,17 @@ describeE2E('chart: helm install and server-side dry-run against the real apiser
     }
   });
 
-  it('the longest release name helm allows, in a 63-character namespace: every object passes a server-side dry-run', async () => {
+  it('the longest release name helm allows, and names with dots or a digit first, in a 63-character namespace: every object passes a server-side dry-run', async () => {
     const ns = (await namespace('long')).padEnd(63, 'x');
     await core().createNamespace({ body: { metadata: { name: ns } } });
     namespaces.push(ns);
-    const release = 'r'.repeat(53);
-    for (const set of [{}, { ...CERT_MODES['cert-manager'], 'metrics.serviceMonitor.enabled': false }]) {
+    for (const [release, set] of [
+      ['r'.repeat(53), {}],
+      ['r'.repeat(53), { ...CERT_MODES['cert-manager'], 'metrics.serviceMonitor.enabled': false }],
+      // Release names may hold dots and start with a digit; Service names may not.
+      ['my.app.v2', {}],
+      ['1app', { ...CERT_MODES['cert-manager'], 'metrics.serviceMonitor.enabled': false }],
+    ] as const) {
       const rendered = await helm(['template', release, CHART_DIR, '--namespace', ns, ...valueArgs(set)]);
       expect(rendered.code, rendered.stderr).toBe(0);
       const r = await cluster().kubectl(['apply', '--dry-run=server', '--namespace', ns, '-f', '-'], { input: rendered.stdout, allowFailure: true });

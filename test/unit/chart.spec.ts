@@ -458,6 +458,19 @@ suite('chart: long names', () => {
     }
   });
 
+  it.each(['my.app', '1app', `9.${'a'.repeat(51)}`])('release %s (dots, a digit first): Services named as DNS-1035 labels, and the Service the configuration, the certificate and the certs passes name is the one rendered', (name) => {
+    for (const set of [CERT_MODES['self-managed']!, CERT_MODES['cert-manager']!]) {
+      const objects = renderChart(HELM, { release: name, namespace: 'apps', set });
+      const services = objects.filter((o) => o.kind === 'Service').map((o) => o.metadata.name);
+      for (const s of services) expect(s).toMatch(SERVICE_NAME);
+      const service = services.find((s) => !s.endsWith('-metrics'))!;
+      expect(webhookOf(objects).clientConfig.service.name).toBe(service);
+      if (set === CERT_MODES['cert-manager']) expect(spec(one(objects, 'Certificate')).dnsNames).toContain(`${service}.apps.svc`);
+      else expect(podSpec(objects).initContainers[0].args).toContain(`--service=${service}`);
+      expect(one(objects, 'Deployment').metadata.name).toBe(`${name}-aws-secret-injector`.slice(0, 63));
+    }
+  });
+
   it('cert-manager: a commonName longer than 64 bytes (refused by cert-manager) is left out; the SANs name the Service', () => {
     const cert = one(renderChart(HELM, { release, namespace, set: CERT_MODES['cert-manager'] }), 'Certificate');
     expect(spec(cert).commonName).toBeUndefined();
