@@ -196,9 +196,9 @@ export const OPTIONS = {
   },
   volumeSizeLimit: {
     env: 'VOLUME_SIZE_LIMIT',
-    default: d.volumeSizeLimit,
-    doc: 'sizeLimit of the memory-backed secrets volume (counts against the pod\'s memory).',
-    parse: quantity(false),
+    default: d.volumeSizeLimit ?? '',
+    doc: "sizeLimit of the memory-backed secrets volume (empty: none). The app's own files under the mount path count against it, and past it the pod is evicted.",
+    parse: quantity(true),
   },
   fetchDeadlineSeconds: {
     env: 'FETCH_DEADLINE_SECONDS',
@@ -313,8 +313,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     fetcherResources: { requests, limits },
     fetcherUid: v.fetcherUid!,
     defaultMountPath: v.defaultMountPath!,
-    volumeSizeLimit: v.volumeSizeLimit!,
   };
+  if (v.volumeSizeLimit !== undefined) mutation.volumeSizeLimit = v.volumeSizeLimit;
   if (v.fetchDeadlineSeconds !== undefined) mutation.fetchTimeouts = { deadlineSeconds: v.fetchDeadlineSeconds };
 
   const config: WebhookConfig = {

@@ -162,6 +162,33 @@ describe('mutate', () => {
   });
 });
 
+describe('the secrets volume and the app\'s temporary files', () => {
+  it('by default has no sizeLimit, so the app\'s own files in /tmp never get the pod evicted, and nothing is warned', () => {
+    const p = pod({});
+    const { pod: out, warnings } = mutate(p, request(p), CONFIG);
+    expect(out.spec.volumes).toEqual([{ name: 'secret-vol', emptyDir: { medium: 'Memory' } }]);
+    expect(warnings).toEqual([]);
+  });
+
+  it.each([
+    ['/tmp', {}, '(/tmp)'],
+    ['/var/tmp', { [`${PREFIX}mount-path`]: '/var/tmp' }, '(/var/tmp)'],
+    ['a TMPDIR inside the mount', { [`${PREFIX}mount-path`]: '/scratch' }, '(/scratch/t)'],
+  ])('with a sizeLimit set, warns when the volume is a temporary directory: %s', (_, annotations, where) => {
+    const p = pod(annotations, { containers: [{ name: 'app', image: 'busybox', env: [{ name: 'TMPDIR', value: '/scratch/t/' }] }] });
+    const { pod: out, warnings } = mutate(p, request(p), { ...CONFIG, volumeSizeLimit: '16Mi' });
+    expect(out.spec.volumes![0]!.emptyDir).toEqual({ medium: 'Memory', sizeLimit: '16Mi' });
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain(`holds the app's temporary files ${where}, which count against its sizeLimit of 16Mi: past it the pod is evicted; set ${PREFIX}mount-path`);
+    expect(warnings[0]!.length).toBeLessThanOrEqual(250);
+  });
+
+  it('with a sizeLimit set and a path of its own, nothing is warned', () => {
+    const p = pod({ [`${PREFIX}mount-path`]: '/var/run/app-secrets' });
+    expect(mutate(p, request(p), { ...CONFIG, volumeSizeLimit: '16Mi' }).warnings).toEqual([]);
+  });
+});
+
 describe('validateTarget', () => {
   it.each([
     [{ [`${PREFIX}containers`]: 'nope' }, {}, 'names container "nope", which the pod does not have (containers: app)'],

@@ -301,10 +301,28 @@ export function mutate(pod: Pod, request: InjectionRequest, config: MutationConf
   for (const c of [...t.init, ...t.app]) {
     c.volumeMounts = [...list(c.volumeMounts), { name: volume, mountPath: request.mountPath }];
   }
-  out.spec.volumes = [...volumes, { name: volume, emptyDir: { medium: 'Memory', sizeLimit: config.volumeSizeLimit } }];
+  const emptyDir = config.volumeSizeLimit === undefined ? { medium: 'Memory' } : { medium: 'Memory', sizeLimit: config.volumeSizeLimit };
+  out.spec.volumes = [...volumes, { name: volume, emptyDir }];
   out.spec.initContainers = [buildInitContainer(name, volume, spec, identity, config) as Container, ...list(out.spec.initContainers)];
   out.metadata = out.metadata ?? {};
   out.metadata.annotations = { ...out.metadata.annotations, [STATUS_ANNOTATION]: STATUS_INJECTED };
 
-  return { pod: out, warnings: [], spec };
+  return { pod: out, warnings: sizeLimitWarnings(t, request.mountPath, config), spec };
+}
+
+/** Where programs write temporary files unless told otherwise. */
+const TEMP_DIRS = ['/tmp', '/var/tmp'];
+
+/**
+ * A sizeLimit on a volume that is also a temporary directory of the app counts the app's own
+ * files against it, and the kubelet evicts the pod past it: say so where that is the case.
+ */
+function sizeLimitWarnings(t: Targets, mountPath: string, config: MutationConfig): string[] {
+  if (config.volumeSizeLimit === undefined) return [];
+  const tmpdirs = [...t.app, ...t.init].flatMap((c) => list(c.env).filter((e) => e.name === 'TMPDIR' && typeof e.value === 'string').map((e) => trimSlash(e.value!)));
+  const temp = [...TEMP_DIRS, ...tmpdirs].find((d) => d === mountPath || d.startsWith(`${mountPath}/`));
+  if (temp === undefined) return [];
+  return [
+    `the secrets volume at ${mountPath} holds the app's temporary files (${temp}), which count against its sizeLimit of ${config.volumeSizeLimit}: past it the pod is evicted; set ${PREFIX}mount-path to a path of its own`,
+  ];
 }
