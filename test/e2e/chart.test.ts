@@ -354,6 +354,30 @@ describeE2E('chart: helm install and server-side dry-run against the real apiser
       expect(await can('patch', 'mutatingwebhookconfigurations/pod-identity-webhook')).toBe('no');
       expect(await can('list', 'mutatingwebhookconfigurations')).toBe('no');
       expect(await can('create', 'pods')).toBe('no');
+
+      // A changed webhook.configurationName: helm replaces the configuration with one that has no
+      // caBundle, and changes the certs containers' arguments, so the Deployment rolls out. The
+      // first new replica's bootstrap (played here with the same token, under the upgraded RBAC)
+      // fills the new configuration's caBundle with the Secret's CA.
+      const renamed = `0-renamed-${base}`.slice(0, 63);
+      const upgraded = await helm(['upgrade', release, CHART_DIR, '--namespace', ns, '--reuse-values', '--set', `webhook.configurationName=${renamed}`]);
+      expect(upgraded.code, upgraded.stderr).toBe(0);
+      const admission = cluster().kubeConfig.makeApiClient(AdmissionregistrationV1Api);
+      const fresh = await admission.readMutatingWebhookConfiguration({ name: renamed });
+      expect(fresh.webhooks![0]!.clientConfig.caBundle).toBeUndefined();
+      await expect(admission.readMutatingWebhookConfiguration({ name: `0-${base}` })).rejects.toMatchObject({ code: 404 });
+      const manifest = await helm(['get', 'manifest', release, '--namespace', ns]);
+      const next = (parseManifests(manifest.stdout).find((o) => o.kind === 'Deployment')!.spec as any).template.spec;
+      expect(next.initContainers[0].args).toContain(`--webhook-configuration=${renamed}`);
+      const out = join(dir, 'replica-renamed');
+      const r = await runCommand(process.execPath, [cli, ...argsOf(next.initContainers[0], out), '--timeout-seconds=20'], env, { allowFailure: true, timeoutMs: 60_000 });
+      expect(r.code, r.stderr + r.stdout).toBe(0);
+      expect(readFileSync(join(out, 'tls.crt'), 'utf8')).toBe(certA); // the same certificate, adopted
+      const filled = await admission.readMutatingWebhookConfiguration({ name: renamed });
+      const ca = (await core().readNamespacedSecret({ name: `${base}-tls`, namespace: ns })).data!['ca.crt']!;
+      expect(Buffer.from(filled.webhooks![0]!.clientConfig.caBundle!, 'base64').toString()).toBe(Buffer.from(ca, 'base64').toString());
+      expect(await can('patch', `mutatingwebhookconfigurations/${renamed}`)).toBe('yes');
+      expect(await can('patch', `mutatingwebhookconfigurations/0-${base}`)).toBe('no');
     } finally {
       rmSync(dir, { recursive: true, force: true });
       await uninstall(release, ns);

@@ -192,11 +192,13 @@ suite('chart: default values', () => {
       'FETCHER_MEMORY_LIMIT',
       'FETCHER_UID',
       'DEFAULT_MOUNT_PATH',
-      'VOLUME_SIZE_LIMIT',
       'SHUTDOWN_TIMEOUT_SECONDS',
     ]) {
       expect(env[name], name).toBe(defaults[name]);
     }
+    // No sizeLimit, the webhook's default: left out, as the apiserver would drop an empty value.
+    expect(defaults.VOLUME_SIZE_LIMIT).toBe('');
+    expect(env.VOLUME_SIZE_LIMIT).toBeUndefined();
     expect(env.FETCHER_IMAGE).toBe('ghcr.io/aws-secret-injector/fetcher:0.1.0');
     expect(env.TLS_CERT_FILE).toBe('/etc/aws-secret-injector/tls/tls.crt');
     expect(env.TLS_KEY_FILE).toBe('/etc/aws-secret-injector/tls/tls.key');
