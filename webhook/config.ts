@@ -5,6 +5,8 @@
 
 import { statSync } from 'node:fs';
 import { Command, CommanderError, Option as CommanderOption } from 'commander';
+import { NODE_CREDENTIALS_VALUES } from '../fetcher/identity.js';
+import { NODE_CREDENTIALS_ENV } from '../fetcher/spec.js';
 import { reservedMountPath } from './annotations.js';
 import { quantityValue } from './quantity.js';
 import { DEFAULT_MUTATION_CONFIG, type MutationConfig } from './types.js';
@@ -175,6 +177,12 @@ export const OPTIONS = {
     doc: "sizeLimit of the memory-backed secrets volume (empty: none). The app's own files under the mount path count against it, and past it the pod is evicted.",
     parse: quantity(true),
   },
+  fetcherNodeCredentials: {
+    env: 'FETCHER_NODE_CREDENTIALS',
+    default: d.nodeCredentials,
+    doc: `\`deny\`: the fetcher uses only the pod's own identity (IRSA or EKS Pod Identity) and fails a pod that has none without calling AWS. \`allow\`: a pod with neither fetches with whatever the AWS SDK's default chain finds (keys or a profile in the fetcher's environment, else the node's instance role, shared by every pod on the node); injected fetchers then carry \`${NODE_CREDENTIALS_ENV}=allow\`.`,
+    parse: oneOf(NODE_CREDENTIALS_VALUES),
+  },
   fetchDeadlineSeconds: {
     env: 'FETCH_DEADLINE_SECONDS',
     default: undefined,
@@ -288,6 +296,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     fetcherResources: { requests, limits },
     fetcherUid: v.fetcherUid!,
     defaultMountPath: v.defaultMountPath!,
+    nodeCredentials: v.fetcherNodeCredentials!,
   };
   if (v.volumeSizeLimit !== undefined) mutation.volumeSizeLimit = v.volumeSizeLimit;
   if (v.fetchDeadlineSeconds !== undefined) mutation.fetchTimeouts = { deadlineSeconds: v.fetchDeadlineSeconds };
