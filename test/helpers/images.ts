@@ -38,6 +38,8 @@ export const NODE_IMAGES = {
 } as const;
 
 export interface ImageConfig {
+  /** sha256:<digest of the image config>, what the kubelet reports as a container's imageID. */
+  id: string;
   entrypoint: string[];
   cmd: string[];
   user: string;
@@ -110,10 +112,11 @@ export async function buildImages(parts: NodeSuiteParts, outDir: string, runId: 
     timings.archives = Date.now() - t1;
     const inspect = async (tag: string): Promise<ImageConfig> => {
       const out = JSON.parse(await b(['inspect', '--type', 'image', tag])) as {
+        FromImageID: string;
         OCIv1: { config: { Entrypoint?: string[]; Cmd?: string[]; User?: string; Env?: string[] } };
       };
       const c = out.OCIv1.config;
-      return { entrypoint: c.Entrypoint ?? [], cmd: c.Cmd ?? [], user: c.User ?? '', env: c.Env ?? [] };
+      return { id: `sha256:${out.FromImageID}`, entrypoint: c.Entrypoint ?? [], cmd: c.Cmd ?? [], user: c.User ?? '', env: c.Env ?? [] };
     };
     const listApp = async (tag: string): Promise<string[]> => {
       const ctr = (await b(['from', '--pull-never', '--quiet', tag])).trim();

@@ -92,6 +92,8 @@ describeNode('seed example on a real node', () => {
     const fetcher = pod.status!.initContainerStatuses![0]!;
     expect(fetcher.name).toBe('secret-fetcher');
     expect(fetcher.state?.terminated).toMatchObject({ exitCode: 0, reason: 'Completed' });
+    // …from the fetcher image built in this run.
+    expect(fetcher.imageID).toBe(nodeSuite().built.config.fetcher.id);
     const out = await printed(ns, podName, 'webserver', /^mount: /m);
     expect(out).toContain(`secret: ${VALUE}`);
     expect(out).toContain('stat: 444 65532 65532');
