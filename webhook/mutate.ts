@@ -8,6 +8,7 @@
 import type { V1Container, V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import {
   FETCH_ARGS,
+  NODE_CREDENTIALS_ENV,
   POD_NAME_ENV,
   POD_NAMESPACE_ENV,
   SPEC_ENV,
@@ -16,7 +17,7 @@ import {
   type FetchSpec,
 } from '../fetcher/spec.js';
 import { parseReference } from '../fetcher/reference.js';
-import { PREFIX, STATUS_ANNOTATION, STATUS_INJECTED, type InjectionRequest } from './annotations.js';
+import { MAX_ANNOTATIONS_BYTES, PREFIX, STATUS_ANNOTATION, STATUS_INJECTED, type InjectionRequest } from './annotations.js';
 import { problem, quote, type Problem } from './problems.js';
 import type { MutationConfig } from './types.js';
 
@@ -35,8 +36,6 @@ export const IDENTITY_ENV = [
   'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE',
 ] as const;
 const TOKEN_FILE_ENV = ['AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE'];
-/** The apiserver refuses objects whose annotations (names and values, in bytes) total more. */
-export const MAX_ANNOTATIONS_BYTES = 256 * 1024;
 const CREDENTIAL_ENV = ['AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_CONTAINER_CREDENTIALS_FULL_URI', 'AWS_ROLE_ARN'];
 
 /** A container as it arrives: the fields we read are typed, everything else is kept untouched. */
@@ -118,7 +117,8 @@ interface Identity {
 /**
  * The pod's AWS identity as a container sees it: whichever of the IRSA / Pod Identity variables
  * the first target container (then any app container) carries, with the mounts of the token
- * files they point at. Taken from one container so the fetcher never mixes two identities.
+ * files they point at. Taken from one container so the fetcher never mixes two identities. The
+ * variables and mounts are the container's own objects (see mutate: nothing is modified).
  */
 export function findIdentity(pod: Pod, request: InjectionRequest): Identity {
   const t = targets(pod, request);
@@ -127,7 +127,7 @@ export function findIdentity(pod: Pod, request: InjectionRequest): Identity {
   const source =
     candidates.find((c) => vars(c).some((e) => CREDENTIAL_ENV.includes(e.name))) ?? candidates.find((c) => vars(c).length > 0);
   if (source === undefined) return { env: [], mounts: [] };
-  const env = vars(source).map((e) => structuredClone(e));
+  const env = vars(source);
   const mounts: V1VolumeMount[] = [];
   for (const e of env) {
     if (!TOKEN_FILE_ENV.includes(e.name) || typeof e.value !== 'string') continue;
@@ -137,17 +137,24 @@ export function findIdentity(pod: Pod, request: InjectionRequest): Identity {
     const holder = list(source.volumeMounts)
       .filter((m) => file === trimSlash(m.mountPath) || file.startsWith(`${trimSlash(m.mountPath)}/`))
       .sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
-    if (holder && !mounts.some((m) => m.mountPath === holder.mountPath)) mounts.push(structuredClone(holder));
+    if (holder && !mounts.some((m) => m.mountPath === holder.mountPath)) mounts.push(holder);
   }
   return { env, mounts, from: source.name };
 }
 
-/** Stage validate (fit): the injection must not turn a valid pod into an invalid one. */
-export function validateTarget(pod: Pod, request: InjectionRequest): { problems: Problem[]; warnings: string[] } {
+/**
+ * Stage validate (fit): the injection must not turn a valid pod into an invalid one. It also runs
+ * after the parse stage refused some annotations (`refused`, their keys), so one denial names
+ * every problem; the checks that depend on a refused value are skipped rather than run on its
+ * default, which would report problems the pod does not have.
+ */
+export function validateTarget(pod: Pod, request: InjectionRequest, refused: ReadonlySet<string> = new Set()): { problems: Problem[]; warnings: string[] } {
   const problems: Problem[] = [];
   const warnings: string[] = [];
   const containersKey = `${PREFIX}containers`;
   const mountKey = `${PREFIX}mount-path`;
+  const containersKnown = !refused.has(containersKey);
+  const mountKnown = containersKnown && !refused.has(mountKey);
   if (pod.spec.os?.name === 'windows') {
     problems.push(problem('WEBHOOK_UNSUPPORTED_POD', 'spec.os.name', 'windows pods cannot run the fetcher (a Linux container); remove the secret annotations'));
   }
@@ -161,7 +168,7 @@ export function validateTarget(pod: Pod, request: InjectionRequest): { problems:
     }
   }
   const t = targets(pod, request);
-  for (const c of [...t.init, ...t.app]) {
+  for (const c of mountKnown ? [...t.init, ...t.app] : []) {
     const taken = list(c.volumeMounts).find((m) => trimSlash(m.mountPath) === request.mountPath);
     if (taken) {
       problems.push(
@@ -190,7 +197,7 @@ export function validateTarget(pod: Pod, request: InjectionRequest): { problems:
     }
   }
   const identity = findIdentity(pod, request);
-  const clash = identity.mounts.find((m) => trimSlash(m.mountPath) === request.mountPath || request.mountPath.startsWith(`${trimSlash(m.mountPath)}/`));
+  const clash = !mountKnown ? undefined : identity.mounts.find((m) => trimSlash(m.mountPath) === request.mountPath || request.mountPath.startsWith(`${trimSlash(m.mountPath)}/`));
   if (clash) {
     problems.push(problem('WEBHOOK_MOUNT_CLASH', mountKey, `${request.mountPath} is ${trimSlash(clash.mountPath) === request.mountPath ? '' : `inside ${clash.mountPath}, `}where the AWS token volume ${quote(clash.name)} is mounted; set ${mountKey} to another path`));
   }
@@ -202,7 +209,7 @@ export function validateTarget(pod: Pod, request: InjectionRequest): { problems:
       problem('WEBHOOK_UNSUPPORTED_POD', 'metadata.annotations', `total ${bytes} bytes with ${STATUS_ANNOTATION}: ${STATUS_INJECTED} added, over the apiserver's limit of ${MAX_ANNOTATIONS_BYTES}; shorten the pod's annotations`),
     );
   }
-  if (t.app.length === 0 && t.init.length === 0 && problems.length === 0) {
+  if (containersKnown && t.app.length === 0 && t.init.length === 0 && problems.length === 0) {
     problems.push(problem('WEBHOOK_UNKNOWN_CONTAINER', containersKey, 'selects no container'));
   }
   const regionless = request.items.filter((i) => {
@@ -210,7 +217,7 @@ export function validateTarget(pod: Pod, request: InjectionRequest): { problems:
     return 'reference' in r && r.reference.region === undefined;
   });
   const envRegion = identity.env.some((e) => e.name === 'AWS_REGION' || e.name === 'AWS_DEFAULT_REGION');
-  if (regionless.length > 0 && request.region === undefined && !envRegion) {
+  if (regionless.length > 0 && request.region === undefined && !refused.has(`${PREFIX}region`) && !envRegion) {
     warnings.push(
       `secret ${quote(regionless[0]!.ref)} is a name without a region and the pod sets none (${PREFIX}region); the fetcher will need AWS_REGION from its environment`,
     );
@@ -243,8 +250,10 @@ export function buildInitContainer(name: string, volume: string, spec: FetchSpec
       { name: POD_NAME_ENV, valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.name' } } },
       { name: POD_NAMESPACE_ENV, valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } } },
       ...identity.env,
+      // Visible in the pod: this fetcher may fall back to the node's credentials.
+      ...(config.nodeCredentials === 'allow' ? [{ name: NODE_CREDENTIALS_ENV, value: 'allow' }] : []),
     ],
-    resources: structuredClone(config.fetcherResources),
+    resources: { requests: { ...config.fetcherResources.requests }, limits: { ...config.fetcherResources.limits } },
     // Pod Security "restricted" asks for every one of these; the fetcher needs none of the rest.
     securityContext: {
       runAsNonRoot: true,
@@ -270,34 +279,46 @@ export interface MutationResult {
 }
 
 /**
- * Stage render. The caller has run validateTarget; the pod is not touched, a mutated copy is
- * returned. Arrays only grow: the init container goes first, everything else is appended.
+ * Stage render. The caller has run validateTarget. The pod is not touched: the result is a copy
+ * on write. The pod, its metadata, annotations and spec, and the lists that grow (containers,
+ * initContainers, volumes) are new objects; a container is copied when it gets the mount;
+ * everything else is the pod's own object, shared. So the diff against the pod (review.ts) skips
+ * what did not change by identity, and a review costs what it adds, not what the pod holds.
+ * Neither the pod nor the result may be modified afterwards: to change a container, copy it.
+ * Arrays only grow: the init container goes first, everything else is appended.
  */
 export function mutate(pod: Pod, request: InjectionRequest, config: MutationConfig): MutationResult {
-  const out = structuredClone(pod);
   const spec = buildSpec(request, config);
-  const identity = findIdentity(out, request);
+  const identity = findIdentity(pod, request);
 
-  const volumes = list(out.spec.volumes);
+  const volumes = list(pod.spec.volumes);
   const volume = uniqueName(VOLUME_NAME, new Set(volumes.map((v) => v.name)));
-  const ephemeral = Array.isArray(out.spec.ephemeralContainers) ? (out.spec.ephemeralContainers as Obj[]) : [];
+  const ephemeral = Array.isArray(pod.spec.ephemeralContainers) ? (pod.spec.ephemeralContainers as Obj[]) : [];
   const names = new Set([
-    ...out.spec.containers.map((c) => c.name),
-    ...list(out.spec.initContainers).map((c) => c.name),
+    ...pod.spec.containers.map((c) => c.name),
+    ...list(pod.spec.initContainers).map((c) => c.name),
     ...ephemeral.map((c) => String(c.name)),
   ]);
   const name = uniqueName(INIT_CONTAINER_NAME, names);
 
-  const t = targets(out, request);
+  const t = targets(pod, request);
+  const mounted = new Set<Container>([...t.init, ...t.app]);
   // Read-write, as the original sample had it: the default path is /tmp, where apps write their
   // own temporary files. The secret files themselves are read-only (mode 0444 by default).
-  for (const c of [...t.init, ...t.app]) {
-    c.volumeMounts = [...list(c.volumeMounts), { name: volume, mountPath: request.mountPath }];
-  }
-  out.spec.volumes = [...volumes, { name: volume, emptyDir: { medium: 'Memory', sizeLimit: config.volumeSizeLimit } }];
-  out.spec.initContainers = [buildInitContainer(name, volume, spec, identity, config) as Container, ...list(out.spec.initContainers)];
-  out.metadata = out.metadata ?? {};
-  out.metadata.annotations = { ...out.metadata.annotations, [STATUS_ANNOTATION]: STATUS_INJECTED };
+  const withVolume = (c: Container): Container =>
+    mounted.has(c) ? { ...c, volumeMounts: [...list(c.volumeMounts), { name: volume, mountPath: request.mountPath }] } : c;
 
+  // Keys a pod lacks are added in this order (volumes, then initContainers; metadata last), so
+  // the patch lists its operations the same way for every pod.
+  const out: Pod = {
+    ...pod,
+    spec: {
+      ...pod.spec,
+      containers: pod.spec.containers.map(withVolume),
+      volumes: [...volumes, { name: volume, emptyDir: { medium: 'Memory', sizeLimit: config.volumeSizeLimit } }],
+      initContainers: [buildInitContainer(name, volume, spec, identity, config) as Container, ...list(pod.spec.initContainers).map(withVolume)],
+    },
+    metadata: { ...pod.metadata, annotations: { ...pod.metadata?.annotations, [STATUS_ANNOTATION]: STATUS_INJECTED } },
+  };
   return { pod: out, warnings: [], spec };
 }

@@ -1,5 +1,5 @@
 // Builds the project's two images from its own Dockerfile with buildah, as a release build does
-// but from the local base images test/setup/node.sh assembled (the Dockerfile takes its bases as
+// but from the local base images test/setup/node-suite.sh assembled (the Dockerfile takes its bases as
 // build arguments), and writes them, with the busybox app and pause images, as docker-archive
 // tarballs for containerd to import. The build stage's layers are cached in buildah's store
 // (`--layers`), so only what changed since the last run is rebuilt.
@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { runCommand } from './cluster.js';
 import { BIN_DIR, REPO_ROOT } from './tools.js';
 
-/** What test/setup/node.sh wrote to .cache/node-suite.json. */
+/** What test/setup/node-suite.sh wrote to .cache/node-suite.json. */
 export interface NodeSuiteParts {
   buildahStore: string;
   buildImage: string;

@@ -66,7 +66,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   ] as const);
   if (!tools.paths) return skip(project, `missing: ${tools.missing.join(', ')}; run \`npm run test:all\` (or \`bash test/setup/install.sh\`) as root`);
   const parts = nodeSuiteParts();
-  if (!parts) return skip(project, 'the local base images are not built; run `bash test/setup/node.sh` as root');
+  if (!parts) return skip(project, 'the local base images are not built; run `bash test/setup/node-suite.sh` as root');
   if (process.getuid?.() !== 0) return skip(project, 'a kubelet and containerd need root');
 
   const timings: Record<string, number> = {};

