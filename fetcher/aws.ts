@@ -9,6 +9,7 @@ import { GetParametersCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
 import { CredentialError, errorFacts, type AwsApi } from './fetch.js';
+import type { Network } from './network.js';
 
 interface AwsCredentialIdentity {
   accessKeyId: string;
@@ -21,7 +22,7 @@ type AwsCredentialIdentityProvider = () => Promise<AwsCredentialIdentity>;
 export interface AwsOptions {
   /** Chain into this role with STS AssumeRole. */
   roleArn?: string;
-  /** RoleSessionName for AssumeRole (see sessionName). */
+  /** RoleSessionName of IRSA's AssumeRoleWithWebIdentity and of AssumeRole (see sessionName). */
   sessionName: string;
   /** Region of the STS calls (AssumeRole, GetCallerIdentity, web identity). */
   stsRegion: string;
@@ -29,6 +30,8 @@ export interface AwsOptions {
   callTimeoutMs: number;
   /** Attempts per call, the first included (SDK standard retry mode). */
   maxAttempts: number;
+  /** Agent options of every AWS client (the proxy; see network.ts). */
+  agents?: Network['agents'];
 }
 
 /** AssumeRole's minimum; the fetcher is done long before. */
@@ -71,13 +74,19 @@ export function createAwsApi(opts: AwsOptions): AwsApi {
       requestTimeout: opts.callTimeoutMs,
       connectionTimeout: Math.min(opts.callTimeoutMs, 5_000),
       throwOnRequestTimeout: true,
+      ...opts.agents,
     },
   } as const;
   // The chain's own STS client (IRSA's AssumeRoleWithWebIdentity) gets the same per-call timeout
   // and attempts: without them a silent STS endpoint holds the exchange open forever.
   const base = tagged(
     'credentials',
-    fromNodeProviderChain({ clientConfig: { region: opts.stsRegion, maxAttempts: common.maxAttempts, requestHandler: common.requestHandler } }),
+    fromNodeProviderChain({
+      // IRSA's session is named after the pod like the chained one, so CloudTrail names the pod
+      // (the SDK's default is aws-sdk-js-session-<time>).
+      roleSessionName: opts.sessionName,
+      clientConfig: { region: opts.stsRegion, maxAttempts: common.maxAttempts, requestHandler: common.requestHandler },
+    }),
   );
   let credentials = base;
   if (opts.roleArn !== undefined) {

@@ -258,6 +258,9 @@ export function hintFor(t: Target, code: string, via: 'get' | 'batch' | 'paramet
   if (/Throttl|TooManyRequests|RequestLimitExceeded/.test(code)) {
     return 'AWS kept throttling after every retry; raise the retry attempts or the deadline, or start fewer pods at once';
   }
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(code)) {
+    return "the endpoint's certificate is not signed by a CA the fetcher trusts: a TLS-inspecting proxy or a private endpoint needs its CA in the fetcher's CA bundle (webhook setting FETCHER_CA_BUNDLE_CONFIGMAP)";
+  }
   if (/Timeout|ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|NetworkingError/.test(code)) {
     return `check the network path to the ${r.service === 'ssm' ? 'SSM' : 'Secrets Manager'} endpoint ${where} (VPC endpoint, proxy, egress rules, AWS_ENDPOINT_URL)`;
   }

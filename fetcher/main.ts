@@ -8,6 +8,7 @@ import { isAbsolute } from 'node:path';
 import { createAwsApi, sessionName } from './aws.js';
 import { fitTerminationMessage, formatReport, redact, type Failure, FetchError, type ReportContext } from './errors.js';
 import { fetchTargets, plan, untilAborted, type AwsApi, type FetchedValue } from './fetch.js';
+import { networkFromEnv } from './network.js';
 import { findConflicts, renderItem, type OutputFile } from './render.js';
 import {
   DEFAULT_TERMINATION_LOG,
@@ -231,6 +232,18 @@ export async function run(argv: string[]): Promise<number> {
     return fail(parsed.errors.map((message) => ({ code: 'FETCH_SPEC_INVALID' as const, message: `${SPEC_ENV}: ${message}` })), {}, []);
   }
   const spec = args.dir !== undefined ? { ...parsed.spec, dir: args.dir } : parsed.spec;
+  const network = networkFromEnv(process.env);
+  if ('errors' in network) {
+    return fail(
+      network.errors.map((message) => ({
+        code: 'FETCH_NETWORK' as const,
+        message,
+        hint: 'check the webhook\'s FETCHER_* network settings (chart values fetcher.network.*)',
+      })),
+      {},
+      [],
+    );
+  }
   const envRegion = process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || undefined;
   const pod = sessionName(process.env[POD_NAMESPACE_ENV], process.env[POD_NAME_ENV]);
   const timeouts = { ...DEFAULT_TIMEOUTS, ...spec.timeouts };
@@ -246,6 +259,7 @@ export async function run(argv: string[]): Promise<number> {
           stsRegion,
           callTimeoutMs: timeouts.callSeconds * 1000,
           maxAttempts: Math.max(1, Math.floor(timeouts.maxAttempts)),
+          agents: network.agents,
         }),
     });
   } catch (e) {

@@ -12,6 +12,27 @@ export const POD_NAMESPACE_ENV = 'SECRET_INJECTOR_POD_NAMESPACE';
 /** Where the failure paragraph goes; Kubernetes shows this file in `kubectl describe pod`. */
 export const TERMINATION_LOG_ENV = 'SECRET_INJECTOR_TERMINATION_LOG';
 export const DEFAULT_TERMINATION_LOG = '/dev/termination-log';
+/**
+ * The fetcher's network, as the webhook's settings may set it (webhook FETCHER_<name>, chart
+ * `fetcher.network.*`): an allow-list, so no setting can reach how the fetcher authenticates
+ * (AWS_PROFILE, keys, AWS_ROLE_ARN). Why each is there: README "Configuring the webhook".
+ */
+export const NETWORK_ENV = [
+  'HTTPS_PROXY',
+  'HTTP_PROXY',
+  'NO_PROXY',
+  'AWS_USE_FIPS_ENDPOINT',
+  'AWS_USE_DUALSTACK_ENDPOINT',
+  'AWS_ENDPOINT_URL_SECRETS_MANAGER',
+  'AWS_ENDPOINT_URL_SSM',
+  'AWS_ENDPOINT_URL_STS',
+] as const;
+export type NetworkEnvName = (typeof NETWORK_ENV)[number];
+/** Where the webhook mounts the CA bundle (a ConfigMap key) in the fetcher, read-only. */
+export const CA_BUNDLE_DIR = '/etc/aws-secret-injector/ca';
+export const CA_BUNDLE_FILE = `${CA_BUNDLE_DIR}/ca.crt`;
+/** Node.js adds the certificates of this file to its public CAs for every TLS connection. */
+export const CA_BUNDLE_ENV = 'NODE_EXTRA_CA_CERTS';
 /** Written last, after every secret file: apps (and a refresh sidecar) can tell a complete set. */
 export const MARKER_FILE = '.secrets-ready';
 /** The init container's args; the fetcher bundle and the full CLI both accept them. */

@@ -10,6 +10,7 @@
 
 import YAML, { isScalar, visit } from 'yaml';
 import {
+  CA_BUNDLE_DIR,
   DEFAULT_MODE,
   FORMATS,
   MARKER_FILE,
@@ -69,6 +70,7 @@ export function reservedMountPath(path: string): string | undefined {
   const p = path.replace(/\/+$/, '');
   if (p === '/app' || p === '/nodejs') return `${p} holds the fetcher's own program, which a volume there would hide`;
   if (p === '/dev' || ['/proc', '/sys'].some((r) => p === r || p.startsWith(`${r}/`))) return `${p} belongs to the container runtime`;
+  if (p === CA_BUNDLE_DIR || p.startsWith(`${CA_BUNDLE_DIR}/`)) return `${p} is where the fetcher's CA bundle is mounted`;
   return undefined;
 }
 

@@ -7,6 +7,9 @@
 
 import type { V1Container, V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import {
+  CA_BUNDLE_DIR,
+  CA_BUNDLE_ENV,
+  CA_BUNDLE_FILE,
   FETCH_ARGS,
   POD_NAME_ENV,
   POD_NAMESPACE_ENV,
@@ -23,6 +26,8 @@ import type { MutationConfig } from './types.js';
 /** The volume's name in the original AWS sample; kept so its users see what they know. */
 export const VOLUME_NAME = 'secret-vol';
 export const INIT_CONTAINER_NAME = 'secret-fetcher';
+/** The fetcher's CA bundle volume (webhook setting FETCHER_CA_BUNDLE_CONFIGMAP). */
+export const CA_VOLUME_NAME = 'secret-fetcher-ca';
 
 /** The credential variables of IRSA and EKS Pod Identity, copied from the app into the fetcher. */
 export const IDENTITY_ENV = [
@@ -232,7 +237,26 @@ export function buildSpec(request: InjectionRequest, config: MutationConfig): Fe
   return spec;
 }
 
-export function buildInitContainer(name: string, volume: string, spec: FetchSpec, identity: Identity, config: MutationConfig): V1Container {
+/** The fetcher's network settings and CA bundle: env and mounts beside the identity's. */
+function networkOf(config: MutationConfig, caVolume: string | undefined): { env: V1EnvVar[]; mounts: V1VolumeMount[] } {
+  const env: V1EnvVar[] = (config.fetcherNetworkEnv ?? []).map((e) => ({ name: e.name, value: e.value }));
+  const mounts: V1VolumeMount[] = [];
+  if (config.fetcherCaBundle !== undefined && caVolume !== undefined) {
+    env.push({ name: CA_BUNDLE_ENV, value: CA_BUNDLE_FILE });
+    mounts.push({ name: caVolume, mountPath: CA_BUNDLE_DIR, readOnly: true });
+  }
+  return { env, mounts };
+}
+
+export function buildInitContainer(
+  name: string,
+  volume: string,
+  spec: FetchSpec,
+  identity: Identity,
+  config: MutationConfig,
+  caVolume?: string,
+): V1Container {
+  const network = networkOf(config, caVolume);
   return {
     name,
     image: config.fetcherImage,
@@ -243,6 +267,7 @@ export function buildInitContainer(name: string, volume: string, spec: FetchSpec
       { name: POD_NAME_ENV, valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.name' } } },
       { name: POD_NAMESPACE_ENV, valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } } },
       ...identity.env,
+      ...network.env,
     ],
     resources: structuredClone(config.fetcherResources),
     // Pod Security "restricted" asks for every one of these; the fetcher needs none of the rest.
@@ -258,7 +283,7 @@ export function buildInitContainer(name: string, volume: string, spec: FetchSpec
     // Spelled out (these are the apiserver's defaults) so the pod reads back exactly as patched.
     terminationMessagePath: '/dev/termination-log',
     terminationMessagePolicy: 'FallbackToLogsOnError',
-    volumeMounts: [{ name: volume, mountPath: spec.dir }, ...identity.mounts],
+    volumeMounts: [{ name: volume, mountPath: spec.dir }, ...identity.mounts, ...network.mounts],
   };
 }
 
@@ -279,7 +304,11 @@ export function mutate(pod: Pod, request: InjectionRequest, config: MutationConf
   const identity = findIdentity(out, request);
 
   const volumes = list(out.spec.volumes);
-  const volume = uniqueName(VOLUME_NAME, new Set(volumes.map((v) => v.name)));
+  const volumeNames = new Set(volumes.map((v) => v.name));
+  const volume = uniqueName(VOLUME_NAME, volumeNames);
+  volumeNames.add(volume);
+  const ca = config.fetcherCaBundle;
+  const caVolume = ca === undefined ? undefined : uniqueName(CA_VOLUME_NAME, volumeNames);
   const ephemeral = Array.isArray(out.spec.ephemeralContainers) ? (out.spec.ephemeralContainers as Obj[]) : [];
   const names = new Set([
     ...out.spec.containers.map((c) => c.name),
@@ -295,7 +324,12 @@ export function mutate(pod: Pod, request: InjectionRequest, config: MutationConf
     c.volumeMounts = [...list(c.volumeMounts), { name: volume, mountPath: request.mountPath }];
   }
   out.spec.volumes = [...volumes, { name: volume, emptyDir: { medium: 'Memory', sizeLimit: config.volumeSizeLimit } }];
-  out.spec.initContainers = [buildInitContainer(name, volume, spec, identity, config) as Container, ...list(out.spec.initContainers)];
+  if (ca !== undefined && caVolume !== undefined) {
+    // The one key, under a fixed name; not optional: a pod without the ConfigMap waits with an
+    // event naming it rather than fetching without the CA it was told to trust.
+    out.spec.volumes.push({ name: caVolume, configMap: { name: ca.configMap, items: [{ key: ca.key, path: 'ca.crt' }], defaultMode: 0o444 } });
+  }
+  out.spec.initContainers = [buildInitContainer(name, volume, spec, identity, config, caVolume) as Container, ...list(out.spec.initContainers)];
   out.metadata = out.metadata ?? {};
   out.metadata.annotations = { ...out.metadata.annotations, [STATUS_ANNOTATION]: STATUS_INJECTED };
 

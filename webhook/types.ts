@@ -1,7 +1,7 @@
 // The seams between the webhook's pure core (annotations, mutate, review) and its HTTP shell
 // (server, config, metrics). Both sides import these; neither reaches into the other.
 
-import type { Timeouts } from '../fetcher/spec.js';
+import type { NetworkEnvName, Timeouts } from '../fetcher/spec.js';
 
 /** What the mutation needs from the webhook's configuration (config.ts builds it from env/flags). */
 export interface MutationConfig {
@@ -21,6 +21,10 @@ export interface MutationConfig {
   volumeSizeLimit: string;
   /** Passed to the fetcher in its spec. */
   fetchTimeouts?: Timeouts;
+  /** The fetcher's network variables (proxy, FIPS/dual-stack, endpoint URLs), validated; only those set. */
+  fetcherNetworkEnv?: Array<{ name: NetworkEnvName; value: string }>;
+  /** A ConfigMap key in the pod's namespace holding PEM CA certificates the fetcher trusts too. */
+  fetcherCaBundle?: { configMap: string; key: string };
 }
 
 export const DEFAULT_MUTATION_CONFIG: MutationConfig = {

@@ -82,7 +82,8 @@ export class Scratch {
 
 /**
  * Runs the bundle as the init container would: `node fetcher.mjs fetch --dir <scratch>` with
- * the spec in SECRET_INJECTOR_SPEC. The environment is built from nothing but PATH, so no
+ * the spec in SECRET_INJECTOR_SPEC, AWS_ENDPOINT_URL the emulator's (`endpoint: null`: none, so the
+ * SDK resolves AWS's own endpoints). The environment is built from nothing but PATH, so no
  * credentials, profile or region of the machine running the tests leak in.
  */
 export async function runFetcher(
@@ -90,7 +91,7 @@ export async function runFetcher(
   scratch: Scratch,
   spec: Omit<FetchSpec, 'version' | 'dir' | 'mode'> & Partial<Pick<FetchSpec, 'mode'>>,
   env: Record<string, string>,
-  opts: { bundle?: 'fetcher.mjs' | 'cli.mjs'; endpoint?: string; killAfterMs?: number } = {},
+  opts: { bundle?: 'fetcher.mjs' | 'cli.mjs'; endpoint?: string | null; killAfterMs?: number } = {},
 ): Promise<FetcherRun> {
   const dir = mkdtempSync(join(scratch.root, 'volume-'));
   const termination = join(scratch.root, `termination-${randomBytes(3).toString('hex')}`);
@@ -102,7 +103,7 @@ export async function runFetcher(
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: scratch.root,
-      AWS_ENDPOINT_URL: opts.endpoint ?? ctx.awsEndpoint,
+      ...(opts.endpoint !== null && { AWS_ENDPOINT_URL: opts.endpoint ?? ctx.awsEndpoint }),
       AWS_EC2_METADATA_DISABLED: 'true',
       AWS_CONFIG_FILE: join(scratch.root, 'no-config'),
       AWS_SHARED_CREDENTIALS_FILE: join(scratch.root, 'no-credentials'),
