@@ -7,7 +7,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { createAwsApi, sessionName } from './aws.js';
 import { fitTerminationMessage, formatReport, redact, type Failure, FetchError, type ReportContext } from './errors.js';
-import { fetchTargets, plan, untilAborted, type AwsApi, type FetchedValue } from './fetch.js';
+import { fetchTargets, fetchWithFailover, plan, untilAborted, type AwsApi, type FetchedValue, type FetchResult } from './fetch.js';
 import { networkFromEnv } from './network.js';
 import { findConflicts, renderItem, type OutputFile } from './render.js';
 import {
@@ -37,7 +37,7 @@ export interface ExecuteDeps {
 }
 
 export type ExecuteResult =
-  | { ok: true; files: number; secrets: number }
+  | { ok: true; files: number; secrets: number; /** Secrets whose value came from the failover region. */ failedOver: number }
   | { ok: false; failures: Failure[]; context: ReportContext; values: string[] };
 
 /** Every string a fetched value contains (the whole text and each JSON scalar), for redaction. */
@@ -95,9 +95,14 @@ export async function execute(spec: FetchSpec, deps: ExecuteDeps): Promise<Execu
   const deadline = new AbortController();
   const deadlineAt = Date.now() + timeouts.deadlineSeconds * 1000;
   const timer = setTimeout(() => deadline.abort(), timeouts.deadlineSeconds * 1000);
-  let result;
+  let result: FetchResult;
+  let failedOver = 0;
   try {
-    result = await fetchTargets(targets, api, { signal: deadline.signal });
+    if (spec.failoverRegion !== undefined) {
+      const r = await fetchWithFailover(targets, spec.failoverRegion, api, { signal: deadline.signal });
+      failedOver = r.failedOver;
+      result = r;
+    } else result = await fetchTargets(targets, api, { signal: deadline.signal });
   } finally {
     clearTimeout(timer);
   }
@@ -150,7 +155,7 @@ export async function execute(spec: FetchSpec, deps: ExecuteDeps): Promise<Execu
     if (e instanceof FetchError) return { ok: false, failures: e.failures, context: {}, values };
     throw e;
   }
-  return { ok: true, files: files.length, secrets: targets.length };
+  return { ok: true, files: files.length, secrets: targets.length, failedOver };
 }
 
 const USAGE = `usage: aws-secret-injector fetch [--dir <path>]
@@ -269,6 +274,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   exitSoon();
   if (!result.ok) return fail(result.failures, result.context, result.values);
-  process.stdout.write(`fetch: wrote ${result.files} file(s) from ${result.secrets} secret(s) to ${spec.dir} in ${Date.now() - started} ms\n`);
+  const from = result.failedOver > 0 ? ` (${result.failedOver} from the failover region ${spec.failoverRegion})` : '';
+  process.stdout.write(`fetch: wrote ${result.files} file(s) from ${result.secrets} secret(s)${from} to ${spec.dir} in ${Date.now() - started} ms\n`);
   return 0;
 }

@@ -76,6 +76,8 @@ export interface FetchSpec {
   region?: string;
   /** A role to chain into with STS AssumeRole, from the pod's own identity. */
   roleArn?: string;
+  /** A second region every secret is also asked for (see README "failover-region"). */
+  failoverRegion?: string;
   /** Default file mode. */
   mode: number;
   items: SecretItem[];
@@ -130,7 +132,7 @@ export function serialiseSpec(spec: FetchSpec): string {
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 const ITEM_KEYS = new Set(['ref', 'file', 'key', 'explode', 'prefix', 'versionStage', 'versionId', 'mode', 'format']);
-const SPEC_KEYS = new Set(['version', 'dir', 'region', 'roleArn', 'mode', 'items', 'timeouts']);
+const SPEC_KEYS = new Set(['version', 'dir', 'region', 'roleArn', 'failoverRegion', 'mode', 'items', 'timeouts']);
 
 function modeField(value: unknown, where: string, errors: string[]): number | undefined {
   if (value === undefined) return undefined;
@@ -213,6 +215,9 @@ export function parseSpec(text: string): SpecResult {
   if (typeof dir !== 'string' || !dir.startsWith('/')) errors.push('dir must be an absolute path');
   const region = optionalString(raw, 'region', 'spec', errors);
   if (region !== undefined && !/^[a-z]{2}(-[a-z]+)+-\d+$/.test(region)) errors.push(`region "${region}" is not valid`);
+  const failoverRegion = optionalString(raw, 'failoverRegion', 'spec', errors);
+  if (failoverRegion !== undefined && !/^[a-z]{2}(-[a-z]+)+-\d+$/.test(failoverRegion)) errors.push(`failoverRegion "${failoverRegion}" is not valid`);
+  else if (failoverRegion !== undefined && failoverRegion === region) errors.push(`failoverRegion "${failoverRegion}" must differ from region`);
   const roleArn = optionalString(raw, 'roleArn', 'spec', errors);
   if (roleArn !== undefined && !isValidRoleArn(roleArn)) errors.push(`roleArn "${roleArn}" is not an IAM role ARN`);
   const mode = modeField(raw.mode, 'spec', errors) ?? DEFAULT_MODE;
@@ -242,6 +247,7 @@ export function parseSpec(text: string): SpecResult {
   const spec: FetchSpec = { version: SPEC_VERSION, dir: dir as string, mode, items };
   if (region !== undefined) spec.region = region;
   if (roleArn !== undefined) spec.roleArn = roleArn;
+  if (failoverRegion !== undefined) spec.failoverRegion = failoverRegion;
   if (timeouts !== undefined) spec.timeouts = timeouts;
   return { spec };
 }

@@ -240,6 +240,7 @@ export function buildSpec(request: InjectionRequest, config: MutationConfig): Fe
   const spec: FetchSpec = { version: SPEC_VERSION, dir: request.mountPath, mode: request.mode, items: request.items };
   if (request.region !== undefined) spec.region = request.region;
   if (request.roleArn !== undefined) spec.roleArn = request.roleArn;
+  if (request.failoverRegion !== undefined) spec.failoverRegion = request.failoverRegion;
   if (config.fetchTimeouts !== undefined) spec.timeouts = config.fetchTimeouts;
   return spec;
 }

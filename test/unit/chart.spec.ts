@@ -387,7 +387,8 @@ suite('chart: notable values', () => {
       set: {
         'fetcher.network.httpsProxy': 'http://proxy.internal:3128',
         'fetcher.network.httpProxy': 'http://proxy.internal:3128',
-        'fetcher.network.noProxy': '.vpce.amazonaws.com,10.0.0.1',
+        // helm --set needs its commas escaped.
+        'fetcher.network.noProxy': '.vpce.amazonaws.com\\,10.0.0.1',
         'fetcher.network.useFipsEndpoint': true,
         'fetcher.network.useDualstackEndpoint': true,
         'fetcher.network.caBundle.configMap': 'corp-trust',
