@@ -25,6 +25,11 @@ export interface MutationConfig {
   fetcherNetworkEnv?: Array<{ name: NetworkEnvName; value: string }>;
   /** A ConfigMap key in the pod's namespace holding PEM CA certificates the fetcher trusts too. */
   fetcherCaBundle?: { configMap: string; key: string };
+  /**
+   * `allow`: a pod without IRSA or EKS Pod Identity may fetch with the node's credentials (the SDK's
+   * default chain); the fetcher then carries NODE_CREDENTIALS_ENV=allow. Default `deny`.
+   */
+  nodeCredentials: 'deny' | 'allow';
 }
 
 export const DEFAULT_MUTATION_CONFIG: MutationConfig = {
@@ -37,6 +42,7 @@ export const DEFAULT_MUTATION_CONFIG: MutationConfig = {
   fetcherUid: 65532,
   defaultMountPath: '/tmp',
   volumeSizeLimit: '16Mi',
+  nodeCredentials: 'deny',
 };
 
 /** How one review ended; the shell turns this into a log line and metrics. */

@@ -22,6 +22,8 @@ export interface AwsCall {
   region: string;
   /** The client's source port: which connection (a proxy's tunnel, say) carried the call. */
   remotePort: number;
+  /** The access key id the call was signed with (SigV4 Authorization header), if signed. */
+  accessKeyId?: string;
 }
 
 export interface AwsProxy {
@@ -37,13 +39,15 @@ export interface AwsProxy {
 
 function callOf(req: IncomingMessage, body: Buffer): AwsCall {
   // Credential=<key id>/<date>/<region>/<service>/aws4_request
-  const region = /Credential=[^/]+\/\d{8}\/([a-z0-9-]+)\//.exec(String(req.headers.authorization ?? ''))?.[1] ?? '';
+  const scope = /Credential=([^/,\s]+)\/\d{8}\/([a-z0-9-]+)\//.exec(String(req.headers.authorization ?? ''));
+  const signed = scope !== null ? { accessKeyId: scope[1]! } : {};
+  const region = scope?.[2] ?? '';
   const remotePort = req.socket.remotePort ?? 0;
   const target = req.headers['x-amz-target'];
-  if (typeof target === 'string') return { operation: target, params: {}, region, remotePort };
+  if (typeof target === 'string') return { operation: target, params: {}, region, remotePort, ...signed };
   // STS speaks the query protocol: the operation is the form's Action.
   const params = Object.fromEntries(new URLSearchParams(body.toString('utf8')));
-  return { operation: params.Action ? `sts.${params.Action}` : `${req.method} ${req.url}`, params, region, remotePort };
+  return { operation: params.Action ? `sts.${params.Action}` : `${req.method} ${req.url}`, params, region, remotePort, ...signed };
 }
 
 /**

@@ -121,8 +121,8 @@ describe.skipIf(skip !== false)(`fetcher in real networks${skip ? ` — skipped:
         c,
         scratch,
         { items: [{ ref: name, file: 'f' }], timeouts: { maxAttempts: 1 } },
-        { ...keys, ...env, HTTPS_PROXY: proxy.url },
-        { endpoint: null },
+        // No endpoint URL: the SDK resolves AWS's own hosts.
+        { ...keys, ...env, HTTPS_PROXY: proxy.url, AWS_ENDPOINT_URL: undefined },
       );
       expect(run.code).toBe(1);
       // The failure report's GetCallerIdentity follows the same switch.
