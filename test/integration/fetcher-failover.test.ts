@@ -12,7 +12,8 @@ import { integrationContext, REGION, runFetcher, Scratch, seedClients, unique } 
 
 const { ctx, skip } = integrationContext();
 const FAILOVER = 'eu-central-1';
-const keys = { AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE', AWS_SECRET_ACCESS_KEY: 'example', AWS_REGION: REGION };
+// Static keys stand for an identity; the fetcher takes them only with the node-credentials opt-in.
+const keys = { AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE', AWS_SECRET_ACCESS_KEY: 'example', AWS_REGION: REGION, SECRET_INJECTOR_NODE_CREDENTIALS: 'allow' };
 
 describe.skipIf(skip !== false)(`fetcher with a failover region${skip ? ` — skipped: ${skip}` : ''}`, () => {
   const c = ctx!;

@@ -12,7 +12,8 @@ import { startConnectProxy } from '../helpers/connect-proxy.js';
 import { ACCOUNT, integrationContext, REGION, runFetcher, Scratch, seedClients, unique } from './context.js';
 
 const { ctx, skip } = integrationContext();
-const keys = { AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE', AWS_SECRET_ACCESS_KEY: 'example', AWS_REGION: REGION };
+// Static keys stand for an identity; the fetcher takes them only with the node-credentials opt-in.
+const keys = { AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE', AWS_SECRET_ACCESS_KEY: 'example', AWS_REGION: REGION, SECRET_INJECTOR_NODE_CREDENTIALS: 'allow' };
 const POD_SESSION = 'team-a.web-7d9f8c6b5-x2k4q';
 
 describe.skipIf(skip !== false)(`fetcher in real networks${skip ? ` — skipped: ${skip}` : ''}`, () => {
