@@ -68,15 +68,19 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const MOUNT_PATH = /^(\/[A-Za-z0-9._-]+)+$/;
 
 /**
- * Why the secrets volume cannot be mounted at `path`, if it cannot. The fetcher mounts the volume
- * at the same path as the app, and its image keeps its program in /app and /nodejs: a volume
- * there hides it and the init container cannot start. The container runtime owns /proc, /sys and
- * /dev (a mount at or under /proc or /sys is refused when the container starts).
+ * Why the secrets volume cannot be mounted at `path` in the app's containers, if it cannot: the
+ * container would not start. The runtime owns /proc, /sys and /dev (a mount at or under /proc or
+ * /sys is refused), and the kubelet puts files of its own at /etc/hosts, /etc/hostname,
+ * /etc/resolv.conf and /dev/termination-log, where a directory cannot stand. The fetcher mounts
+ * the volume at a path of its own (FETCHER_DIR), so no path here can hide its program or its
+ * TLS roots.
  */
 export function reservedMountPath(path: string): string | undefined {
   const p = path.replace(/\/+$/, '');
-  if (p === '/app' || p === '/nodejs') return `${p} holds the fetcher's own program, which a volume there would hide`;
   if (p === '/dev' || ['/proc', '/sys'].some((r) => p === r || p.startsWith(`${r}/`))) return `${p} belongs to the container runtime`;
+  if (['/etc/hosts', '/etc/hostname', '/etc/resolv.conf', '/dev/termination-log'].some((f) => p === f || p.startsWith(`${f}/`))) {
+    return `${p} is a file the kubelet mounts into every container`;
+  }
   return undefined;
 }
 
@@ -167,7 +171,7 @@ export const MOUNT_PATH_DEF: AnnotationDef<string> = {
   name: 'mount-path',
   values: 'absolute path',
   default: '`/tmp` (webhook setting `DEFAULT_MOUNT_PATH`)',
-  doc: 'Where the memory-backed secrets volume is mounted, in the app containers and in the fetcher.',
+  doc: 'Where the memory-backed secrets volume is mounted in the app containers (the fetcher mounts it at a path of its own).',
   parse: (v) => {
     if (!MOUNT_PATH.test(v) || v.split('/').some((s) => s === '.' || s === '..')) {
       return { error: `${quote(v)} must be an absolute path such as /var/run/app-secrets (no "..", no trailing "/", not "/")` };
