@@ -1,6 +1,6 @@
 // Connections that ask nothing of the webhook are closed on time, and the server holds a bounded
 // number of them, over real TLS on an ephemeral port. The limits are shortened here so each case
-// takes seconds; bench/connections.mjs measures the real figures (SERVER_LIMITS) on the built
+// takes seconds; bench/hostile.mjs measures the real figures (SERVER_LIMITS) on the built
 // webhook. The real review handler sits behind the server, so a hostile review is one too.
 
 import { connect as netConnect } from 'node:net';
