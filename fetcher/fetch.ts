@@ -65,6 +65,8 @@ export interface Plan {
 export interface FetchResult {
   values: Map<string, FetchedValue>;
   failures: Failure[];
+  /** Key of each target that failed on its own -> its failure and whether AWS refused it (HTTP 4xx). */
+  failed: Map<string, { failure: Failure; clientError: boolean }>;
   /** Whether any failure came from AWS (worth asking STS who we are). */
   awsFailed: boolean;
 }
@@ -247,6 +249,9 @@ export function hintFor(t: Target, code: string, via: 'get' | 'batch' | 'paramet
   if (/Throttl|TooManyRequests|RequestLimitExceeded/.test(code)) {
     return 'AWS kept throttling after every retry; raise the retry attempts or the deadline, or start fewer pods at once';
   }
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(code)) {
+    return "the endpoint's certificate is not signed by a CA the fetcher trusts: a TLS-inspecting proxy or a private endpoint needs its CA in the fetcher's CA bundle (webhook setting FETCHER_CA_BUNDLE_CONFIGMAP)";
+  }
   if (/Timeout|ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|NetworkingError/.test(code)) {
     return `check the network path to the ${r.service === 'ssm' ? 'SSM' : 'Secrets Manager'} endpoint ${where} (VPC endpoint, proxy, egress rules, AWS_ENDPOINT_URL)`;
   }
@@ -326,6 +331,11 @@ export async function fetchTargets(targets: Target[], api: AwsApi, opts: FetchOp
   const credentialFailures = new Map<string, { error: CredentialError; refs: string[] }>();
   let awsFailed = false;
 
+  const failed = new Map<string, { failure: Failure; clientError: boolean }>();
+  const record = (t: Target, f: Failure, clientError: boolean) => {
+    failures.push(f);
+    failed.set(t.key, { failure: f, clientError });
+  };
   const fail = (t: Target, e: unknown, via: 'get' | 'batch' | 'parameters') => {
     if (e instanceof CredentialError) {
       const k = `${e.stage}\u0000${e.awsCode}\u0000${e.message}`;
@@ -335,13 +345,14 @@ export async function fetchTargets(targets: Target[], api: AwsApi, opts: FetchOp
       return;
     }
     awsFailed = true;
-    failures.push(awsFailure(t, e, via));
+    const f = errorFacts(e);
+    // A per-secret error inside a batch answer (no HTTP status of its own) is AWS refusing that secret.
+    const clientError = f.status !== undefined ? f.status >= 400 && f.status < 500 : !f.aborted && (e as { $fault?: unknown }).$fault === 'client';
+    record(t, awsFailure(t, e, via), clientError);
   };
   const noValue = (t: Target, what: string) => {
     awsFailed = true;
-    failures.push(
-      failure('FETCH_AWS', `${what} returned neither SecretString nor SecretBinary`, { ref: t.reference.id }),
-    );
+    record(t, failure('FETCH_AWS', `${what} returned neither SecretString nor SecretBinary`, { ref: t.reference.id }), false);
   };
 
   const getOne = async (t: Target) => {
@@ -385,7 +396,7 @@ export async function fetchTargets(targets: Target[], api: AwsApi, opts: FetchOp
       const found = findInBatch(t, out.SecretValues ?? []);
       if (!found) {
         awsFailed = true;
-        failures.push(failure('FETCH_AWS', 'BatchGetSecretValue answered neither a value nor an error for it', { ref: t.reference.id }));
+        record(t, failure('FETCH_AWS', 'BatchGetSecretValue answered neither a value nor an error for it', { ref: t.reference.id }), false);
         continue;
       }
       const v = secretValue(found);
@@ -417,7 +428,7 @@ export async function fetchTargets(targets: Target[], api: AwsApi, opts: FetchOp
       const p = params.find((x) => x.ARN === r.id) ?? params.find((x) => x.Name === r.id || x.Name === r.name);
       if (!p || p.Value === undefined) {
         awsFailed = true;
-        failures.push(failure('FETCH_AWS', 'GetParameters answered neither a value nor an error for it', { ref: r.id }));
+        record(t, failure('FETCH_AWS', 'GetParameters answered neither a value nor an error for it', { ref: r.id }), false);
         continue;
       }
       const v: FetchedValue = { text: p.Value };
@@ -444,5 +455,88 @@ export async function fetchTargets(targets: Target[], api: AwsApi, opts: FetchOp
   }
   await runBounded(tasks, opts.concurrency ?? DEFAULT_CONCURRENCY);
   for (const { error, refs } of credentialFailures.values()) failures.push(credentialFailure(error, refs));
-  return { values, failures, awsFailed };
+  return { values, failures, failed, awsFailed };
+}
+
+/** `reference` as it is named in `region`: an ARN with that region, a name as it is. */
+export function inRegion(reference: Reference, region: string): Reference {
+  if (reference.kind === 'name') return reference;
+  const parts = reference.id.split(':');
+  parts[3] = region;
+  return { ...reference, id: parts.join(':'), region } as Reference;
+}
+
+export interface FailoverResult extends FetchResult {
+  /** Targets whose value came from the failover region. */
+  failedOver: number;
+}
+
+/**
+ * Every target is asked in its own region and, at the same time, in `failoverRegion` (an ARN with
+ * that region: Secrets Manager replicas keep the name and suffix). The rules of the Secrets Store
+ * CSI provider's failoverRegion: a client error (HTTP 4xx) from either region fails the target;
+ * otherwise the primary's value, else the failover's; neither answering fails it. Failures name
+ * both regions. `values` is keyed by the primary targets only.
+ */
+export async function fetchWithFailover(targets: Target[], failoverRegion: string, api: AwsApi, opts: FetchOptions): Promise<FailoverResult> {
+  const pairs = new Map<string, Target>();
+  const failoverTargets: Target[] = [];
+  for (const t of targets) {
+    if (t.region === failoverRegion) continue;
+    const f: Omit<Target, 'key'> = { ...t, reference: inRegion(t.reference, failoverRegion), region: failoverRegion };
+    const target = { ...f, key: targetKey(f) };
+    pairs.set(t.key, target);
+    failoverTargets.push(target);
+  }
+  const both = await fetchTargets([...targets, ...failoverTargets], api, opts);
+  const dropped = new Set<Failure>();
+  const failures: Failure[] = [];
+  const values = new Map<string, FetchedValue>();
+  let failedOver = 0;
+  for (const t of targets) {
+    const f = pairs.get(t.key);
+    const primary = both.values.get(t.key);
+    if (f === undefined) {
+      if (primary !== undefined) values.set(t.key, primary);
+      continue;
+    }
+    const secondary = both.values.get(f.key);
+    const ep = both.failed.get(t.key);
+    const ef = both.failed.get(f.key);
+    if (ep !== undefined) dropped.add(ep.failure);
+    if (ef !== undefined) dropped.add(ef.failure);
+    // Credentials that could not be had fail both alike; they are reported once, as they are.
+    if (primary === undefined && secondary === undefined && ep === undefined && ef === undefined) continue;
+    const refused = ep?.clientError || ef?.clientError;
+    if (!refused && primary !== undefined) values.set(t.key, primary);
+    else if (!refused && secondary !== undefined) {
+      values.set(t.key, secondary);
+      failedOver++;
+    } else failures.push(bothRegions(t, f, ep, ef, refused === true));
+  }
+  for (const x of both.failures) if (!dropped.has(x)) failures.push(x);
+  const primaryKeys = new Set(targets.map((t) => t.key));
+  const failed = new Map([...both.failed].filter(([k]) => primaryKeys.has(k)));
+  return { values, failures, failed, awsFailed: both.awsFailed, failedOver };
+}
+
+type Outcome = { failure: Failure; clientError: boolean } | undefined;
+
+function bothRegions(p: Target, f: Target, ep: Outcome, ef: Outcome, refused: boolean): Failure {
+  const said = (x: Outcome, t: Target) =>
+    x === undefined
+      ? `${t.region} answered`
+      : x.failure.code === 'FETCH_DEADLINE'
+        ? `${t.region} did not answer before the deadline`
+        : `${x.failure.message}${x.failure.awsCode !== undefined ? ` (${x.failure.awsCode})` : ''}`;
+  const why = refused
+    ? `a client error in either region fails it (failover-region ${f.region})`
+    : `neither its region nor the failover region ${f.region} answered`;
+  const extra: Omit<Failure, 'code' | 'message'> = { ref: p.reference.id };
+  // The refusal's code and hint: that is what must be fixed.
+  const cause = (refused ? [ep, ef].find((x) => x?.clientError) : (ep ?? ef))?.failure;
+  if (cause?.awsCode !== undefined) extra.awsCode = cause.awsCode;
+  if (cause?.hint !== undefined) extra.hint = cause.hint;
+  const code = !refused && ep?.failure.code === 'FETCH_DEADLINE' && ef?.failure.code === 'FETCH_DEADLINE' ? 'FETCH_DEADLINE' : 'FETCH_AWS';
+  return failure(code, `${why}: in ${p.region}: ${said(ep, p)}; in ${f.region}: ${said(ef, f)}`, extra);
 }
