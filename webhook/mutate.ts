@@ -346,7 +346,7 @@ export function mutate(pod: Pod, request: InjectionRequest, config: MutationConf
     mounted.has(c) ? { ...c, volumeMounts: [...list(c.volumeMounts), { name: volume, mountPath: request.mountPath }] } : c;
 
   // Keys a pod lacks are added in this order (volumes, then initContainers; metadata last), so
-  // the patch lists its operations the same way for every pod.
+  // the patch lists its operations, and the patched pod its keys, the same way for every pod.
   const emptyDir = config.volumeSizeLimit === undefined ? { medium: 'Memory' } : { medium: 'Memory', sizeLimit: config.volumeSizeLimit };
   const out: Pod = {
     ...pod,
