@@ -8,6 +8,7 @@ import { isAbsolute } from 'node:path';
 import { createAwsApi, sessionName } from './aws.js';
 import { fitTerminationMessage, formatReport, redact, type Failure, FetchError, type ReportContext } from './errors.js';
 import { fetchTargets, plan, untilAborted, type AwsApi, type FetchedValue } from './fetch.js';
+import { chooseCredentials, type CredentialChoice, type CredentialSource } from './identity.js';
 import { findConflicts, renderItem, type OutputFile } from './render.js';
 import {
   DEFAULT_TERMINATION_LOG,
@@ -29,8 +30,13 @@ export const IDENTITY_LOOKUP_MS = 3_000;
 export const DEFAULT_TIMEOUTS: Required<Timeouts> = { callSeconds: 10, deadlineSeconds: 60, maxAttempts: 5 };
 
 export interface ExecuteDeps {
-  /** Builds the AWS API for this spec (tests pass a fake, or point the SDK at the emulator). */
-  api: (spec: FetchSpec, stsRegion: string) => AwsApi;
+  /**
+   * The identity chosen from the environment (identity.ts). Without one, execute fails before
+   * building the AWS API, so no AWS call is made.
+   */
+  credentials: CredentialChoice;
+  /** Builds the AWS API for this spec and identity (tests pass a fake, or point the SDK at the emulator). */
+  api: (spec: FetchSpec, stsRegion: string, source: CredentialSource) => AwsApi;
   /** AWS_REGION, else AWS_DEFAULT_REGION. */
   envRegion?: string;
 }
@@ -89,8 +95,14 @@ function renderOrFail(item: SecretItem, value: FetchedValue, mode: number): Retu
 export async function execute(spec: FetchSpec, deps: ExecuteDeps): Promise<ExecuteResult> {
   const timeouts = { ...DEFAULT_TIMEOUTS, ...spec.timeouts };
   const { targets, itemTargets, failures } = plan(spec, deps.envRegion);
+  if ('failure' in deps.credentials) {
+    const f = deps.credentials.failure;
+    const refs = targets.map((t) => t.reference.id);
+    const message = refs.length > 0 ? `${f.message} (${refs.length} reference(s) not fetched: ${refs.join(', ')})` : f.message;
+    return { ok: false, failures: [...failures, { ...f, message }], context: {}, values: [] };
+  }
   const stsRegion = spec.region ?? deps.envRegion ?? targets[0]?.region ?? 'us-east-1';
-  const api = deps.api(spec, stsRegion);
+  const api = deps.api(spec, stsRegion, deps.credentials.source);
   const deadline = new AbortController();
   const deadlineAt = Date.now() + timeouts.deadlineSeconds * 1000;
   const timer = setTimeout(() => deadline.abort(), timeouts.deadlineSeconds * 1000);
@@ -234,13 +246,16 @@ export async function run(argv: string[]): Promise<number> {
   const envRegion = process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || undefined;
   const pod = sessionName(process.env[POD_NAMESPACE_ENV], process.env[POD_NAME_ENV]);
   const timeouts = { ...DEFAULT_TIMEOUTS, ...spec.timeouts };
+  const credentials = chooseCredentials(process.env);
   const started = Date.now();
   let result: ExecuteResult;
   try {
     result = await execute(spec, {
       envRegion,
-      api: (s, stsRegion) =>
+      credentials,
+      api: (s, stsRegion, source) =>
         createAwsApi({
+          source,
           ...(s.roleArn !== undefined && { roleArn: s.roleArn }),
           sessionName: pod,
           stsRegion,

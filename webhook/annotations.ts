@@ -8,7 +8,7 @@
 // of them, so `secrets.k8s.aws/secrets` is always the full form and `secrets.k8s.aws/secret.x`
 // always the short form. A test checks the rule over the whole registry.
 
-import YAML, { isScalar, visit } from 'yaml';
+import YAML, { isScalar, visit, type Document } from 'yaml';
 import {
   DEFAULT_MODE,
   FORMATS,
@@ -22,7 +22,7 @@ import {
   type SecretItem,
 } from '../fetcher/spec.js';
 import { isValidRegion, parseReference, type Reference } from '../fetcher/reference.js';
-import { firstOf, problem, quote, type Problem } from './problems.js';
+import { firstOf, MAX_LISTED_PROBLEMS, problem, quote, type Problem } from './problems.js';
 
 export const PREFIX = 'secrets.k8s.aws/';
 export const STATUS_ANNOTATION = `${PREFIX}status`;
@@ -31,6 +31,14 @@ export const STATUS_INJECTED = 'injected';
 export const DEFAULT_SEED_FILENAME = 'secret';
 /** Shortest accepted `refresh`: more often than this buys nothing and costs API calls. */
 export const MIN_REFRESH_SECONDS = 10;
+/**
+ * The apiserver refuses objects whose annotations (names and values, in bytes) total more. It
+ * checks only after the mutating webhooks, so a review can carry up to its 3 MiB body limit:
+ * nothing is parsed or compared before this bound is checked.
+ */
+export const MAX_ANNOTATIONS_BYTES = 256 * 1024;
+/** The apiserver's limit on the name part of an annotation key (after the `/`). */
+export const MAX_ANNOTATION_NAME = 63;
 
 export type Annotations = Readonly<Record<string, string>>;
 
@@ -180,7 +188,8 @@ export const CONTAINERS: AnnotationDef<string[]> = {
     if (names.length === 0 || bad.length > 0) {
       return { error: `${quote(v)} must be a comma-separated list of container names; not a container name: ${bad.map((b) => quote(b)).join(', ')}` };
     }
-    const dup = names.find((n, i) => names.indexOf(n) !== i);
+    const seen = new Set<string>();
+    const dup = names.find((n) => seen.size === seen.add(n).size);
     if (dup !== undefined) return { error: `names container ${quote(dup)} twice` };
     return { value: names };
   },
@@ -369,14 +378,37 @@ function parseEntry(raw: unknown, n: number, errors: string[]): SecretItem | und
   return errors.length === before ? item : undefined;
 }
 
+/** A key that appears twice in one mapping (compared as the parser compares: by scalar value). */
+function repeatedKey(doc: Document): unknown {
+  let found: unknown;
+  visit(doc, {
+    Map: (_, map) => {
+      const seen = new Set<unknown>();
+      for (const pair of map.items) {
+        const key = isScalar(pair.key) ? pair.key.value : pair.key;
+        if (seen.size === seen.add(key).size) {
+          found = key;
+          return visit.BREAK;
+        }
+      }
+      return undefined;
+    },
+  });
+  return found;
+}
+
 function parseSecretsList(value: string): Parsed<SecretItem[]> {
   let raw: unknown;
   try {
     // JSON is YAML, so one parser reads both; aliases are capped against expansion bombs. The
     // parser's warnings (an unknown tag, ...) would go to stderr through process.emitWarning,
     // quoting the pod's text outside the review's log line: they are not wanted.
-    const doc = YAML.parseDocument(value, { uniqueKeys: true, prettyErrors: false, logLevel: 'error' });
+    // Repeated keys are found below in one pass: the parser's own check compares each key with
+    // every earlier one of its mapping, seconds for the tens of thousands 256 KiB can hold.
+    const doc = YAML.parseDocument(value, { uniqueKeys: false, prettyErrors: false, logLevel: 'error' });
     if (doc.errors.length > 0) throw doc.errors[0]!;
+    const repeated = repeatedKey(doc);
+    if (repeated !== undefined) return { error: `is not valid YAML or JSON: key ${quote(repeated)} appears twice in one mapping` };
     // A mode is read from its text: YAML turns 0o440 into 288 and 0x1F into 31, whose digits
     // would be read as another mode or shown in a message the user never wrote.
     visit(doc, {
@@ -422,16 +454,21 @@ function distance(a: string, b: string): number {
   return d[a.length]![b.length]!;
 }
 
+/** The most edits a suggestion may be away; `distance` is only run on names this close in length. */
+const MAX_SUGGESTION_EDITS = 3;
+
 function close(a: string, b: string): boolean {
   const x = a.toLowerCase();
   const y = b.toLowerCase();
-  return distance(x, y) <= Math.max(1, Math.min(3, Math.floor(y.length / 4)));
+  return distance(x, y) <= Math.max(1, Math.min(MAX_SUGGESTION_EDITS, Math.floor(y.length / 4)));
 }
 
 function suggest(name: string, candidates: readonly string[]): string | undefined {
   let best: { c: string; d: number } | undefined;
   for (const c of candidates) {
-    if (!close(name, c)) continue;
+    // Names further apart in length than the edits allowed cannot be close; the edit distance
+    // costs the product of the lengths, so a long name is never handed to it.
+    if (Math.abs(name.length - c.length) > MAX_SUGGESTION_EDITS || !close(name, c)) continue;
     const d = distance(name.toLowerCase(), c.toLowerCase());
     if (!best || d < best.d) best = { c, d };
   }
@@ -489,7 +526,7 @@ export function unknownKeyWarnings(annotations: Annotations): string[] {
       warnings.push(`unknown annotation ${key} is ignored${s ? `; did you mean ${PREFIX}${s}?` : ''}`);
     } else if (slash > 0) {
       const prefix = key.slice(0, slash);
-      if (prefix !== PREFIX_NAME && distance(prefix.toLowerCase(), PREFIX_NAME) <= 2) {
+      if (prefix !== PREFIX_NAME && Math.abs(prefix.length - PREFIX_NAME.length) <= 2 && distance(prefix.toLowerCase(), PREFIX_NAME) <= 2) {
         warnings.push(`annotation ${key} is ignored; did you mean the prefix ${PREFIX}?`);
       }
     }
@@ -497,26 +534,54 @@ export function unknownKeyWarnings(annotations: Annotations): string[] {
   return warnings;
 }
 
-/** Stage should-inject: does this pod ask for secrets at all? */
+/**
+ * The cheap checks that come before any parsing or suggestion, so the worst annotations a review
+ * can carry cost what a normal pod's do: the apiserver's total size (it would refuse the pod
+ * after the webhooks anyway) and the length of our keys' names.
+ */
+export function checkBounds(annotations: Annotations): Problem[] {
+  let bytes = 0;
+  const problems: Problem[] = [];
+  for (const key of Object.keys(annotations)) {
+    bytes += Buffer.byteLength(key) + Buffer.byteLength(annotations[key]!);
+    if (key.startsWith(PREFIX) && key.length - PREFIX.length > MAX_ANNOTATION_NAME && problems.length < MAX_LISTED_PROBLEMS) {
+      problems.push(
+        problem(
+          'WEBHOOK_INVALID_ANNOTATION',
+          `${key.slice(0, PREFIX.length + MAX_ANNOTATION_NAME)}…`,
+          `the name after ${PREFIX} is ${key.length - PREFIX.length} characters long; the apiserver allows at most ${MAX_ANNOTATION_NAME}`,
+        ),
+      );
+    }
+  }
+  if (bytes > MAX_ANNOTATIONS_BYTES) {
+    // Alone: with the total over, the names' problems are beside the point.
+    return [problem('WEBHOOK_INVALID_POD', 'metadata.annotations', `total ${bytes} bytes, over the apiserver's limit of ${MAX_ANNOTATIONS_BYTES}; shorten the pod's annotations`)];
+  }
+  return problems;
+}
+
+/**
+ * Stage should-inject: does this pod ask for secrets at all? A denial here is not the end of the
+ * review: the caller still parses and validates the rest, so one denial names every problem.
+ */
 export function shouldInject(annotations: Annotations): Decision {
   const warnings = unknownKeyWarnings(annotations);
+  const problems: Problem[] = [];
   const switchKey = `${PREFIX}${SIDECAR_INJECTOR_WEBHOOK.name}`;
   const sw = annotations[switchKey];
   if (sw !== undefined) {
     const parsed = SIDECAR_INJECTOR_WEBHOOK.parse(sw, switchKey);
-    if ('error' in parsed) {
-      return { inject: false, outcome: 'denied', problems: [problem('WEBHOOK_INVALID_ANNOTATION', switchKey, parsed.error)], warnings };
-    }
-    if (parsed.value === 'disabled') return { inject: false, outcome: 'skipped', why: 'opted out', warnings };
+    if ('error' in parsed) problems.push(problem('WEBHOOK_INVALID_ANNOTATION', switchKey, parsed.error));
+    else if (parsed.value === 'disabled') return { inject: false, outcome: 'skipped', why: 'opted out', warnings };
   }
   const status = annotations[STATUS_ANNOTATION];
   if (status !== undefined) {
     const parsed = STATUS.parse(status, STATUS_ANNOTATION);
-    if ('error' in parsed) {
-      return { inject: false, outcome: 'denied', problems: [problem('WEBHOOK_INVALID_ANNOTATION', STATUS_ANNOTATION, parsed.error)], warnings };
-    }
-    return { inject: false, outcome: 'already-injected', why: 'already injected', warnings };
+    if ('error' in parsed) problems.push(problem('WEBHOOK_INVALID_ANNOTATION', STATUS_ANNOTATION, parsed.error));
+    else if (problems.length === 0) return { inject: false, outcome: 'already-injected', why: 'already injected', warnings };
   }
+  if (problems.length > 0) return { inject: false, outcome: 'denied', problems, warnings };
   if (SECRET_KEYS(annotations).length > 0) return { inject: true, warnings };
   if (sw !== undefined) {
     return {
@@ -558,7 +623,16 @@ export interface Defaults {
   mountPath: string;
 }
 
-export type ParseResult = { request: InjectionRequest; warnings: string[] } | { problems: Problem[]; warnings: string[] };
+export type ParseResult =
+  | { request: InjectionRequest; warnings: string[] }
+  | {
+      problems: Problem[];
+      warnings: string[];
+      /** What did parse, defaults standing in for the rest: for the validate stage, never to render. */
+      partial: InjectionRequest;
+      /** The annotation keys whose values were refused; validation that depends on them is skipped. */
+      refused: ReadonlySet<string>;
+    };
 
 /** Stages defaults + parse: every annotation of ours, all problems collected. */
 export function parseAnnotations(annotations: Annotations, defaults: Defaults): ParseResult {
@@ -658,7 +732,7 @@ export function parseAnnotations(annotations: Annotations, defaults: Defaults): 
 
   // By annotation name, so the same pod always gets the same message.
   problems.sort((a, b) => (a.subject < b.subject ? -1 : a.subject > b.subject ? 1 : 0));
-  if (problems.length > 0) return { problems, warnings };
+  if (problems.length > 0) return { problems, warnings, partial: request, refused: new Set(problems.map((p) => p.subject)) };
   return { request, warnings };
 }
 

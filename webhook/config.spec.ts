@@ -52,6 +52,7 @@ describe('loadConfig', () => {
       DEFAULT_MOUNT_PATH: '/var/run/secrets/app/',
       VOLUME_SIZE_LIMIT: '1Mi',
       FETCH_DEADLINE_SECONDS: '90',
+      FETCHER_NODE_CREDENTIALS: 'allow',
       SHUTDOWN_DELAY_SECONDS: '5',
       SHUTDOWN_TIMEOUT_SECONDS: '10',
     });
@@ -71,6 +72,7 @@ describe('loadConfig', () => {
         defaultMountPath: '/var/run/secrets/app',
         volumeSizeLimit: '1Mi',
         fetchTimeouts: { deadlineSeconds: 90 },
+        nodeCredentials: 'allow',
       },
     });
   });
@@ -94,6 +96,7 @@ describe('loadConfig', () => {
       VOLUME_SIZE_LIMIT: '16 MB',
       FETCHER_MEMORY_REQUEST: '128Mi',
       FETCH_DEADLINE_SECONDS: '-1',
+      FETCHER_NODE_CREDENTIALS: 'true',
       TLS_CERT_FILE: join(dir, 'missing.crt'),
     });
     expect(e).toEqual([
@@ -104,6 +107,7 @@ describe('loadConfig', () => {
       'FETCHER_UID="0": must be a whole number from 1 to 2147483647',
       'DEFAULT_MOUNT_PATH="relative/path": must be an absolute path other than /',
       'VOLUME_SIZE_LIMIT="16 MB": must be a positive Kubernetes quantity such as 100m, 64Mi or 1',
+      'FETCHER_NODE_CREDENTIALS="true": must be one of deny, allow',
       'FETCH_DEADLINE_SECONDS="-1": must be a whole number from 1 to 3600',
       'TLS_CERT_FILE and TLS_KEY_FILE must be set together (or both left unset for a development certificate)',
       'FETCHER_MEMORY_REQUEST (128Mi) is above FETCHER_MEMORY_LIMIT (64Mi); Kubernetes would reject every injected pod',

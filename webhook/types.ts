@@ -21,6 +21,11 @@ export interface MutationConfig {
   volumeSizeLimit: string;
   /** Passed to the fetcher in its spec. */
   fetchTimeouts?: Timeouts;
+  /**
+   * `allow`: a pod without IRSA or EKS Pod Identity may fetch with the node's credentials (the SDK's
+   * default chain); the fetcher then carries NODE_CREDENTIALS_ENV=allow. Default `deny`.
+   */
+  nodeCredentials: 'deny' | 'allow';
 }
 
 export const DEFAULT_MUTATION_CONFIG: MutationConfig = {
@@ -33,6 +38,7 @@ export const DEFAULT_MUTATION_CONFIG: MutationConfig = {
   fetcherUid: 65532,
   defaultMountPath: '/tmp',
   volumeSizeLimit: '16Mi',
+  nodeCredentials: 'deny',
 };
 
 /** How one review ended; the shell turns this into a log line and metrics. */

@@ -193,6 +193,7 @@ suite('chart: default values', () => {
       'FETCHER_UID',
       'DEFAULT_MOUNT_PATH',
       'VOLUME_SIZE_LIMIT',
+      'FETCHER_NODE_CREDENTIALS',
       'SHUTDOWN_TIMEOUT_SECONDS',
     ]) {
       expect(env[name], name).toBe(defaults[name]);
@@ -337,6 +338,7 @@ suite('chart: notable values', () => {
         'fetcher.resources.limits.cpu': null as unknown as string,
         'fetcher.uid': 4242,
         'fetcher.deadlineSeconds': 90,
+        'fetcher.nodeCredentials': 'allow',
         defaultMountPath: '/var/run/secrets/app',
         volumeSizeLimit: '4Mi',
         logLevel: 'debug',
@@ -357,6 +359,7 @@ suite('chart: notable values', () => {
       FETCHER_MEMORY_LIMIT: '80Mi',
       FETCHER_UID: '4242',
       FETCH_DEADLINE_SECONDS: '90',
+      FETCHER_NODE_CREDENTIALS: 'allow',
       DEFAULT_MOUNT_PATH: '/var/run/secrets/app',
       VOLUME_SIZE_LIMIT: '4Mi',
       LOG_LEVEL: 'debug',
@@ -376,6 +379,7 @@ suite('chart: notable values', () => {
       defaultMountPath: '/var/run/secrets/app',
       volumeSizeLimit: '4Mi',
       fetchTimeouts: { deadlineSeconds: 90 },
+      nodeCredentials: 'allow',
     });
     expect(loaded.config.mutation.fetcherResources.limits.cpu).toBeUndefined();
     expect(loaded.config).toMatchObject({ port: 9443, logLevel: 'debug', shutdownDelaySeconds: 3, shutdownTimeoutSeconds: 10 });
