@@ -18,7 +18,7 @@ const banner = {
 const common = {
   bundle: true,
   platform: 'node',
-  target: 'node20',
+  target: 'node24',
   legalComments: 'none',
   logLevel: 'warning',
   sourcemap: false,
