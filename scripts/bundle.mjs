@@ -8,7 +8,7 @@
 // All run with no node_modules beside them.
 import { spawnSync } from 'node:child_process';
 import { builtinModules, createRequire } from 'node:module';
-import { rm, stat } from 'node:fs/promises';
+import { chmod, rm, stat } from 'node:fs/promises';
 import { build } from 'esbuild';
 
 // Bundled CommonJS dependencies still call require(); give ESM output one.
@@ -102,6 +102,8 @@ if (snapshot.status !== 0 || unsafe) {
   console.error(`building the fetcher's startup snapshot failed (exit ${snapshot.status}):\n${snapshot.stderr}`);
   process.exit(1);
 }
+// The package's `bin`: runnable as a command (its `#!/usr/bin/env node` comes from the entry file).
+await chmod(`${out}/cli.mjs`, 0o755);
 for (const f of [`${out}/cli.mjs`, `${out}/fetcher.cjs`, `${out}/fetcher.blob`]) {
   console.log(`${f} ${(await stat(f)).size} bytes`);
 }
