@@ -7,6 +7,9 @@
 
 import type { V1Container, V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import {
+  CA_BUNDLE_DIR,
+  CA_BUNDLE_ENV,
+  CA_BUNDLE_FILE,
   FETCH_ARGS,
   NODE_CREDENTIALS_ENV,
   POD_NAME_ENV,
@@ -25,6 +28,8 @@ import type { MutationConfig } from './types.js';
 /** The volume's name in the original AWS sample; kept so its users see what they know. */
 export const VOLUME_NAME = 'secret-vol';
 export const INIT_CONTAINER_NAME = 'secret-fetcher';
+/** The fetcher's CA bundle volume (webhook setting FETCHER_CA_BUNDLE_CONFIGMAP). */
+export const CA_VOLUME_NAME = 'secret-fetcher-ca';
 
 /** The credential variables of IRSA and EKS Pod Identity, copied from the app into the fetcher. */
 export const IDENTITY_ENV = [
@@ -272,11 +277,31 @@ export function buildSpec(request: InjectionRequest, config: MutationConfig): Fe
   const spec: FetchSpec = { version: SPEC_VERSION, dir: request.mountPath, mode: request.mode, items: request.items };
   if (request.region !== undefined) spec.region = request.region;
   if (request.roleArn !== undefined) spec.roleArn = request.roleArn;
+  if (request.failoverRegion !== undefined) spec.failoverRegion = request.failoverRegion;
   if (config.fetchTimeouts !== undefined) spec.timeouts = config.fetchTimeouts;
   return spec;
 }
 
-export function buildInitContainer(name: string, volume: string, spec: FetchSpec, identity: Identity, config: MutationConfig): V1Container {
+/** The fetcher's network settings and CA bundle: env and mounts beside the identity's. */
+function networkOf(config: MutationConfig, caVolume: string | undefined): { env: V1EnvVar[]; mounts: V1VolumeMount[] } {
+  const env: V1EnvVar[] = (config.fetcherNetworkEnv ?? []).map((e) => ({ name: e.name, value: e.value }));
+  const mounts: V1VolumeMount[] = [];
+  if (config.fetcherCaBundle !== undefined && caVolume !== undefined) {
+    env.push({ name: CA_BUNDLE_ENV, value: CA_BUNDLE_FILE });
+    mounts.push({ name: caVolume, mountPath: CA_BUNDLE_DIR, readOnly: true });
+  }
+  return { env, mounts };
+}
+
+export function buildInitContainer(
+  name: string,
+  volume: string,
+  spec: FetchSpec,
+  identity: Identity,
+  config: MutationConfig,
+  caVolume?: string,
+): V1Container {
+  const network = networkOf(config, caVolume);
   return {
     name,
     image: config.fetcherImage,
@@ -287,6 +312,7 @@ export function buildInitContainer(name: string, volume: string, spec: FetchSpec
       { name: POD_NAME_ENV, valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.name' } } },
       { name: POD_NAMESPACE_ENV, valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } } },
       ...identity.env,
+      ...network.env,
       // Visible in the pod: this fetcher may fall back to the node's credentials.
       ...(config.nodeCredentials === 'allow' ? [{ name: NODE_CREDENTIALS_ENV, value: 'allow' }] : []),
     ],
@@ -304,7 +330,7 @@ export function buildInitContainer(name: string, volume: string, spec: FetchSpec
     // Spelled out (these are the apiserver's defaults) so the pod reads back exactly as patched.
     terminationMessagePath: '/dev/termination-log',
     terminationMessagePolicy: 'FallbackToLogsOnError',
-    volumeMounts: [{ name: volume, mountPath: spec.dir }, ...identity.mounts],
+    volumeMounts: [{ name: volume, mountPath: spec.dir }, ...identity.mounts, ...network.mounts],
   };
 }
 
@@ -329,7 +355,11 @@ export function mutate(pod: Pod, request: InjectionRequest, config: MutationConf
   const identity = findIdentity(pod, request);
 
   const volumes = list(pod.spec.volumes);
-  const volume = uniqueName(VOLUME_NAME, new Set(volumes.map((v) => v.name)));
+  const volumeNames = new Set(volumes.map((v) => v.name));
+  const volume = uniqueName(VOLUME_NAME, volumeNames);
+  volumeNames.add(volume);
+  const ca = config.fetcherCaBundle;
+  const caVolume = ca === undefined ? undefined : uniqueName(CA_VOLUME_NAME, volumeNames);
   const ephemeral = Array.isArray(pod.spec.ephemeralContainers) ? (pod.spec.ephemeralContainers as Obj[]) : [];
   const names = new Set([
     ...pod.spec.containers.map((c) => c.name),
@@ -344,17 +374,23 @@ export function mutate(pod: Pod, request: InjectionRequest, config: MutationConf
   // own temporary files. The secret files themselves are read-only (mode 0444 by default).
   const withVolume = (c: Container): Container =>
     mounted.has(c) ? { ...c, volumeMounts: [...list(c.volumeMounts), { name: volume, mountPath: request.mountPath }] } : c;
+  const emptyDir = config.volumeSizeLimit === undefined ? { medium: 'Memory' } : { medium: 'Memory', sizeLimit: config.volumeSizeLimit };
+  const added: Array<V1Volume & Record<string, unknown>> = [{ name: volume, emptyDir }];
+  if (ca !== undefined && caVolume !== undefined) {
+    // The one key, under a fixed name; not optional: a pod without the ConfigMap waits with an
+    // event naming it rather than fetching without the CA it was told to trust.
+    added.push({ name: caVolume, configMap: { name: ca.configMap, items: [{ key: ca.key, path: 'ca.crt' }], defaultMode: 0o444 } });
+  }
 
   // Keys a pod lacks are added in this order (volumes, then initContainers; metadata last), so
   // the patch lists its operations, and the patched pod its keys, the same way for every pod.
-  const emptyDir = config.volumeSizeLimit === undefined ? { medium: 'Memory' } : { medium: 'Memory', sizeLimit: config.volumeSizeLimit };
   const out: Pod = {
     ...pod,
     spec: {
       ...pod.spec,
       containers: pod.spec.containers.map(withVolume),
-      volumes: [...volumes, { name: volume, emptyDir }],
-      initContainers: [buildInitContainer(name, volume, spec, identity, config) as Container, ...list(pod.spec.initContainers).map(withVolume)],
+      volumes: [...volumes, ...added],
+      initContainers: [buildInitContainer(name, volume, spec, identity, config, caVolume) as Container, ...list(pod.spec.initContainers).map(withVolume)],
     },
     metadata: { ...pod.metadata, annotations: { ...pod.metadata?.annotations, [STATUS_ANNOTATION]: STATUS_INJECTED } },
   };
