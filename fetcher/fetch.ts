@@ -117,10 +117,41 @@ export function plan(spec: Pick<FetchSpec, 'region' | 'items'>, envRegion?: stri
   return { targets: [...targets.values()], itemTargets, failures };
 }
 
-function chunks<T>(list: T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < list.length; i += size) out.push(list.slice(i, i + size));
+/**
+ * Splits targets into calls of at most `size`, first fit, never putting two that `clash` into one
+ * call: an answer is matched to its request by name or ARN, and no answer must fit two requests.
+ */
+export function callsOf(list: Target[], size: number, clash: (a: Target, b: Target) => boolean): Target[][] {
+  const out: Target[][] = [];
+  for (const t of list) {
+    const call = out.find((c) => c.length < size && !c.some((u) => clash(t, u)));
+    if (call) call.push(t);
+    else out.push([t]);
+  }
   return out;
+}
+
+/** The names a Secrets Manager answer for `t` may carry (a complete-looking ARN may be a partial one). */
+function answerNames(t: Target): string[] {
+  const r = t.reference;
+  if (r.kind !== 'arn') return [r.name];
+  return [r.name, r.id.slice(r.id.indexOf(':secret:') + ':secret:'.length)];
+}
+
+/**
+ * A name is answered with the secret of the caller's account, an ARN with the secret it names,
+ * wherever it lives, both carrying a Name. In one batch a name reference and an ARN reference of
+ * the same name (another account's secret, say) would each find the other's answer by Name.
+ */
+export function secretsClash(a: Target, b: Target): boolean {
+  if ((a.reference.kind === 'name') === (b.reference.kind === 'name')) return false;
+  const [name, other] = a.reference.kind === 'name' ? [a, b] : [b, a];
+  return answerNames(other).includes(name.reference.id);
+}
+
+/** GetParameters answers carry the Name; parameters of one name (in two accounts) go to separate calls. */
+export function parametersClash(a: Target, b: Target): boolean {
+  return a.reference.name === b.reference.name;
 }
 
 async function runBounded(tasks: Array<() => Promise<void>>, limit: number): Promise<void> {
@@ -294,20 +325,27 @@ const completes = (arn: string | undefined, id: string): boolean =>
 function matchesSecret(t: Target, arn: string | undefined, name: string | undefined): boolean {
   const r = t.reference;
   if (r.kind === 'partial-arn') return completes(arn, r.id);
-  if (r.kind === 'name') return name === r.id || arn === r.id;
+  if (r.kind === 'name') return name === r.id;
   return arn === r.id;
+}
+
+/** The one answer among `matches`, 'ambiguous' if they are different secrets. */
+function single<V extends { ARN?: string }>(matches: V[]): V | 'ambiguous' | undefined {
+  if (matches.length > 1 && new Set(matches.map((v) => v.ARN)).size > 1) return 'ambiguous';
+  return matches[0];
 }
 
 /**
  * The batch answer for `t`. BatchGetSecretValue answers with each secret's complete ARN, not the
  * id asked for. A name ending in "-" and six letters or digits ("db-secret") makes a partial ARN
- * look complete, so an ARN with no exact match is also tried as a partial one.
+ * look complete, so an ARN with no exact match is also tried as a partial one. Two different
+ * secrets fitting one request (callsOf keeps that from happening) are never settled by order.
  */
-function findInBatch<V extends { ARN?: string; Name?: string }>(t: Target, values: V[]): V | undefined {
-  const exact = values.find((v) => matchesSecret(t, v.ARN, v.Name));
+function findInBatch<V extends { ARN?: string; Name?: string }>(t: Target, values: V[]): V | 'ambiguous' | undefined {
+  const exact = single(values.filter((v) => matchesSecret(t, v.ARN, v.Name)));
   if (exact !== undefined || t.reference.kind !== 'arn') return exact;
   const id = t.reference.id;
-  return values.find((v) => completes(v.ARN, id));
+  return single(values.filter((v) => completes(v.ARN, id)));
 }
 
 function secretValue(out: GetOutput): FetchedValue {
@@ -394,6 +432,17 @@ export async function fetchTargets(targets: Target[], api: AwsApi, opts: FetchOp
         continue;
       }
       const found = findInBatch(t, out.SecretValues ?? []);
+      if (found === 'ambiguous') {
+        awsFailed = true;
+        const arns = (out.SecretValues ?? []).filter((v) => matchesSecret(t, v.ARN, v.Name) || completes(v.ARN, t.reference.id)).map((v) => v.ARN);
+        failures.push(
+          failure('FETCH_AWS', `BatchGetSecretValue answered ${arns.length} different secrets that fit this reference (${arns.join(', ')}); none was used`, {
+            ref: t.reference.id,
+            hint: 'use the complete ARN of the secret meant',
+          }),
+        );
+        continue;
+      }
       if (!found) {
         awsFailed = true;
         record(t, failure('FETCH_AWS', 'BatchGetSecretValue answered neither a value nor an error for it', { ref: t.reference.id }), false);
@@ -423,9 +472,11 @@ export async function fetchTargets(targets: Target[], api: AwsApi, opts: FetchOp
         fail(t, Object.assign(new Error(`parameter ${r.name} not found`), { name: 'ParameterNotFound', $fault: 'client' as const }), 'parameters');
         continue;
       }
-      // By ARN first: parameters of one name in two accounts (one shared with this one) may share a batch.
+      // By ARN; by name only an answer that carries no ARN or one of the reference's account and
+      // region (a call never holds two parameters of one name: parametersClash).
       const params = out.Parameters ?? [];
-      const p = params.find((x) => x.ARN === r.id) ?? params.find((x) => x.Name === r.id || x.Name === r.name);
+      const sameAccount = (arn: string | undefined) => arn === undefined || arn.split(':').slice(3, 5).join(':') === `${r.region}:${r.account}`;
+      const p = params.find((x) => x.ARN === r.id) ?? params.find((x) => (x.Name === r.id || x.Name === r.name) && sameAccount(x.ARN));
       if (!p || p.Value === undefined) {
         awsFailed = true;
         record(t, failure('FETCH_AWS', 'GetParameters answered neither a value nor an error for it', { ref: r.id }), false);
@@ -444,14 +495,14 @@ export async function fetchTargets(targets: Target[], api: AwsApi, opts: FetchOp
   const plain = secrets.filter((t) => t.versionStage === undefined && t.versionId === undefined);
   const versioned = secrets.filter((t) => !plain.includes(t));
   for (const [region, group] of Map.groupBy(plain, (t) => t.region)) {
-    for (const batch of chunks(group, SECRETS_PER_BATCH)) {
+    for (const batch of callsOf(group, SECRETS_PER_BATCH, secretsClash)) {
       // A batch of one is a plain GetSecretValue: it needs one IAM action fewer.
       tasks.push(batch.length === 1 ? () => getOne(batch[0] as Target) : () => getBatch(region, batch));
     }
   }
   for (const t of versioned) tasks.push(() => getOne(t));
   for (const [region, group] of Map.groupBy(parameters, (t) => t.region)) {
-    for (const batch of chunks(group, PARAMETERS_PER_CALL)) tasks.push(() => getParameters(region, batch));
+    for (const batch of callsOf(group, PARAMETERS_PER_CALL, parametersClash)) tasks.push(() => getParameters(region, batch));
   }
   await runBounded(tasks, opts.concurrency ?? DEFAULT_CONCURRENCY);
   for (const { error, refs } of credentialFailures.values()) failures.push(credentialFailure(error, refs));
