@@ -103,6 +103,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
     built = (results[2] as PromiseFulfilledResult<BuiltImages>).value;
     Object.assign(timings, built.timings);
     node = await timed('node', startNode(plane!, { archives: built.archives, pauseImage: NODE_IMAGES.pause, logDir }));
+    // containerd has the images now; the tarballs only take space.
+    rmSync(scratch, { recursive: true, force: true });
     stopWebhook = await timed('webhook', startWebhookPod(plane!, NODE_IMAGES));
   } catch (e) {
     await teardown();

@@ -124,10 +124,20 @@ build_bases() {
   key=$(echo "node$NODE_VERSION-npm$NPM_VERSION-busybox$(dpkg-query -W -f='${Version}' busybox-static)-r$BASES_REVISION" | tr -c 'A-Za-z0-9._\n-' _)
   local stamp="$STORE/bases-$key"
   BASE_TAG=$key
-  if [ -f "$stamp" ]; then
+  # Bases of earlier keys (another Node release, a changed recipe) only take space.
+  local old
+  for old in $("${BUILDAH[@]}" images --format '{{.Name}}:{{.Tag}}' | grep -E '^localhost/asi-(busybox|pause|node-runtime|node-build):' | grep -v ":$key\$"); do
+    "${BUILDAH[@]}" rmi "$old" >/dev/null 2>&1 || true
+  done
+  local have=1 name
+  for name in busybox pause node-runtime node-build; do
+    "${BUILDAH[@]}" inspect --type image "localhost/asi-$name:$key" >/dev/null 2>&1 || have=0
+  done
+  if [ -f "$stamp" ] && [ $have = 1 ]; then
     step "local base images ($key): cached"
     return
   fi
+  rm -f "$STORE"/bases-*
   step "local base images ($key): assembling"
   local work
   work=$(mktemp -d)
