@@ -7,8 +7,9 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { createAwsApi, sessionName } from './aws.js';
 import { fitTerminationMessage, formatReport, redact, type Failure, FetchError, type ReportContext } from './errors.js';
-import { fetchTargets, plan, untilAborted, type AwsApi, type FetchedValue } from './fetch.js';
+import { fetchTargets, fetchWithFailover, plan, untilAborted, type AwsApi, type FetchedValue, type FetchResult } from './fetch.js';
 import { chooseCredentials, type CredentialChoice, type CredentialSource } from './identity.js';
+import { networkFromEnv } from './network.js';
 import { findConflicts, renderItem, type OutputFile } from './render.js';
 import {
   DEFAULT_TERMINATION_LOG,
@@ -42,7 +43,7 @@ export interface ExecuteDeps {
 }
 
 export type ExecuteResult =
-  | { ok: true; files: number; secrets: number }
+  | { ok: true; files: number; secrets: number; /** Secrets whose value came from the failover region. */ failedOver: number }
   | { ok: false; failures: Failure[]; context: ReportContext; values: string[] };
 
 /** Every string a fetched value contains (the whole text and each JSON scalar), for redaction. */
@@ -106,9 +107,14 @@ export async function execute(spec: FetchSpec, deps: ExecuteDeps): Promise<Execu
   const deadline = new AbortController();
   const deadlineAt = Date.now() + timeouts.deadlineSeconds * 1000;
   const timer = setTimeout(() => deadline.abort(), timeouts.deadlineSeconds * 1000);
-  let result;
+  let result: FetchResult;
+  let failedOver = 0;
   try {
-    result = await fetchTargets(targets, api, { signal: deadline.signal });
+    if (spec.failoverRegion !== undefined) {
+      const r = await fetchWithFailover(targets, spec.failoverRegion, api, { signal: deadline.signal });
+      failedOver = r.failedOver;
+      result = r;
+    } else result = await fetchTargets(targets, api, { signal: deadline.signal });
   } finally {
     clearTimeout(timer);
   }
@@ -161,7 +167,7 @@ export async function execute(spec: FetchSpec, deps: ExecuteDeps): Promise<Execu
     if (e instanceof FetchError) return { ok: false, failures: e.failures, context: {}, values };
     throw e;
   }
-  return { ok: true, files: files.length, secrets: targets.length };
+  return { ok: true, files: files.length, secrets: targets.length, failedOver };
 }
 
 const USAGE = `usage: aws-secret-injector fetch [--dir <path>]
@@ -243,6 +249,18 @@ export async function run(argv: string[]): Promise<number> {
     return fail(parsed.errors.map((message) => ({ code: 'FETCH_SPEC_INVALID' as const, message: `${SPEC_ENV}: ${message}` })), {}, []);
   }
   const spec = args.dir !== undefined ? { ...parsed.spec, dir: args.dir } : parsed.spec;
+  const network = networkFromEnv(process.env);
+  if ('errors' in network) {
+    return fail(
+      network.errors.map((message) => ({
+        code: 'FETCH_NETWORK' as const,
+        message,
+        hint: 'check the webhook\'s FETCHER_* network settings (chart values fetcher.network.*)',
+      })),
+      {},
+      [],
+    );
+  }
   const envRegion = process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || undefined;
   const pod = sessionName(process.env[POD_NAMESPACE_ENV], process.env[POD_NAME_ENV]);
   const timeouts = { ...DEFAULT_TIMEOUTS, ...spec.timeouts };
@@ -261,6 +279,7 @@ export async function run(argv: string[]): Promise<number> {
           stsRegion,
           callTimeoutMs: timeouts.callSeconds * 1000,
           maxAttempts: Math.max(1, Math.floor(timeouts.maxAttempts)),
+          agents: network.agents,
         }),
     });
   } catch (e) {
@@ -270,6 +289,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   exitSoon();
   if (!result.ok) return fail(result.failures, result.context, result.values);
-  process.stdout.write(`fetch: wrote ${result.files} file(s) from ${result.secrets} secret(s) to ${spec.dir} in ${Date.now() - started} ms\n`);
+  const from = result.failedOver > 0 ? ` (${result.failedOver} from the failover region ${spec.failoverRegion})` : '';
+  process.stdout.write(`fetch: wrote ${result.files} file(s) from ${result.secrets} secret(s)${from} to ${spec.dir} in ${Date.now() - started} ms\n`);
   return 0;
 }

@@ -7,6 +7,9 @@
 
 import type { V1Container, V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import {
+  CA_BUNDLE_DIR,
+  CA_BUNDLE_ENV,
+  CA_BUNDLE_FILE,
   FETCH_ARGS,
   NODE_CREDENTIALS_ENV,
   POD_NAME_ENV,
@@ -19,11 +22,14 @@ import {
 import { parseReference } from '../fetcher/reference.js';
 import { MAX_ANNOTATIONS_BYTES, PREFIX, STATUS_ANNOTATION, STATUS_INJECTED, type InjectionRequest } from './annotations.js';
 import { problem, quote, type Problem } from './problems.js';
+import { quantityValue } from './quantity.js';
 import type { MutationConfig } from './types.js';
 
 /** The volume's name in the original AWS sample; kept so its users see what they know. */
 export const VOLUME_NAME = 'secret-vol';
 export const INIT_CONTAINER_NAME = 'secret-fetcher';
+/** The fetcher's CA bundle volume (webhook setting FETCHER_CA_BUNDLE_CONFIGMAP). */
+export const CA_VOLUME_NAME = 'secret-fetcher-ca';
 
 /** The credential variables of IRSA and EKS Pod Identity, copied from the app into the fetcher. */
 export const IDENTITY_ENV = [
@@ -218,11 +224,47 @@ export function validateTarget(pod: Pod, request: InjectionRequest, refused: Rea
   });
   const envRegion = identity.env.some((e) => e.name === 'AWS_REGION' || e.name === 'AWS_DEFAULT_REGION');
   if (regionless.length > 0 && request.region === undefined && !refused.has(`${PREFIX}region`) && !envRegion) {
+    // envFrom is not copied: it would hand the fetcher every key of a ConfigMap or Secret, the
+    // app's own secrets and AWS endpoint or credential settings included.
+    const envFrom = [...t.app, ...t.init].find((c) => Array.isArray(c.envFrom) && c.envFrom.length > 0);
     warnings.push(
-      `secret ${quote(regionless[0]!.ref)} is a name without a region and the pod sets none (${PREFIX}region); the fetcher will need AWS_REGION from its environment`,
+      envFrom !== undefined
+        ? `secret ${quote(regionless[0]!.ref, 60)} has no region; AWS_REGION from envFrom (container ${quote(envFrom.name, 40)}) is not passed to the fetcher: set ${PREFIX}region`
+        : `secret ${quote(regionless[0]!.ref)} is a name without a region and the pod sets none (${PREFIX}region); the fetcher will need AWS_REGION from its environment`,
     );
   }
   return { problems, warnings };
+}
+
+/**
+ * Stage validate (resources): a pod with pod-level resources (`spec.resources`) must leave room for
+ * the fetcher, or the apiserver refuses the injected pod: no container may ask for more than the
+ * pod's request or be limited above the pod's limit. The fetcher keeps the resources the webhook
+ * is configured with (it needs them whatever the pod's budget), so a pod that is short is refused
+ * here, naming what to raise.
+ */
+export function validateResources(pod: Pod, config: MutationConfig): Problem[] {
+  const own = pod.spec.resources;
+  if (!isObject(own)) return [];
+  const problems: Problem[] = [];
+  for (const kind of ['requests', 'limits'] as const) {
+    const podSide = own[kind];
+    if (!isObject(podSide)) continue;
+    for (const [resource, wanted] of Object.entries(config.fetcherResources[kind])) {
+      const have = podSide[resource];
+      const haveValue = typeof have === 'string' ? quantityValue(have) : typeof have === 'number' ? have : undefined;
+      const wantedValue = quantityValue(wanted);
+      if (haveValue === undefined || wantedValue === undefined || haveValue >= wantedValue) continue;
+      problems.push(
+        problem(
+          'WEBHOOK_UNSUPPORTED_POD',
+          `spec.resources.${kind}.${resource}`,
+          `${quote(have)} is below the fetcher's ${resource} ${kind === 'requests' ? 'request' : 'limit'} of ${wanted}, which the apiserver would refuse; raise it to at least ${wanted} (the fetcher runs before the app containers, not beside them)`,
+        ),
+      );
+    }
+  }
+  return problems;
 }
 
 function uniqueName(base: string, taken: ReadonlySet<string>): string {
@@ -235,11 +277,31 @@ export function buildSpec(request: InjectionRequest, config: MutationConfig): Fe
   const spec: FetchSpec = { version: SPEC_VERSION, dir: request.mountPath, mode: request.mode, items: request.items };
   if (request.region !== undefined) spec.region = request.region;
   if (request.roleArn !== undefined) spec.roleArn = request.roleArn;
+  if (request.failoverRegion !== undefined) spec.failoverRegion = request.failoverRegion;
   if (config.fetchTimeouts !== undefined) spec.timeouts = config.fetchTimeouts;
   return spec;
 }
 
-export function buildInitContainer(name: string, volume: string, spec: FetchSpec, identity: Identity, config: MutationConfig): V1Container {
+/** The fetcher's network settings and CA bundle: env and mounts beside the identity's. */
+function networkOf(config: MutationConfig, caVolume: string | undefined): { env: V1EnvVar[]; mounts: V1VolumeMount[] } {
+  const env: V1EnvVar[] = (config.fetcherNetworkEnv ?? []).map((e) => ({ name: e.name, value: e.value }));
+  const mounts: V1VolumeMount[] = [];
+  if (config.fetcherCaBundle !== undefined && caVolume !== undefined) {
+    env.push({ name: CA_BUNDLE_ENV, value: CA_BUNDLE_FILE });
+    mounts.push({ name: caVolume, mountPath: CA_BUNDLE_DIR, readOnly: true });
+  }
+  return { env, mounts };
+}
+
+export function buildInitContainer(
+  name: string,
+  volume: string,
+  spec: FetchSpec,
+  identity: Identity,
+  config: MutationConfig,
+  caVolume?: string,
+): V1Container {
+  const network = networkOf(config, caVolume);
   return {
     name,
     image: config.fetcherImage,
@@ -250,6 +312,7 @@ export function buildInitContainer(name: string, volume: string, spec: FetchSpec
       { name: POD_NAME_ENV, valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.name' } } },
       { name: POD_NAMESPACE_ENV, valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } } },
       ...identity.env,
+      ...network.env,
       // Visible in the pod: this fetcher may fall back to the node's credentials.
       ...(config.nodeCredentials === 'allow' ? [{ name: NODE_CREDENTIALS_ENV, value: 'allow' }] : []),
     ],
@@ -267,7 +330,7 @@ export function buildInitContainer(name: string, volume: string, spec: FetchSpec
     // Spelled out (these are the apiserver's defaults) so the pod reads back exactly as patched.
     terminationMessagePath: '/dev/termination-log',
     terminationMessagePolicy: 'FallbackToLogsOnError',
-    volumeMounts: [{ name: volume, mountPath: spec.dir }, ...identity.mounts],
+    volumeMounts: [{ name: volume, mountPath: spec.dir }, ...identity.mounts, ...network.mounts],
   };
 }
 
@@ -292,7 +355,11 @@ export function mutate(pod: Pod, request: InjectionRequest, config: MutationConf
   const identity = findIdentity(pod, request);
 
   const volumes = list(pod.spec.volumes);
-  const volume = uniqueName(VOLUME_NAME, new Set(volumes.map((v) => v.name)));
+  const volumeNames = new Set(volumes.map((v) => v.name));
+  const volume = uniqueName(VOLUME_NAME, volumeNames);
+  volumeNames.add(volume);
+  const ca = config.fetcherCaBundle;
+  const caVolume = ca === undefined ? undefined : uniqueName(CA_VOLUME_NAME, volumeNames);
   const ephemeral = Array.isArray(pod.spec.ephemeralContainers) ? (pod.spec.ephemeralContainers as Obj[]) : [];
   const names = new Set([
     ...pod.spec.containers.map((c) => c.name),
@@ -307,6 +374,13 @@ export function mutate(pod: Pod, request: InjectionRequest, config: MutationConf
   // own temporary files. The secret files themselves are read-only (mode 0444 by default).
   const withVolume = (c: Container): Container =>
     mounted.has(c) ? { ...c, volumeMounts: [...list(c.volumeMounts), { name: volume, mountPath: request.mountPath }] } : c;
+  const emptyDir = config.volumeSizeLimit === undefined ? { medium: 'Memory' } : { medium: 'Memory', sizeLimit: config.volumeSizeLimit };
+  const added: Array<V1Volume & Record<string, unknown>> = [{ name: volume, emptyDir }];
+  if (ca !== undefined && caVolume !== undefined) {
+    // The one key, under a fixed name; not optional: a pod without the ConfigMap waits with an
+    // event naming it rather than fetching without the CA it was told to trust.
+    added.push({ name: caVolume, configMap: { name: ca.configMap, items: [{ key: ca.key, path: 'ca.crt' }], defaultMode: 0o444 } });
+  }
 
   // Keys a pod lacks are added in this order (volumes, then initContainers; metadata last), so
   // the patch lists its operations the same way for every pod.
@@ -315,10 +389,27 @@ export function mutate(pod: Pod, request: InjectionRequest, config: MutationConf
     spec: {
       ...pod.spec,
       containers: pod.spec.containers.map(withVolume),
-      volumes: [...volumes, { name: volume, emptyDir: { medium: 'Memory', sizeLimit: config.volumeSizeLimit } }],
-      initContainers: [buildInitContainer(name, volume, spec, identity, config) as Container, ...list(pod.spec.initContainers).map(withVolume)],
+      volumes: [...volumes, ...added],
+      initContainers: [buildInitContainer(name, volume, spec, identity, config, caVolume) as Container, ...list(pod.spec.initContainers).map(withVolume)],
     },
     metadata: { ...pod.metadata, annotations: { ...pod.metadata?.annotations, [STATUS_ANNOTATION]: STATUS_INJECTED } },
   };
-  return { pod: out, warnings: [], spec };
+  return { pod: out, warnings: sizeLimitWarnings(t, request.mountPath, config), spec };
+}
+
+/** Where programs write temporary files unless told otherwise. */
+const TEMP_DIRS = ['/tmp', '/var/tmp'];
+
+/**
+ * A sizeLimit on a volume that is also a temporary directory of the app counts the app's own
+ * files against it, and the kubelet evicts the pod past it: say so where that is the case.
+ */
+function sizeLimitWarnings(t: Targets, mountPath: string, config: MutationConfig): string[] {
+  if (config.volumeSizeLimit === undefined) return [];
+  const tmpdirs = [...t.app, ...t.init].flatMap((c) => list(c.env).filter((e) => e.name === 'TMPDIR' && typeof e.value === 'string').map((e) => trimSlash(e.value!)));
+  const temp = [...TEMP_DIRS, ...tmpdirs].find((d) => d === mountPath || d.startsWith(`${mountPath}/`));
+  if (temp === undefined) return [];
+  return [
+    `the secrets volume at ${mountPath} holds the app's temporary files (${temp}), which count against its sizeLimit of ${config.volumeSizeLimit}: past it the pod is evicted; set ${PREFIX}mount-path to a path of its own`,
+  ];
 }

@@ -7,7 +7,7 @@
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { parseSpec, serialiseSpec, SPEC_ENV, type FetchSpec } from '../fetcher/spec.js';
 import { checkBounds, parseAnnotations, shouldInject, STATUS_ANNOTATION, type Annotations } from './annotations.js';
-import { buildSpec, checkPod, mutate, validateTarget, type Pod } from './mutate.js';
+import { buildSpec, checkPod, mutate, validateResources, validateTarget, type Pod } from './mutate.js';
 import { firstOf, formatProblems, problem, quote, type Problem, type Stage, type StageProblems } from './problems.js';
 import type { AdmissionReviewResponse, MutationConfig, ReviewHandler, ReviewLog, ReviewOutcome, ReviewResult } from './types.js';
 
@@ -122,7 +122,8 @@ export function reviewPod(obj: unknown, config: MutationConfig): PodOutcome {
   const pod = obj as Pod;
   const fit = validateTarget(pod, request, 'problems' in parsed ? parsed.refused : undefined);
   warnings.push(...fit.warnings);
-  if (fit.problems.length > 0) groups.push({ stage: 'validate', problems: fit.problems });
+  const fitProblems = [...fit.problems, ...validateResources(pod, config)];
+  if (fitProblems.length > 0) groups.push({ stage: 'validate', problems: fitProblems });
   if (groups.length > 0) return denyAll(groups, warnings);
 
   const result = mutate(pod, request, config);

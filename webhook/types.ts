@@ -1,7 +1,7 @@
 // The seams between the webhook's pure core (annotations, mutate, review) and its HTTP shell
 // (server, config, metrics). Both sides import these; neither reaches into the other.
 
-import type { Timeouts } from '../fetcher/spec.js';
+import type { NetworkEnvName, Timeouts } from '../fetcher/spec.js';
 
 /** What the mutation needs from the webhook's configuration (config.ts builds it from env/flags). */
 export interface MutationConfig {
@@ -17,10 +17,18 @@ export interface MutationConfig {
   fetcherUid: number;
   /** Mount path when a pod does not set `secrets.k8s.aws/mount-path`. */
   defaultMountPath: string;
-  /** sizeLimit of the memory-backed emptyDir, a Kubernetes quantity. */
-  volumeSizeLimit: string;
+  /**
+   * sizeLimit of the memory-backed emptyDir, a Kubernetes quantity; undefined: none. The volume is
+   * mounted read-write at /tmp by default, where the app keeps its own temporary files: a limit
+   * they outgrow gets the pod evicted, so there is none by default.
+   */
+  volumeSizeLimit?: string;
   /** Passed to the fetcher in its spec. */
   fetchTimeouts?: Timeouts;
+  /** The fetcher's network variables (proxy, FIPS/dual-stack, endpoint URLs), validated; only those set. */
+  fetcherNetworkEnv?: Array<{ name: NetworkEnvName; value: string }>;
+  /** A ConfigMap key in the pod's namespace holding PEM CA certificates the fetcher trusts too. */
+  fetcherCaBundle?: { configMap: string; key: string };
   /**
    * `allow`: a pod without IRSA or EKS Pod Identity may fetch with the node's credentials (the SDK's
    * default chain); the fetcher then carries NODE_CREDENTIALS_ENV=allow. Default `deny`.
@@ -37,7 +45,6 @@ export const DEFAULT_MUTATION_CONFIG: MutationConfig = {
   },
   fetcherUid: 65532,
   defaultMountPath: '/tmp',
-  volumeSizeLimit: '16Mi',
   nodeCredentials: 'deny',
 };
 

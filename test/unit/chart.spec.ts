@@ -120,7 +120,7 @@ suite('chart: default values', () => {
   it('grants only its own TLS Secret and its own webhook configuration, by name', () => {
     const role = one(objects, 'Role');
     expect(role.rules).toEqual([
-      { apiGroups: [''], resources: ['secrets'], resourceNames: ['acme-aws-secret-injector-tls'], verbs: ['get', 'update', 'patch'] },
+      { apiGroups: [''], resources: ['secrets'], resourceNames: ['acme-aws-secret-injector-tls'], verbs: ['get', 'update'] },
     ]);
     const clusterRole = one(objects, 'ClusterRole');
     expect(clusterRole.rules).toEqual([
@@ -128,7 +128,7 @@ suite('chart: default values', () => {
         apiGroups: ['admissionregistration.k8s.io'],
         resources: ['mutatingwebhookconfigurations'],
         resourceNames: ['0-acme-aws-secret-injector'],
-        verbs: ['get', 'update', 'patch'],
+        verbs: ['get', 'patch'],
       },
     ]);
     for (const b of [one(objects, 'RoleBinding'), one(objects, 'ClusterRoleBinding')]) {
@@ -192,12 +192,14 @@ suite('chart: default values', () => {
       'FETCHER_MEMORY_LIMIT',
       'FETCHER_UID',
       'DEFAULT_MOUNT_PATH',
-      'VOLUME_SIZE_LIMIT',
       'FETCHER_NODE_CREDENTIALS',
       'SHUTDOWN_TIMEOUT_SECONDS',
     ]) {
       expect(env[name], name).toBe(defaults[name]);
     }
+    // No sizeLimit, the webhook's default: left out, as the apiserver would drop an empty value.
+    expect(defaults.VOLUME_SIZE_LIMIT).toBe('');
+    expect(env.VOLUME_SIZE_LIMIT).toBeUndefined();
     expect(env.FETCHER_IMAGE).toBe('ghcr.io/aws-secret-injector/fetcher:0.1.0');
     expect(env.TLS_CERT_FILE).toBe('/etc/aws-secret-injector/tls/tls.crt');
     expect(env.TLS_KEY_FILE).toBe('/etc/aws-secret-injector/tls/tls.key');
@@ -385,6 +387,54 @@ suite('chart: notable values', () => {
     expect(loaded.config).toMatchObject({ port: 9443, logLevel: 'debug', shutdownDelaySeconds: 3, shutdownTimeoutSeconds: 10 });
   });
 
+  it("fetcher.network values become the webhook's FETCHER_* network settings, which its loader accepts", () => {
+    expect(Object.keys(envOf(renderChart(HELM))).filter((k) => /PROXY|AWS_|CA_BUNDLE/.test(k))).toEqual([]);
+    const objects = renderChart(HELM, {
+      set: {
+        'fetcher.network.httpsProxy': 'http://proxy.internal:3128',
+        'fetcher.network.httpProxy': 'http://proxy.internal:3128',
+        // helm --set needs its commas escaped.
+        'fetcher.network.noProxy': '.vpce.amazonaws.com\\,10.0.0.1',
+        'fetcher.network.useFipsEndpoint': true,
+        'fetcher.network.useDualstackEndpoint': true,
+        'fetcher.network.caBundle.configMap': 'corp-trust',
+        'fetcher.network.caBundle.key': 'trust-bundle.pem',
+      },
+    });
+    expect(envOf(objects)).toMatchObject({
+      FETCHER_HTTPS_PROXY: 'http://proxy.internal:3128',
+      FETCHER_HTTP_PROXY: 'http://proxy.internal:3128',
+      FETCHER_NO_PROXY: '.vpce.amazonaws.com,10.0.0.1',
+      FETCHER_AWS_USE_FIPS_ENDPOINT: 'true',
+      FETCHER_AWS_USE_DUALSTACK_ENDPOINT: 'true',
+      FETCHER_CA_BUNDLE_CONFIGMAP: 'corp-trust',
+      FETCHER_CA_BUNDLE_KEY: 'trust-bundle.pem',
+    });
+    const loaded = loadChartEnv(objects);
+    expect(loaded).toHaveProperty('config');
+    if (!('config' in loaded)) return;
+    expect(loaded.config.mutation.fetcherNetworkEnv!.map((e) => e.name)).toEqual([
+      'HTTPS_PROXY',
+      'HTTP_PROXY',
+      'NO_PROXY',
+      'AWS_USE_FIPS_ENDPOINT',
+      'AWS_USE_DUALSTACK_ENDPOINT',
+    ]);
+    const endpoints = renderChart(HELM, {
+      set: {
+        'fetcher.network.endpoints.secretsManager': 'http://moto.aws.svc:5000',
+        'fetcher.network.endpoints.ssm': 'http://moto.aws.svc:5000',
+        'fetcher.network.endpoints.sts': 'http://moto.aws.svc:5000',
+      },
+    });
+    expect(envOf(endpoints)).toMatchObject({
+      FETCHER_AWS_ENDPOINT_URL_SECRETS_MANAGER: 'http://moto.aws.svc:5000',
+      FETCHER_AWS_ENDPOINT_URL_SSM: 'http://moto.aws.svc:5000',
+      FETCHER_AWS_ENDPOINT_URL_STS: 'http://moto.aws.svc:5000',
+    });
+    expect(loadChartEnv(endpoints)).toHaveProperty('config');
+  });
+
   it('selectors, scheduling and metrics values', () => {
     const objects = renderChart(HELM, {
       namespace: 'sec',
@@ -462,6 +512,19 @@ suite('chart: long names', () => {
     }
   });
 
+  it.each(['my.app', '1app', `9.${'a'.repeat(51)}`])('release %s (dots, a digit first): Services named as DNS-1035 labels, and the Service the configuration, the certificate and the certs passes name is the one rendered', (name) => {
+    for (const set of [CERT_MODES['self-managed']!, CERT_MODES['cert-manager']!]) {
+      const objects = renderChart(HELM, { release: name, namespace: 'apps', set });
+      const services = objects.filter((o) => o.kind === 'Service').map((o) => o.metadata.name);
+      for (const s of services) expect(s).toMatch(SERVICE_NAME);
+      const service = services.find((s) => !s.endsWith('-metrics'))!;
+      expect(webhookOf(objects).clientConfig.service.name).toBe(service);
+      if (set === CERT_MODES['cert-manager']) expect(spec(one(objects, 'Certificate')).dnsNames).toContain(`${service}.apps.svc`);
+      else expect(podSpec(objects).initContainers[0].args).toContain(`--service=${service}`);
+      expect(one(objects, 'Deployment').metadata.name).toBe(`${name}-aws-secret-injector`.slice(0, 63));
+    }
+  });
+
   it('cert-manager: a commonName longer than 64 bytes (refused by cert-manager) is left out; the SANs name the Service', () => {
     const cert = one(renderChart(HELM, { release, namespace, set: CERT_MODES['cert-manager'] }), 'Certificate');
     expect(spec(cert).commonName).toBeUndefined();
@@ -487,6 +550,9 @@ suite('chart: bad values are refused with a clear message', () => {
     ['privileged port', { port: 443 }, /at '\/port': minimum: got 443, want 1,024/],
     ['plain-HTTP webhook URL', { 'webhook.url': 'http://127.0.0.1:8443/mutate' }, /at '\/webhook\/url'/],
     ['caBundle not base64', { 'webhook.caBundle': '-----BEGIN CERTIFICATE-----' }, /at '\/webhook\/caBundle'/],
+    ['a proxy with credentials', { 'fetcher.network.httpsProxy': 'http://user:pw@proxy:3128' }, /at '\/fetcher\/network\/httpsProxy'/],
+    ['an endpoint that is not a URL', { 'fetcher.network.endpoints.sts': 'sts.example' }, /at '\/fetcher\/network\/endpoints\/sts'/],
+    ['a CA bundle ConfigMap name with capitals', { 'fetcher.network.caBundle.configMap': 'Corp' }, /at '\/fetcher\/network\/caBundle\/configMap'/],
     ['zero replicas', { replicaCount: 0 }, /at '\/replicaCount': minimum: got 0, want 1/],
     [
       'a configuration name sorting after pod-identity-webhook',
