@@ -7,7 +7,7 @@
 import { AppsV1Api, AuthenticationV1Api, type V1Deployment } from '@kubernetes/client-node';
 import { expect, it } from 'vitest';
 import { eventually } from '../helpers/cluster.js';
-import { awsHostAliases, createSecret, describeNode, nodeSuite, podWhen, printed, running, useAwsFront, useNamespace } from './context.js';
+import { createSecret, describeNode, nodeSuite, podWhen, printed, running, useAwsFront, useNamespace } from './context.js';
 
 const TOKEN_DIR = '/var/run/secrets/eks.amazonaws.com/serviceaccount';
 const ROLE_ARN = 'arn:aws:iam::123456789012:role/webserver';
@@ -32,8 +32,6 @@ function webserver(secretArn: string): V1Deployment {
         },
         spec: {
           serviceAccountName: 'webserver',
-          hostNetwork: true,
-          hostAliases: awsHostAliases(),
           terminationGracePeriodSeconds: 0,
           containers: [
             {
@@ -97,7 +95,7 @@ describeNode('seed example on a real node', () => {
     const out = await printed(ns, podName, 'webserver', /^mount: /m);
     expect(out).toContain(`secret: ${VALUE}`);
     expect(out).toContain('stat: 444 65532 65532');
-    // tmpfs of the webhook's default VOLUME_SIZE_LIMIT (16Mi).
+    // tmpfs of the webhook's VOLUME_SIZE_LIMIT (16Mi).
     expect(out).toMatch(/^mount: tmpfs \/tmp tmpfs rw,.*size=16384k/m);
     // The fetcher's log says what it wrote, never the value.
     const fetcherLog = (await cluster.kubectl(['logs', '-n', ns, podName, '-c', 'secret-fetcher'])).stdout;
