@@ -24,9 +24,6 @@ export interface AwsFrontInfo {
   caConfigMap: string;
 }
 
-/** The secrets volume's size limit the webhook is given here (the kubelet makes a tmpfs of it). */
-export const VOLUME_SIZE_LIMIT = '16Mi';
-
 function webhookPod(image: string, fetcherImage: string, port: number, front: AwsFrontInfo): V1Pod {
   const endpoint = `https://${front.address}:${front.port}`;
   return {
@@ -50,7 +47,6 @@ function webhookPod(image: string, fetcherImage: string, port: number, front: Aw
             { name: 'FETCHER_IMAGE', value: fetcherImage },
             // The node has the image from the import; there is no registry to pull it from.
             { name: 'FETCHER_IMAGE_PULL_POLICY', value: 'Never' },
-            { name: 'VOLUME_SIZE_LIMIT', value: VOLUME_SIZE_LIMIT },
             { name: 'FETCHER_AWS_ENDPOINT_URL_SECRETS_MANAGER', value: endpoint },
             { name: 'FETCHER_AWS_ENDPOINT_URL_SSM', value: endpoint },
             { name: 'FETCHER_AWS_ENDPOINT_URL_STS', value: endpoint },
