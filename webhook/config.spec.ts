@@ -52,6 +52,11 @@ describe('loadConfig', () => {
       DEFAULT_MOUNT_PATH: '/var/run/secrets/app/',
       VOLUME_SIZE_LIMIT: '1Mi',
       FETCH_DEADLINE_SECONDS: '90',
+      REFRESHER_CPU_REQUEST: '1m',
+      REFRESHER_MEMORY_REQUEST: '40Mi',
+      REFRESHER_CPU_LIMIT: '50m',
+      REFRESHER_MEMORY_LIMIT: '',
+      NATIVE_SIDECARS: 'false',
       SHUTDOWN_DELAY_SECONDS: '5',
       SHUTDOWN_TIMEOUT_SECONDS: '10',
     });
@@ -71,6 +76,8 @@ describe('loadConfig', () => {
         defaultMountPath: '/var/run/secrets/app',
         volumeSizeLimit: '1Mi',
         fetchTimeouts: { deadlineSeconds: 90 },
+        nativeSidecars: false,
+        refresherResources: { requests: { cpu: '1m', memory: '40Mi' }, limits: { cpu: '50m' } },
       },
     });
   });
@@ -114,6 +121,8 @@ describe('loadConfig', () => {
     ['FETCHER_IMAGE', 'https://example.com/image'],
     ['FETCHER_IMAGE', 'has space'],
     ['FETCHER_CPU_REQUEST', '0'],
+    ['REFRESHER_MEMORY_REQUEST', '0'],
+    ['NATIVE_SIDECARS', 'yes'],
     ['FETCHER_CPU_REQUEST', ''],
     ['FETCHER_CPU_LIMIT', '1x'],
     ['DEFAULT_MOUNT_PATH', '/'],

@@ -8,6 +8,7 @@
 import type { V1Container, V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import {
   FETCH_ARGS,
+  REFRESH_ARGS,
   POD_NAME_ENV,
   POD_NAMESPACE_ENV,
   SPEC_ENV,
@@ -23,6 +24,8 @@ import type { MutationConfig } from './types.js';
 /** The volume's name in the original AWS sample; kept so its users see what they know. */
 export const VOLUME_NAME = 'secret-vol';
 export const INIT_CONTAINER_NAME = 'secret-fetcher';
+/** The native sidecar that keeps the files current for pods with `refresh`. */
+export const REFRESHER_NAME = 'secret-refresher';
 
 /** The credential variables of IRSA and EKS Pod Identity, copied from the app into the fetcher. */
 export const IDENTITY_ENV = [
@@ -229,7 +232,28 @@ export function buildSpec(request: InjectionRequest, config: MutationConfig): Fe
   if (request.region !== undefined) spec.region = request.region;
   if (request.roleArn !== undefined) spec.roleArn = request.roleArn;
   if (config.fetchTimeouts !== undefined) spec.timeouts = config.fetchTimeouts;
+  if (request.refreshSeconds !== undefined && polled(request)) spec.refresh = { intervalSeconds: request.refreshSeconds };
   return spec;
+}
+
+/** Whether a refresh has anything to poll: entries pinned to a versionId never change. */
+const polled = (request: InjectionRequest): boolean => request.items.some((i) => i.versionId === undefined);
+
+/**
+ * Stage validate (cluster): `refresh` needs native sidecars. Without them the apiserver drops an
+ * init container's restartPolicy and the sidecar would hold the pod in Init forever; a warning
+ * instead of a refusal would reach only the controller that created the pod (a ReplicaSet, a
+ * Job), so the pod would silently get files that go stale at the next rotation.
+ */
+export function validateRefresh(request: InjectionRequest, config: MutationConfig): Problem[] {
+  if (request.refreshSeconds === undefined || config.nativeSidecars) return [];
+  return [
+    problem(
+      'WEBHOOK_UNSUPPORTED_POD',
+      `${PREFIX}refresh`,
+      'needs native sidecars (Kubernetes 1.29+), which this cluster does not run (webhook setting NATIVE_SIDECARS=false); remove the annotation to have the files written once at start, or upgrade the cluster',
+    ),
+  ];
 }
 
 export function buildInitContainer(name: string, volume: string, spec: FetchSpec, identity: Identity, config: MutationConfig): V1Container {
@@ -262,6 +286,15 @@ export function buildInitContainer(name: string, volume: string, spec: FetchSpec
   };
 }
 
+/**
+ * The refresh sidecar: the fetcher's container (image, environment and token mounts, security
+ * context) kept running by the kubelet (`restartPolicy: Always`), with its own resources.
+ */
+export function buildRefresher(name: string, volume: string, spec: FetchSpec, identity: Identity, config: MutationConfig): V1Container {
+  const base = buildInitContainer(name, volume, spec, identity, config);
+  return { ...base, args: [...REFRESH_ARGS], resources: structuredClone(config.refresherResources), restartPolicy: 'Always' };
+}
+
 export interface MutationResult {
   pod: Pod;
   warnings: string[];
@@ -287,6 +320,14 @@ export function mutate(pod: Pod, request: InjectionRequest, config: MutationConf
     ...ephemeral.map((c) => String(c.name)),
   ]);
   const name = uniqueName(INIT_CONTAINER_NAME, names);
+  const warnings: string[] = [];
+  const added = [buildInitContainer(name, volume, spec, identity, config) as Container];
+  if (spec.refresh !== undefined) {
+    const refresher = uniqueName(REFRESHER_NAME, new Set([...names, name]));
+    added.push(buildRefresher(refresher, volume, spec, identity, config) as Container);
+  } else if (request.refreshSeconds !== undefined) {
+    warnings.push(`${PREFIX}refresh ignored: every secret is pinned to a versionId, so there is nothing to refresh`);
+  }
 
   const t = targets(out, request);
   // Read-write, as the original sample had it: the default path is /tmp, where apps write their
@@ -295,9 +336,11 @@ export function mutate(pod: Pod, request: InjectionRequest, config: MutationConf
     c.volumeMounts = [...list(c.volumeMounts), { name: volume, mountPath: request.mountPath }];
   }
   out.spec.volumes = [...volumes, { name: volume, emptyDir: { medium: 'Memory', sizeLimit: config.volumeSizeLimit } }];
-  out.spec.initContainers = [buildInitContainer(name, volume, spec, identity, config) as Container, ...list(out.spec.initContainers)];
+  // The refresher right after the fetcher: the kubelet starts it once the first complete set is
+  // written, and before the pod's own init containers.
+  out.spec.initContainers = [...added, ...list(out.spec.initContainers)];
   out.metadata = out.metadata ?? {};
   out.metadata.annotations = { ...out.metadata.annotations, [STATUS_ANNOTATION]: STATUS_INJECTED };
 
-  return { pod: out, warnings: [], spec };
+  return { pod: out, warnings, spec };
 }

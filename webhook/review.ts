@@ -7,7 +7,7 @@
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { parseSpec, serialiseSpec, SPEC_ENV, type FetchSpec } from '../fetcher/spec.js';
 import { parseAnnotations, shouldInject, STATUS_ANNOTATION, type Annotations } from './annotations.js';
-import { buildSpec, checkPod, mutate, validateTarget, type Pod } from './mutate.js';
+import { buildSpec, checkPod, mutate, validateRefresh, validateTarget, type Pod } from './mutate.js';
 import { firstOf, formatProblems, problem, quote, type Problem, type Stage } from './problems.js';
 import type { AdmissionReviewResponse, MutationConfig, ReviewHandler, ReviewLog, ReviewOutcome, ReviewResult } from './types.js';
 
@@ -48,18 +48,21 @@ function deny(stage: Stage, problems: Problem[], warnings: string[]): PodOutcome
 
 /**
  * JSON Patch from the raw object to the mutated one. `compare` aligns arrays by index, so the
- * one insertion at the front (the fetcher, first among init containers) would come out as a
- * rewrite of every existing init container; that single insertion is stated as an `add` at
- * index 0 and the rest is diffed.
+ * insertions at the front (the fetcher, first among init containers, and the refresher after
+ * it) would come out as a rewrite of every existing init container; those insertions are stated
+ * as `add`s at index 0 (and 1) and the rest is diffed.
  */
 export function diff(raw: Obj, mutated: Pod): Operation[] {
   const base = structuredClone(raw) as { spec?: { initContainers?: unknown } };
   const ops: Operation[] = [];
   const before = base.spec?.initContainers;
   const after = mutated.spec.initContainers;
-  if (Array.isArray(before) && before.length > 0 && after && after.length === before.length + 1) {
-    ops.push({ op: 'add', path: '/spec/initContainers/0', value: structuredClone(after[0]) });
-    before.unshift(structuredClone(after[0]));
+  const inserted = Array.isArray(before) && after ? after.length - before.length : 0;
+  if (Array.isArray(before) && before.length > 0 && after && (inserted === 1 || inserted === 2)) {
+    for (let i = 0; i < inserted; i++) {
+      ops.push({ op: 'add', path: `/spec/initContainers/${i}`, value: structuredClone(after[i]) });
+      before.splice(i, 0, structuredClone(after[i]));
+    }
   }
   return [...ops, ...compare(base, mutated)];
 }
@@ -109,7 +112,8 @@ export function reviewPod(obj: unknown, config: MutationConfig): PodOutcome {
   const pod = obj as Pod;
   const fit = validateTarget(pod, parsed.request);
   warnings.push(...fit.warnings);
-  if (fit.problems.length > 0) return deny('validate', fit.problems, warnings);
+  const problems = [...fit.problems, ...validateRefresh(parsed.request, config)];
+  if (problems.length > 0) return deny('validate', problems, warnings);
 
   const result = mutate(pod, parsed.request, config);
   warnings.push(...result.warnings);

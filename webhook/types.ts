@@ -21,6 +21,13 @@ export interface MutationConfig {
   volumeSizeLimit: string;
   /** Passed to the fetcher in its spec. */
   fetchTimeouts?: Timeouts;
+  /** Whether the cluster runs native sidecars (init containers with restartPolicy Always, 1.29+). */
+  nativeSidecars: boolean;
+  /** Resources of the refresh sidecar, which lives as long as the pod. */
+  refresherResources: {
+    requests: Record<string, string>;
+    limits: Record<string, string>;
+  };
 }
 
 export const DEFAULT_MUTATION_CONFIG: MutationConfig = {
@@ -33,6 +40,11 @@ export const DEFAULT_MUTATION_CONFIG: MutationConfig = {
   fetcherUid: 65532,
   defaultMountPath: '/tmp',
   volumeSizeLimit: '16Mi',
+  nativeSidecars: true,
+  refresherResources: {
+    requests: { cpu: '5m', memory: '48Mi' },
+    limits: { cpu: '100m', memory: '64Mi' },
+  },
 };
 
 /** How one review ended; the shell turns this into a log line and metrics. */
