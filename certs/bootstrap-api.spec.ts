@@ -33,6 +33,8 @@ interface FakeApi {
   rv: number;
   /** Runs before each request is handled: the place for a rival's write. */
   before?: (method: string, path: string) => void;
+  /** An error status to answer this request with instead (a fault of the apiserver). */
+  fail?: (method: string, path: string) => number | undefined;
   calls: string[];
 }
 
@@ -57,6 +59,8 @@ function startFake(api: FakeApi): Promise<Server> {
     api.calls.push(`${method} ${path}`);
     api.before?.(method, path);
     const input = await body(req);
+    const failed = api.fail?.(method, path);
+    if (failed !== undefined) return send(failed, status(failed, 'InternalError', 'etcdserver: request timed out'));
     if (path === `${SECRET_PATH}/hook-tls`) {
       if (method === 'GET') return api.secret ? send(200, api.secret) : send(404, status(404, 'NotFound', 'secrets "hook-tls" not found'));
       if (method === 'PUT') {
@@ -204,6 +208,23 @@ describe('ensureSecret and ensureCaBundle through the Kubernetes client', () => 
     const newCa = Buffer.from(api.secret.data!['ca.crt']!, 'base64').toString();
     expect(material.caBundle).toBe(`${newCa}${served}`);
     expect(api.config!.webhooks!.every((w) => w.clientConfig.caBundle === Buffer.from(material.caBundle).toString('base64'))).toBe(true);
+  });
+
+  it('a Secret emptied while the configuration cannot be read: the pass fails without writing, and the next keeps the trusted CA', async () => {
+    const oldCa = Buffer.from(issue(undefined, false, opts, new Date()).data!['ca.crt']!, 'base64').toString();
+    api.config = config(Buffer.from(oldCa).toString('base64'));
+    api.secret = { apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name: 'hook-tls', namespace: 'platform', resourceVersion: '5' } };
+    api.fail = (method, path) => (method === 'GET' && path === MWC_PATH ? 500 : undefined);
+    await expect(reconcile(clients, opts, quiet)).rejects.toMatchObject({
+      code: 'CERTS_KUBERNETES',
+      message: expect.stringMatching(/^reading the CAs MutatingWebhookConfiguration hook trusts, before replacing the CA of Secret platform\/hook-tls: HTTP 500: /),
+    });
+    expect(api.calls.filter((c) => c.startsWith('PUT'))).toEqual([]);
+    expect(api.secret.data).toBeUndefined();
+    api.fail = undefined;
+    const { material } = await reconcile(clients, opts, quiet);
+    const newCa = Buffer.from(api.secret.data!['ca.crt']!, 'base64').toString();
+    expect(material.caBundle).toBe(`${newCa}${oldCa}`);
   });
 
   it('a Secret deleted by hand: the new CA trusts nothing else when the configuration trusted nothing', async () => {

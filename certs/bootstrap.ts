@@ -408,17 +408,22 @@ async function readSecret(clients: Clients, opts: BootstrapOptions): Promise<V1S
 }
 
 /**
- * The caBundle (PEM) the configuration's first entry holding one trusts now (nothing when it
- * cannot be read: ensureCaBundle reports that with its reason right after), followed by the CA
- * this replica serves under (`served`): after `helm upgrade --force` wiped both the Secret and
- * caBundle, that is what the running replicas still present.
+ * The caBundle (PEM) the configuration's first entry holding one trusts now (nothing when the
+ * configuration does not exist: ensureCaBundle reports that right after), followed by the CA this
+ * replica serves under (`served`): after `helm upgrade --force` wiped both the Secret and
+ * caBundle, that is what the running replicas still present. Any other failure to read it fails
+ * the pass before the new CA is written: a CA written without the trusted ones beside it would
+ * leave every replica still serving under them untrusted.
  */
 async function trustedCaBundle(clients: Clients, opts: BootstrapOptions, served?: string): Promise<string | undefined> {
   let live: string | undefined;
   try {
     const config = await bounded(clients, (o) => clients.admission.readMutatingWebhookConfiguration({ name: opts.webhookConfigName }, o));
     live = unb64(config.webhooks?.find((w) => w.clientConfig?.caBundle)?.clientConfig.caBundle);
-  } catch {
+  } catch (err) {
+    if (statusOf(err) !== 404) {
+      throw apiError(`reading the CAs MutatingWebhookConfiguration ${opts.webhookConfigName} trusts, before replacing the CA of Secret ${opts.namespace}/${opts.secretName}`, err);
+    }
     live = undefined;
   }
   return live === undefined && served === undefined ? undefined : `${live ?? ''}\n${served ?? ''}`;
@@ -479,6 +484,7 @@ export async function ensureSecret(
         }
       }
     } catch (err) {
+      if (err instanceof CertsError) throw err;
       // 409: another replica created or changed the Secret since we read it. Re-read and use theirs.
       if (statusOf(err) === 409) {
         log.info({ secret: where, action: decision.action, attempt }, 'the TLS Secret changed concurrently; re-reading it');

@@ -498,26 +498,27 @@ export function unknownKeyWarnings(annotations: Annotations): string[] {
   return warnings;
 }
 
-/** Stage should-inject: does this pod ask for secrets at all? */
+/**
+ * Stage should-inject: does this pod ask for secrets at all? A denial here is not the end of the
+ * review: the caller still parses and validates the rest, so one denial names every problem.
+ */
 export function shouldInject(annotations: Annotations): Decision {
   const warnings = unknownKeyWarnings(annotations);
+  const problems: Problem[] = [];
   const switchKey = `${PREFIX}${SIDECAR_INJECTOR_WEBHOOK.name}`;
   const sw = annotations[switchKey];
   if (sw !== undefined) {
     const parsed = SIDECAR_INJECTOR_WEBHOOK.parse(sw, switchKey);
-    if ('error' in parsed) {
-      return { inject: false, outcome: 'denied', problems: [problem('WEBHOOK_INVALID_ANNOTATION', switchKey, parsed.error)], warnings };
-    }
-    if (parsed.value === 'disabled') return { inject: false, outcome: 'skipped', why: 'opted out', warnings };
+    if ('error' in parsed) problems.push(problem('WEBHOOK_INVALID_ANNOTATION', switchKey, parsed.error));
+    else if (parsed.value === 'disabled') return { inject: false, outcome: 'skipped', why: 'opted out', warnings };
   }
   const status = annotations[STATUS_ANNOTATION];
   if (status !== undefined) {
     const parsed = STATUS.parse(status, STATUS_ANNOTATION);
-    if ('error' in parsed) {
-      return { inject: false, outcome: 'denied', problems: [problem('WEBHOOK_INVALID_ANNOTATION', STATUS_ANNOTATION, parsed.error)], warnings };
-    }
-    return { inject: false, outcome: 'already-injected', why: 'already injected', warnings };
+    if ('error' in parsed) problems.push(problem('WEBHOOK_INVALID_ANNOTATION', STATUS_ANNOTATION, parsed.error));
+    else if (problems.length === 0) return { inject: false, outcome: 'already-injected', why: 'already injected', warnings };
   }
+  if (problems.length > 0) return { inject: false, outcome: 'denied', problems, warnings };
   if (SECRET_KEYS(annotations).length > 0) return { inject: true, warnings };
   if (sw !== undefined) {
     return {
@@ -559,7 +560,16 @@ export interface Defaults {
   mountPath: string;
 }
 
-export type ParseResult = { request: InjectionRequest; warnings: string[] } | { problems: Problem[]; warnings: string[] };
+export type ParseResult =
+  | { request: InjectionRequest; warnings: string[] }
+  | {
+      problems: Problem[];
+      warnings: string[];
+      /** What did parse, defaults standing in for the rest: for the validate stage, never to render. */
+      partial: InjectionRequest;
+      /** The annotation keys whose values were refused; validation that depends on them is skipped. */
+      refused: ReadonlySet<string>;
+    };
 
 /** Stages defaults + parse: every annotation of ours, all problems collected. */
 export function parseAnnotations(annotations: Annotations, defaults: Defaults): ParseResult {
@@ -656,7 +666,7 @@ export function parseAnnotations(annotations: Annotations, defaults: Defaults): 
 
   // By annotation name, so the same pod always gets the same message.
   problems.sort((a, b) => (a.subject < b.subject ? -1 : a.subject > b.subject ? 1 : 0));
-  if (problems.length > 0) return { problems, warnings };
+  if (problems.length > 0) return { problems, warnings, partial: request, refused: new Set(problems.map((p) => p.subject)) };
   return { request, warnings };
 }
 

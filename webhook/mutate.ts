@@ -145,12 +145,19 @@ export function findIdentity(pod: Pod, request: InjectionRequest): Identity {
   return { env, mounts, from: source.name };
 }
 
-/** Stage validate (fit): the injection must not turn a valid pod into an invalid one. */
-export function validateTarget(pod: Pod, request: InjectionRequest): { problems: Problem[]; warnings: string[] } {
+/**
+ * Stage validate (fit): the injection must not turn a valid pod into an invalid one. It also runs
+ * after the parse stage refused some annotations (`refused`, their keys), so one denial names
+ * every problem; the checks that depend on a refused value are skipped rather than run on its
+ * default, which would report problems the pod does not have.
+ */
+export function validateTarget(pod: Pod, request: InjectionRequest, refused: ReadonlySet<string> = new Set()): { problems: Problem[]; warnings: string[] } {
   const problems: Problem[] = [];
   const warnings: string[] = [];
   const containersKey = `${PREFIX}containers`;
   const mountKey = `${PREFIX}mount-path`;
+  const containersKnown = !refused.has(containersKey);
+  const mountKnown = containersKnown && !refused.has(mountKey);
   if (pod.spec.os?.name === 'windows') {
     problems.push(problem('WEBHOOK_UNSUPPORTED_POD', 'spec.os.name', 'windows pods cannot run the fetcher (a Linux container); remove the secret annotations'));
   }
@@ -164,7 +171,7 @@ export function validateTarget(pod: Pod, request: InjectionRequest): { problems:
     }
   }
   const t = targets(pod, request);
-  for (const c of [...t.init, ...t.app]) {
+  for (const c of mountKnown ? [...t.init, ...t.app] : []) {
     const taken = list(c.volumeMounts).find((m) => trimSlash(m.mountPath) === request.mountPath);
     if (taken) {
       problems.push(
@@ -193,7 +200,7 @@ export function validateTarget(pod: Pod, request: InjectionRequest): { problems:
     }
   }
   const identity = findIdentity(pod, request);
-  const clash = identity.mounts.find((m) => trimSlash(m.mountPath) === request.mountPath || request.mountPath.startsWith(`${trimSlash(m.mountPath)}/`));
+  const clash = !mountKnown ? undefined : identity.mounts.find((m) => trimSlash(m.mountPath) === request.mountPath || request.mountPath.startsWith(`${trimSlash(m.mountPath)}/`));
   if (clash) {
     problems.push(problem('WEBHOOK_MOUNT_CLASH', mountKey, `${request.mountPath} is ${trimSlash(clash.mountPath) === request.mountPath ? '' : `inside ${clash.mountPath}, `}where the AWS token volume ${quote(clash.name)} is mounted; set ${mountKey} to another path`));
   }
@@ -205,7 +212,7 @@ export function validateTarget(pod: Pod, request: InjectionRequest): { problems:
       problem('WEBHOOK_UNSUPPORTED_POD', 'metadata.annotations', `total ${bytes} bytes with ${STATUS_ANNOTATION}: ${STATUS_INJECTED} added, over the apiserver's limit of ${MAX_ANNOTATIONS_BYTES}; shorten the pod's annotations`),
     );
   }
-  if (t.app.length === 0 && t.init.length === 0 && problems.length === 0) {
+  if (containersKnown && t.app.length === 0 && t.init.length === 0 && problems.length === 0) {
     problems.push(problem('WEBHOOK_UNKNOWN_CONTAINER', containersKey, 'selects no container'));
   }
   const regionless = request.items.filter((i) => {
@@ -213,7 +220,7 @@ export function validateTarget(pod: Pod, request: InjectionRequest): { problems:
     return 'reference' in r && r.reference.region === undefined;
   });
   const envRegion = identity.env.some((e) => e.name === 'AWS_REGION' || e.name === 'AWS_DEFAULT_REGION');
-  if (regionless.length > 0 && request.region === undefined && !envRegion) {
+  if (regionless.length > 0 && request.region === undefined && !refused.has(`${PREFIX}region`) && !envRegion) {
     warnings.push(
       `secret ${quote(regionless[0]!.ref)} is a name without a region and the pod sets none (${PREFIX}region); the fetcher will need AWS_REGION from its environment`,
     );

@@ -40,8 +40,19 @@ export function firstOf(items: readonly string[], max = MAX_LISTED_PROBLEMS): st
   return items.length > max ? [...items.slice(0, max), `… and ${items.length - max} more`] : [...items];
 }
 
-export function formatProblems(stage: Stage, problems: readonly Problem[]): string {
-  const lines = firstOf(problems.map((p) => `${p.subject}: ${p.message}`));
-  const head = problems.length === 1 ? '' : `${problems.length} problems: `;
-  return `aws-secret-injector (${stage}): ${head}${lines.join('; ')}`;
+/** The problems one stage found. */
+export interface StageProblems {
+  stage: Stage;
+  problems: readonly Problem[];
+}
+
+/**
+ * One denial for every problem of every stage that ran: the stages are named in the head, the
+ * problems follow stage by stage.
+ */
+export function formatProblems(groups: readonly StageProblems[]): string {
+  const all = groups.flatMap((g) => g.problems);
+  const lines = firstOf(all.map((p) => `${p.subject}: ${p.message}`));
+  const head = all.length === 1 ? '' : `${all.length} problems: `;
+  return `aws-secret-injector (${groups.map((g) => g.stage).join(', ')}): ${head}${lines.join('; ')}`;
 }

@@ -115,6 +115,42 @@ describe('review: answers', () => {
     expect(r.log.reason).not.toContain('bad ref');
   });
 
+  it('names the problems of every stage in one denial', () => {
+    const r = answer(envelope({ object: pod({ [`${PREFIX}secret-arn`]: ARN, [`${PREFIX}mode`]: '999', [`${PREFIX}refresh`]: '5s', [`${PREFIX}containers`]: 'nope' }) }));
+    const message = r.response.response.status!.message;
+    expect(message).toMatch(/^aws-secret-injector \(parse, validate\): 3 problems: /);
+    for (const key of ['mode', 'refresh', 'containers']) expect(message).toContain(`${PREFIX}${key}: `);
+    expect(r.log.reason).toBe(
+      `parse: ${PREFIX}mode (WEBHOOK_INVALID_ANNOTATION), ${PREFIX}refresh (WEBHOOK_INVALID_ANNOTATION); validate: ${PREFIX}containers (WEBHOOK_UNKNOWN_CONTAINER)`,
+    );
+  });
+
+  it('adds the later stages to a should-inject denial', () => {
+    const r = answer(envelope({ object: pod({ [`${PREFIX}sidecarInjectorWebhook`]: 'maybe', [`${PREFIX}secret-arn`]: 'bad ref', [`${PREFIX}containers`]: 'web' }) }));
+    const message = r.response.response.status!.message;
+    expect(message).toMatch(/^aws-secret-injector \(should-inject, parse, validate\): 3 problems: /);
+    expect(message).toContain(`${PREFIX}sidecarInjectorWebhook: "maybe"`);
+    expect(message).toContain(`${PREFIX}secret-arn: reference`);
+    expect(message).toContain(`${PREFIX}containers: names container "web"`);
+  });
+
+  it('skips the checks that depend on a refused value instead of running them on its default', () => {
+    const scratch = { name: 'scratch', emptyDir: {} };
+    const withTmp = (annotations: Record<string, string>) => ({
+      metadata: { name: 'p', annotations },
+      spec: { containers: [{ name: 'app', image: 'busybox', volumeMounts: [{ name: 'scratch', mountPath: '/tmp' }] }], volumes: [scratch] },
+    });
+    // /tmp (the default) is taken, but the pod asked for another path, which did not parse.
+    const badPath = answer(envelope({ object: withTmp({ [`${PREFIX}secret-arn`]: ARN, [`${PREFIX}mount-path`]: 'relative' }) }));
+    expect(badPath.response.response.status!.message).toMatch(/^aws-secret-injector \(parse\): secrets\.k8s\.aws\/mount-path: /);
+    // The clash is in a container the pod may not have meant to select.
+    const badList = answer(envelope({ object: withTmp({ [`${PREFIX}secret-arn`]: ARN, [`${PREFIX}containers`]: 'App' }) }));
+    expect(badList.response.response.status!.message).toMatch(/^aws-secret-injector \(parse\): secrets\.k8s\.aws\/containers: /);
+    // Either parsed: the clash is reported beside the other problem.
+    const both = answer(envelope({ object: withTmp({ [`${PREFIX}secret-arn`]: ARN, [`${PREFIX}region`]: 'x' }) }));
+    expect(both.response.response.status!.message).toMatch(/\(parse, validate\): 2 problems: .*region.*; .*mount-path: \/tmp is already a mount/);
+  });
+
   it('denies a pod it cannot use', () => {
     const r = answer(envelope({ object: { metadata: { annotations: { [`${PREFIX}secret-arn`]: ARN } }, spec: { containers: 'x' } } }));
     expect(r.response.response.status!.message).toContain('spec.containers');

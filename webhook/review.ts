@@ -8,7 +8,7 @@ import jsonpatch, { type Operation } from 'fast-json-patch';
 import { parseSpec, serialiseSpec, SPEC_ENV, type FetchSpec } from '../fetcher/spec.js';
 import { parseAnnotations, shouldInject, STATUS_ANNOTATION, type Annotations } from './annotations.js';
 import { buildSpec, checkPod, mutate, validateRefresh, validateTarget, type Pod } from './mutate.js';
-import { firstOf, formatProblems, problem, quote, type Problem, type Stage } from './problems.js';
+import { firstOf, formatProblems, problem, quote, type Problem, type Stage, type StageProblems } from './problems.js';
 import type { AdmissionReviewResponse, MutationConfig, ReviewHandler, ReviewLog, ReviewOutcome, ReviewResult } from './types.js';
 
 const { compare, applyPatch } = jsonpatch;
@@ -23,7 +23,7 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== 
 
 export type PodOutcome =
   | { outcome: 'skipped' | 'already-injected'; warnings: string[] }
-  | { outcome: 'denied'; stage: Stage; problems: Problem[]; message: string; warnings: string[] }
+  | { outcome: 'denied'; groups: StageProblems[]; message: string; warnings: string[] }
   | { outcome: 'injected'; pod: Pod; patch: Operation[]; warnings: string[] };
 
 function annotationsOf(obj: unknown): Annotations | Problem {
@@ -43,7 +43,11 @@ function annotationsOf(obj: unknown): Annotations | Problem {
 }
 
 function deny(stage: Stage, problems: Problem[], warnings: string[]): PodOutcome {
-  return { outcome: 'denied', stage, problems, message: formatProblems(stage, problems), warnings };
+  return denyAll([{ stage, problems }], warnings);
+}
+
+function denyAll(groups: StageProblems[], warnings: string[]): PodOutcome {
+  return { outcome: 'denied', groups, message: formatProblems(groups), warnings };
 }
 
 /**
@@ -94,28 +98,35 @@ export function reviewPod(obj: unknown, config: MutationConfig): PodOutcome {
   if ('code' in annotations) return deny('should-inject', [annotations as Problem], []);
   const decision = shouldInject(annotations);
   const warnings = [...decision.warnings];
+  // Every stage up to render runs even after one found problems, on what did parse, so the
+  // denial names every problem at once rather than one stage's at a time.
+  const groups: StageProblems[] = [];
   if (!decision.inject) {
-    if (decision.outcome === 'denied') return deny('should-inject', decision.problems, warnings);
-    if (decision.outcome === 'already-injected') {
-      const drift = injectedDrift(obj, annotations, config);
-      if (drift !== undefined) warnings.push(drift);
+    if (decision.outcome !== 'denied') {
+      if (decision.outcome === 'already-injected') {
+        const drift = injectedDrift(obj, annotations, config);
+        if (drift !== undefined) warnings.push(drift);
+      }
+      return { outcome: decision.outcome, warnings };
     }
-    return { outcome: decision.outcome, warnings };
+    groups.push({ stage: 'should-inject', problems: decision.problems });
   }
 
   const parsed = parseAnnotations(annotations, { mountPath: config.defaultMountPath });
   warnings.push(...parsed.warnings);
-  if ('problems' in parsed) return deny('parse', parsed.problems, warnings);
+  const request = 'problems' in parsed ? parsed.partial : parsed.request;
+  if ('problems' in parsed) groups.push({ stage: 'parse', problems: parsed.problems });
 
   const shape = checkPod(obj);
-  if (shape.length > 0) return deny('validate', shape, warnings);
+  if (shape.length > 0) return denyAll([...groups, { stage: 'validate', problems: shape }], warnings);
   const pod = obj as Pod;
-  const fit = validateTarget(pod, parsed.request);
+  const fit = validateTarget(pod, request, 'problems' in parsed ? parsed.refused : undefined);
   warnings.push(...fit.warnings);
-  const problems = [...fit.problems, ...validateRefresh(parsed.request, config)];
-  if (problems.length > 0) return deny('validate', problems, warnings);
+  const problems = [...fit.problems, ...validateRefresh(request, config)];
+  if (problems.length > 0) groups.push({ stage: 'validate', problems });
+  if (groups.length > 0) return denyAll(groups, warnings);
 
-  const result = mutate(pod, parsed.request, config);
+  const result = mutate(pod, request, config);
   warnings.push(...result.warnings);
   // Belt and braces: the fetcher must accept what we hand it, and the patch must be additive
   // and reproduce the mutation exactly. A failure here is a bug; refuse rather than break a pod.
@@ -194,7 +205,7 @@ export const review: ReviewHandler = (body, config) => {
       response.response.status = { code: 403, reason: 'Forbidden', message: result.message };
       // The log names annotations and problem codes only: the message quotes values, and a
       // value typed into the wrong annotation could be a secret.
-      log.reason = `${result.stage}: ${firstOf(result.problems.map((p) => `${p.subject} (${p.code})`)).join(', ')}`;
+      log.reason = result.groups.map((g) => `${g.stage}: ${firstOf(g.problems.map((p) => `${p.subject} (${p.code})`)).join(', ')}`).join('; ');
       return done('denied', result.warnings);
     case 'injected':
       response.response.patchType = 'JSONPatch';

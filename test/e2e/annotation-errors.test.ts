@@ -37,6 +37,24 @@ describeE2E('annotation errors and warnings in kubectl', () => {
     expect(out.stderr).toContain('secrets.k8s.aws/mount-path');
   });
 
+  it('names the parse and validate problems together in one denial', async () => {
+    const { cluster } = e2e();
+    const out = await cluster.kubectl(['apply', '--dry-run=server', '-n', namespace(), '-f', '-'], {
+      input: pod('all-at-once', {
+        'secrets.k8s.aws/secret-arn': ARN,
+        'secrets.k8s.aws/mode': '999',
+        'secrets.k8s.aws/refresh': '5s',
+        'secrets.k8s.aws/containers': 'nope',
+      }),
+      allowFailure: true,
+    });
+    expect(out.code).not.toBe(0);
+    expect(out.stderr).toContain('aws-secret-injector (parse, validate): 3 problems: ');
+    expect(out.stderr).toContain('secrets.k8s.aws/mode: "999"');
+    expect(out.stderr).toContain('secrets.k8s.aws/refresh: "5s"');
+    expect(out.stderr).toContain('secrets.k8s.aws/containers: names container "nope"');
+  });
+
   it('denies a mount path that clashes with an existing mount', async () => {
     const { cluster } = e2e();
     const manifest = JSON.parse(pod('clash', { 'secrets.k8s.aws/secret-arn': ARN }));

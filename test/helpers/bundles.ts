@@ -1,23 +1,99 @@
 // Where tests find the built bundles (cli.mjs, fetcher.mjs): $BUNDLE_OUT, default dist/. Tests
-// that run a bundle build it when it is missing; `npm run test:all` always builds first, so a
-// bundle older than the sources is only ever met by a bare `vitest run` after an edit.
+// that run a bundle call ensureBundles, which rebuilds them unless they were built from exactly
+// the sources now in the checkout (a digest of those sources is kept beside them), so a bare
+// `npx vitest run` after an edit never runs the previous code.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
 import { REPO_ROOT } from './tools.js';
+
+/** What the bundles are built from: the program's sources (not its specs) and the build's inputs. */
+const SOURCE_DIRS = ['bin', 'webhook', 'fetcher', 'certs'];
+const BUILD_FILES = ['scripts/bundle.mjs', 'package-lock.json', 'tsconfig.json'];
+const STAMP = '.sources-sha256';
+/** A lock older than this was left by a killed run. */
+const STALE_LOCK_MS = 5 * 60_000;
+const LOCK_WAIT_MS = 3 * 60_000;
 
 export function bundleDir(): string {
   return resolve(REPO_ROOT, process.env.BUNDLE_OUT ?? 'dist');
 }
 
-export function ensureBundles(dir: string = bundleDir()): string {
-  if (existsSync(join(dir, 'cli.mjs')) && existsSync(join(dir, 'fetcher.mjs'))) return dir;
-  const r = spawnSync(process.execPath, ['scripts/bundle.mjs'], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, BUNDLE_OUT: dir },
-    encoding: 'utf8',
+function sourceFiles(root: string, dir: string): string[] {
+  const abs = join(root, dir);
+  if (!existsSync(abs)) return [];
+  return readdirSync(abs, { withFileTypes: true }).flatMap((e) => {
+    const rel = join(dir, e.name);
+    if (e.isDirectory()) return sourceFiles(root, rel);
+    return /\.(ts|mts|js|mjs|json)$/.test(e.name) && !/\.spec\.ts$/.test(e.name) ? [rel] : [];
   });
-  if (r.status !== 0) throw new Error(`building the bundles into ${dir} failed:\n${r.stderr || r.stdout}`);
+}
+
+/** A digest of every file the bundles are built from, names and contents. */
+export function sourcesDigest(root: string = REPO_ROOT): string {
+  const hash = createHash('sha256');
+  const files = [...SOURCE_DIRS.flatMap((d) => sourceFiles(root, d)), ...BUILD_FILES.filter((f) => existsSync(join(root, f)))].sort();
+  for (const f of files) {
+    hash.update(`${f}\0`);
+    hash.update(readFileSync(join(root, f)));
+    hash.update('\0');
+  }
+  return hash.digest('hex');
+}
+
+function upToDate(dir: string, digest: string): boolean {
+  const stamp = join(dir, STAMP);
+  return existsSync(join(dir, 'cli.mjs')) && existsSync(join(dir, 'fetcher.mjs')) && existsSync(stamp) && readFileSync(stamp, 'utf8') === digest;
+}
+
+const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+/** Runs `fn` holding a lock next to `dir`: test workers in parallel build one at a time. */
+function withLock(dir: string, fn: () => void): void {
+  const lock = `${dir}.lock`;
+  const until = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const age = Date.now() - (statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+      if (age > STALE_LOCK_MS) rmSync(lock, { recursive: true, force: true });
+      else if (Date.now() > until) throw new Error(`another test run has held ${relative(REPO_ROOT, lock)} for over ${LOCK_WAIT_MS / 1000} s; remove it if no run is building`);
+      else sleep(200);
+    }
+  }
+  try {
+    fn();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+/** The bundle directory, rebuilt first when it is missing or was built from other sources. */
+export function ensureBundles(dir: string = bundleDir()): string {
+  const digest = sourcesDigest();
+  if (upToDate(dir, digest)) return dir;
+  withLock(dir, () => {
+    if (upToDate(dir, digest)) return; // built by another worker while we waited
+    // Built beside it and moved into place, so no one runs a half-written bundle.
+    const staging = `${dir}.build-${process.pid}`;
+    rmSync(staging, { recursive: true, force: true });
+    const r = spawnSync(process.execPath, ['scripts/bundle.mjs'], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, BUNDLE_OUT: staging },
+      encoding: 'utf8',
+    });
+    if (r.status !== 0) {
+      rmSync(staging, { recursive: true, force: true });
+      throw new Error(`building the bundles into ${dir} failed:\n${r.stderr || r.stdout}`);
+    }
+    writeFileSync(join(staging, STAMP), digest);
+    rmSync(dir, { recursive: true, force: true });
+    renameSync(staging, dir);
+  });
   return dir;
 }
