@@ -8,7 +8,7 @@
 // of them, so `secrets.k8s.aws/secrets` is always the full form and `secrets.k8s.aws/secret.x`
 // always the short form. A test checks the rule over the whole registry.
 
-import YAML, { isScalar, visit } from 'yaml';
+import YAML, { isScalar, visit, type Document } from 'yaml';
 import {
   DEFAULT_MODE,
   FORMATS,
@@ -24,13 +24,21 @@ import {
   type SecretItem,
 } from '../fetcher/spec.js';
 import { isValidRegion, parseReference, type Reference } from '../fetcher/reference.js';
-import { firstOf, problem, quote, type Problem } from './problems.js';
+import { firstOf, MAX_LISTED_PROBLEMS, problem, quote, type Problem } from './problems.js';
 
 export const PREFIX = 'secrets.k8s.aws/';
 export const STATUS_ANNOTATION = `${PREFIX}status`;
 export const STATUS_INJECTED = 'injected';
 /** The file the seed's `secret-arn` writes to when `secret-filename` is not set. */
 export const DEFAULT_SEED_FILENAME = 'secret';
+/**
+ * The apiserver refuses objects whose annotations (names and values, in bytes) total more. It
+ * checks only after the mutating webhooks, so a review can carry up to its 3 MiB body limit:
+ * nothing is parsed or compared before this bound is checked.
+ */
+export const MAX_ANNOTATIONS_BYTES = 256 * 1024;
+/** The apiserver's limit on the name part of an annotation key (after the `/`). */
+export const MAX_ANNOTATION_NAME = 63;
 
 export type Annotations = Readonly<Record<string, string>>;
 
@@ -180,7 +188,8 @@ export const CONTAINERS: AnnotationDef<string[]> = {
     if (names.length === 0 || bad.length > 0) {
       return { error: `${quote(v)} must be a comma-separated list of container names; not a container name: ${bad.map((b) => quote(b)).join(', ')}` };
     }
-    const dup = names.find((n, i) => names.indexOf(n) !== i);
+    const seen = new Set<string>();
+    const dup = names.find((n) => seen.size === seen.add(n).size);
     if (dup !== undefined) return { error: `names container ${quote(dup)} twice` };
     return { value: names };
   },
@@ -370,14 +379,37 @@ function parseEntry(raw: unknown, n: number, errors: string[]): SecretItem | und
   return errors.length === before ? item : undefined;
 }
 
+/** A key that appears twice in one mapping (compared as the parser compares: by scalar value). */
+function repeatedKey(doc: Document): unknown {
+  let found: unknown;
+  visit(doc, {
+    Map: (_, map) => {
+      const seen = new Set<unknown>();
+      for (const pair of map.items) {
+        const key = isScalar(pair.key) ? pair.key.value : pair.key;
+        if (seen.size === seen.add(key).size) {
+          found = key;
+          return visit.BREAK;
+        }
+      }
+      return undefined;
+    },
+  });
+  return found;
+}
+
 function parseSecretsList(value: string): Parsed<SecretItem[]> {
   let raw: unknown;
   try {
     // JSON is YAML, so one parser reads both; aliases are capped against expansion bombs. The
     // parser's warnings (an unknown tag, ...) would go to stderr through process.emitWarning,
     // quoting the pod's text outside the review's log line: they are not wanted.
-    const doc = YAML.parseDocument(value, { uniqueKeys: true, prettyErrors: false, logLevel: 'error' });
+    // Repeated keys are found below in one pass: the parser's own check compares each key with
+    // every earlier one of its mapping, seconds for the tens of thousands 256 KiB can hold.
+    const doc = YAML.parseDocument(value, { uniqueKeys: false, prettyErrors: false, logLevel: 'error' });
     if (doc.errors.length > 0) throw doc.errors[0]!;
+    const repeated = repeatedKey(doc);
+    if (repeated !== undefined) return { error: `is not valid YAML or JSON: key ${quote(repeated)} appears twice in one mapping` };
     // A mode is read from its text: YAML turns 0o440 into 288 and 0x1F into 31, whose digits
     // would be read as another mode or shown in a message the user never wrote.
     visit(doc, {
@@ -423,16 +455,21 @@ function distance(a: string, b: string): number {
   return d[a.length]![b.length]!;
 }
 
+/** The most edits a suggestion may be away; `distance` is only run on names this close in length. */
+const MAX_SUGGESTION_EDITS = 3;
+
 function close(a: string, b: string): boolean {
   const x = a.toLowerCase();
   const y = b.toLowerCase();
-  return distance(x, y) <= Math.max(1, Math.min(3, Math.floor(y.length / 4)));
+  return distance(x, y) <= Math.max(1, Math.min(MAX_SUGGESTION_EDITS, Math.floor(y.length / 4)));
 }
 
 function suggest(name: string, candidates: readonly string[]): string | undefined {
   let best: { c: string; d: number } | undefined;
   for (const c of candidates) {
-    if (!close(name, c)) continue;
+    // Names further apart in length than the edits allowed cannot be close; the edit distance
+    // costs the product of the lengths, so a long name is never handed to it.
+    if (Math.abs(name.length - c.length) > MAX_SUGGESTION_EDITS || !close(name, c)) continue;
     const d = distance(name.toLowerCase(), c.toLowerCase());
     if (!best || d < best.d) best = { c, d };
   }
@@ -490,12 +527,39 @@ export function unknownKeyWarnings(annotations: Annotations): string[] {
       warnings.push(`unknown annotation ${key} is ignored${s ? `; did you mean ${PREFIX}${s}?` : ''}`);
     } else if (slash > 0) {
       const prefix = key.slice(0, slash);
-      if (prefix !== PREFIX_NAME && distance(prefix.toLowerCase(), PREFIX_NAME) <= 2) {
+      if (prefix !== PREFIX_NAME && Math.abs(prefix.length - PREFIX_NAME.length) <= 2 && distance(prefix.toLowerCase(), PREFIX_NAME) <= 2) {
         warnings.push(`annotation ${key} is ignored; did you mean the prefix ${PREFIX}?`);
       }
     }
   }
   return warnings;
+}
+
+/**
+ * The cheap checks that come before any parsing or suggestion, so the worst annotations a review
+ * can carry cost what a normal pod's do: the apiserver's total size (it would refuse the pod
+ * after the webhooks anyway) and the length of our keys' names.
+ */
+export function checkBounds(annotations: Annotations): Problem[] {
+  let bytes = 0;
+  const problems: Problem[] = [];
+  for (const key of Object.keys(annotations)) {
+    bytes += Buffer.byteLength(key) + Buffer.byteLength(annotations[key]!);
+    if (key.startsWith(PREFIX) && key.length - PREFIX.length > MAX_ANNOTATION_NAME && problems.length < MAX_LISTED_PROBLEMS) {
+      problems.push(
+        problem(
+          'WEBHOOK_INVALID_ANNOTATION',
+          `${key.slice(0, PREFIX.length + MAX_ANNOTATION_NAME)}…`,
+          `the name after ${PREFIX} is ${key.length - PREFIX.length} characters long; the apiserver allows at most ${MAX_ANNOTATION_NAME}`,
+        ),
+      );
+    }
+  }
+  if (bytes > MAX_ANNOTATIONS_BYTES) {
+    // Alone: with the total over, the names' problems are beside the point.
+    return [problem('WEBHOOK_INVALID_POD', 'metadata.annotations', `total ${bytes} bytes, over the apiserver's limit of ${MAX_ANNOTATIONS_BYTES}; shorten the pod's annotations`)];
+  }
+  return problems;
 }
 
 /**

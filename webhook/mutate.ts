@@ -17,7 +17,7 @@ import {
   type FetchSpec,
 } from '../fetcher/spec.js';
 import { parseReference } from '../fetcher/reference.js';
-import { PREFIX, STATUS_ANNOTATION, STATUS_INJECTED, type InjectionRequest } from './annotations.js';
+import { MAX_ANNOTATIONS_BYTES, PREFIX, STATUS_ANNOTATION, STATUS_INJECTED, type InjectionRequest } from './annotations.js';
 import { problem, quote, type Problem } from './problems.js';
 import type { MutationConfig } from './types.js';
 
@@ -38,8 +38,6 @@ export const IDENTITY_ENV = [
   'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE',
 ] as const;
 const TOKEN_FILE_ENV = ['AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE'];
-/** The apiserver refuses objects whose annotations (names and values, in bytes) total more. */
-export const MAX_ANNOTATIONS_BYTES = 256 * 1024;
 const CREDENTIAL_ENV = ['AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_CONTAINER_CREDENTIALS_FULL_URI', 'AWS_ROLE_ARN'];
 
 /** A container as it arrives: the fields we read are typed, everything else is kept untouched. */

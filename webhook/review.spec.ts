@@ -207,7 +207,7 @@ describe('review: answers', () => {
   });
 
   it('keeps warnings printable and short', () => {
-    const r = answer(envelope({ object: pod({ [`${PREFIX}secret-arn`]: ARN, [`${PREFIX}x\u0007y`]: '1', [`${PREFIX}${'z'.repeat(400)}`]: '1' }) }));
+    const r = answer(envelope({ object: pod({ [`${PREFIX}secret-arn`]: ARN, [`${PREFIX}x\u0007y`]: '1', [`secret.k8s.aws/${'z'.repeat(400)}`]: '1' }) }));
     const warnings = r.response.response.warnings!;
     expect(warnings).toHaveLength(2);
     for (const w of warnings) {
@@ -278,5 +278,65 @@ describe('review: refresh', () => {
       'secret-refresher',
       'migrate',
     ]);
+  });
+});
+
+describe('review: annotations sized to stall the webhook', () => {
+  // Each case costs seconds and hundreds of MB when a parse or suggestion runs before the bounds.
+  const timed = (annotations: Record<string, string>) => {
+    const started = performance.now();
+    const r = answer(envelope({ object: pod(annotations) }));
+    return { ms: performance.now() - started, response: r.response.response, log: r.log };
+  };
+
+  it('denies a key of 1 MB in milliseconds, naming the key cut short', () => {
+    const r = timed({ [`${PREFIX}${'x'.repeat(1_000_000)}`]: 'v' });
+    expect(r.ms).toBeLessThan(100);
+    expect(r.response.allowed).toBe(false);
+    expect(r.response.status!.message).toMatch(/metadata\.annotations: total 1000017 bytes, over the apiserver's limit of 262144/);
+  });
+
+  it('denies a name of 200,000 characters under the total in milliseconds', () => {
+    const r = timed({ [`${PREFIX}secret.${'x'.repeat(200_000)}`]: ARN });
+    expect(r.ms).toBeLessThan(100);
+    expect(r.response.status!.message).toMatch(/the name after secrets\.k8s\.aws\/ is 200007 characters long; the apiserver allows at most 63$/);
+    expect(r.response.status!.message!.length).toBeLessThan(300);
+    expect(r.log.reason!.length).toBeLessThan(200);
+  });
+
+  it('ignores a long foreign prefix without comparing it to ours', () => {
+    const r = timed({ [`${'x'.repeat(200_000)}/a`]: 'v' });
+    expect(r.ms).toBeLessThan(100);
+    expect(r.response).toMatchObject({ allowed: true });
+    expect(r.response.warnings).toBeUndefined();
+  });
+
+  // Bounds that hold on a machine busy with other work yet catch the quadratic versions: each
+  // compares the review with one of the same shape, measured in the same run (best of a few).
+  const best = (annotations: Record<string, string>, runs: number) => Math.min(...Array.from({ length: runs }, () => timed(annotations).ms));
+
+  it('refuses an unknown field of 200,000 characters in a secrets entry without a suggestion', () => {
+    const long = 'f'.repeat(200_000);
+    const r = timed({ [`${PREFIX}secrets`]: `- {ref: ${ARN}, ${long}: 1}` });
+    expect(r.response.status!.message).toContain('entry 1: unknown field "ffff');
+    expect(r.response.status!.message).not.toContain('did you mean');
+    // As long as reading the same text in a known field: no suggestion is computed for it.
+    const unknown = best({ [`${PREFIX}secrets`]: `- {ref: ${ARN}, ${long}: 1}` }, 3);
+    const known = best({ [`${PREFIX}secrets`]: `- {ref: ${ARN}, key: ${long}}` }, 3);
+    expect(unknown / known).toBeLessThan(5);
+  }, 60_000);
+
+  it('finds a repeated key among tens of thousands in linear time', () => {
+    const mapping = (n: number) => ({
+      [`${PREFIX}secrets`]: `- {ref: ${ARN}, ${Array.from({ length: n }, (_, i) => `k${i}: 1`).join(', ')}, k${n - 1}: 2}`,
+    });
+    expect(timed(mapping(12_000)).response.status!.message).toContain('key "k11999" appears twice in one mapping');
+    // 12 times the keys: about 12 times the time when linear, about 144 times when quadratic.
+    expect(best(mapping(12_000), 2) / best(mapping(1_000), 5)).toBeLessThan(50);
+  }, 60_000);
+
+  it('finds a container named twice at the end of a long list', () => {
+    const names = [...Array.from({ length: 24_000 }, (_, i) => `c${i}`), 'c0'].join(',');
+    expect(timed({ [`${PREFIX}secret-arn`]: ARN, [`${PREFIX}containers`]: names }).response.status!.message).toContain('names container "c0" twice');
   });
 });

@@ -6,7 +6,7 @@
 
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { parseSpec, serialiseSpec, SPEC_ENV, type FetchSpec } from '../fetcher/spec.js';
-import { parseAnnotations, shouldInject, STATUS_ANNOTATION, type Annotations } from './annotations.js';
+import { checkBounds, parseAnnotations, shouldInject, STATUS_ANNOTATION, type Annotations } from './annotations.js';
 import { buildSpec, checkPod, mutate, validateRefresh, validateTarget, type Pod } from './mutate.js';
 import { firstOf, formatProblems, problem, quote, type Problem, type Stage, type StageProblems } from './problems.js';
 import type { AdmissionReviewResponse, MutationConfig, ReviewHandler, ReviewLog, ReviewOutcome, ReviewResult } from './types.js';
@@ -96,6 +96,9 @@ function injectedDrift(obj: unknown, annotations: Annotations, config: MutationC
 export function reviewPod(obj: unknown, config: MutationConfig): PodOutcome {
   const annotations = annotationsOf(obj);
   if ('code' in annotations) return deny('should-inject', [annotations as Problem], []);
+  // Alone and first: past these bounds every later stage would cost more than any real pod's.
+  const bounds = checkBounds(annotations);
+  if (bounds.length > 0) return deny('should-inject', bounds, []);
   const decision = shouldInject(annotations);
   const warnings = [...decision.warnings];
   // Every stage up to render runs even after one found problems, on what did parse, so the
