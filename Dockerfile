@@ -1,13 +1,14 @@
 # syntax=docker/dockerfile:1
-# Two images from one build, both on distroless Node.js 20 (no shell, no npm, uid 65532):
+# Two images from one build, both on distroless Node.js 24 (no shell, no npm, uid 65532):
 #   docker build -t aws-secret-injector .                      the webhook (default, last target)
 #   docker build --target fetcher -t aws-secret-injector-fetcher .   the init container
 # The fetcher image holds only dist/fetcher.mjs: every annotated pod pulls it, so it carries
 # nothing of the webhook, certificates, YAML or HTTP server code.
 
-# Base images are pinned by digest; refresh the digests together with the tags.
-ARG BUILD_IMAGE=node:20-bookworm-slim@sha256:2cf067cfed83d5ea958367df9f966191a942351a2df77d6f0193e162b5febfc0
-ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs20-debian12:nonroot@sha256:2cd820156cf039c8b54ae2d2a97e424b6729070714de8707a6b79f20d56f6a9a
+# Base images are pinned by the digests of their multi-architecture indexes (README: Images says
+# how to refresh them); the build stage's Node major matches the runtime's.
+ARG BUILD_IMAGE=node:24-bookworm-slim@sha256:3638d9a6fe4030bd716be989438248074489337ba3275657f93595428be4fc03
+ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs24-debian12:nonroot@sha256:14d42e2511532589a7c7e01a753667a74fcc96266e137e8125006b87b0c32d0a
 
 FROM ${BUILD_IMAGE} AS build
 WORKDIR /src

@@ -1,5 +1,16 @@
 import { defineConfig } from 'vitest/config';
 
+// Every suite runs on the Node.js major both images ship; `npm run test:all` (scripts/node.sh)
+// brings it when the machine's Node is another. The run's first line names the version.
+const NODE_MAJOR = '24';
+if (process.versions.node.split('.')[0] !== NODE_MAJOR) {
+  throw new Error(
+    `the tests run on Node.js ${NODE_MAJOR}, the images' runtime, not ${process.version}: ` +
+      `run \`npm run test:all\`, or \`bash scripts/node.sh npx vitest run ...\``,
+  );
+}
+console.log(`Node.js ${process.version} (${process.execPath})`);
+
 // Three suites, one command (`vitest run`):
 //   unit         pure code and in-process servers; specs sit beside the code or under test/unit
 //   integration  the built fetcher against the AWS API emulator (moto in server mode)

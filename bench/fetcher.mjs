@@ -89,6 +89,8 @@ async function coldStart(count) {
       AWS_ENDPOINT_URL: endpoint,
       AWS_ACCESS_KEY_ID: 'a',
       AWS_SECRET_ACCESS_KEY: 'b',
+      // Static keys keep STS out of the measurement; the fetcher takes them only with this opt-in.
+      SECRET_INJECTOR_NODE_CREDENTIALS: 'allow',
       AWS_EC2_METADATA_DISABLED: 'true',
       SECRET_INJECTOR_SPEC: JSON.stringify(spec),
       SECRET_INJECTOR_TERMINATION_LOG: join(dir, '..', 'termination'),

@@ -36,7 +36,7 @@ describe('createAwsApi credentials', () => {
       AWS_EC2_METADATA_DISABLED: 'true',
     });
     try {
-      const api = createAwsApi({ sessionName: 's', stsRegion: 'eu-west-1', callTimeoutMs: 2_000, maxAttempts: 1 });
+      const api = createAwsApi({ source: { kind: 'pod-identity', fullUri: `http://127.0.0.1:${port}/creds` }, sessionName: 's', stsRegion: 'eu-west-1', callTimeoutMs: 2_000, maxAttempts: 1 });
       const err = await api.getSecretValue('eu-west-1', { SecretId: 'x' }, new AbortController().signal).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(CredentialError);
       expect((err as CredentialError).message).not.toMatch(/ASIAQUOTED|KEY-MATERIAL/);

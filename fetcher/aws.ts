@@ -1,14 +1,15 @@
 // AwsApi with the AWS SDK v3: one identity for the whole run, the region explicit on every
-// client. Credentials come from the SDK's default chain (environment keys, IRSA's web identity
-// token file, EKS Pod Identity's container credentials, profiles), with no code of ours per
-// mechanism; with a role ARN they are chained into that role through STS AssumeRole. The SDK
-// itself honours AWS_ENDPOINT_URL and the per-service variants (emulator, VPC endpoints).
+// client. The credentials come from the source identity.ts chose (IRSA's web identity token, EKS
+// Pod Identity's container credentials, or, opted in, the SDK's default chain); each provider is
+// imported only when that source is used, so a bundle can leave the others unloaded. With a role
+// ARN they are chained into that role through STS AssumeRole. The SDK itself honours
+// AWS_ENDPOINT_URL and the per-service variants (emulator, VPC endpoints).
 
 import { BatchGetSecretValueCommand, GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GetParametersCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
-import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
 import { CredentialError, errorFacts, type AwsApi } from './fetch.js';
+import type { CredentialSource } from './identity.js';
 
 interface AwsCredentialIdentity {
   accessKeyId: string;
@@ -19,6 +20,8 @@ interface AwsCredentialIdentity {
 type AwsCredentialIdentityProvider = () => Promise<AwsCredentialIdentity>;
 
 export interface AwsOptions {
+  /** Where the pod's identity comes from (identity.ts chooseCredentials). */
+  source: CredentialSource;
   /** Chain into this role with STS AssumeRole. */
   roleArn?: string;
   /** RoleSessionName for AssumeRole (see sessionName). */
@@ -74,6 +77,45 @@ function tagged(stage: 'credentials' | 'assume-role', provider: AwsCredentialIde
   };
 }
 
+interface ProviderClientConfig {
+  region: string;
+  maxAttempts: number;
+  requestHandler: { requestTimeout: number; connectionTimeout: number; throwOnRequestTimeout: boolean };
+}
+
+/**
+ * A lazily imported module's exports. Code splitting in esbuild hands a CommonJS module (the CLI
+ * bundle takes the SDK's CommonJS build) over as `default` only; Node and the fetcher bundle,
+ * built from the SDK's ES modules, give the named exports.
+ */
+function exportsOf<T extends object>(mod: T, name: keyof T): T {
+  return typeof mod[name] === 'function' ? mod : ((mod as { default?: T }).default ?? mod);
+}
+
+/** The provider of one source, its module imported on first use. */
+function sourceProvider(source: CredentialSource, clientConfig: ProviderClientConfig): AwsCredentialIdentityProvider {
+  switch (source.kind) {
+    case 'web-identity':
+      return async () => {
+        const { fromTokenFile } = exportsOf(await import('@aws-sdk/credential-provider-web-identity'), 'fromTokenFile');
+        return fromTokenFile({ webIdentityTokenFile: source.tokenFile, roleArn: source.roleArn, clientConfig })();
+      };
+    case 'pod-identity':
+      return async () => {
+        const { fromHttp } = exportsOf(await import('@aws-sdk/credential-provider-http'), 'fromHttp');
+        return fromHttp({
+          awsContainerCredentialsFullUri: source.fullUri,
+          ...(source.tokenFile !== undefined && { awsContainerAuthorizationTokenFile: source.tokenFile }),
+        })();
+      };
+    case 'node':
+      return async () => {
+        const { defaultProvider } = exportsOf(await import('@aws-sdk/credential-provider-node'), 'defaultProvider');
+        return defaultProvider({ clientConfig })();
+      };
+  }
+}
+
 export function createAwsApi(opts: AwsOptions): AwsApi {
   const common = {
     maxAttempts: opts.maxAttempts,
@@ -90,7 +132,7 @@ export function createAwsApi(opts: AwsOptions): AwsApi {
   // and attempts: without them a silent STS endpoint holds the exchange open forever.
   const base = tagged(
     'credentials',
-    fromNodeProviderChain({ clientConfig: { region: opts.stsRegion, maxAttempts: common.maxAttempts, requestHandler: common.requestHandler } }),
+    sourceProvider(opts.source, { region: opts.stsRegion, maxAttempts: common.maxAttempts, requestHandler: common.requestHandler }),
   );
   let credentials = base;
   if (opts.roleArn !== undefined) {

@@ -11,7 +11,7 @@ describe('fetcher bundle', () => {
       entryPoints: ['fetcher/bin.ts'],
       bundle: true,
       platform: 'node',
-      target: 'node20',
+      target: 'node24',
       format: 'esm',
       mainFields: ['module', 'main'],
       write: false,

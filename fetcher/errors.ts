@@ -8,6 +8,8 @@ export type FetchErrorCode =
   | 'FETCH_SPEC_INVALID'
   /** A reference resolves to no region (no region in it, none in the spec or the environment). */
   | 'FETCH_NO_REGION'
+  /** The pod has no AWS identity of its own (IRSA or EKS Pod Identity) and node credentials are not allowed. */
+  | 'FETCH_NO_IDENTITY'
   /** An AWS call failed (AccessDenied, ResourceNotFound, DecryptionFailure, throttling, network…). */
   | 'FETCH_AWS'
   /** The overall deadline passed before every secret was fetched. */

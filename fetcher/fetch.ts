@@ -121,17 +121,6 @@ function chunks<T>(list: T[], size: number): T[][] {
   return out;
 }
 
-function groupBy<T>(list: T[], by: (t: T) => string): Map<string, T[]> {
-  const m = new Map<string, T[]>();
-  for (const t of list) {
-    const k = by(t);
-    const g = m.get(k);
-    if (g) g.push(t);
-    else m.set(k, [t]);
-  }
-  return m;
-}
-
 async function runBounded(tasks: Array<() => Promise<void>>, limit: number): Promise<void> {
   let next = 0;
   const worker = async () => {
@@ -443,14 +432,14 @@ export async function fetchTargets(targets: Target[], api: AwsApi, opts: FetchOp
   const parameters = targets.filter((t) => t.reference.service === 'ssm');
   const plain = secrets.filter((t) => t.versionStage === undefined && t.versionId === undefined);
   const versioned = secrets.filter((t) => !plain.includes(t));
-  for (const [region, group] of groupBy(plain, (t) => t.region)) {
+  for (const [region, group] of Map.groupBy(plain, (t) => t.region)) {
     for (const batch of chunks(group, SECRETS_PER_BATCH)) {
       // A batch of one is a plain GetSecretValue: it needs one IAM action fewer.
       tasks.push(batch.length === 1 ? () => getOne(batch[0] as Target) : () => getBatch(region, batch));
     }
   }
   for (const t of versioned) tasks.push(() => getOne(t));
-  for (const [region, group] of groupBy(parameters, (t) => t.region)) {
+  for (const [region, group] of Map.groupBy(parameters, (t) => t.region)) {
     for (const batch of chunks(group, PARAMETERS_PER_CALL)) tasks.push(() => getParameters(region, batch));
   }
   await runBounded(tasks, opts.concurrency ?? DEFAULT_CONCURRENCY);

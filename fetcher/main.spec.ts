@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { formatReport, redact } from './errors.js';
 import type { AwsApi } from './fetch.js';
+import type { CredentialChoice } from './identity.js';
 import { execute, parseArgs } from './main.js';
 import { MARKER_FILE, type FetchSpec } from './spec.js';
 
@@ -34,6 +35,9 @@ const api: AwsApi = {
   },
 };
 
+/** The pod's identity as the fetcher sees it under IRSA (the fake API never uses it). */
+const IRSA: CredentialChoice = { source: { kind: 'web-identity', roleArn: 'arn:aws:iam::123456789012:role/app', tokenFile: '/token' } };
+
 let dir: string;
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'fetcher-main-'));
@@ -49,7 +53,7 @@ describe('execute', () => {
         { ref: 'db', file: 'db/password', key: 'password' },
         { ref: 'token', file: 'token' },
       ]),
-      { api: () => api },
+      { credentials: IRSA, api: () => api },
     );
     expect(r).toEqual({ ok: true, files: 2, secrets: 2 });
     expect(readFileSync(join(dir, 'db/password'), 'utf8')).toBe('VALUE-pw-123');
@@ -69,7 +73,7 @@ describe('execute', () => {
         { ref: 'missing', file: 'm' },
         { ref: 'token', file: 't2', key: 'k' },
       ]),
-      { api: () => api },
+      { credentials: IRSA, api: () => api },
     );
     expect(r.ok).toBe(false);
     if (r.ok) return;
@@ -85,7 +89,7 @@ describe('execute', () => {
   });
 
   it('redacts a fetched value that would reach the report', async () => {
-    const r = await execute(spec([{ ref: 'db', file: 'a', key: 'password' }, { ref: 'missing', file: 'b' }]), { api: () => api });
+    const r = await execute(spec([{ ref: 'db', file: 'a', key: 'password' }, { ref: 'missing', file: 'b' }]), { credentials: IRSA, api: () => api });
     if (r.ok) throw new Error('expected a failure');
     const text = redact(`${formatReport(r.failures, r.context)} VALUE-pw-123`, r.values);
     expect(text).toContain('[REDACTED]');
@@ -93,7 +97,7 @@ describe('execute', () => {
   });
 
   it('names a reference that resolves to no region, and does not ask STS who it is', async () => {
-    const r = await execute({ version: 1, dir, mode: 0o444, items: [{ ref: 'token', file: 't' }] }, { api: () => api });
+    const r = await execute({ version: 1, dir, mode: 0o444, items: [{ ref: 'token', file: 't' }] }, { credentials: IRSA, api: () => api });
     expect(r.ok).toBe(false);
     if (r.ok) return;
     expect(r.failures).toEqual([expect.objectContaining({ code: 'FETCH_NO_REGION', ref: 'token' })]);
@@ -104,7 +108,7 @@ describe('execute', () => {
   it('keeps the identity lookup for the report inside the deadline, even when STS never answers', async () => {
     const hung: AwsApi = { ...api, callerIdentity: () => new Promise(() => undefined) };
     const started = Date.now();
-    const r = await execute({ ...spec([{ ref: 'missing', file: 'm' }]), timeouts: { deadlineSeconds: 0.3 } }, { api: () => hung });
+    const r = await execute({ ...spec([{ ref: 'missing', file: 'm' }]), timeouts: { deadlineSeconds: 0.3 } }, { credentials: IRSA, api: () => hung });
     expect(Date.now() - started).toBeLessThan(2_000);
     if (r.ok) throw new Error('expected a failure');
     expect(r.context).toEqual({ identityError: 'STS GetCallerIdentity failed: no answer in time' });
@@ -114,7 +118,7 @@ describe('execute', () => {
     const callerIdentity = vi.fn(() => new Promise<string>(() => undefined));
     const hung: AwsApi = { ...api, getSecretValue: () => new Promise(() => undefined), callerIdentity };
     const started = Date.now();
-    const r = await execute({ ...spec([{ ref: 'slow', file: 's' }]), timeouts: { deadlineSeconds: 0.2 } }, { api: () => hung });
+    const r = await execute({ ...spec([{ ref: 'slow', file: 's' }]), timeouts: { deadlineSeconds: 0.2 } }, { credentials: IRSA, api: () => hung });
     expect(Date.now() - started).toBeLessThan(1_000);
     if (r.ok) throw new Error('expected a failure');
     expect(r.failures).toEqual([expect.objectContaining({ code: 'FETCH_DEADLINE', ref: 'slow' })]);
@@ -128,17 +132,17 @@ describe('execute', () => {
       ...api,
       getSecretValue: async (_region, input) => ({ Name: input.SecretId, ARN: 'arn:x', VersionId: 'v1', SecretString: deep }),
     };
-    const raw = await execute(spec([{ ref: 'deep', file: 'deep.json' }]), { api: () => nested });
+    const raw = await execute(spec([{ ref: 'deep', file: 'deep.json' }]), { credentials: IRSA, api: () => nested });
     expect(raw).toEqual({ ok: true, files: 1, secrets: 1 });
     expect(readFileSync(join(dir, 'deep.json'), 'utf8')).toBe(deep);
-    const exploded = await execute(spec([{ ref: 'deep', explode: true, file: 'x' }]), { api: () => nested });
+    const exploded = await execute(spec([{ ref: 'deep', explode: true, file: 'x' }]), { credentials: IRSA, api: () => nested });
     if (exploded.ok) throw new Error('expected a failure');
     expect(exploded.failures).toEqual([expect.objectContaining({ code: 'FETCH_FORMAT', ref: 'deep' })]);
     expect(exploded.values).toContain('VALUE-deep');
   });
 
   it('uses AWS_REGION from the environment when the spec has none', async () => {
-    const r = await execute({ version: 1, dir, mode: 0o444, items: [{ ref: 'token', file: 't' }] }, { api: () => api, envRegion: 'eu-west-1' });
+    const r = await execute({ version: 1, dir, mode: 0o444, items: [{ ref: 'token', file: 't' }] }, { credentials: IRSA, api: () => api, envRegion: 'eu-west-1' });
     expect(r.ok).toBe(true);
   });
 });

@@ -8,6 +8,7 @@ import { isAbsolute } from 'node:path';
 import { createAwsApi, sessionName } from './aws.js';
 import { fitTerminationMessage, formatReport, redact, type Failure, FetchError, type ReportContext } from './errors.js';
 import { fetchTargets, plan, untilAborted, type AwsApi, type FetchedValue } from './fetch.js';
+import { chooseCredentials, type CredentialChoice, type CredentialSource } from './identity.js';
 import { findConflicts, renderItem, type OutputFile } from './render.js';
 import {
   DEFAULT_TERMINATION_LOG,
@@ -30,8 +31,13 @@ export const IDENTITY_LOOKUP_MS = 3_000;
 export const DEFAULT_TIMEOUTS: Required<Timeouts> = { callSeconds: 10, deadlineSeconds: 60, maxAttempts: 5 };
 
 export interface ExecuteDeps {
-  /** Builds the AWS API for this spec (tests pass a fake, or point the SDK at the emulator). */
-  api: (spec: FetchSpec, stsRegion: string) => AwsApi;
+  /**
+   * The identity chosen from the environment (identity.ts). Without one, execute fails before
+   * building the AWS API, so no AWS call is made.
+   */
+  credentials: CredentialChoice;
+  /** Builds the AWS API for this spec and identity (tests pass a fake, or point the SDK at the emulator). */
+  api: (spec: FetchSpec, stsRegion: string, source: CredentialSource) => AwsApi;
   /** AWS_REGION, else AWS_DEFAULT_REGION. */
   envRegion?: string;
 }
@@ -148,10 +154,19 @@ export async function identityContext(api: AwsApi, stsRegion: string, leftMs: nu
   return context;
 }
 
+/** Without an identity, a failure naming every reference, before any AWS call. */
+export function noIdentity(spec: FetchSpec, failure: Failure, envRegion: string | undefined): Failure[] {
+  const { targets, failures } = plan(spec, envRegion);
+  const refs = targets.map((t) => t.reference.id);
+  const message = refs.length > 0 ? `${failure.message} (${refs.length} reference(s) not fetched: ${refs.join(', ')})` : failure.message;
+  return [...failures, { ...failure, message }];
+}
+
 export async function execute(spec: FetchSpec, deps: ExecuteDeps): Promise<ExecuteResult> {
   const timeouts = { ...DEFAULT_TIMEOUTS, ...spec.timeouts };
+  if ('failure' in deps.credentials) return { ok: false, failures: noIdentity(spec, deps.credentials.failure, deps.envRegion), context: {}, values: [] };
   const stsRegion = stsRegionOf(spec, deps.envRegion);
-  const api = deps.api(spec, stsRegion);
+  const api = deps.api(spec, stsRegion, deps.credentials.source);
   const deadline = new AbortController();
   const deadlineAt = Date.now() + timeouts.deadlineSeconds * 1000;
   const timer = setTimeout(() => deadline.abort(), timeouts.deadlineSeconds * 1000);
@@ -271,14 +286,17 @@ export async function run(argv: string[]): Promise<number> {
   const envRegion = process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || undefined;
   const pod = sessionName(process.env[POD_NAMESPACE_ENV], process.env[POD_NAME_ENV]);
   const timeouts = { ...DEFAULT_TIMEOUTS, ...spec.timeouts };
-  if (args.command === 'refresh') return runRefresh(spec, envRegion, pod, timeouts);
+  const credentials = chooseCredentials(process.env);
+  if (args.command === 'refresh') return runRefresh(spec, credentials, envRegion, pod, timeouts);
   const started = Date.now();
   let result: ExecuteResult;
   try {
     result = await execute(spec, {
       envRegion,
-      api: (s, stsRegion) =>
+      credentials,
+      api: (s, stsRegion, source) =>
         createAwsApi({
+          source,
           ...(s.roleArn !== undefined && { roleArn: s.roleArn }),
           sessionName: pod,
           stsRegion,
@@ -298,15 +316,23 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 /** The refresh sidecar: one AWS client set for the pod's life, the loop until SIGTERM or staleness. */
-async function runRefresh(spec: FetchSpec, envRegion: string | undefined, pod: string, timeouts: Required<Timeouts>): Promise<number> {
+async function runRefresh(
+  spec: FetchSpec,
+  credentials: CredentialChoice,
+  envRegion: string | undefined,
+  pod: string,
+  timeouts: Required<Timeouts>,
+): Promise<number> {
   if (spec.refresh === undefined) {
     return fail([{ code: 'FETCH_SPEC_INVALID', message: `${SPEC_ENV} sets no refresh interval; refresh needs one` }], {}, []);
   }
+  if ('failure' in credentials) return fail(noIdentity(spec, credentials.failure, envRegion), {}, []);
   const stop = new AbortController();
   const onSignal = () => stop.abort();
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
   const api = createAwsApi({
+    source: credentials.source,
     ...(spec.roleArn !== undefined && { roleArn: spec.roleArn }),
     sessionName: pod,
     stsRegion: stsRegionOf(spec, envRegion),

@@ -5,7 +5,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AwsApi } from './fetch.js';
 import { execute } from './main.js';
 import { backoff, BACKOFF_BASE_MS, jittered, JITTER, Refresher, staleAfterMs, STALE_MIN_MS, type RefreshDeps } from './refresh.js';
+import type { CredentialChoice } from './identity.js';
 import { MARKER_FILE, type FetchSpec } from './spec.js';
+
+const IRSA: CredentialChoice = { source: { kind: 'web-identity', tokenFile: '/var/run/secrets/eks.amazonaws.com/serviceaccount/token', roleArn: 'arn:aws:iam::123456789012:role/app' } };
 
 /** A fake Secrets Manager: values and version ids the test changes, calls counted, failures on demand. */
 function fakeAws() {
@@ -111,7 +114,7 @@ describe('Refresher.cycle', () => {
     aws.put('db', JSON.stringify({ username: 'admin', password: 'pw-1' }));
     aws.put('token', 'token-1');
     const s = spec(items);
-    const first = await execute(s, { api: () => aws.api });
+    const first = await execute(s, { credentials: IRSA, api: () => aws.api });
     expect(first.ok).toBe(true);
     return { aws, s };
   }
@@ -316,7 +319,7 @@ describe('Refresher.run', () => {
     const c = clock(Date.now());
     const s = spec([{ ref: 'token', file: 'token' }], 10);
     // The marker the fetcher wrote carries the clock's time.
-    expect((await execute(s, { api: () => aws.api })).ok).toBe(true);
+    expect((await execute(s, { credentials: IRSA, api: () => aws.api })).ok).toBe(true);
     writeFileSync(join(dir, MARKER_FILE), JSON.stringify({ ...marker(), fetchedAt: new Date(c.now()).toISOString() }));
     const waits: number[] = [];
     const reports: string[] = [];
@@ -348,7 +351,7 @@ describe('Refresher.run', () => {
     const aws = fakeAws();
     aws.put('token', 'token-1');
     const s = spec([{ ref: 'token', file: 'token' }], 3600);
-    expect((await execute(s, { api: () => aws.api })).ok).toBe(true);
+    expect((await execute(s, { credentials: IRSA, api: () => aws.api })).ok).toBe(true);
     const stop = new AbortController();
     const { sleep } = await import('./refresh.js');
     const r = new Refresher(s, deps(aws.api, clock(Date.now()), { sleep }).d);

@@ -9,6 +9,9 @@ export const SPEC_ENV = 'SECRET_INJECTOR_SPEC';
 /** Set by the webhook from the downward API; used for the STS session name when chaining roles. */
 export const POD_NAME_ENV = 'SECRET_INJECTOR_POD_NAME';
 export const POD_NAMESPACE_ENV = 'SECRET_INJECTOR_POD_NAMESPACE';
+/** `allow` (set by the webhook's FETCHER_NODE_CREDENTIALS=allow): with no pod identity, the AWS
+ *  SDK's default chain may be used (environment keys, profiles, the node's instance role). */
+export const NODE_CREDENTIALS_ENV = 'SECRET_INJECTOR_NODE_CREDENTIALS';
 /** Where the failure paragraph goes; Kubernetes shows this file in `kubectl describe pod`. */
 export const TERMINATION_LOG_ENV = 'SECRET_INJECTOR_TERMINATION_LOG';
 export const DEFAULT_TERMINATION_LOG = '/dev/termination-log';

@@ -12,7 +12,7 @@ const banner = {
 const common = {
   bundle: true,
   platform: 'node',
-  target: 'node20',
+  target: 'node24',
   format: 'esm',
   banner,
   legalComments: 'none',

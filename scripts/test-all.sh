@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Installs everything the tests need (npm packages are installed by `npm ci` before this runs;
-# the Go-built control plane, helm and the AWS API emulator by test/setup/install.sh, cached),
-# then type-checks, builds the bundles and runs every suite: unit, integration and e2e.
+# Installs everything the tests need (Node.js 24 and the npm packages by scripts/node.sh, which
+# runs this script; the Go-built control plane, helm and the AWS API emulator by
+# test/setup/install.sh, cached), then type-checks, builds the bundles and runs every suite:
+# unit, integration and e2e.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+echo "==> Node.js $(node --version) ($(command -v node))"
 bash test/setup/install.sh
 echo "==> type-check"
 npx tsc -p tsconfig.json --noEmit

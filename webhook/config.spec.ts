@@ -57,6 +57,7 @@ describe('loadConfig', () => {
       REFRESHER_CPU_LIMIT: '50m',
       REFRESHER_MEMORY_LIMIT: '',
       NATIVE_SIDECARS: 'false',
+      FETCHER_NODE_CREDENTIALS: 'allow',
       SHUTDOWN_DELAY_SECONDS: '5',
       SHUTDOWN_TIMEOUT_SECONDS: '10',
     });
@@ -78,6 +79,7 @@ describe('loadConfig', () => {
         fetchTimeouts: { deadlineSeconds: 90 },
         nativeSidecars: false,
         refresherResources: { requests: { cpu: '1m', memory: '40Mi' }, limits: { cpu: '50m' } },
+        nodeCredentials: 'allow',
       },
     });
   });
@@ -101,6 +103,7 @@ describe('loadConfig', () => {
       VOLUME_SIZE_LIMIT: '16 MB',
       FETCHER_MEMORY_REQUEST: '128Mi',
       FETCH_DEADLINE_SECONDS: '-1',
+      FETCHER_NODE_CREDENTIALS: 'true',
       TLS_CERT_FILE: join(dir, 'missing.crt'),
     });
     expect(e).toEqual([
@@ -111,6 +114,7 @@ describe('loadConfig', () => {
       'FETCHER_UID="0": must be a whole number from 1 to 2147483647',
       'DEFAULT_MOUNT_PATH="relative/path": must be an absolute path other than /',
       'VOLUME_SIZE_LIMIT="16 MB": must be a positive Kubernetes quantity such as 100m, 64Mi or 1',
+      'FETCHER_NODE_CREDENTIALS="true": must be one of deny, allow',
       'FETCH_DEADLINE_SECONDS="-1": must be a whole number from 1 to 3600',
       'TLS_CERT_FILE and TLS_KEY_FILE must be set together (or both left unset for a development certificate)',
       'FETCHER_MEMORY_REQUEST (128Mi) is above FETCHER_MEMORY_LIMIT (64Mi); Kubernetes would reject every injected pod',

@@ -5,6 +5,8 @@
 
 import { statSync } from 'node:fs';
 import { Command, CommanderError, Option as CommanderOption } from 'commander';
+import { NODE_CREDENTIALS_VALUES } from '../fetcher/identity.js';
+import { NODE_CREDENTIALS_ENV } from '../fetcher/spec.js';
 import { reservedMountPath } from './annotations.js';
 import { DEFAULT_MUTATION_CONFIG, type MutationConfig } from './types.js';
 
@@ -200,6 +202,12 @@ export const OPTIONS = {
     doc: 'sizeLimit of the memory-backed secrets volume (counts against the pod\'s memory).',
     parse: quantity(false),
   },
+  fetcherNodeCredentials: {
+    env: 'FETCHER_NODE_CREDENTIALS',
+    default: d.nodeCredentials,
+    doc: `\`deny\`: the fetcher uses only the pod's own identity (IRSA or EKS Pod Identity) and fails a pod that has none without calling AWS. \`allow\`: a pod with neither fetches with whatever the AWS SDK's default chain finds (keys or a profile in the fetcher's environment, else the node's instance role, shared by every pod on the node); injected fetchers then carry \`${NODE_CREDENTIALS_ENV}=allow\`.`,
+    parse: oneOf(NODE_CREDENTIALS_VALUES),
+  },
   fetchDeadlineSeconds: {
     env: 'FETCH_DEADLINE_SECONDS',
     default: undefined,
@@ -353,6 +361,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
       requests: { cpu: v.refresherCpuRequest!, memory: v.refresherMemoryRequest! },
       limits: refresherLimits,
     },
+    nodeCredentials: v.fetcherNodeCredentials!,
   };
   if (v.fetchDeadlineSeconds !== undefined) mutation.fetchTimeouts = { deadlineSeconds: v.fetchDeadlineSeconds };
 

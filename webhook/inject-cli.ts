@@ -23,6 +23,7 @@ const MUTATION_OPTIONS: OptionKey[] = [
   'defaultMountPath',
   'volumeSizeLimit',
   'fetchDeadlineSeconds',
+  'fetcherNodeCredentials',
 ];
 
 export interface Io {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseSpec, SPEC_ENV } from '../fetcher/spec.js';
+import { NODE_CREDENTIALS_ENV, parseSpec, SPEC_ENV } from '../fetcher/spec.js';
 import { parseAnnotations, PREFIX, type InjectionRequest } from './annotations.js';
 import { checkPod, findIdentity, mutate, validateTarget, type Pod } from './mutate.js';
 import { DEFAULT_MUTATION_CONFIG as CONFIG } from './types.js';
@@ -159,6 +159,15 @@ describe('mutate', () => {
       },
     );
     expect(findIdentity(p, request(p))).toMatchObject({ from: 'b', env: [{ name: 'AWS_CONTAINER_CREDENTIALS_FULL_URI' }, { name: 'AWS_REGION', value: 'us-east-1' }] });
+  });
+
+  it('lets the fetcher use node credentials only when the webhook allows it, visibly in its env', () => {
+    // An app container cannot opt its fetcher in: the variable is not one the webhook copies.
+    const p = pod({}, { containers: [{ name: 'app', image: 'busybox', env: [{ name: NODE_CREDENTIALS_ENV, value: 'allow' }] }] });
+    const names = (config: typeof CONFIG) => mutate(p, request(p), config).pod.spec.initContainers![0]!.env!.map((e) => e.name);
+    expect(names(CONFIG)).not.toContain(NODE_CREDENTIALS_ENV);
+    const env = mutate(p, request(p), { ...CONFIG, nodeCredentials: 'allow' }).pod.spec.initContainers![0]!.env!;
+    expect(env.filter((e) => e.name === NODE_CREDENTIALS_ENV)).toEqual([{ name: NODE_CREDENTIALS_ENV, value: 'allow' }]);
   });
 });
 

@@ -8,6 +8,7 @@
 import type { V1Container, V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import {
   FETCH_ARGS,
+  NODE_CREDENTIALS_ENV,
   REFRESH_ARGS,
   POD_NAME_ENV,
   POD_NAMESPACE_ENV,
@@ -119,7 +120,8 @@ interface Identity {
 /**
  * The pod's AWS identity as a container sees it: whichever of the IRSA / Pod Identity variables
  * the first target container (then any app container) carries, with the mounts of the token
- * files they point at. Taken from one container so the fetcher never mixes two identities.
+ * files they point at. Taken from one container so the fetcher never mixes two identities. The
+ * variables and mounts are the container's own objects (see mutate: nothing is modified).
  */
 export function findIdentity(pod: Pod, request: InjectionRequest): Identity {
   const t = targets(pod, request);
@@ -128,7 +130,7 @@ export function findIdentity(pod: Pod, request: InjectionRequest): Identity {
   const source =
     candidates.find((c) => vars(c).some((e) => CREDENTIAL_ENV.includes(e.name))) ?? candidates.find((c) => vars(c).length > 0);
   if (source === undefined) return { env: [], mounts: [] };
-  const env = vars(source).map((e) => structuredClone(e));
+  const env = vars(source);
   const mounts: V1VolumeMount[] = [];
   for (const e of env) {
     if (!TOKEN_FILE_ENV.includes(e.name) || typeof e.value !== 'string') continue;
@@ -138,7 +140,7 @@ export function findIdentity(pod: Pod, request: InjectionRequest): Identity {
     const holder = list(source.volumeMounts)
       .filter((m) => file === trimSlash(m.mountPath) || file.startsWith(`${trimSlash(m.mountPath)}/`))
       .sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
-    if (holder && !mounts.some((m) => m.mountPath === holder.mountPath)) mounts.push(structuredClone(holder));
+    if (holder && !mounts.some((m) => m.mountPath === holder.mountPath)) mounts.push(holder);
   }
   return { env, mounts, from: source.name };
 }
@@ -272,8 +274,10 @@ export function buildInitContainer(name: string, volume: string, spec: FetchSpec
       { name: POD_NAME_ENV, valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.name' } } },
       { name: POD_NAMESPACE_ENV, valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } } },
       ...identity.env,
+      // Visible in the pod: this fetcher may fall back to the node's credentials.
+      ...(config.nodeCredentials === 'allow' ? [{ name: NODE_CREDENTIALS_ENV, value: 'allow' }] : []),
     ],
-    resources: structuredClone(config.fetcherResources),
+    resources: { requests: { ...config.fetcherResources.requests }, limits: { ...config.fetcherResources.limits } },
     // Pod Security "restricted" asks for every one of these; the fetcher needs none of the rest.
     securityContext: {
       runAsNonRoot: true,
@@ -308,20 +312,24 @@ export interface MutationResult {
 }
 
 /**
- * Stage render. The caller has run validateTarget; the pod is not touched, a mutated copy is
- * returned. Arrays only grow: the init container goes first, everything else is appended.
+ * Stage render. The caller has run validateTarget. The pod is not touched: the result is a copy
+ * on write. The pod, its metadata, annotations and spec, and the lists that grow (containers,
+ * initContainers, volumes) are new objects; a container is copied when it gets the mount;
+ * everything else is the pod's own object, shared. So the diff against the pod (review.ts) skips
+ * what did not change by identity, and a review costs what it adds, not what the pod holds.
+ * Neither the pod nor the result may be modified afterwards: to change a container, copy it.
+ * Arrays only grow: the init container goes first, everything else is appended.
  */
 export function mutate(pod: Pod, request: InjectionRequest, config: MutationConfig): MutationResult {
-  const out = structuredClone(pod);
   const spec = buildSpec(request, config);
-  const identity = findIdentity(out, request);
+  const identity = findIdentity(pod, request);
 
-  const volumes = list(out.spec.volumes);
+  const volumes = list(pod.spec.volumes);
   const volume = uniqueName(VOLUME_NAME, new Set(volumes.map((v) => v.name)));
-  const ephemeral = Array.isArray(out.spec.ephemeralContainers) ? (out.spec.ephemeralContainers as Obj[]) : [];
+  const ephemeral = Array.isArray(pod.spec.ephemeralContainers) ? (pod.spec.ephemeralContainers as Obj[]) : [];
   const names = new Set([
-    ...out.spec.containers.map((c) => c.name),
-    ...list(out.spec.initContainers).map((c) => c.name),
+    ...pod.spec.containers.map((c) => c.name),
+    ...list(pod.spec.initContainers).map((c) => c.name),
     ...ephemeral.map((c) => String(c.name)),
   ]);
   const name = uniqueName(INIT_CONTAINER_NAME, names);
@@ -334,18 +342,26 @@ export function mutate(pod: Pod, request: InjectionRequest, config: MutationConf
     warnings.push(`${PREFIX}refresh ignored: every secret is pinned to a versionId, so there is nothing to refresh`);
   }
 
-  const t = targets(out, request);
+  const t = targets(pod, request);
+  const mounted = new Set<Container>([...t.init, ...t.app]);
   // Read-write, as the original sample had it: the default path is /tmp, where apps write their
   // own temporary files. The secret files themselves are read-only (mode 0444 by default).
-  for (const c of [...t.init, ...t.app]) {
-    c.volumeMounts = [...list(c.volumeMounts), { name: volume, mountPath: request.mountPath }];
-  }
-  out.spec.volumes = [...volumes, { name: volume, emptyDir: { medium: 'Memory', sizeLimit: config.volumeSizeLimit } }];
-  // The refresher right after the fetcher: the kubelet starts it once the first complete set is
-  // written, and before the pod's own init containers.
-  out.spec.initContainers = [...added, ...list(out.spec.initContainers)];
-  out.metadata = out.metadata ?? {};
-  out.metadata.annotations = { ...out.metadata.annotations, [STATUS_ANNOTATION]: STATUS_INJECTED };
+  const withVolume = (c: Container): Container =>
+    mounted.has(c) ? { ...c, volumeMounts: [...list(c.volumeMounts), { name: volume, mountPath: request.mountPath }] } : c;
 
+  // Keys a pod lacks are added in this order (volumes, then initContainers; metadata last), so
+  // the patch lists its operations the same way for every pod. The refresher comes right after
+  // the fetcher: the kubelet starts it once the first complete set is written, before the pod's
+  // own init containers.
+  const out: Pod = {
+    ...pod,
+    spec: {
+      ...pod.spec,
+      containers: pod.spec.containers.map(withVolume),
+      volumes: [...volumes, { name: volume, emptyDir: { medium: 'Memory', sizeLimit: config.volumeSizeLimit } }],
+      initContainers: [...added, ...list(pod.spec.initContainers).map(withVolume)],
+    },
+    metadata: { ...pod.metadata, annotations: { ...pod.metadata?.annotations, [STATUS_ANNOTATION]: STATUS_INJECTED } },
+  };
   return { pod: out, warnings, spec };
 }

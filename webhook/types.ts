@@ -28,6 +28,11 @@ export interface MutationConfig {
     requests: Record<string, string>;
     limits: Record<string, string>;
   };
+  /**
+   * `allow`: a pod without IRSA or EKS Pod Identity may fetch with the node's credentials (the SDK's
+   * default chain); the fetcher then carries NODE_CREDENTIALS_ENV=allow. Default `deny`.
+   */
+  nodeCredentials: 'deny' | 'allow';
 }
 
 export const DEFAULT_MUTATION_CONFIG: MutationConfig = {
@@ -45,6 +50,7 @@ export const DEFAULT_MUTATION_CONFIG: MutationConfig = {
     requests: { cpu: '5m', memory: '48Mi' },
     limits: { cpu: '100m', memory: '64Mi' },
   },
+  nodeCredentials: 'deny',
 };
 
 /** How one review ended; the shell turns this into a log line and metrics. */

@@ -22,7 +22,7 @@ describeE2E('control plane', () => {
       namespace: 'default',
       body: { spec: { audiences: ['sts.amazonaws.com'], expirationSeconds: 600 } },
     });
-    const payload = JSON.parse(Buffer.from(tr.status!.token.split('.')[1]!, 'base64url').toString());
+    const payload = JSON.parse(Buffer.from(tr.status!.token!.split('.')[1]!, 'base64url').toString());
     expect(payload.aud).toEqual(['sts.amazonaws.com']);
     expect(payload.sub).toBe('system:serviceaccount:default:default');
   });

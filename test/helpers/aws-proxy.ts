@@ -17,6 +17,8 @@ export interface AwsCall {
   operation: string;
   /** Form fields of query-protocol (STS) calls, e.g. RoleArn, WebIdentityToken; empty otherwise. */
   params: Record<string, string>;
+  /** The access key id the call was signed with (SigV4 Authorization header), if signed. */
+  accessKeyId?: string;
 }
 
 export interface AwsProxy {
@@ -31,11 +33,13 @@ export interface AwsProxy {
 }
 
 function callOf(req: IncomingMessage, body: Buffer): AwsCall {
+  const key = /Credential=([^/,\s]+)\//.exec(req.headers.authorization ?? '')?.[1];
+  const signed = key !== undefined ? { accessKeyId: key } : {};
   const target = req.headers['x-amz-target'];
-  if (typeof target === 'string') return { operation: target, params: {} };
+  if (typeof target === 'string') return { operation: target, params: {}, ...signed };
   // STS speaks the query protocol: the operation is the form's Action.
   const params = Object.fromEntries(new URLSearchParams(body.toString('utf8')));
-  return { operation: params.Action ? `sts.${params.Action}` : `${req.method} ${req.url}`, params };
+  return { operation: params.Action ? `sts.${params.Action}` : `${req.method} ${req.url}`, params, ...signed };
 }
 
 /**

@@ -89,7 +89,8 @@ export async function runFetcher(
   ctx: IntegrationContext,
   scratch: Scratch,
   spec: Omit<FetchSpec, 'version' | 'dir' | 'mode'> & Partial<Pick<FetchSpec, 'mode'>>,
-  env: Record<string, string>,
+  /** Added to the base environment; a variable set to undefined is removed from it. */
+  env: Record<string, string | undefined>,
   opts: { bundle?: 'fetcher.mjs' | 'cli.mjs'; endpoint?: string; killAfterMs?: number } = {},
 ): Promise<FetcherRun> {
   const dir = mkdtempSync(join(scratch.root, 'volume-'));
@@ -97,21 +98,22 @@ export async function runFetcher(
   const full: FetchSpec = { version: 1, dir: '/tmp', mode: 0o444, ...spec };
   const bundle = scratch.bundlePath(ctx, opts.bundle ?? 'fetcher.mjs');
   const started = Date.now();
+  const base: Record<string, string | undefined> = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: scratch.root,
+    AWS_ENDPOINT_URL: opts.endpoint ?? ctx.awsEndpoint,
+    AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_CONFIG_FILE: join(scratch.root, 'no-config'),
+    AWS_SHARED_CREDENTIALS_FILE: join(scratch.root, 'no-credentials'),
+    SECRET_INJECTOR_SPEC: serialiseSpec(full),
+    SECRET_INJECTOR_POD_NAME: 'web-7d9f8c6b5-x2k4q',
+    SECRET_INJECTOR_POD_NAMESPACE: 'team-a',
+    SECRET_INJECTOR_TERMINATION_LOG: termination,
+    ...env,
+  };
   const child = spawn(process.execPath, [bundle, 'fetch', '--dir', dir], {
     cwd: scratch.root,
-    env: {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      HOME: scratch.root,
-      AWS_ENDPOINT_URL: opts.endpoint ?? ctx.awsEndpoint,
-      AWS_EC2_METADATA_DISABLED: 'true',
-      AWS_CONFIG_FILE: join(scratch.root, 'no-config'),
-      AWS_SHARED_CREDENTIALS_FILE: join(scratch.root, 'no-credentials'),
-      SECRET_INJECTOR_SPEC: serialiseSpec(full),
-      SECRET_INJECTOR_POD_NAME: 'web-7d9f8c6b5-x2k4q',
-      SECRET_INJECTOR_POD_NAMESPACE: 'team-a',
-      SECRET_INJECTOR_TERMINATION_LOG: termination,
-      ...env,
-    },
+    env: Object.fromEntries(Object.entries(base).filter((e): e is [string, string] => e[1] !== undefined)),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

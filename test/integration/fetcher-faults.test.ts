@@ -11,7 +11,8 @@ import { ACCOUNT, integrationContext, REGION, runFetcher, Scratch, seedClients, 
 import { startAwsProxy } from '../helpers/aws-proxy.js';
 
 const { ctx, skip } = integrationContext();
-const keys = { AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE', AWS_SECRET_ACCESS_KEY: 'example', AWS_REGION: REGION };
+// Static keys (no STS call in the way of the faults), which the fetcher takes only with the opt-in.
+const keys = { AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE', AWS_SECRET_ACCESS_KEY: 'example', AWS_REGION: REGION, SECRET_INJECTOR_NODE_CREDENTIALS: 'allow' };
 
 describe.skipIf(skip !== false)(`fetcher under AWS faults${skip ? ` — skipped: ${skip}` : ''}`, () => {
   const c = ctx!;

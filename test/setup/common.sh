@@ -36,6 +36,17 @@ wait_for() {
   done
   ! kill -0 "$1" 2>/dev/null
 }
+# cache_lock NAME: hold $CACHE_ROOT/.NAME.lock on fd 9 until the script exits (or closes fd 9), so
+# that checkouts or test runs installing at once build each part once: one builds, the others
+# wait and then find it cached.
+cache_lock() {
+  need flock "install util-linux"
+  exec 9>"$CACHE_ROOT/.$1.lock"
+  if ! flock -n 9; then
+    step "another install holds $CACHE_ROOT/.$1.lock; waiting for it"
+    flock 9
+  fi
+}
 # go_at_least MIN: true if the machine's Go is at least MIN (e.g. 1.26.0)
 go_at_least() {
   local have

@@ -10,6 +10,7 @@ HELM_VERSION="${HELM_VERSION:-v3.19.0}"
 # the client-go helm $HELM_VERSION is built with (v0.34). Left unset, helm assumes 1.20.
 HELM_KUBE_MINOR=34
 dest="$CACHE_ROOT/helm/$HELM_VERSION-k1.$HELM_KUBE_MINOR"
+cache_lock helm
 
 if [[ -x "$dest/bin/helm" ]] && "$dest/bin/helm" version --short >/dev/null 2>&1; then
   step "helm $HELM_VERSION: cached"

@@ -11,7 +11,6 @@ KUBE_VERSION=v1.36.3
 ETCD_VERSION=v3.6.6
 KUBE_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
 
-need flock "install util-linux"
 export GOFLAGS="${GOFLAGS:-} -mod=mod"
 export CGO_ENABLED=0
 
@@ -129,11 +128,6 @@ build_kube() {
   "$BIN_DIR/kube-apiserver" --version
 }
 
-# Two checkouts (or two test runs) may install at once; one builds, the other waits and reuses.
-exec 9>"$CACHE_ROOT/.kube.lock"
-if ! flock -n 9; then
-  step "another install holds $CACHE_ROOT/.kube.lock; waiting for it"
-  flock 9
-fi
+cache_lock kube
 build_etcd
 build_kube

@@ -15,6 +15,7 @@ MOTO_VERSION=5.2.5
 venv="$CACHE_ROOT/moto-$MOTO_VERSION"
 # Written last: a virtualenv without it is an interrupted install and is rebuilt.
 stamp="$venv/.installed"
+cache_lock moto
 
 if [[ -f "$stamp" && -x "$venv/bin/moto_server" ]]; then
   link moto_server "$venv/bin/moto_server"

@@ -197,6 +197,7 @@ suite('chart: default values', () => {
       'REFRESHER_MEMORY_REQUEST',
       'REFRESHER_CPU_LIMIT',
       'REFRESHER_MEMORY_LIMIT',
+      'FETCHER_NODE_CREDENTIALS',
       'SHUTDOWN_TIMEOUT_SECONDS',
     ]) {
       expect(env[name], name).toBe(defaults[name]);
@@ -367,6 +368,7 @@ suite('chart: notable values', () => {
         'fetcher.resources.limits.cpu': null as unknown as string,
         'fetcher.uid': 4242,
         'fetcher.deadlineSeconds': 90,
+        'fetcher.nodeCredentials': 'allow',
         defaultMountPath: '/var/run/secrets/app',
         volumeSizeLimit: '4Mi',
         logLevel: 'debug',
@@ -387,6 +389,7 @@ suite('chart: notable values', () => {
       FETCHER_MEMORY_LIMIT: '80Mi',
       FETCHER_UID: '4242',
       FETCH_DEADLINE_SECONDS: '90',
+      FETCHER_NODE_CREDENTIALS: 'allow',
       DEFAULT_MOUNT_PATH: '/var/run/secrets/app',
       VOLUME_SIZE_LIMIT: '4Mi',
       LOG_LEVEL: 'debug',
@@ -406,6 +409,7 @@ suite('chart: notable values', () => {
       defaultMountPath: '/var/run/secrets/app',
       volumeSizeLimit: '4Mi',
       fetchTimeouts: { deadlineSeconds: 90 },
+      nodeCredentials: 'allow',
     });
     expect(loaded.config.mutation.fetcherResources.limits.cpu).toBeUndefined();
     expect(loaded.config).toMatchObject({ port: 9443, logLevel: 'debug', shutdownDelaySeconds: 3, shutdownTimeoutSeconds: 10 });

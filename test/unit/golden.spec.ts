@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { describe, expect, it } from 'vitest';
 import { parseSpec, SPEC_ENV } from '../../fetcher/spec.js';
-import { review } from '../../webhook/review.js';
+import { review, reviewPod } from '../../webhook/review.js';
 import { DEFAULT_MUTATION_CONFIG, type AdmissionReviewResponse } from '../../webhook/types.js';
 
 const ROOT = new URL('../fixtures/', import.meta.url).pathname;
@@ -62,6 +62,13 @@ describe.each(cases)('fixture %s', (name) => {
   });
 
   it('echoes the uid', () => expect(response.response.uid).toBe(request.request.uid));
+
+  it('patches the request object into exactly the pod the webhook built', () => {
+    if (!patch) return;
+    const outcome = reviewPod(request.request.object, DEFAULT_MUTATION_CONFIG);
+    expect(outcome.outcome).toBe('injected');
+    if (outcome.outcome === 'injected') expect(pod).toEqual(outcome.pod);
+  });
 
   it('never removes anything', () => {
     for (const op of patch ?? []) expect(['add', 'replace'], JSON.stringify(op)).toContain(op.op);

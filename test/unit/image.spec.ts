@@ -110,9 +110,21 @@ describe('Dockerfile', () => {
     expect(dockerfile.stages.map((s) => s.name)).toEqual(['build', 'fetcher', 'webhook']);
   });
 
-  it('pins every base image by digest; the runtime base is distroless Node.js 20, running as nonroot', () => {
+  it('pins every base image by digest; the runtime base is distroless Node.js 24, running as nonroot', () => {
     for (const s of dockerfile.stages) expect(s.from, s.name).toMatch(/^[^@\s]+:[^@\s]+@sha256:[a-f0-9]{64}$/);
-    for (const name of RUNTIME) expect(stage(name).from).toMatch(/^gcr\.io\/distroless\/nodejs20-debian12:nonroot@/);
+    for (const name of RUNTIME) expect(stage(name).from).toMatch(/^gcr\.io\/distroless\/nodejs24-debian12:nonroot@/);
+    expect(stage('build').from).toMatch(/^node:24-bookworm-slim@/);
+  });
+
+  it('the bundles, the package, the type-check and the test run all target the images\' Node.js major', () => {
+    const major = /distroless\/nodejs(\d+)-/.exec(stage('fetcher').from)![1];
+    expect(/^node:(\d+)-/.exec(stage('build').from)![1]).toBe(major);
+    expect(readFileSync(join(REPO_ROOT, 'scripts/bundle.mjs'), 'utf8')).toContain(`target: 'node${major}'`);
+    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8'));
+    expect(pkg.engines.node).toBe(`>=${major}`);
+    expect(pkg.devDependencies['@types/node']).toMatch(new RegExp(`^\\^${major}\\.`));
+    expect(readFileSync(join(REPO_ROOT, 'scripts/node.sh'), 'utf8')).toMatch(new RegExp(`^NODE_VERSION=${major}\\.\\d+\\.\\d+$`, 'm'));
+    expect(process.versions.node.split('.')[0]).toBe(major);
   });
 
   it('runtime stages copy only from the build stage, run nothing, and run as a non-root uid', () => {

@@ -1,11 +1,15 @@
 // Property tests: whatever arrives, `review` returns a well-formed answer and never throws; when
-// it patches, the patch is additive, applies to the object and a second pass is empty.
+// it patches, the patch is additive, applies to the object, reproduces the mutation exactly, hands
+// the fetcher a spec it accepts, and a second pass is empty. The webhook does not check the last
+// three on every review: these tests (and the golden fixtures) hold them.
 
 import fc from 'fast-check';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { describe, expect, it } from 'vitest';
-import { PREFIX, REGISTRY } from '../../webhook/annotations.js';
-import { review } from '../../webhook/review.js';
+import { parseSpec, serialiseSpec, SPEC_ENV } from '../../fetcher/spec.js';
+import { parseAnnotations, PREFIX, REGISTRY } from '../../webhook/annotations.js';
+import { buildSpec } from '../../webhook/mutate.js';
+import { review, reviewPod } from '../../webhook/review.js';
 import { DEFAULT_MUTATION_CONFIG, type ReviewResult } from '../../webhook/types.js';
 
 const ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:db-password-AbCdEf';
@@ -177,6 +181,18 @@ describe('review, whatever it is given', () => {
         if (!ops) return;
         injected++;
         const after = jsonpatch.applyPatch(structuredClone(object), ops, true, false).newDocument;
+        // Exactly the mutation: the patch is a diff of what mutate built, and mutate's copy shares
+        // the parts it leaves alone with the request.
+        const outcome = reviewPod(object, DEFAULT_MUTATION_CONFIG);
+        expect(outcome.outcome).toBe('injected');
+        // (Through JSON, as the apiserver reads the answer: a -0 in the request is 0 in the patch.)
+        if (outcome.outcome === 'injected') expect(after).toEqual(JSON.parse(JSON.stringify(outcome.pod)));
+        expect(object).toEqual(before);
+        // The fetcher reads back exactly what the webhook wrote.
+        const value = (after as any).spec.initContainers[0].env.find((e: { name: string }) => e.name === SPEC_ENV).value;
+        const spec = parseSpec(value);
+        expect(spec).toHaveProperty('spec');
+        if ('spec' in spec) expect(JSON.parse(serialiseSpec(spec.spec))).toEqual(JSON.parse(value));
         const again = review(envelope(after), DEFAULT_MUTATION_CONFIG);
         expect(again.kind === 'review' && again.response.response.patch).toBe(undefined);
         expect(again.kind === 'review' && again.response.response.allowed).toBe(true);
@@ -185,5 +201,54 @@ describe('review, whatever it is given', () => {
     );
     // The generator must reach the interesting path, not only denials.
     expect(injected).toBeGreaterThan(20);
-  });
+  }, 60_000); // thousands of reviews: room for a busy machine
+
+  it('hands the fetcher a spec it accepts for any annotations the parser accepts', () => {
+    // The full form with every field, each drawn from values the parser takes and ones it refuses.
+    const entry = fc.record(
+      {
+        ref: fc.constantFrom(ARN, 'db-password', 'prod/api', 'arn:aws:ssm:us-east-1:123456789012:parameter/a/b', 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:x'),
+        file: fc.constantFrom('db', 'a/b.json', 'x.env', '.hidden', 'a/../b', '/abs', 'a//b'),
+        key: fc.constantFrom('password', 'user name', ''),
+        explode: fc.boolean(),
+        prefix: fc.constantFrom('DB_', 'app.', 'a/b'),
+        versionStage: fc.constantFrom('AWSCURRENT', 'AWSPREVIOUS', 'bad stage'),
+        versionId: fc.constantFrom('01234567-89ab-cdef-0123-456789abcdef', 'short'),
+        mode: fc.constantFrom('0400', '0440', '0644', 400, 440, '0755', '0o440'),
+        format: fc.constantFrom('raw', 'json', 'env', 'yaml'),
+      },
+      { requiredKeys: ['ref'] },
+    );
+    const full = fc.array(entry, { minLength: 1, maxLength: 4 }).map((entries) => JSON.stringify(entries));
+    const options = fc.record(
+      {
+        [`${PREFIX}secrets`]: full,
+        [`${PREFIX}secret-arn`]: fc.constantFrom(ARN, 'db-password'),
+        [`${PREFIX}secret-filename`]: fc.constantFrom('secret.json', 'x'),
+        [`${PREFIX}secret.db`]: fc.constant(ARN),
+        [`${PREFIX}mount-path`]: fc.constantFrom('/var/run/secrets/app', '/tmp', '/data'),
+        [`${PREFIX}region`]: fc.constantFrom('us-east-1', 'eu-central-1', 'us-gov-west-1'),
+        [`${PREFIX}role-arn`]: fc.constantFrom('arn:aws:iam::123456789012:role/r', 'arn:aws-cn:iam::123456789012:role/path/r'),
+        [`${PREFIX}mode`]: fc.constantFrom('0440', '0400', '600'),
+        [`${PREFIX}refresh`]: fc.constantFrom('30s', '1h'),
+      },
+      { requiredKeys: [] },
+    );
+    const configs = [DEFAULT_MUTATION_CONFIG, { ...DEFAULT_MUTATION_CONFIG, fetchTimeouts: { deadlineSeconds: 3600 } }];
+    let accepted = 0;
+    fc.assert(
+      fc.property(fc.oneof(options, annotations), fc.constantFrom(...configs), (a, config) => {
+        const parsed = parseAnnotations(a, { mountPath: config.defaultMountPath });
+        if ('problems' in parsed || parsed.request.items.length === 0) return;
+        accepted++;
+        const built = buildSpec(parsed.request, config);
+        const text = serialiseSpec(built);
+        const spec = parseSpec(text);
+        expect(spec, text).toHaveProperty('spec');
+        if ('spec' in spec) expect(spec.spec).toEqual(built);
+      }),
+      { numRuns: 2000 },
+    );
+    expect(accepted).toBeGreaterThan(200);
+  }, 60_000);
 });
