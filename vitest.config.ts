@@ -15,6 +15,8 @@ console.log(`Node.js ${process.version} (${process.execPath})`);
 //   unit         pure code and in-process servers; specs sit beside the code or under test/unit
 //   integration  the built fetcher against the AWS API emulator (moto in server mode)
 //   e2e          chart, webhook and fetcher against a real kube-apiserver + etcd and the emulator
+//   node         the images built from the Dockerfile, run by a real kubelet + containerd + runc
+//                node joined to such a control plane
 // The real parts are installed by test/setup/install.sh and started by each suite's global set-up.
 export default defineConfig({
   test: {
@@ -42,6 +44,18 @@ export default defineConfig({
           testTimeout: 120_000,
           hookTimeout: 180_000,
           // One control plane is shared by all e2e files; run them one after another.
+          pool: 'forks',
+          poolOptions: { forks: { singleFork: true } },
+        },
+      },
+      {
+        test: {
+          name: 'node',
+          include: ['test/node/**/*.test.ts'],
+          globalSetup: ['test/node/global-setup.ts'],
+          testTimeout: 180_000,
+          hookTimeout: 180_000,
+          // One node; its files run one after another (each serves AWS on the node's port 443).
           pool: 'forks',
           poolOptions: { forks: { singleFork: true } },
         },

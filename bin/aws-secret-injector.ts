@@ -1,8 +1,10 @@
+#!/usr/bin/env node
 // The one command-line program. Each subcommand's module is imported only when that subcommand
 // runs, so `fetch` (the init container's hot path) loads nothing of the webhook or certificates.
 // Each module parses its own options: `aws-secret-injector <command> --help`.
 
 import { Command } from 'commander';
+import pkg from '../package.json' with { type: 'json' };
 
 type Runner = (argv: string[]) => Promise<number>;
 
@@ -43,6 +45,7 @@ const commands: Array<{ name: string; summary: string; load: () => Promise<Runne
 
 const program = new Command('aws-secret-injector')
   .description('Gives pods their AWS Secrets Manager and SSM Parameter Store secrets as files.')
+  .version(pkg.version, '-V, --version', 'print the version')
   .showHelpAfterError();
 
 for (const c of commands) {

@@ -3,7 +3,7 @@
 //   dist/fetcher.mjs  the init container alone: no webhook, fastify, YAML or certificate code
 // Both run with no node_modules beside them.
 import { build } from 'esbuild';
-import { rm, stat } from 'node:fs/promises';
+import { chmod, rm, stat } from 'node:fs/promises';
 
 // Bundled CommonJS dependencies still call require(); give ESM output one.
 const banner = {
@@ -41,6 +41,8 @@ await build({
   // than from their CommonJS "main".
   mainFields: ['module', 'main'],
 });
+// The package's `bin`: runnable as a command (its `#!/usr/bin/env node` comes from the entry file).
+await chmod(`${out}/cli.mjs`, 0o755);
 for (const f of [`${out}/cli.mjs`, `${out}/fetcher.mjs`]) {
   console.log(`${f} ${(await stat(f)).size} bytes`);
 }

@@ -113,7 +113,7 @@ describe('loadConfig', () => {
       'FETCHER_IMAGE_PULL_POLICY="Sometimes": must be one of Always, IfNotPresent, Never',
       'FETCHER_UID="0": must be a whole number from 1 to 2147483647',
       'DEFAULT_MOUNT_PATH="relative/path": must be an absolute path other than /',
-      'VOLUME_SIZE_LIMIT="16 MB": must be a positive Kubernetes quantity such as 100m, 64Mi or 1',
+      'VOLUME_SIZE_LIMIT="16 MB": must be a positive Kubernetes quantity such as 100m, 64Mi or 1 (empty: no limit)',
       'FETCHER_NODE_CREDENTIALS="true": must be one of deny, allow',
       'FETCH_DEADLINE_SECONDS="-1": must be a whole number from 1 to 3600',
       'TLS_CERT_FILE and TLS_KEY_FILE must be set together (or both left unset for a development certificate)',

@@ -8,7 +8,10 @@ import { Command, CommanderError, Option as CommanderOption } from 'commander';
 import { NODE_CREDENTIALS_VALUES } from '../fetcher/identity.js';
 import { NODE_CREDENTIALS_ENV } from '../fetcher/spec.js';
 import { reservedMountPath } from './annotations.js';
+import { quantityValue } from './quantity.js';
 import { DEFAULT_MUTATION_CONFIG, type MutationConfig } from './types.js';
+
+export { quantityValue };
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -50,34 +53,6 @@ function integer(min: number, max: number) {
 function oneOf<T extends string>(values: readonly T[]) {
   return (raw: string): Parsed<T> =>
     (values as readonly string[]).includes(raw) ? ok(raw as T) : fail(`must be one of ${values.join(', ')}`);
-}
-
-// Kubernetes resource quantities (decimal and binary suffixes, or an exponent).
-const QUANTITY = /^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?[0-9]+)?$/;
-const SUFFIX: Record<string, number> = {
-  '': 1,
-  m: 1e-3,
-  k: 1e3,
-  M: 1e6,
-  G: 1e9,
-  T: 1e12,
-  P: 1e15,
-  E: 1e18,
-  Ki: 2 ** 10,
-  Mi: 2 ** 20,
-  Gi: 2 ** 30,
-  Ti: 2 ** 40,
-  Pi: 2 ** 50,
-  Ei: 2 ** 60,
-};
-
-/** The numeric value of a Kubernetes quantity ("100m" -> 0.1, "64Mi" -> 67108864), or undefined. */
-export function quantityValue(raw: string): number | undefined {
-  const m = QUANTITY.exec(raw);
-  if (!m) return undefined;
-  const [, num = '', suffix = ''] = m;
-  const factor = /^[eE]/.test(suffix) ? 10 ** Number(suffix.slice(1)) : SUFFIX[suffix];
-  return factor === undefined ? undefined : Number(num) * factor;
 }
 
 function quantity(allowEmpty: boolean) {
@@ -198,9 +173,9 @@ export const OPTIONS = {
   },
   volumeSizeLimit: {
     env: 'VOLUME_SIZE_LIMIT',
-    default: d.volumeSizeLimit,
-    doc: 'sizeLimit of the memory-backed secrets volume (counts against the pod\'s memory).',
-    parse: quantity(false),
+    default: d.volumeSizeLimit ?? '',
+    doc: "sizeLimit of the memory-backed secrets volume (empty: none). The app's own files under the mount path count against it, and past it the pod is evicted.",
+    parse: quantity(true),
   },
   fetcherNodeCredentials: {
     env: 'FETCHER_NODE_CREDENTIALS',
@@ -355,7 +330,6 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     fetcherResources: { requests, limits },
     fetcherUid: v.fetcherUid!,
     defaultMountPath: v.defaultMountPath!,
-    volumeSizeLimit: v.volumeSizeLimit!,
     nativeSidecars: v.nativeSidecars === 'true',
     refresherResources: {
       requests: { cpu: v.refresherCpuRequest!, memory: v.refresherMemoryRequest! },
@@ -363,6 +337,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     },
     nodeCredentials: v.fetcherNodeCredentials!,
   };
+  if (v.volumeSizeLimit !== undefined) mutation.volumeSizeLimit = v.volumeSizeLimit;
   if (v.fetchDeadlineSeconds !== undefined) mutation.fetchTimeouts = { deadlineSeconds: v.fetchDeadlineSeconds };
 
   const config: WebhookConfig = {

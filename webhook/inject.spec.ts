@@ -55,8 +55,21 @@ describe('inject', () => {
     ];
     const text = docs.map((d) => YAML.stringify(d)).join('---\n');
     const result = injectManifests(text, CONFIG);
-    expect(result).toMatchObject({ errors: [], injected: 0 });
+    expect(result).toMatchObject({ errors: [], warnings: [], injected: 0 });
     expect(YAML.parseAllDocuments(result.output).map((d) => d.toJS())).toEqual(docs);
+  });
+
+  it('names a document without kind, and a kind it does not know that holds a pod template, instead of passing them in silence', () => {
+    const snippet = { metadata: { name: 'snippet', annotations: { [`${PREFIX}secret-arn`]: ARN } }, spec: template().spec };
+    const rollout = { apiVersion: 'argoproj.io/v1alpha1', kind: 'Rollout', metadata: { name: 'r' }, spec: { template: template() } };
+    const text = [snippet, rollout].map((d) => YAML.stringify(d)).join('---\n');
+    const result = injectManifests(text, CONFIG);
+    expect(result).toMatchObject({ errors: [], injected: 0 });
+    expect(result.warnings).toEqual([
+      '(no kind) snippet (document 1): has no kind, so no pod template was looked for; passed through unchanged',
+      expect.stringMatching(/^Rollout r \(document 2\): Rollout is not a kind inject knows \(Pod, Deployment, .*CronJob\); its pod template was not mutated here/),
+    ]);
+    expect(YAML.parseAllDocuments(result.output).map((d) => d.toJS())).toEqual([snippet, rollout]);
   });
 
   it('keeps comments and handles many documents and Lists', () => {

@@ -69,11 +69,21 @@ function applyOp(doc: Document, base: ReadonlyArray<string | number>, op: { op: 
   }
 }
 
+/** A pod spec, or a pod template at one of the places workload kinds keep theirs. */
+function holdsPodTemplate(obj: Obj): boolean {
+  const spec = isObject(obj.spec) ? obj.spec : undefined;
+  if (!spec) return false;
+  if (Array.isArray(spec.containers)) return true;
+  const template = isObject(spec.template) ? spec.template : isObject(spec.jobTemplate) ? spec.jobTemplate : undefined;
+  return template !== undefined && isObject(template.spec);
+}
+
 function label(obj: Obj, index: number): string {
   const meta = isObject(obj.metadata) ? obj.metadata : {};
   const name = typeof meta.name === 'string' ? meta.name : typeof meta.generateName === 'string' ? `${meta.generateName}*` : '(unnamed)';
   const ns = typeof meta.namespace === 'string' ? `${meta.namespace}/` : '';
-  return `${String(obj.kind)} ${ns}${name} (document ${index + 1})`;
+  const kind = typeof obj.kind === 'string' && obj.kind !== '' ? obj.kind : '(no kind)';
+  return `${kind} ${ns}${name} (document ${index + 1})`;
 }
 
 function injectObject(
@@ -85,7 +95,16 @@ function injectObject(
   result: InjectResult,
 ): void {
   const templatePath = typeof obj.kind === 'string' ? TEMPLATE_PATHS[obj.kind] : undefined;
-  if (templatePath === undefined) return;
+  if (templatePath === undefined) {
+    if (typeof obj.kind !== 'string' || obj.kind === '') {
+      result.warnings.push(`${where}: has no kind, so no pod template was looked for; passed through unchanged`);
+    } else if (holdsPodTemplate(obj)) {
+      result.warnings.push(
+        `${where}: ${obj.kind} is not a kind inject knows (${Object.keys(TEMPLATE_PATHS).join(', ')}); its pod template was not mutated here, though the webhook still mutates the pods it makes`,
+      );
+    }
+    return;
+  }
   // The webhook sees pods only: annotations on a workload's own metadata never reach it.
   const own = isObject(obj.metadata) && isObject(obj.metadata.annotations) ? Object.keys(obj.metadata.annotations) : [];
   const misplaced = templatePath.length > 0 ? own.filter((k) => k.startsWith(PREFIX)).sort() : [];

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { NODE_CREDENTIALS_ENV, parseSpec, SPEC_ENV } from '../fetcher/spec.js';
 import { parseAnnotations, PREFIX, type InjectionRequest } from './annotations.js';
-import { checkPod, findIdentity, mutate, validateTarget, type Pod } from './mutate.js';
+import { checkPod, findIdentity, mutate, validateResources, validateTarget, type Pod } from './mutate.js';
 import { DEFAULT_MUTATION_CONFIG as CONFIG } from './types.js';
 
 const ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:db-password-AbCdEf';
@@ -171,6 +171,57 @@ describe('mutate', () => {
   });
 });
 
+describe('the secrets volume and the app\'s temporary files', () => {
+  it('by default has no sizeLimit, so the app\'s own files in /tmp never get the pod evicted, and nothing is warned', () => {
+    const p = pod({});
+    const { pod: out, warnings } = mutate(p, request(p), CONFIG);
+    expect(out.spec.volumes).toEqual([{ name: 'secret-vol', emptyDir: { medium: 'Memory' } }]);
+    expect(warnings).toEqual([]);
+  });
+
+  it.each([
+    ['/tmp', {}, '(/tmp)'],
+    ['/var/tmp', { [`${PREFIX}mount-path`]: '/var/tmp' }, '(/var/tmp)'],
+    ['a TMPDIR inside the mount', { [`${PREFIX}mount-path`]: '/scratch' }, '(/scratch/t)'],
+  ])('with a sizeLimit set, warns when the volume is a temporary directory: %s', (_, annotations, where) => {
+    const p = pod(annotations, { containers: [{ name: 'app', image: 'busybox', env: [{ name: 'TMPDIR', value: '/scratch/t/' }] }] });
+    const { pod: out, warnings } = mutate(p, request(p), { ...CONFIG, volumeSizeLimit: '16Mi' });
+    expect(out.spec.volumes![0]!.emptyDir).toEqual({ medium: 'Memory', sizeLimit: '16Mi' });
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain(`holds the app's temporary files ${where}, which count against its sizeLimit of 16Mi: past it the pod is evicted; set ${PREFIX}mount-path`);
+    expect(warnings[0]!.length).toBeLessThanOrEqual(250);
+  });
+
+  it('with a sizeLimit set and a path of its own, nothing is warned', () => {
+    const p = pod({ [`${PREFIX}mount-path`]: '/var/run/app-secrets' });
+    expect(mutate(p, request(p), { ...CONFIG, volumeSizeLimit: '16Mi' }).warnings).toEqual([]);
+  });
+});
+
+describe('validateResources: pod-level resources leave room for the fetcher', () => {
+  const fetcher = CONFIG.fetcherResources; // requests 10m/32Mi, limits 200m/64Mi
+  it.each([
+    [{ limits: { memory: '32Mi' } }, ['spec.resources.limits.memory: "32Mi" is below the fetcher\'s memory limit of 64Mi']],
+    [{ requests: { cpu: '5m', memory: '16Mi' } }, ['spec.resources.requests.cpu: "5m" is below the fetcher\'s cpu request of 10m', 'spec.resources.requests.memory: "16Mi" is below']],
+  ])('refuses %j, naming what to raise', (resources, messages) => {
+    const problems = validateResources(pod({}, { resources }), CONFIG);
+    expect(problems.map((p) => p.code)).toEqual(messages.map(() => 'WEBHOOK_UNSUPPORTED_POD'));
+    problems.forEach((p, i) => expect(`${p.subject}: ${p.message}`).toContain(messages[i]));
+  });
+  it.each([
+    [undefined],
+    [{ limits: { memory: '64Mi', cpu: '1' }, requests: { memory: '0.5Gi', cpu: '10m' } }],
+    [{ limits: { 'hugepages-2Mi': '2Mi' } }],
+  ])('accepts %j', (resources) => {
+    expect(validateResources(pod({}, resources ? { resources } : {}), CONFIG)).toEqual([]);
+    expect(fetcher.limits.memory).toBe('64Mi');
+  });
+  it('follows the configured fetcher resources; a fetcher without a limit fits any pod limit', () => {
+    const config = { ...CONFIG, fetcherResources: { requests: { cpu: '10m', memory: '32Mi' }, limits: {} } };
+    expect(validateResources(pod({}, { resources: { limits: { memory: '32Mi' } } }), config)).toEqual([]);
+  });
+});
+
 describe('validateTarget', () => {
   it.each([
     [{ [`${PREFIX}containers`]: 'nope' }, {}, 'names container "nope", which the pod does not have (containers: app)'],
@@ -232,6 +283,15 @@ describe('validateTarget', () => {
     expect(validateTarget(p, request(p)).warnings.join()).toContain('without a region');
     const q = pod({ [`${PREFIX}secret-arn`]: 'db-password', [`${PREFIX}region`]: 'us-east-1' });
     expect(validateTarget(q, request(q)).warnings).toEqual([]);
+  });
+
+  it('says that AWS_REGION from envFrom does not reach the fetcher', () => {
+    const envFrom = [{ configMapRef: { name: 'aws' } }];
+    const p = pod({ [`${PREFIX}secret-arn`]: 'db-password' }, { containers: [{ name: 'app', image: 'busybox', envFrom }] });
+    const [warning] = validateTarget(p, request(p)).warnings;
+    expect(warning).toBe(`secret "db-password" has no region; AWS_REGION from envFrom (container "app") is not passed to the fetcher: set ${PREFIX}region`);
+    // Through mutate too: the fetcher gets the env of the container, never its envFrom.
+    expect(mutate(p, request(p), CONFIG).pod.spec.initContainers![0]!.envFrom).toBeUndefined();
   });
 });
 

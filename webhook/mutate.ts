@@ -20,6 +20,7 @@ import {
 import { parseReference } from '../fetcher/reference.js';
 import { MAX_ANNOTATIONS_BYTES, PREFIX, STATUS_ANNOTATION, STATUS_INJECTED, type InjectionRequest } from './annotations.js';
 import { problem, quote, type Problem } from './problems.js';
+import { quantityValue } from './quantity.js';
 import type { MutationConfig } from './types.js';
 
 /** The volume's name in the original AWS sample; kept so its users see what they know. */
@@ -221,11 +222,47 @@ export function validateTarget(pod: Pod, request: InjectionRequest, refused: Rea
   });
   const envRegion = identity.env.some((e) => e.name === 'AWS_REGION' || e.name === 'AWS_DEFAULT_REGION');
   if (regionless.length > 0 && request.region === undefined && !refused.has(`${PREFIX}region`) && !envRegion) {
+    // envFrom is not copied: it would hand the fetcher every key of a ConfigMap or Secret, the
+    // app's own secrets and AWS endpoint or credential settings included.
+    const envFrom = [...t.app, ...t.init].find((c) => Array.isArray(c.envFrom) && c.envFrom.length > 0);
     warnings.push(
-      `secret ${quote(regionless[0]!.ref)} is a name without a region and the pod sets none (${PREFIX}region); the fetcher will need AWS_REGION from its environment`,
+      envFrom !== undefined
+        ? `secret ${quote(regionless[0]!.ref, 60)} has no region; AWS_REGION from envFrom (container ${quote(envFrom.name, 40)}) is not passed to the fetcher: set ${PREFIX}region`
+        : `secret ${quote(regionless[0]!.ref)} is a name without a region and the pod sets none (${PREFIX}region); the fetcher will need AWS_REGION from its environment`,
     );
   }
   return { problems, warnings };
+}
+
+/**
+ * Stage validate (resources): a pod with pod-level resources (`spec.resources`) must leave room for
+ * the fetcher, or the apiserver refuses the injected pod: no container may ask for more than the
+ * pod's request or be limited above the pod's limit. The fetcher keeps the resources the webhook
+ * is configured with (it needs them whatever the pod's budget), so a pod that is short is refused
+ * here, naming what to raise.
+ */
+export function validateResources(pod: Pod, config: MutationConfig): Problem[] {
+  const own = pod.spec.resources;
+  if (!isObject(own)) return [];
+  const problems: Problem[] = [];
+  for (const kind of ['requests', 'limits'] as const) {
+    const podSide = own[kind];
+    if (!isObject(podSide)) continue;
+    for (const [resource, wanted] of Object.entries(config.fetcherResources[kind])) {
+      const have = podSide[resource];
+      const haveValue = typeof have === 'string' ? quantityValue(have) : typeof have === 'number' ? have : undefined;
+      const wantedValue = quantityValue(wanted);
+      if (haveValue === undefined || wantedValue === undefined || haveValue >= wantedValue) continue;
+      problems.push(
+        problem(
+          'WEBHOOK_UNSUPPORTED_POD',
+          `spec.resources.${kind}.${resource}`,
+          `${quote(have)} is below the fetcher's ${resource} ${kind === 'requests' ? 'request' : 'limit'} of ${wanted}, which the apiserver would refuse; raise it to at least ${wanted} (the fetcher runs before the app containers, not beside them)`,
+        ),
+      );
+    }
+  }
+  return problems;
 }
 
 function uniqueName(base: string, taken: ReadonlySet<string>): string {
@@ -353,15 +390,33 @@ export function mutate(pod: Pod, request: InjectionRequest, config: MutationConf
   // the patch lists its operations the same way for every pod. The refresher comes right after
   // the fetcher: the kubelet starts it once the first complete set is written, before the pod's
   // own init containers.
+  const emptyDir = config.volumeSizeLimit === undefined ? { medium: 'Memory' } : { medium: 'Memory', sizeLimit: config.volumeSizeLimit };
   const out: Pod = {
     ...pod,
     spec: {
       ...pod.spec,
       containers: pod.spec.containers.map(withVolume),
-      volumes: [...volumes, { name: volume, emptyDir: { medium: 'Memory', sizeLimit: config.volumeSizeLimit } }],
+      volumes: [...volumes, { name: volume, emptyDir }],
       initContainers: [...added, ...list(pod.spec.initContainers).map(withVolume)],
     },
     metadata: { ...pod.metadata, annotations: { ...pod.metadata?.annotations, [STATUS_ANNOTATION]: STATUS_INJECTED } },
   };
-  return { pod: out, warnings, spec };
+  return { pod: out, warnings: [...warnings, ...sizeLimitWarnings(t, request.mountPath, config)], spec };
+}
+
+/** Where programs write temporary files unless told otherwise. */
+const TEMP_DIRS = ['/tmp', '/var/tmp'];
+
+/**
+ * A sizeLimit on a volume that is also a temporary directory of the app counts the app's own
+ * files against it, and the kubelet evicts the pod past it: say so where that is the case.
+ */
+function sizeLimitWarnings(t: Targets, mountPath: string, config: MutationConfig): string[] {
+  if (config.volumeSizeLimit === undefined) return [];
+  const tmpdirs = [...t.app, ...t.init].flatMap((c) => list(c.env).filter((e) => e.name === 'TMPDIR' && typeof e.value === 'string').map((e) => trimSlash(e.value!)));
+  const temp = [...TEMP_DIRS, ...tmpdirs].find((d) => d === mountPath || d.startsWith(`${mountPath}/`));
+  if (temp === undefined) return [];
+  return [
+    `the secrets volume at ${mountPath} holds the app's temporary files (${temp}), which count against its sizeLimit of ${config.volumeSizeLimit}: past it the pod is evicted; set ${PREFIX}mount-path to a path of its own`,
+  ];
 }

@@ -7,7 +7,7 @@
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { parseSpec, serialiseSpec, SPEC_ENV, type FetchSpec } from '../fetcher/spec.js';
 import { checkBounds, parseAnnotations, shouldInject, STATUS_ANNOTATION, type Annotations } from './annotations.js';
-import { buildSpec, checkPod, mutate, validateRefresh, validateTarget, type Pod } from './mutate.js';
+import { buildSpec, checkPod, mutate, validateRefresh, validateResources, validateTarget, type Pod } from './mutate.js';
 import { firstOf, formatProblems, problem, quote, type Problem, type Stage, type StageProblems } from './problems.js';
 import type { AdmissionReviewResponse, MutationConfig, ReviewHandler, ReviewLog, ReviewOutcome, ReviewResult } from './types.js';
 
@@ -124,8 +124,8 @@ export function reviewPod(obj: unknown, config: MutationConfig): PodOutcome {
   const pod = obj as Pod;
   const fit = validateTarget(pod, request, 'problems' in parsed ? parsed.refused : undefined);
   warnings.push(...fit.warnings);
-  const problems = [...fit.problems, ...validateRefresh(request, config)];
-  if (problems.length > 0) groups.push({ stage: 'validate', problems });
+  const fitProblems = [...fit.problems, ...validateResources(pod, config), ...validateRefresh(request, config)];
+  if (fitProblems.length > 0) groups.push({ stage: 'validate', problems: fitProblems });
   if (groups.length > 0) return denyAll(groups, warnings);
 
   const result = mutate(pod, request, config);

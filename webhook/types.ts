@@ -17,8 +17,12 @@ export interface MutationConfig {
   fetcherUid: number;
   /** Mount path when a pod does not set `secrets.k8s.aws/mount-path`. */
   defaultMountPath: string;
-  /** sizeLimit of the memory-backed emptyDir, a Kubernetes quantity. */
-  volumeSizeLimit: string;
+  /**
+   * sizeLimit of the memory-backed emptyDir, a Kubernetes quantity; undefined: none. The volume is
+   * mounted read-write at /tmp by default, where the app keeps its own temporary files: a limit
+   * they outgrow gets the pod evicted, so there is none by default.
+   */
+  volumeSizeLimit?: string;
   /** Passed to the fetcher in its spec. */
   fetchTimeouts?: Timeouts;
   /** Whether the cluster runs native sidecars (init containers with restartPolicy Always, 1.29+). */
@@ -44,7 +48,6 @@ export const DEFAULT_MUTATION_CONFIG: MutationConfig = {
   },
   fetcherUid: 65532,
   defaultMountPath: '/tmp',
-  volumeSizeLimit: '16Mi',
   nativeSidecars: true,
   refresherResources: {
     requests: { cpu: '5m', memory: '48Mi' },

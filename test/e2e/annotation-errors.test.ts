@@ -55,6 +55,22 @@ describeE2E('annotation errors and warnings in kubectl', () => {
     expect(out.stderr).toContain('secrets.k8s.aws/containers: names container "nope"');
   });
 
+  it('pod-level resources: below the fetcher\'s, our denial names them; with room, the injected pod is valid to the apiserver', async () => {
+    const { cluster } = e2e();
+    const withResources = (name: string, memory: string) => {
+      const manifest = JSON.parse(pod(name, { 'secrets.k8s.aws/secret-arn': ARN }));
+      manifest.spec.resources = { requests: { cpu: '50m', memory }, limits: { cpu: '500m', memory } };
+      return JSON.stringify(manifest);
+    };
+    const short = await cluster.kubectl(['apply', '--dry-run=server', '-n', namespace(), '-f', '-'], { input: withResources('tight', '32Mi'), allowFailure: true });
+    expect(short.code).not.toBe(0);
+    expect(short.stderr).toContain('aws-secret-injector (validate): spec.resources.limits.memory: "32Mi" is below the fetcher\'s memory limit of 64Mi');
+    const roomy = await cluster.kubectl(['apply', '--dry-run=server', '-n', namespace(), '-f', '-', '-o', 'json'], { input: withResources('roomy', '128Mi') });
+    const stored = JSON.parse(roomy.stdout);
+    expect(stored.spec.initContainers[0].resources.limits.memory).toBe('64Mi');
+    expect(stored.spec.resources.limits.memory).toBe('128Mi');
+  });
+
   it('denies a mount path that clashes with an existing mount', async () => {
     const { cluster } = e2e();
     const manifest = JSON.parse(pod('clash', { 'secrets.k8s.aws/secret-arn': ARN }));

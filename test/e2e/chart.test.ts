@@ -341,6 +341,11 @@ describeE2E('chart: helm install and server-side dry-run against the real apiser
         (await runCommand(join(BIN_DIR, 'kubectl'), ['auth', 'can-i', ...args], env, { allowFailure: true })).stdout.trim();
       expect(await can('get', `secrets/${base}-tls`)).toBe('yes');
       expect(await can('update', `secrets/${base}-tls`)).toBe('yes');
+      // Exactly the verbs the passes above used: no patch of the Secret, no update of the configuration.
+      expect(await can('patch', `secrets/${base}-tls`)).toBe('no');
+      expect(await can('delete', `secrets/${base}-tls`)).toBe('no');
+      expect(await can('update', `mutatingwebhookconfigurations/0-${base}`)).toBe('no');
+      expect(await can('get', `mutatingwebhookconfigurations/0-${base}`)).toBe('yes');
       expect(await can('get', 'secrets/some-other-secret')).toBe('no');
       expect(await can('list', 'secrets')).toBe('no');
       expect(await can('create', 'secrets')).toBe('no');
@@ -349,6 +354,30 @@ describeE2E('chart: helm install and server-side dry-run against the real apiser
       expect(await can('patch', 'mutatingwebhookconfigurations/pod-identity-webhook')).toBe('no');
       expect(await can('list', 'mutatingwebhookconfigurations')).toBe('no');
       expect(await can('create', 'pods')).toBe('no');
+
+      // A changed webhook.configurationName: helm replaces the configuration with one that has no
+      // caBundle, and changes the certs containers' arguments, so the Deployment rolls out. The
+      // first new replica's bootstrap (played here with the same token, under the upgraded RBAC)
+      // fills the new configuration's caBundle with the Secret's CA.
+      const renamed = `0-renamed-${base}`.slice(0, 63);
+      const upgraded = await helm(['upgrade', release, CHART_DIR, '--namespace', ns, '--reuse-values', '--set', `webhook.configurationName=${renamed}`]);
+      expect(upgraded.code, upgraded.stderr).toBe(0);
+      const admission = cluster().kubeConfig.makeApiClient(AdmissionregistrationV1Api);
+      const fresh = await admission.readMutatingWebhookConfiguration({ name: renamed });
+      expect(fresh.webhooks![0]!.clientConfig.caBundle).toBeUndefined();
+      await expect(admission.readMutatingWebhookConfiguration({ name: `0-${base}` })).rejects.toMatchObject({ code: 404 });
+      const manifest = await helm(['get', 'manifest', release, '--namespace', ns]);
+      const next = (parseManifests(manifest.stdout).find((o) => o.kind === 'Deployment')!.spec as any).template.spec;
+      expect(next.initContainers[0].args).toContain(`--webhook-configuration=${renamed}`);
+      const out = join(dir, 'replica-renamed');
+      const r = await runCommand(process.execPath, [cli, ...argsOf(next.initContainers[0], out), '--timeout-seconds=20'], env, { allowFailure: true, timeoutMs: 60_000 });
+      expect(r.code, r.stderr + r.stdout).toBe(0);
+      expect(readFileSync(join(out, 'tls.crt'), 'utf8')).toBe(certA); // the same certificate, adopted
+      const filled = await admission.readMutatingWebhookConfiguration({ name: renamed });
+      const ca = (await core().readNamespacedSecret({ name: `${base}-tls`, namespace: ns })).data!['ca.crt']!;
+      expect(Buffer.from(filled.webhooks![0]!.clientConfig.caBundle!, 'base64').toString()).toBe(Buffer.from(ca, 'base64').toString());
+      expect(await can('patch', `mutatingwebhookconfigurations/${renamed}`)).toBe('yes');
+      expect(await can('patch', `mutatingwebhookconfigurations/0-${base}`)).toBe('no');
     } finally {
       rmSync(dir, { recursive: true, force: true });
       await uninstall(release, ns);
@@ -404,12 +433,17 @@ describeE2E('chart: helm install and server-side dry-run against the real apiser
     }
   });
 
-  it('the longest release name helm allows, in a 63-character namespace: every object passes a server-side dry-run', async () => {
+  it('the longest release name helm allows, and names with dots or a digit first, in a 63-character namespace: every object passes a server-side dry-run', async () => {
     const ns = (await namespace('long')).padEnd(63, 'x');
     await core().createNamespace({ body: { metadata: { name: ns } } });
     namespaces.push(ns);
-    const release = 'r'.repeat(53);
-    for (const set of [{}, { ...CERT_MODES['cert-manager'], 'metrics.serviceMonitor.enabled': false }]) {
+    for (const [release, set] of [
+      ['r'.repeat(53), {}],
+      ['r'.repeat(53), { ...CERT_MODES['cert-manager'], 'metrics.serviceMonitor.enabled': false }],
+      // Release names may hold dots and start with a digit; Service names may not.
+      ['my.app.v2', {}],
+      ['1app', { ...CERT_MODES['cert-manager'], 'metrics.serviceMonitor.enabled': false }],
+    ] as const) {
       const rendered = await helm(['template', release, CHART_DIR, '--namespace', ns, ...valueArgs(set)]);
       expect(rendered.code, rendered.stderr).toBe(0);
       const r = await cluster().kubectl(['apply', '--dry-run=server', '--namespace', ns, '-f', '-'], { input: rendered.stdout, allowFailure: true });

@@ -1,6 +1,7 @@
 // A real Kubernetes control plane for the e2e suite: etcd, kube-apiserver and
-// kube-controller-manager (built by test/setup/kube.sh) on free 127.0.0.1 ports in a temp dir.
-// No kubelet runs: pods stay Pending, which is all admission needs.
+// kube-controller-manager (built by test/setup/kube.sh) on free 127.0.0.1 ports in a temp dir, and
+// kube-scheduler when asked for. Without a node (the e2e suite) pods stay Pending, which is all
+// admission needs; the node suite adds a kubelet (test/helpers/node.ts).
 //
 // The apiserver's serving certificate comes from certs/generate.ts (IP SAN 127.0.0.1); the admin
 // identity is a static token in group system:masters; a fresh RSA key signs ServiceAccount tokens
@@ -49,6 +50,8 @@ export interface RunOptions {
   allowFailure?: boolean;
   /** Kill the command after this long (default 60 s). */
   timeoutMs?: number;
+  /** Working directory (default the repository root). */
+  cwd?: string;
 }
 
 export interface Cluster extends ClusterInfo {
@@ -67,6 +70,8 @@ export interface ControlPlane extends Cluster {
 export interface StartOptions {
   /** Give up waiting for /readyz after this long (default 60 s). */
   timeoutMs?: number;
+  /** Also run kube-scheduler, for a suite with a node. */
+  scheduler?: boolean;
 }
 
 const SERVICE_CIDR = '10.96.0.0/16';
@@ -82,7 +87,7 @@ export function runCommand(
   opts: RunOptions = {},
 ): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { env, cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(file, args, { env, cwd: opts.cwd ?? REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -101,6 +106,8 @@ export function runCommand(
         reject(new Error(`${file} ${args.join(' ')} ${why}:\n${stderr || stdout}`));
       }
     });
+    // A command that exits without reading its stdin closes the pipe: EPIPE is no failure of ours.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(opts.input ?? '');
   });
 }
@@ -192,8 +199,8 @@ async function waitUntil(
   throw new Error(`${what} not reached within ${timeoutMs} ms${last ? `; ${last.name} log ${last.logFile}:\n${tail(last.logFile)}` : ''}`);
 }
 
-function missingBinaries(): string[] {
-  const names = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kubectl'];
+function missingBinaries(scheduler: boolean): string[] {
+  const names = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kubectl', ...(scheduler ? ['kube-scheduler'] : [])];
   return names.filter((n) => {
     try {
       accessSync(join(BIN_DIR, n), constants.X_OK);
@@ -221,7 +228,7 @@ function pruneOldLogs(): void {
  * for the `default` ServiceAccount of namespace `default` (the controller-manager is working).
  */
 export async function startControlPlane(opts: StartOptions = {}): Promise<ControlPlane> {
-  const missing = missingBinaries();
+  const missing = missingBinaries(opts.scheduler ?? false);
   if (missing.length > 0) {
     throw new Error(`missing in .cache/bin: ${missing.join(', ')}; run \`npm run test:all\` (or \`bash test/setup/kube.sh\`)`);
   }
@@ -229,14 +236,14 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
   // between. Only that is worth another try.
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startOnce(opts.timeoutMs ?? 60_000);
+      return await startOnce(opts.timeoutMs ?? 60_000, opts.scheduler ?? false);
     } catch (e) {
       if (attempt >= 3 || !/address already in use/i.test(String(e))) throw e;
     }
   }
 }
 
-async function startOnce(timeoutMs: number): Promise<ControlPlane> {
+async function startOnce(timeoutMs: number, scheduler: boolean): Promise<ControlPlane> {
   const dir = mkdtempSync(join(tmpdir(), 'asi-e2e-'));
   mkdirSync(LOG_DIR, { recursive: true });
   pruneOldLogs();
@@ -308,6 +315,8 @@ async function startOnce(timeoutMs: number): Promise<ControlPlane> {
         `--service-account-key-file=${join(dir, 'sa.pub')}`,
         `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
         `--service-cluster-ip-range=${SERVICE_CIDR}`,
+        // `kubectl logs` reaches a kubelet at its node's address; a node's host name need not resolve.
+        '--kubelet-preferred-address-types=InternalIP',
         '--v=1',
       ],
       logDir,
@@ -364,6 +373,26 @@ async function startOnce(timeoutMs: number): Promise<ControlPlane> {
       async () => (await apiGet(info, '/api/v1/namespaces/default/serviceaccounts/default')).status === 200,
       timeoutMs,
     );
+
+    if (scheduler) {
+      const schedPort = await freePort();
+      procs.push(
+        startProc(
+          'kube-scheduler',
+          join(BIN_DIR, 'kube-scheduler'),
+          [
+            `--kubeconfig=${info.kubeconfigPath}`,
+            `--authentication-kubeconfig=${info.kubeconfigPath}`,
+            `--authorization-kubeconfig=${info.kubeconfigPath}`,
+            '--leader-elect=false',
+            '--bind-address=127.0.0.1',
+            `--secure-port=${schedPort}`,
+            '--v=1',
+          ],
+          logDir,
+        ),
+      );
+    }
 
     const cluster = connectCluster(info);
     return {

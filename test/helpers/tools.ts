@@ -10,7 +10,19 @@ export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', 
 export const BIN_DIR = join(REPO_ROOT, '.cache', 'bin');
 export const LOG_DIR = join(REPO_ROOT, '.cache', 'logs');
 
-export type Tool = 'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'kubectl' | 'helm' | 'moto_server';
+export type Tool =
+  | 'etcd'
+  | 'kube-apiserver'
+  | 'kube-controller-manager'
+  | 'kube-scheduler'
+  | 'kubelet'
+  | 'kubectl'
+  | 'helm'
+  | 'moto_server'
+  | 'containerd'
+  | 'ctr'
+  | 'runc'
+  | 'buildah';
 
 export function inCI(): boolean {
   return process.env.CI === 'true';

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the real parts the integration and e2e suites run against, each cached by version
+# Installs the real parts the integration, e2e and node suites run against, each cached by version
 # outside the clone (in $AWS_SECRET_INJECTOR_CACHE, default ~/.cache/aws-secret-injector) and
 # linked into the gitignored .cache/bin of this checkout. Idempotent: a warm cache takes seconds.
 set -euo pipefail
@@ -11,6 +11,7 @@ bash test/setup/moto.sh > "$LOG_DIR/moto-install.log" 2>&1 &
 moto_pid=$!
 bash test/setup/kube.sh
 bash test/setup/helm.sh
+bash test/setup/node-suite.sh
 if ! wait "$moto_pid"; then
   cat "$LOG_DIR/moto-install.log" >&2
   die "installing moto failed (log above)"

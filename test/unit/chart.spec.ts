@@ -120,7 +120,7 @@ suite('chart: default values', () => {
   it('grants only its own TLS Secret and its own webhook configuration, by name', () => {
     const role = one(objects, 'Role');
     expect(role.rules).toEqual([
-      { apiGroups: [''], resources: ['secrets'], resourceNames: ['acme-aws-secret-injector-tls'], verbs: ['get', 'update', 'patch'] },
+      { apiGroups: [''], resources: ['secrets'], resourceNames: ['acme-aws-secret-injector-tls'], verbs: ['get', 'update'] },
     ]);
     const clusterRole = one(objects, 'ClusterRole');
     expect(clusterRole.rules).toEqual([
@@ -128,7 +128,7 @@ suite('chart: default values', () => {
         apiGroups: ['admissionregistration.k8s.io'],
         resources: ['mutatingwebhookconfigurations'],
         resourceNames: ['0-acme-aws-secret-injector'],
-        verbs: ['get', 'update', 'patch'],
+        verbs: ['get', 'patch'],
       },
     ]);
     for (const b of [one(objects, 'RoleBinding'), one(objects, 'ClusterRoleBinding')]) {
@@ -192,7 +192,6 @@ suite('chart: default values', () => {
       'FETCHER_MEMORY_LIMIT',
       'FETCHER_UID',
       'DEFAULT_MOUNT_PATH',
-      'VOLUME_SIZE_LIMIT',
       'REFRESHER_CPU_REQUEST',
       'REFRESHER_MEMORY_REQUEST',
       'REFRESHER_CPU_LIMIT',
@@ -202,6 +201,9 @@ suite('chart: default values', () => {
     ]) {
       expect(env[name], name).toBe(defaults[name]);
     }
+    // No sizeLimit, the webhook's default: left out, as the apiserver would drop an empty value.
+    expect(defaults.VOLUME_SIZE_LIMIT).toBe('');
+    expect(env.VOLUME_SIZE_LIMIT).toBeUndefined();
     expect(env.FETCHER_IMAGE).toBe('ghcr.io/aws-secret-injector/fetcher:0.1.0');
     expect(env.TLS_CERT_FILE).toBe('/etc/aws-secret-injector/tls/tls.crt');
     expect(env.TLS_KEY_FILE).toBe('/etc/aws-secret-injector/tls/tls.key');
@@ -489,6 +491,19 @@ suite('chart: long names', () => {
         else expect(o.metadata.name.length, `${o.kind} ${o.metadata.name}`).toBeLessThanOrEqual(253);
       }
       expect(new Set(objects.filter((o) => o.kind === 'Service').map((o) => o.metadata.name)).size).toBe(2);
+    }
+  });
+
+  it.each(['my.app', '1app', `9.${'a'.repeat(51)}`])('release %s (dots, a digit first): Services named as DNS-1035 labels, and the Service the configuration, the certificate and the certs passes name is the one rendered', (name) => {
+    for (const set of [CERT_MODES['self-managed']!, CERT_MODES['cert-manager']!]) {
+      const objects = renderChart(HELM, { release: name, namespace: 'apps', set });
+      const services = objects.filter((o) => o.kind === 'Service').map((o) => o.metadata.name);
+      for (const s of services) expect(s).toMatch(SERVICE_NAME);
+      const service = services.find((s) => !s.endsWith('-metrics'))!;
+      expect(webhookOf(objects).clientConfig.service.name).toBe(service);
+      if (set === CERT_MODES['cert-manager']) expect(spec(one(objects, 'Certificate')).dnsNames).toContain(`${service}.apps.svc`);
+      else expect(podSpec(objects).initContainers[0].args).toContain(`--service=${service}`);
+      expect(one(objects, 'Deployment').metadata.name).toBe(`${name}-aws-secret-injector`.slice(0, 63));
     }
   });
 

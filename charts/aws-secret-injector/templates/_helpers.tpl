@@ -52,8 +52,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default (printf "%s-tls" (include "asi.fullname" .)) .Values.certificates.secretName -}}
 {{- end -}}
 
+{{/* A Service name is a DNS-1035 label: no dots (a release may be named my.app), and a letter
+     first (a release may be named 1app). Other objects take the fullname as it is. */}}
 {{- define "asi.serviceName" -}}
-{{- include "asi.fullname" . -}}
+{{- $name := include "asi.fullname" . | replace "." "-" -}}
+{{- if regexMatch "^[0-9]" $name -}}
+{{- $name = printf "s-%s" $name -}}
+{{- end -}}
+{{- regexReplaceAll "-+$" ($name | trunc 63) "" -}}
 {{- end -}}
 
 {{- define "asi.serviceAccountName" -}}

@@ -1,0 +1,88 @@
+// Who can read the files on a real node. The fetcher runs as 65532 and writes 0444 by default:
+// an app as root and an app as uid 1000 both read them. With `mode: 0440` and a pod fsGroup the
+// files take the fsGroup's group: a member reads them, a process of another uid without that
+// group (root dropping to `nobody` inside the pod) is refused.
+
+import type { V1Container, V1Pod } from '@kubernetes/client-node';
+import { expect, it } from 'vitest';
+import { awsHostAliases, createSecret, describeNode, nodeSuite, podWhen, printed, useAwsFront, useNamespace, withIrsa } from './context.js';
+
+const VALUE = 'shared by uids';
+
+function app(name: string, uid: number, script: string): V1Container {
+  return {
+    name,
+    image: nodeSuite().images.busybox,
+    imagePullPolicy: 'Never',
+    command: ['sh', '-c', `${script}; echo done; exec sleep 3600`],
+    securityContext: { runAsUser: uid },
+  };
+}
+
+function pod(name: string, annotations: Record<string, string>, containers: V1Container[], fsGroup?: number): V1Pod {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, annotations },
+    spec: {
+      hostNetwork: true,
+      hostAliases: awsHostAliases(),
+      terminationGracePeriodSeconds: 0,
+      ...(fsGroup !== undefined ? { securityContext: { fsGroup } } : {}),
+      containers,
+    },
+  };
+}
+
+const allRunning = (pod: V1Pod) => (pod.status?.containerStatuses ?? []).length > 0 && pod.status!.containerStatuses!.every((c) => c.state?.running);
+
+describeNode('file ownership on a real node', () => {
+  const namespace = useNamespace('owner');
+  useAwsFront();
+  let arn = '';
+
+  it('an app as root and an app as uid 1000 read the default 0444 files', async () => {
+    const { core } = nodeSuite();
+    const ns = namespace();
+    arn = await createSecret(`owner-${ns}`, VALUE);
+    const read = 'echo "id: $(id -u)"; echo "stat: $(stat -c "%a %u %g" /tmp/secret)"; echo "read: $(cat /tmp/secret)"';
+    await core.createNamespacedPod({
+      namespace: ns,
+      body: withIrsa(pod('default-mode', { 'secrets.k8s.aws/secret-arn': arn }, [app('root', 0, read), app('user', 1000, read)])),
+    });
+    await podWhen(ns, 'default-mode', 'both apps running', allRunning);
+    const root = await printed(ns, 'default-mode', 'root', /^done$/m);
+    const user = await printed(ns, 'default-mode', 'user', /^done$/m);
+    expect(root).toContain('id: 0\nstat: 444 65532 65532\nread: shared by uids');
+    expect(user).toContain('id: 1000\nstat: 444 65532 65532\nread: shared by uids');
+  });
+
+  it('with fsGroup and mode 0440, a member reads the file and another uid without the group cannot', async () => {
+    const { core } = nodeSuite();
+    const ns = namespace();
+    await core.createNamespacedPod({
+      namespace: ns,
+      body: withIrsa(
+        pod(
+          'fsgroup',
+          { 'secrets.k8s.aws/secret-arn': arn, 'secrets.k8s.aws/mode': '0440' },
+          [
+            app('member', 1000, 'echo "groups: $(id -G)"; echo "stat: $(stat -c "%a %u %g" /tmp/secret)"; echo "read: $(cat /tmp/secret)"'),
+            // busybox su as root: uid and groups of `nobody` only (initgroups), no fsGroup.
+            app('outsider', 0, `su -s /bin/sh nobody -c 'echo "groups: $(id -G)"; cat /tmp/secret || echo "refused: $?"' 2>&1`),
+          ],
+          3000,
+        ),
+      ),
+    });
+    await podWhen(ns, 'fsgroup', 'both apps running', allRunning);
+    const member = await printed(ns, 'fsgroup', 'member', /^done$/m);
+    expect(member).toMatch(/^groups: .*\b3000\b/m);
+    expect(member).toContain('stat: 440 65532 3000\nread: shared by uids');
+    const outsider = await printed(ns, 'fsgroup', 'outsider', /^done$/m);
+    expect(outsider).toContain('groups: 65534\n');
+    expect(outsider).toMatch(/Permission denied/);
+    expect(outsider).toContain('refused: 1');
+    expect(outsider).not.toContain(VALUE);
+  });
+});

@@ -1,0 +1,124 @@
+// The seed example on a real node: the busybox `webserver` Deployment, annotated as in the
+// original AWS sample, with the IRSA identity EKS's pod identity webhook gives it. The
+// controller-manager makes the pod, our webhook (its image, running on the node) mutates it, the
+// scheduler places it, the kubelet runs the fetcher image and then the app, which prints what it
+// finds in /tmp. The fetcher's AssumeRoleWithWebIdentity carried the pod's projected token.
+
+import { AppsV1Api, AuthenticationV1Api, type V1Deployment } from '@kubernetes/client-node';
+import { expect, it } from 'vitest';
+import { eventually } from '../helpers/cluster.js';
+import { awsHostAliases, createSecret, describeNode, nodeSuite, podWhen, printed, running, useAwsFront, useNamespace } from './context.js';
+
+const TOKEN_DIR = '/var/run/secrets/eks.amazonaws.com/serviceaccount';
+const ROLE_ARN = 'arn:aws:iam::123456789012:role/webserver';
+const VALUE = 'correct horse battery staple';
+
+function webserver(secretArn: string): V1Deployment {
+  const { images } = nodeSuite();
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'webserver', labels: { app: 'webserver' } },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: { app: 'webserver' } },
+      template: {
+        metadata: {
+          labels: { app: 'webserver' },
+          annotations: {
+            'secrets.k8s.aws/sidecarInjectorWebhook': 'enabled',
+            'secrets.k8s.aws/secret-arn': secretArn,
+          },
+        },
+        spec: {
+          serviceAccountName: 'webserver',
+          hostNetwork: true,
+          hostAliases: awsHostAliases(),
+          terminationGracePeriodSeconds: 0,
+          containers: [
+            {
+              name: 'webserver',
+              image: images.busybox,
+              imagePullPolicy: 'Never',
+              command: [
+                'sh',
+                '-c',
+                'echo "secret: $(cat /tmp/secret)"; echo "stat: $(stat -c "%a %u %g" /tmp/secret)"; ' +
+                  'echo "mount: $(grep " /tmp " /proc/mounts)"; exec sleep 3600',
+              ],
+              env: [
+                { name: 'AWS_ROLE_ARN', value: ROLE_ARN },
+                { name: 'AWS_WEB_IDENTITY_TOKEN_FILE', value: `${TOKEN_DIR}/token` },
+                { name: 'AWS_STS_REGIONAL_ENDPOINTS', value: 'regional' },
+                { name: 'AWS_REGION', value: 'us-east-1' },
+              ],
+              volumeMounts: [{ name: 'aws-iam-token', mountPath: TOKEN_DIR, readOnly: true }],
+            },
+          ],
+          volumes: [
+            {
+              name: 'aws-iam-token',
+              projected: {
+                sources: [{ serviceAccountToken: { audience: 'sts.amazonaws.com', expirationSeconds: 86400, path: 'token' } }],
+              },
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+describeNode('seed example on a real node', () => {
+  const namespace = useNamespace('seed');
+  const front = useAwsFront();
+  let podName = '';
+
+  it('the app container prints the secret the fetcher wrote to a memory-backed /tmp', async () => {
+    const { cluster, core } = nodeSuite();
+    const ns = namespace();
+    const arn = await createSecret(`webserver-${ns}`, VALUE);
+    await core.createNamespacedServiceAccount({
+      namespace: ns,
+      body: { metadata: { name: 'webserver', annotations: { 'eks.amazonaws.com/role-arn': ROLE_ARN } } },
+    });
+    await cluster.kubeConfig.makeApiClient(AppsV1Api).createNamespacedDeployment({ namespace: ns, body: webserver(arn) });
+    podName = await eventually('the webserver pod', async () => {
+      const list = await core.listNamespacedPod({ namespace: ns, labelSelector: 'app=webserver' });
+      return list.items[0]?.metadata?.name;
+    });
+    const pod = await podWhen(ns, podName, 'webserver running', running('webserver'));
+    // The kubelet's report: the fetcher ran to completion before the app started.
+    const fetcher = pod.status!.initContainerStatuses![0]!;
+    expect(fetcher.name).toBe('secret-fetcher');
+    expect(fetcher.state?.terminated).toMatchObject({ exitCode: 0, reason: 'Completed' });
+    // …from the fetcher image built in this run.
+    expect(fetcher.imageID).toBe(nodeSuite().built.config.fetcher.id);
+    const out = await printed(ns, podName, 'webserver', /^mount: /m);
+    expect(out).toContain(`secret: ${VALUE}`);
+    expect(out).toContain('stat: 444 65532 65532');
+    // tmpfs of the webhook's default VOLUME_SIZE_LIMIT (16Mi).
+    expect(out).toMatch(/^mount: tmpfs \/tmp tmpfs rw,.*size=16384k/m);
+    // The fetcher's log says what it wrote, never the value.
+    const fetcherLog = (await cluster.kubectl(['logs', '-n', ns, podName, '-c', 'secret-fetcher'])).stdout;
+    expect(fetcherLog).not.toContain(VALUE);
+  });
+
+  it("the fetcher's web identity is the pod's projected token, audience sts.amazonaws.com", async () => {
+    expect(podName, 'the previous test ran the pod').not.toBe('');
+    const { cluster } = nodeSuite();
+    const call = front().calls.find((c) => c.operation === 'sts.AssumeRoleWithWebIdentity');
+    expect(call, `STS calls: ${front().calls.map((c) => c.operation).join(', ')}`).toBeDefined();
+    expect(call!.params.RoleArn).toBe(ROLE_ARN);
+    const review = await cluster.kubeConfig.makeApiClient(AuthenticationV1Api).createTokenReview({
+      body: { spec: { token: call!.params.WebIdentityToken!, audiences: ['sts.amazonaws.com'] } },
+    });
+    expect(review.status?.authenticated).toBe(true);
+    expect(review.status?.audiences).toEqual(['sts.amazonaws.com']);
+    expect(review.status?.user?.username).toBe(`system:serviceaccount:${namespace()}:webserver`);
+    expect(review.status?.user?.extra?.['authentication.kubernetes.io/pod-name']).toEqual([podName]);
+    // …and the secret was then read with the role's credentials.
+    const ops = front().calls.map((c) => c.operation);
+    expect(ops.slice(ops.indexOf('sts.AssumeRoleWithWebIdentity') + 1)).toContainEqual(expect.stringMatching(/^secretsmanager\./));
+  });
+});

