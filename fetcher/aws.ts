@@ -10,6 +10,7 @@ import { GetParametersCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { CredentialError, errorFacts, type AwsApi } from './fetch.js';
 import type { CredentialSource } from './identity.js';
+import type { Network } from './network.js';
 
 interface AwsCredentialIdentity {
   accessKeyId: string;
@@ -24,7 +25,7 @@ export interface AwsOptions {
   source: CredentialSource;
   /** Chain into this role with STS AssumeRole. */
   roleArn?: string;
-  /** RoleSessionName for AssumeRole (see sessionName). */
+  /** RoleSessionName of IRSA's AssumeRoleWithWebIdentity and of AssumeRole (see sessionName). */
   sessionName: string;
   /** Region of the STS calls (AssumeRole, GetCallerIdentity, web identity). */
   stsRegion: string;
@@ -32,6 +33,8 @@ export interface AwsOptions {
   callTimeoutMs: number;
   /** Attempts per call, the first included (SDK standard retry mode). */
   maxAttempts: number;
+  /** Agent options of every AWS client (the proxy; see network.ts). */
+  agents?: Network['agents'];
 }
 
 /** AssumeRole's minimum; the fetcher is done long before. */
@@ -80,7 +83,7 @@ function tagged(stage: 'credentials' | 'assume-role', provider: AwsCredentialIde
 interface ProviderClientConfig {
   region: string;
   maxAttempts: number;
-  requestHandler: { requestTimeout: number; connectionTimeout: number; throwOnRequestTimeout: boolean };
+  requestHandler: { requestTimeout: number; connectionTimeout: number; throwOnRequestTimeout: boolean } & Network['agents'];
 }
 
 /**
@@ -92,13 +95,17 @@ function exportsOf<T extends object>(mod: T, name: keyof T): T {
   return typeof mod[name] === 'function' ? mod : ((mod as { default?: T }).default ?? mod);
 }
 
-/** The provider of one source, its module imported on first use. */
-function sourceProvider(source: CredentialSource, clientConfig: ProviderClientConfig): AwsCredentialIdentityProvider {
+/**
+ * The provider of one source, its module imported on first use. A web identity session is named
+ * after the pod like the chained one, so CloudTrail names the pod (the SDK's default is
+ * aws-sdk-js-session-<time>).
+ */
+function sourceProvider(source: CredentialSource, roleSessionName: string, clientConfig: ProviderClientConfig): AwsCredentialIdentityProvider {
   switch (source.kind) {
     case 'web-identity':
       return async () => {
         const { fromTokenFile } = exportsOf(await import('@aws-sdk/credential-provider-web-identity'), 'fromTokenFile');
-        return fromTokenFile({ webIdentityTokenFile: source.tokenFile, roleArn: source.roleArn, clientConfig })();
+        return fromTokenFile({ webIdentityTokenFile: source.tokenFile, roleArn: source.roleArn, roleSessionName, clientConfig })();
       };
     case 'pod-identity':
       return async () => {
@@ -111,7 +118,7 @@ function sourceProvider(source: CredentialSource, clientConfig: ProviderClientCo
     case 'node':
       return async () => {
         const { defaultProvider } = exportsOf(await import('@aws-sdk/credential-provider-node'), 'defaultProvider');
-        return defaultProvider({ clientConfig })();
+        return defaultProvider({ roleSessionName, clientConfig })();
       };
   }
 }
@@ -126,13 +133,14 @@ export function createAwsApi(opts: AwsOptions): AwsApi {
       requestTimeout: opts.callTimeoutMs,
       connectionTimeout: Math.min(opts.callTimeoutMs, 5_000),
       throwOnRequestTimeout: true,
+      ...opts.agents,
     },
   } as const;
   // The chain's own STS client (IRSA's AssumeRoleWithWebIdentity) gets the same per-call timeout
   // and attempts: without them a silent STS endpoint holds the exchange open forever.
   const base = tagged(
     'credentials',
-    sourceProvider(opts.source, { region: opts.stsRegion, maxAttempts: common.maxAttempts, requestHandler: common.requestHandler }),
+    sourceProvider(opts.source, opts.sessionName, { region: opts.stsRegion, maxAttempts: common.maxAttempts, requestHandler: common.requestHandler }),
   );
   let credentials = base;
   if (opts.roleArn !== undefined) {

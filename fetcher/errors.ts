@@ -6,6 +6,8 @@
 export type FetchErrorCode =
   /** The spec (env SECRET_INJECTOR_SPEC) or the command line is missing or malformed. */
   | 'FETCH_SPEC_INVALID'
+  /** The fetcher's network settings cannot be used (a proxy URL, the CA bundle, Node.js without proxy support). */
+  | 'FETCH_NETWORK'
   /** A reference resolves to no region (no region in it, none in the spec or the environment). */
   | 'FETCH_NO_REGION'
   /** The pod has no AWS identity of its own (IRSA or EKS Pod Identity) and node credentials are not allowed. */

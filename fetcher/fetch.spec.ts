@@ -179,11 +179,78 @@ describe('fetchTargets', () => {
         { ARN: id, Name: 'x', SecretString: 'EXACT' },
       ],
     };
-    const { api } = fakeAws({ batch: async () => out });
-    const r = await run([{ ref: id, file: 'a' }, { ref: 'x-AbCdEf', file: 'b' }], api, 'eu-west-1');
+    const { api, calls } = fakeAws({ batch: async () => out });
+    const r = await run([{ ref: id, file: 'a' }, { ref: `${id}-QwErTy`, file: 'b' }], api, 'eu-west-1');
+    expect(calls.map((c) => c.op)).toEqual(['batch']);
     expect(r.failures).toEqual([]);
     expect(r.values.get(r.plan.itemTargets.get(0)!)?.text).toBe('EXACT');
     expect(r.values.get(r.plan.itemTargets.get(1)!)?.text).toBe('LONGER');
+  });
+
+  describe('a name and another account\'s secret of that name', () => {
+    const FOREIGN = '999999999999';
+    const foreignArn = `arn:aws:secretsmanager:eu-west-1:${FOREIGN}:secret:db-XyZ123`;
+    // Secrets Manager as it answers: a name in the caller's account, an ARN wherever it points;
+    // the foreign answer first, where a match by order would take it for the name.
+    const answer = (id: string) => {
+      if (id.startsWith(`arn:aws:secretsmanager:eu-west-1:${FOREIGN}:secret:db`)) return { ARN: foreignArn, Name: 'db', SecretString: 'FOREIGN' };
+      const name = id.replace(/^arn:.*:secret:/, '').replace(/-AbCdEf$/, '');
+      return { ARN: smArn(name), Name: name, SecretString: name === 'db' ? 'OWN' : `value of ${name}` };
+    };
+    const multiAccount = () =>
+      fakeAws({
+        batch: async (ids) => ({ SecretValues: ids.map(answer).sort((a, b) => (a.SecretString === 'FOREIGN' ? -1 : b.SecretString === 'FOREIGN' ? 1 : 0)) }),
+        get: async (id) => answer(id),
+      });
+
+    it.each([
+      ['a complete ARN', foreignArn],
+      ['a partial ARN', `arn:aws:secretsmanager:eu-west-1:${FOREIGN}:secret:db`],
+    ])('gives each its own value when the other is %s, asking for them in separate calls', async (_kind, foreign) => {
+      const { api, calls } = multiAccount();
+      const items: SecretItem[] = [
+        { ref: 'db', file: 'own' },
+        { ref: foreign, file: 'foreign' },
+        { ref: 'other', file: 'other' },
+        { ref: 'more', file: 'more' },
+      ];
+      const r = await run(items, api, 'eu-west-1');
+      expect(r.failures).toEqual([]);
+      const value = (i: number) => r.values.get(r.plan.itemTargets.get(i)!);
+      expect([value(0)?.text, value(0)?.arn]).toEqual(['OWN', smArn('db')]);
+      expect([value(1)?.text, value(1)?.arn]).toEqual(['FOREIGN', foreignArn]);
+      expect(value(2)?.text).toBe('value of other');
+      for (const c of calls) expect(c.ids.includes('db') && c.ids.includes(foreign)).toBe(false);
+      expect(calls.length).toBe(2);
+    });
+
+    it('still batches a name with ARNs of other names', async () => {
+      const { api, calls } = multiAccount();
+      const r = await run([{ ref: 'db', file: 'a' }, { ref: smArn('other'), file: 'b' }, { ref: 'x', file: 'c' }], api, 'eu-west-1');
+      expect(r.failures).toEqual([]);
+      expect(calls.map((c) => c.op)).toEqual(['batch']);
+    });
+
+    it('uses no answer, and says so, when two different secrets fit one reference', async () => {
+      const { api } = fakeAws({
+        batch: async () => ({
+          SecretValues: [
+            { ARN: foreignArn, Name: 'db', SecretString: 'FOREIGN' },
+            { ARN: smArn('db'), Name: 'db', SecretString: 'OWN' },
+            { ARN: smArn('other'), Name: 'other', SecretString: 'OTHER' },
+          ],
+        }),
+      });
+      const r = await run([{ ref: 'db', file: 'a' }, { ref: 'other', file: 'b' }], api, 'eu-west-1');
+      expect(r.values.size).toBe(1);
+      expect(r.failures).toEqual([
+        expect.objectContaining({
+          code: 'FETCH_AWS',
+          ref: 'db',
+          message: `BatchGetSecretValue answered 2 different secrets that fit this reference (${foreignArn}, ${smArn('db')}); none was used`,
+        }),
+      ]);
+    });
   });
 
   it('explains a missing secret for each kind of reference', async () => {
@@ -230,6 +297,19 @@ describe('fetchTargets', () => {
     expect(r.failures).toEqual([]);
     expect(r.values.get(r.plan.itemTargets.get(0)!)?.text).toBe('MINE');
     expect(r.values.get(r.plan.itemTargets.get(1)!)?.text).toBe('SHARED');
+    // One name per call, so an answer matched by name can only be that one parameter's.
+    expect(vi.mocked(api.getParameters).mock.calls.map((c) => c[1].Names)).toEqual([[mine], [shared]]);
+  });
+
+  it('never takes another account\'s SSM parameter of the same name for the one asked', async () => {
+    const mine = ssmArn('app/y');
+    const { api } = fakeAws();
+    vi.mocked(api.getParameters).mockImplementation(async () => ({
+      Parameters: [{ Name: '/app/y', ARN: 'arn:aws:ssm:eu-west-1:210987654321:parameter/app/y', Value: 'SHARED' }],
+    }));
+    const r = await run([{ ref: mine, file: 'a' }], api);
+    expect(r.values.size).toBe(0);
+    expect(r.failures).toEqual([expect.objectContaining({ ref: mine, message: 'GetParameters answered neither a value nor an error for it' })]);
   });
 
   it('reports one credential failure for all the references it stopped', async () => {

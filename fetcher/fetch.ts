@@ -65,6 +65,8 @@ export interface Plan {
 export interface FetchResult {
   values: Map<string, FetchedValue>;
   failures: Failure[];
+  /** Key of each target that failed on its own -> its failure and whether AWS refused it (HTTP 4xx). */
+  failed: Map<string, { failure: Failure; clientError: boolean }>;
   /** Whether any failure came from AWS (worth asking STS who we are). */
   awsFailed: boolean;
 }
@@ -115,10 +117,41 @@ export function plan(spec: Pick<FetchSpec, 'region' | 'items'>, envRegion?: stri
   return { targets: [...targets.values()], itemTargets, failures };
 }
 
-function chunks<T>(list: T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < list.length; i += size) out.push(list.slice(i, i + size));
+/**
+ * Splits targets into calls of at most `size`, first fit, never putting two that `clash` into one
+ * call: an answer is matched to its request by name or ARN, and no answer must fit two requests.
+ */
+export function callsOf(list: Target[], size: number, clash: (a: Target, b: Target) => boolean): Target[][] {
+  const out: Target[][] = [];
+  for (const t of list) {
+    const call = out.find((c) => c.length < size && !c.some((u) => clash(t, u)));
+    if (call) call.push(t);
+    else out.push([t]);
+  }
   return out;
+}
+
+/** The names a Secrets Manager answer for `t` may carry (a complete-looking ARN may be a partial one). */
+function answerNames(t: Target): string[] {
+  const r = t.reference;
+  if (r.kind !== 'arn') return [r.name];
+  return [r.name, r.id.slice(r.id.indexOf(':secret:') + ':secret:'.length)];
+}
+
+/**
+ * A name is answered with the secret of the caller's account, an ARN with the secret it names,
+ * wherever it lives, both carrying a Name. In one batch a name reference and an ARN reference of
+ * the same name (another account's secret, say) would each find the other's answer by Name.
+ */
+export function secretsClash(a: Target, b: Target): boolean {
+  if ((a.reference.kind === 'name') === (b.reference.kind === 'name')) return false;
+  const [name, other] = a.reference.kind === 'name' ? [a, b] : [b, a];
+  return answerNames(other).includes(name.reference.id);
+}
+
+/** GetParameters answers carry the Name; parameters of one name (in two accounts) go to separate calls. */
+export function parametersClash(a: Target, b: Target): boolean {
+  return a.reference.name === b.reference.name;
 }
 
 async function runBounded(tasks: Array<() => Promise<void>>, limit: number): Promise<void> {
@@ -247,6 +280,9 @@ export function hintFor(t: Target, code: string, via: 'get' | 'batch' | 'paramet
   if (/Throttl|TooManyRequests|RequestLimitExceeded/.test(code)) {
     return 'AWS kept throttling after every retry; raise the retry attempts or the deadline, or start fewer pods at once';
   }
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(code)) {
+    return "the endpoint's certificate is not signed by a CA the fetcher trusts: a TLS-inspecting proxy or a private endpoint needs its CA in the fetcher's CA bundle (webhook setting FETCHER_CA_BUNDLE_CONFIGMAP)";
+  }
   if (/Timeout|ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|NetworkingError/.test(code)) {
     return `check the network path to the ${r.service === 'ssm' ? 'SSM' : 'Secrets Manager'} endpoint ${where} (VPC endpoint, proxy, egress rules, AWS_ENDPOINT_URL)`;
   }
@@ -289,20 +325,27 @@ const completes = (arn: string | undefined, id: string): boolean =>
 function matchesSecret(t: Target, arn: string | undefined, name: string | undefined): boolean {
   const r = t.reference;
   if (r.kind === 'partial-arn') return completes(arn, r.id);
-  if (r.kind === 'name') return name === r.id || arn === r.id;
+  if (r.kind === 'name') return name === r.id;
   return arn === r.id;
+}
+
+/** The one answer among `matches`, 'ambiguous' if they are different secrets. */
+function single<V extends { ARN?: string }>(matches: V[]): V | 'ambiguous' | undefined {
+  if (matches.length > 1 && new Set(matches.map((v) => v.ARN)).size > 1) return 'ambiguous';
+  return matches[0];
 }
 
 /**
  * The batch answer for `t`. BatchGetSecretValue answers with each secret's complete ARN, not the
  * id asked for. A name ending in "-" and six letters or digits ("db-secret") makes a partial ARN
- * look complete, so an ARN with no exact match is also tried as a partial one.
+ * look complete, so an ARN with no exact match is also tried as a partial one. Two different
+ * secrets fitting one request (callsOf keeps that from happening) are never settled by order.
  */
-function findInBatch<V extends { ARN?: string; Name?: string }>(t: Target, values: V[]): V | undefined {
-  const exact = values.find((v) => matchesSecret(t, v.ARN, v.Name));
+function findInBatch<V extends { ARN?: string; Name?: string }>(t: Target, values: V[]): V | 'ambiguous' | undefined {
+  const exact = single(values.filter((v) => matchesSecret(t, v.ARN, v.Name)));
   if (exact !== undefined || t.reference.kind !== 'arn') return exact;
   const id = t.reference.id;
-  return values.find((v) => completes(v.ARN, id));
+  return single(values.filter((v) => completes(v.ARN, id)));
 }
 
 function secretValue(out: GetOutput): FetchedValue {
@@ -326,6 +369,11 @@ export async function fetchTargets(targets: Target[], api: AwsApi, opts: FetchOp
   const credentialFailures = new Map<string, { error: CredentialError; refs: string[] }>();
   let awsFailed = false;
 
+  const failed = new Map<string, { failure: Failure; clientError: boolean }>();
+  const record = (t: Target, f: Failure, clientError: boolean) => {
+    failures.push(f);
+    failed.set(t.key, { failure: f, clientError });
+  };
   const fail = (t: Target, e: unknown, via: 'get' | 'batch' | 'parameters') => {
     if (e instanceof CredentialError) {
       const k = `${e.stage}\u0000${e.awsCode}\u0000${e.message}`;
@@ -335,13 +383,14 @@ export async function fetchTargets(targets: Target[], api: AwsApi, opts: FetchOp
       return;
     }
     awsFailed = true;
-    failures.push(awsFailure(t, e, via));
+    const f = errorFacts(e);
+    // A per-secret error inside a batch answer (no HTTP status of its own) is AWS refusing that secret.
+    const clientError = f.status !== undefined ? f.status >= 400 && f.status < 500 : !f.aborted && (e as { $fault?: unknown }).$fault === 'client';
+    record(t, awsFailure(t, e, via), clientError);
   };
   const noValue = (t: Target, what: string) => {
     awsFailed = true;
-    failures.push(
-      failure('FETCH_AWS', `${what} returned neither SecretString nor SecretBinary`, { ref: t.reference.id }),
-    );
+    record(t, failure('FETCH_AWS', `${what} returned neither SecretString nor SecretBinary`, { ref: t.reference.id }), false);
   };
 
   const getOne = async (t: Target) => {
@@ -383,9 +432,20 @@ export async function fetchTargets(targets: Target[], api: AwsApi, opts: FetchOp
         continue;
       }
       const found = findInBatch(t, out.SecretValues ?? []);
+      if (found === 'ambiguous') {
+        awsFailed = true;
+        const arns = (out.SecretValues ?? []).filter((v) => matchesSecret(t, v.ARN, v.Name) || completes(v.ARN, t.reference.id)).map((v) => v.ARN);
+        failures.push(
+          failure('FETCH_AWS', `BatchGetSecretValue answered ${arns.length} different secrets that fit this reference (${arns.join(', ')}); none was used`, {
+            ref: t.reference.id,
+            hint: 'use the complete ARN of the secret meant',
+          }),
+        );
+        continue;
+      }
       if (!found) {
         awsFailed = true;
-        failures.push(failure('FETCH_AWS', 'BatchGetSecretValue answered neither a value nor an error for it', { ref: t.reference.id }));
+        record(t, failure('FETCH_AWS', 'BatchGetSecretValue answered neither a value nor an error for it', { ref: t.reference.id }), false);
         continue;
       }
       const v = secretValue(found);
@@ -412,12 +472,14 @@ export async function fetchTargets(targets: Target[], api: AwsApi, opts: FetchOp
         fail(t, Object.assign(new Error(`parameter ${r.name} not found`), { name: 'ParameterNotFound', $fault: 'client' as const }), 'parameters');
         continue;
       }
-      // By ARN first: parameters of one name in two accounts (one shared with this one) may share a batch.
+      // By ARN; by name only an answer that carries no ARN or one of the reference's account and
+      // region (a call never holds two parameters of one name: parametersClash).
       const params = out.Parameters ?? [];
-      const p = params.find((x) => x.ARN === r.id) ?? params.find((x) => x.Name === r.id || x.Name === r.name);
+      const sameAccount = (arn: string | undefined) => arn === undefined || arn.split(':').slice(3, 5).join(':') === `${r.region}:${r.account}`;
+      const p = params.find((x) => x.ARN === r.id) ?? params.find((x) => (x.Name === r.id || x.Name === r.name) && sameAccount(x.ARN));
       if (!p || p.Value === undefined) {
         awsFailed = true;
-        failures.push(failure('FETCH_AWS', 'GetParameters answered neither a value nor an error for it', { ref: r.id }));
+        record(t, failure('FETCH_AWS', 'GetParameters answered neither a value nor an error for it', { ref: r.id }), false);
         continue;
       }
       const v: FetchedValue = { text: p.Value };
@@ -433,16 +495,99 @@ export async function fetchTargets(targets: Target[], api: AwsApi, opts: FetchOp
   const plain = secrets.filter((t) => t.versionStage === undefined && t.versionId === undefined);
   const versioned = secrets.filter((t) => !plain.includes(t));
   for (const [region, group] of Map.groupBy(plain, (t) => t.region)) {
-    for (const batch of chunks(group, SECRETS_PER_BATCH)) {
+    for (const batch of callsOf(group, SECRETS_PER_BATCH, secretsClash)) {
       // A batch of one is a plain GetSecretValue: it needs one IAM action fewer.
       tasks.push(batch.length === 1 ? () => getOne(batch[0] as Target) : () => getBatch(region, batch));
     }
   }
   for (const t of versioned) tasks.push(() => getOne(t));
   for (const [region, group] of Map.groupBy(parameters, (t) => t.region)) {
-    for (const batch of chunks(group, PARAMETERS_PER_CALL)) tasks.push(() => getParameters(region, batch));
+    for (const batch of callsOf(group, PARAMETERS_PER_CALL, parametersClash)) tasks.push(() => getParameters(region, batch));
   }
   await runBounded(tasks, opts.concurrency ?? DEFAULT_CONCURRENCY);
   for (const { error, refs } of credentialFailures.values()) failures.push(credentialFailure(error, refs));
-  return { values, failures, awsFailed };
+  return { values, failures, failed, awsFailed };
+}
+
+/** `reference` as it is named in `region`: an ARN with that region, a name as it is. */
+export function inRegion(reference: Reference, region: string): Reference {
+  if (reference.kind === 'name') return reference;
+  const parts = reference.id.split(':');
+  parts[3] = region;
+  return { ...reference, id: parts.join(':'), region } as Reference;
+}
+
+export interface FailoverResult extends FetchResult {
+  /** Targets whose value came from the failover region. */
+  failedOver: number;
+}
+
+/**
+ * Every target is asked in its own region and, at the same time, in `failoverRegion` (an ARN with
+ * that region: Secrets Manager replicas keep the name and suffix). The rules of the Secrets Store
+ * CSI provider's failoverRegion: a client error (HTTP 4xx) from either region fails the target;
+ * otherwise the primary's value, else the failover's; neither answering fails it. Failures name
+ * both regions. `values` is keyed by the primary targets only.
+ */
+export async function fetchWithFailover(targets: Target[], failoverRegion: string, api: AwsApi, opts: FetchOptions): Promise<FailoverResult> {
+  const pairs = new Map<string, Target>();
+  const failoverTargets: Target[] = [];
+  for (const t of targets) {
+    if (t.region === failoverRegion) continue;
+    const f: Omit<Target, 'key'> = { ...t, reference: inRegion(t.reference, failoverRegion), region: failoverRegion };
+    const target = { ...f, key: targetKey(f) };
+    pairs.set(t.key, target);
+    failoverTargets.push(target);
+  }
+  const both = await fetchTargets([...targets, ...failoverTargets], api, opts);
+  const dropped = new Set<Failure>();
+  const failures: Failure[] = [];
+  const values = new Map<string, FetchedValue>();
+  let failedOver = 0;
+  for (const t of targets) {
+    const f = pairs.get(t.key);
+    const primary = both.values.get(t.key);
+    if (f === undefined) {
+      if (primary !== undefined) values.set(t.key, primary);
+      continue;
+    }
+    const secondary = both.values.get(f.key);
+    const ep = both.failed.get(t.key);
+    const ef = both.failed.get(f.key);
+    if (ep !== undefined) dropped.add(ep.failure);
+    if (ef !== undefined) dropped.add(ef.failure);
+    // Credentials that could not be had fail both alike; they are reported once, as they are.
+    if (primary === undefined && secondary === undefined && ep === undefined && ef === undefined) continue;
+    const refused = ep?.clientError || ef?.clientError;
+    if (!refused && primary !== undefined) values.set(t.key, primary);
+    else if (!refused && secondary !== undefined) {
+      values.set(t.key, secondary);
+      failedOver++;
+    } else failures.push(bothRegions(t, f, ep, ef, refused === true));
+  }
+  for (const x of both.failures) if (!dropped.has(x)) failures.push(x);
+  const primaryKeys = new Set(targets.map((t) => t.key));
+  const failed = new Map([...both.failed].filter(([k]) => primaryKeys.has(k)));
+  return { values, failures, failed, awsFailed: both.awsFailed, failedOver };
+}
+
+type Outcome = { failure: Failure; clientError: boolean } | undefined;
+
+function bothRegions(p: Target, f: Target, ep: Outcome, ef: Outcome, refused: boolean): Failure {
+  const said = (x: Outcome, t: Target) =>
+    x === undefined
+      ? `${t.region} answered`
+      : x.failure.code === 'FETCH_DEADLINE'
+        ? `${t.region} did not answer before the deadline`
+        : `${x.failure.message}${x.failure.awsCode !== undefined ? ` (${x.failure.awsCode})` : ''}`;
+  const why = refused
+    ? `a client error in either region fails it (failover-region ${f.region})`
+    : `neither its region nor the failover region ${f.region} answered`;
+  const extra: Omit<Failure, 'code' | 'message'> = { ref: p.reference.id };
+  // The refusal's code and hint: that is what must be fixed.
+  const cause = (refused ? [ep, ef].find((x) => x?.clientError) : (ep ?? ef))?.failure;
+  if (cause?.awsCode !== undefined) extra.awsCode = cause.awsCode;
+  if (cause?.hint !== undefined) extra.hint = cause.hint;
+  const code = !refused && ep?.failure.code === 'FETCH_DEADLINE' && ef?.failure.code === 'FETCH_DEADLINE' ? 'FETCH_DEADLINE' : 'FETCH_AWS';
+  return failure(code, `${why}: in ${p.region}: ${said(ep, p)}; in ${f.region}: ${said(ef, f)}`, extra);
 }

@@ -55,7 +55,7 @@ describe('execute', () => {
       ]),
       { credentials: IRSA, api: () => api },
     );
-    expect(r).toEqual({ ok: true, files: 2, secrets: 2 });
+    expect(r).toEqual({ ok: true, files: 2, secrets: 2, failedOver: 0 });
     expect(readFileSync(join(dir, 'db/password'), 'utf8')).toBe('VALUE-pw-123');
     const marker = readFileSync(join(dir, MARKER_FILE), 'utf8');
     expect(JSON.parse(marker).secrets).toEqual([
@@ -133,7 +133,7 @@ describe('execute', () => {
       getSecretValue: async (_region, input) => ({ Name: input.SecretId, ARN: 'arn:x', VersionId: 'v1', SecretString: deep }),
     };
     const raw = await execute(spec([{ ref: 'deep', file: 'deep.json' }]), { credentials: IRSA, api: () => nested });
-    expect(raw).toEqual({ ok: true, files: 1, secrets: 1 });
+    expect(raw).toEqual({ ok: true, files: 1, secrets: 1, failedOver: 0 });
     expect(readFileSync(join(dir, 'deep.json'), 'utf8')).toBe(deep);
     const exploded = await execute(spec([{ ref: 'deep', explode: true, file: 'x' }]), { credentials: IRSA, api: () => nested });
     if (exploded.ok) throw new Error('expected a failure');

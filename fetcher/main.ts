@@ -7,8 +7,9 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { createAwsApi, sessionName } from './aws.js';
 import { fitTerminationMessage, formatReport, redact, type Failure, FetchError, type ReportContext } from './errors.js';
-import { fetchTargets, plan, untilAborted, type AwsApi, type FetchedValue } from './fetch.js';
+import { fetchTargets, fetchWithFailover, plan, untilAborted, type AwsApi, type FetchedValue, type FetchResult } from './fetch.js';
 import { chooseCredentials, type CredentialChoice, type CredentialSource } from './identity.js';
+import { networkFromEnv } from './network.js';
 import { findConflicts, renderItem, type OutputFile } from './render.js';
 import {
   DEFAULT_TERMINATION_LOG,
@@ -43,7 +44,7 @@ export interface ExecuteDeps {
 }
 
 export type ExecuteResult =
-  | { ok: true; files: number; secrets: number }
+  | { ok: true; files: number; secrets: number; /** Secrets whose value came from the failover region. */ failedOver: number }
   | { ok: false; failures: Failure[]; context: ReportContext; values: string[] };
 
 /** Every string a fetched value contains (the whole text and each JSON scalar), for redaction. */
@@ -105,12 +106,20 @@ export interface Collected {
   /** Whether any failure came from AWS (worth asking STS who we are). */
   awsFailed: boolean;
   targets: number;
+  /** Secrets whose value came from the failover region. */
+  failedOver: number;
 }
 
 /** Fetches every item of `spec` with `api` and renders it: the one fetch path of both commands. */
 export async function collect(spec: FetchSpec, api: AwsApi, envRegion: string | undefined, signal: AbortSignal): Promise<Collected> {
   const { targets, itemTargets, failures } = plan(spec, envRegion);
-  const result = await fetchTargets(targets, api, { signal });
+  let result: FetchResult;
+  let failedOver = 0;
+  if (spec.failoverRegion !== undefined) {
+    const r = await fetchWithFailover(targets, spec.failoverRegion, api, { signal });
+    failedOver = r.failedOver;
+    result = r;
+  } else result = await fetchTargets(targets, api, { signal });
   failures.push(...result.failures);
   const files: OutputFile[] = [];
   const entries = new Map<number, MarkerEntry>();
@@ -129,7 +138,7 @@ export async function collect(spec: FetchSpec, api: AwsApi, envRegion: string | 
     if (value.versionId !== undefined) entry.versionId = value.versionId;
     entries.set(index, entry);
   });
-  return { files, entries, failures, values: valueStrings(result.values.values()), awsFailed: result.awsFailed, targets: targets.length };
+  return { files, entries, failures, values: valueStrings(result.values.values()), awsFailed: result.awsFailed, targets: targets.length, failedOver };
 }
 
 /** The region STS is called in: the pod's, else the environment's, else the first reference's. */
@@ -194,7 +203,7 @@ export async function execute(spec: FetchSpec, deps: ExecuteDeps): Promise<Execu
     if (e instanceof FetchError) return { ok: false, failures: e.failures, context: {}, values };
     throw e;
   }
-  return { ok: true, files: files.length, secrets: collected.targets };
+  return { ok: true, files: files.length, secrets: collected.targets, failedOver: collected.failedOver };
 }
 
 const USAGE = `usage: aws-secret-injector fetch [--dir <path>]
@@ -283,27 +292,37 @@ export async function run(argv: string[]): Promise<number> {
     return fail(parsed.errors.map((message) => ({ code: 'FETCH_SPEC_INVALID' as const, message: `${SPEC_ENV}: ${message}` })), {}, []);
   }
   const spec = args.dir !== undefined ? { ...parsed.spec, dir: args.dir } : parsed.spec;
+  const network = networkFromEnv(process.env);
+  if ('errors' in network) {
+    return fail(
+      network.errors.map((message) => ({
+        code: 'FETCH_NETWORK' as const,
+        message,
+        hint: 'check the webhook\'s FETCHER_* network settings (chart values fetcher.network.*)',
+      })),
+      {},
+      [],
+    );
+  }
   const envRegion = process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || undefined;
   const pod = sessionName(process.env[POD_NAMESPACE_ENV], process.env[POD_NAME_ENV]);
   const timeouts = { ...DEFAULT_TIMEOUTS, ...spec.timeouts };
   const credentials = chooseCredentials(process.env);
-  if (args.command === 'refresh') return runRefresh(spec, credentials, envRegion, pod, timeouts);
+  const api: ExecuteDeps['api'] = (s, stsRegion, source) =>
+    createAwsApi({
+      source,
+      ...(s.roleArn !== undefined && { roleArn: s.roleArn }),
+      sessionName: pod,
+      stsRegion,
+      callTimeoutMs: timeouts.callSeconds * 1000,
+      maxAttempts: Math.max(1, Math.floor(timeouts.maxAttempts)),
+      agents: network.agents,
+    });
+  if (args.command === 'refresh') return runRefresh(spec, { credentials, api, ...(envRegion !== undefined && { envRegion }) });
   const started = Date.now();
   let result: ExecuteResult;
   try {
-    result = await execute(spec, {
-      envRegion,
-      credentials,
-      api: (s, stsRegion, source) =>
-        createAwsApi({
-          source,
-          ...(s.roleArn !== undefined && { roleArn: s.roleArn }),
-          sessionName: pod,
-          stsRegion,
-          callTimeoutMs: timeouts.callSeconds * 1000,
-          maxAttempts: Math.max(1, Math.floor(timeouts.maxAttempts)),
-        }),
-    });
+    result = await execute(spec, { envRegion, credentials, api });
   } catch (e) {
     // A bug, not a user error; still never print an object that might hold a value.
     exitSoon();
@@ -311,37 +330,24 @@ export async function run(argv: string[]): Promise<number> {
   }
   exitSoon();
   if (!result.ok) return fail(result.failures, result.context, result.values);
-  process.stdout.write(`fetch: wrote ${result.files} file(s) from ${result.secrets} secret(s) to ${spec.dir} in ${Date.now() - started} ms\n`);
+  const from = result.failedOver > 0 ? ` (${result.failedOver} from the failover region ${spec.failoverRegion})` : '';
+  process.stdout.write(`fetch: wrote ${result.files} file(s) from ${result.secrets} secret(s)${from} to ${spec.dir} in ${Date.now() - started} ms\n`);
   return 0;
 }
 
 /** The refresh sidecar: one AWS client set for the pod's life, the loop until SIGTERM or staleness. */
-async function runRefresh(
-  spec: FetchSpec,
-  credentials: CredentialChoice,
-  envRegion: string | undefined,
-  pod: string,
-  timeouts: Required<Timeouts>,
-): Promise<number> {
+async function runRefresh(spec: FetchSpec, deps: ExecuteDeps): Promise<number> {
   if (spec.refresh === undefined) {
     return fail([{ code: 'FETCH_SPEC_INVALID', message: `${SPEC_ENV} sets no refresh interval; refresh needs one` }], {}, []);
   }
-  if ('failure' in credentials) return fail(noIdentity(spec, credentials.failure, envRegion), {}, []);
+  if ('failure' in deps.credentials) return fail(noIdentity(spec, deps.credentials.failure, deps.envRegion), {}, []);
   const stop = new AbortController();
   const onSignal = () => stop.abort();
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
-  const api = createAwsApi({
-    source: credentials.source,
-    ...(spec.roleArn !== undefined && { roleArn: spec.roleArn }),
-    sessionName: pod,
-    stsRegion: stsRegionOf(spec, envRegion),
-    callTimeoutMs: timeouts.callSeconds * 1000,
-    maxAttempts: Math.max(1, Math.floor(timeouts.maxAttempts)),
-  });
   const refresher = new Refresher(spec, {
-    api,
-    envRegion,
+    api: deps.api(spec, stsRegionOf(spec, deps.envRegion), deps.credentials.source),
+    ...(deps.envRegion !== undefined && { envRegion: deps.envRegion }),
     now: Date.now,
     random: Math.random,
     sleep,

@@ -41,3 +41,16 @@ describe('parseSpec refresh', () => {
     expect(parseSpec(withRefresh(refresh))).toEqual({ errors: [error] });
   });
 });
+
+describe('parseSpec failoverRegion', () => {
+  const withFailover = (extra: object) => JSON.stringify({ version: 1, dir: '/tmp', items: [{ ref: 'db', file: 'db' }], ...extra });
+  it('accepts a region other than the spec\'s', () => {
+    expect(parseSpec(withFailover({ region: 'us-east-1', failoverRegion: 'us-east-2' }))).toEqual({
+      spec: expect.objectContaining({ region: 'us-east-1', failoverRegion: 'us-east-2' }),
+    });
+  });
+  it.each<[object, string]>([
+    [{ failoverRegion: 'east' }, 'failoverRegion "east" is not valid'],
+    [{ region: 'us-east-1', failoverRegion: 'us-east-1' }, 'failoverRegion "us-east-1" must differ from region'],
+  ])('refuses %j', (extra, error) => expect(parseSpec(withFailover(extra))).toEqual({ errors: [error] }));
+});

@@ -15,6 +15,27 @@ export const NODE_CREDENTIALS_ENV = 'SECRET_INJECTOR_NODE_CREDENTIALS';
 /** Where the failure paragraph goes; Kubernetes shows this file in `kubectl describe pod`. */
 export const TERMINATION_LOG_ENV = 'SECRET_INJECTOR_TERMINATION_LOG';
 export const DEFAULT_TERMINATION_LOG = '/dev/termination-log';
+/**
+ * The fetcher's network, as the webhook's settings may set it (webhook FETCHER_<name>, chart
+ * `fetcher.network.*`): an allow-list, so no setting can reach how the fetcher authenticates
+ * (AWS_PROFILE, keys, AWS_ROLE_ARN). Why each is there: README "Configuring the webhook".
+ */
+export const NETWORK_ENV = [
+  'HTTPS_PROXY',
+  'HTTP_PROXY',
+  'NO_PROXY',
+  'AWS_USE_FIPS_ENDPOINT',
+  'AWS_USE_DUALSTACK_ENDPOINT',
+  'AWS_ENDPOINT_URL_SECRETS_MANAGER',
+  'AWS_ENDPOINT_URL_SSM',
+  'AWS_ENDPOINT_URL_STS',
+] as const;
+export type NetworkEnvName = (typeof NETWORK_ENV)[number];
+/** Where the webhook mounts the CA bundle (a ConfigMap key) in the fetcher, read-only. */
+export const CA_BUNDLE_DIR = '/etc/aws-secret-injector/ca';
+export const CA_BUNDLE_FILE = `${CA_BUNDLE_DIR}/ca.crt`;
+/** Node.js adds the certificates of this file to its public CAs for every TLS connection. */
+export const CA_BUNDLE_ENV = 'NODE_EXTRA_CA_CERTS';
 /** Written last, after every secret file: apps (and a refresh sidecar) can tell a complete set. */
 export const MARKER_FILE = '.secrets-ready';
 /** The init container's args; the fetcher bundle and the full CLI both accept them. */
@@ -69,6 +90,8 @@ export interface FetchSpec {
   region?: string;
   /** A role to chain into with STS AssumeRole, from the pod's own identity. */
   roleArn?: string;
+  /** A second region every secret is also asked for (see README "failover-region"). */
+  failoverRegion?: string;
   /** Default file mode. */
   mode: number;
   items: SecretItem[];
@@ -125,7 +148,7 @@ export function serialiseSpec(spec: FetchSpec): string {
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 const ITEM_KEYS = new Set(['ref', 'file', 'key', 'explode', 'prefix', 'versionStage', 'versionId', 'mode', 'format']);
-const SPEC_KEYS = new Set(['version', 'dir', 'region', 'roleArn', 'mode', 'items', 'timeouts', 'refresh']);
+const SPEC_KEYS = new Set(['version', 'dir', 'region', 'roleArn', 'failoverRegion', 'mode', 'items', 'timeouts', 'refresh']);
 
 function modeField(value: unknown, where: string, errors: string[]): number | undefined {
   if (value === undefined) return undefined;
@@ -208,6 +231,9 @@ export function parseSpec(text: string): SpecResult {
   if (typeof dir !== 'string' || !dir.startsWith('/')) errors.push('dir must be an absolute path');
   const region = optionalString(raw, 'region', 'spec', errors);
   if (region !== undefined && !/^[a-z]{2}(-[a-z]+)+-\d+$/.test(region)) errors.push(`region "${region}" is not valid`);
+  const failoverRegion = optionalString(raw, 'failoverRegion', 'spec', errors);
+  if (failoverRegion !== undefined && !/^[a-z]{2}(-[a-z]+)+-\d+$/.test(failoverRegion)) errors.push(`failoverRegion "${failoverRegion}" is not valid`);
+  else if (failoverRegion !== undefined && failoverRegion === region) errors.push(`failoverRegion "${failoverRegion}" must differ from region`);
   const roleArn = optionalString(raw, 'roleArn', 'spec', errors);
   if (roleArn !== undefined && !isValidRoleArn(roleArn)) errors.push(`roleArn "${roleArn}" is not an IAM role ARN`);
   const mode = modeField(raw.mode, 'spec', errors) ?? DEFAULT_MODE;
@@ -246,6 +272,7 @@ export function parseSpec(text: string): SpecResult {
   const spec: FetchSpec = { version: SPEC_VERSION, dir: dir as string, mode, items };
   if (region !== undefined) spec.region = region;
   if (roleArn !== undefined) spec.roleArn = roleArn;
+  if (failoverRegion !== undefined) spec.failoverRegion = failoverRegion;
   if (timeouts !== undefined) spec.timeouts = timeouts;
   if (refresh !== undefined) spec.refresh = refresh;
   return { spec };

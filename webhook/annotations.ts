@@ -10,6 +10,7 @@
 
 import YAML, { isScalar, visit, type Document } from 'yaml';
 import {
+  CA_BUNDLE_DIR,
   DEFAULT_MODE,
   FORMATS,
   MARKER_FILE,
@@ -77,6 +78,7 @@ export function reservedMountPath(path: string): string | undefined {
   const p = path.replace(/\/+$/, '');
   if (p === '/app' || p === '/nodejs') return `${p} holds the fetcher's own program, which a volume there would hide`;
   if (p === '/dev' || ['/proc', '/sys'].some((r) => p === r || p.startsWith(`${r}/`))) return `${p} belongs to the container runtime`;
+  if (p === CA_BUNDLE_DIR || p.startsWith(`${CA_BUNDLE_DIR}/`)) return `${p} is where the fetcher's CA bundle is mounted`;
   return undefined;
 }
 
@@ -211,6 +213,14 @@ export const REGION: AnnotationDef<string> = {
   parse: (v) => (isValidRegion(v) ? { value: v } : { error: `${quote(v)} is not an AWS region such as us-east-1` }),
 };
 
+export const FAILOVER_REGION: AnnotationDef<string> = {
+  name: 'failover-region',
+  values: 'AWS region',
+  default: '—',
+  doc: "A second region every secret is also asked for, as the Secrets Store CSI provider's `failoverRegion`: a client error (HTTP 4xx) from either region fails the fetch; otherwise the secret's own region's value, else the failover region's. ARNs are asked with this region in them.",
+  parse: (v) => (isValidRegion(v) ? { value: v } : { error: `${quote(v)} is not an AWS region such as us-east-2` }),
+};
+
 export const MODE: AnnotationDef<number> = {
   name: 'mode',
   values: 'octal file mode',
@@ -256,6 +266,7 @@ export const REGISTRY: readonly AnnotationDef[] = [
   CONTAINERS,
   ROLE_ARN,
   REGION,
+  FAILOVER_REGION,
   MODE,
   REFRESH,
   STATUS,
@@ -615,6 +626,7 @@ export interface InjectionRequest {
   containers?: string[];
   roleArn?: string;
   region?: string;
+  failoverRegion?: string;
   mode: number;
   refreshSeconds?: number;
   items: SecretItem[];
@@ -662,6 +674,10 @@ export function parseAnnotations(annotations: Annotations, defaults: Defaults): 
   if (roleArn !== undefined) request.roleArn = roleArn;
   const region = get(REGION);
   if (region !== undefined) request.region = region;
+  const failoverRegion = get(FAILOVER_REGION);
+  if (failoverRegion !== undefined && failoverRegion === region) {
+    problems.push(problem('WEBHOOK_CONFLICTING_ANNOTATIONS', key(FAILOVER_REGION), `is ${quote(failoverRegion)}, the same as ${key(REGION)}: name another region, where the secrets are replicated`));
+  } else if (failoverRegion !== undefined) request.failoverRegion = failoverRegion;
   const refresh = get(REFRESH);
   if (refresh !== undefined) request.refreshSeconds = refresh;
 

@@ -144,6 +144,63 @@ describe('loadConfig', () => {
     expect(errors([], { [env]: value }).some((e) => e.startsWith(`${env}=`))).toBe(true);
   });
 
+  it("gives the fetcher only the network variables set, under the fetcher's names, and its CA bundle", () => {
+    expect(config([]).mutation.fetcherNetworkEnv).toBeUndefined();
+    expect(config([]).mutation.fetcherCaBundle).toBeUndefined();
+    const m = config([], {
+      FETCHER_HTTPS_PROXY: 'http://proxy.internal:3128',
+      FETCHER_HTTP_PROXY: 'http://proxy.internal:3128/',
+      FETCHER_NO_PROXY: ' .vpce.amazonaws.com, 10.0.0.1 ,[fd00::1]:443,*',
+      FETCHER_AWS_USE_FIPS_ENDPOINT: 'true',
+      FETCHER_AWS_USE_DUALSTACK_ENDPOINT: 'false',
+      FETCHER_CA_BUNDLE_CONFIGMAP: 'corp-trust',
+      FETCHER_CA_BUNDLE_KEY: 'trust-bundle.pem',
+    }).mutation;
+    expect(m.fetcherNetworkEnv).toEqual([
+      { name: 'HTTPS_PROXY', value: 'http://proxy.internal:3128' },
+      { name: 'HTTP_PROXY', value: 'http://proxy.internal:3128/' },
+      { name: 'NO_PROXY', value: '.vpce.amazonaws.com,10.0.0.1,[fd00::1]:443,*' },
+      { name: 'AWS_USE_FIPS_ENDPOINT', value: 'true' },
+    ]);
+    expect(m.fetcherCaBundle).toEqual({ configMap: 'corp-trust', key: 'trust-bundle.pem' });
+    const e = config([], {
+      FETCHER_AWS_ENDPOINT_URL_SECRETS_MANAGER: 'http://moto.test.svc:5000',
+      FETCHER_AWS_ENDPOINT_URL_SSM: 'https://ssm.example/',
+      FETCHER_AWS_ENDPOINT_URL_STS: 'https://sts.example/v1',
+    }).mutation;
+    expect(e.fetcherNetworkEnv).toEqual([
+      { name: 'AWS_ENDPOINT_URL_SECRETS_MANAGER', value: 'http://moto.test.svc:5000' },
+      { name: 'AWS_ENDPOINT_URL_SSM', value: 'https://ssm.example/' },
+      { name: 'AWS_ENDPOINT_URL_STS', value: 'https://sts.example/v1' },
+    ]);
+  });
+
+  it.each([
+    ['FETCHER_HTTPS_PROXY', 'proxy.internal:3128', 'must be an http:// or https:// URL'],
+    ['FETCHER_HTTPS_PROXY', 'socks5://proxy:1080', 'must be an http:// or https:// URL'],
+    ['FETCHER_HTTPS_PROXY', 'http://user:pass@proxy:3128', 'copied in clear into every injected pod'],
+    ['FETCHER_HTTP_PROXY', 'http://proxy:3128/path', 'scheme, host and port only'],
+    ['FETCHER_NO_PROXY', 'a b', 'not one: "a b"'],
+    ['FETCHER_NO_PROXY', ',', 'comma-separated'],
+    ['FETCHER_AWS_USE_FIPS_ENDPOINT', 'yes', 'must be true or false'],
+    ['FETCHER_AWS_ENDPOINT_URL_SSM', 'ssm.example', 'must be a URL'],
+    ['FETCHER_AWS_ENDPOINT_URL_STS', 'https://sts.example/?x=1', 'scheme, host and port only'],
+    ['FETCHER_CA_BUNDLE_CONFIGMAP', 'Corp_Trust', 'must be a ConfigMap name'],
+    ['FETCHER_CA_BUNDLE_KEY', 'a/b', 'must be a ConfigMap key'],
+  ])('rejects %s=%j: %s', (env, value, why) => {
+    expect(errors([], { [env]: value })).toEqual([expect.stringContaining(`${env}=${JSON.stringify(value)}: `)]);
+    expect(errors([], { [env]: value })[0]).toContain(why);
+  });
+
+  it('refuses the FIPS or dual-stack switch with an endpoint URL (the SDK would refuse every call)', () => {
+    expect(
+      errors([], { FETCHER_AWS_USE_FIPS_ENDPOINT: 'true', FETCHER_AWS_USE_DUALSTACK_ENDPOINT: 'true', FETCHER_AWS_ENDPOINT_URL_STS: 'https://sts.example' }),
+    ).toEqual([
+      'FETCHER_AWS_USE_FIPS_ENDPOINT=true cannot be combined with a FETCHER_AWS_ENDPOINT_URL_* setting: the endpoint URL already names the host',
+      'FETCHER_AWS_USE_DUALSTACK_ENDPOINT=true cannot be combined with a FETCHER_AWS_ENDPOINT_URL_* setting: the endpoint URL already names the host',
+    ]);
+  });
+
   it('rejects unknown flags and flags without a value', () => {
     expect(errors(['--prot', '1'])).toEqual([expect.stringMatching(/unknown option '--prot'/)]);
     expect(errors(['--port'])).toEqual([expect.stringMatching(/--port <value>' argument missing/)]);

@@ -6,7 +6,7 @@
 import { statSync } from 'node:fs';
 import { Command, CommanderError, Option as CommanderOption } from 'commander';
 import { NODE_CREDENTIALS_VALUES } from '../fetcher/identity.js';
-import { NODE_CREDENTIALS_ENV } from '../fetcher/spec.js';
+import { NETWORK_ENV, NODE_CREDENTIALS_ENV, type NetworkEnvName } from '../fetcher/spec.js';
 import { reservedMountPath } from './annotations.js';
 import { quantityValue } from './quantity.js';
 import { DEFAULT_MUTATION_CONFIG, type MutationConfig } from './types.js';
@@ -98,6 +98,56 @@ function image(raw: string): Parsed<string> {
 function host(raw: string): Parsed<string> {
   return /^[A-Za-z0-9.:\-[\]%]+$/.test(raw) ? ok(raw.replace(/^\[(.*)\]$/, '$1')) : fail('must be an IP address or host name');
 }
+
+
+const optional = <T>(parse: (raw: string) => Parsed<T>) => (raw: string): Parsed<T | undefined> => (raw === '' ? ok(undefined) : parse(raw));
+
+/**
+ * A URL the fetcher connects to: http or https, a host, nothing after the path. No user
+ * information: the value is copied in clear into every injected pod's spec.
+ */
+function url(what: string, pathAllowed: boolean) {
+  return (raw: string): Parsed<string> => {
+    let u: URL;
+    try {
+      u = new URL(raw);
+    } catch {
+      return fail(`must be a URL such as ${what}`);
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') return fail(`must be an http:// or https:// URL such as ${what}`);
+    if (u.username !== '' || u.password !== '') {
+      return fail('must not carry a user name or password: it would be copied in clear into every injected pod\'s spec');
+    }
+    if (u.search !== '' || u.hash !== '' || (!pathAllowed && u.pathname !== '/')) {
+      return fail(`must be a scheme, host and port only, such as ${what}`);
+    }
+    return ok(raw);
+  };
+}
+
+// Host names, `.domain` suffixes, `*`, IPv4/IPv6 addresses, each with an optional `:port`.
+const NO_PROXY_ENTRY = /^(\*|\.?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|\[?[0-9A-Fa-f:.]+\]?)(:\d{1,5})?$/;
+
+function noProxy(raw: string): Parsed<string> {
+  const entries = raw.split(',').map((e) => e.trim()).filter((e) => e !== '');
+  const bad = entries.filter((e) => !NO_PROXY_ENTRY.test(e));
+  if (entries.length === 0 || bad.length > 0) {
+    return fail(`must be a comma-separated list of host names, .domain suffixes, IP addresses or *; not one: ${bad.map((b) => JSON.stringify(b)).join(', ')}`);
+  }
+  return ok(entries.join(','));
+}
+
+function bool(raw: string): Parsed<boolean> {
+  if (raw === 'true') return ok(true);
+  if (raw === 'false' || raw === '') return ok(false);
+  return fail('must be true or false');
+}
+
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const configMapName = (raw: string): Parsed<string> =>
+  DNS_SUBDOMAIN.test(raw) && raw.length <= 253 ? ok(raw) : fail('must be a ConfigMap name (a DNS subdomain: lower-case letters, digits, "-", ".")');
+const configMapKey = (raw: string): Parsed<string> =>
+  /^[-._a-zA-Z0-9]+$/.test(raw) && raw.length <= 253 && raw !== '.' && raw !== '..' ? ok(raw) : fail('must be a ConfigMap key (letters, digits, "-", "_", ".")');
 
 const d = DEFAULT_MUTATION_CONFIG;
 
@@ -219,6 +269,66 @@ export const OPTIONS = {
     doc: 'Whether the cluster runs native sidecars (Kubernetes 1.29+), which `secrets.k8s.aws/refresh` needs: `false` refuses pods that ask for it, naming the reason. The chart sets it from the cluster\'s version.',
     parse: oneOf(['true', 'false'] as const),
   },
+  fetcherHttpsProxy: {
+    env: 'FETCHER_HTTPS_PROXY',
+    default: undefined,
+    doc: "Proxy the fetcher sends its AWS calls (Secrets Manager, SSM, STS) through, as the fetcher's `HTTPS_PROXY`: for clusters whose egress goes through a proxy. `http://host:port` (CONNECT) or `https://`; no credentials in it, they would be copied into every pod.",
+    parse: optional(url('http://proxy.internal:3128', false)),
+  },
+  fetcherHttpProxy: {
+    env: 'FETCHER_HTTP_PROXY',
+    default: undefined,
+    doc: "The fetcher's `HTTP_PROXY`: the proxy for plain `http://` endpoint URLs (AWS itself is only HTTPS, so only an `http://` endpoint below needs it).",
+    parse: optional(url('http://proxy.internal:3128', false)),
+  },
+  fetcherNoProxy: {
+    env: 'FETCHER_NO_PROXY',
+    default: undefined,
+    doc: "The fetcher's `NO_PROXY`: hosts it reaches without the proxy, comma-separated (host names, `.domain` suffixes, IP addresses, `*`), e.g. interface VPC endpoints. The node-local credential endpoints (EKS Pod Identity agent, instance metadata) never go through the proxy.",
+    parse: optional(noProxy),
+  },
+  fetcherUseFipsEndpoint: {
+    env: 'FETCHER_AWS_USE_FIPS_ENDPOINT',
+    default: 'false',
+    doc: "`true`: the fetcher's `AWS_USE_FIPS_ENDPOINT`, so it calls AWS's FIPS 140 endpoints (`secretsmanager-fips.<region>.amazonaws.com`, …), for regulated workloads and GovCloud. Not with an endpoint URL (the SDK refuses both).",
+    parse: bool,
+  },
+  fetcherUseDualstackEndpoint: {
+    env: 'FETCHER_AWS_USE_DUALSTACK_ENDPOINT',
+    default: 'false',
+    doc: "`true`: the fetcher's `AWS_USE_DUALSTACK_ENDPOINT`, so it calls AWS's IPv4-and-IPv6 endpoints, for IPv6-only clusters. Not with an endpoint URL.",
+    parse: bool,
+  },
+  fetcherEndpointSecretsManager: {
+    env: 'FETCHER_AWS_ENDPOINT_URL_SECRETS_MANAGER',
+    default: undefined,
+    doc: "The fetcher's `AWS_ENDPOINT_URL_SECRETS_MANAGER`: Secrets Manager at another URL, e.g. an interface VPC endpoint without private DNS, or an emulator in a test cluster.",
+    parse: optional(url('https://vpce-0abc.secretsmanager.us-east-1.vpce.amazonaws.com', true)),
+  },
+  fetcherEndpointSsm: {
+    env: 'FETCHER_AWS_ENDPOINT_URL_SSM',
+    default: undefined,
+    doc: "The fetcher's `AWS_ENDPOINT_URL_SSM`: the same for SSM Parameter Store.",
+    parse: optional(url('https://vpce-0abc.ssm.us-east-1.vpce.amazonaws.com', true)),
+  },
+  fetcherEndpointSts: {
+    env: 'FETCHER_AWS_ENDPOINT_URL_STS',
+    default: undefined,
+    doc: "The fetcher's `AWS_ENDPOINT_URL_STS`: the same for STS (IRSA's token exchange, `role-arn` chaining, the failure report's identity).",
+    parse: optional(url('https://vpce-0abc.sts.us-east-1.vpce.amazonaws.com', true)),
+  },
+  fetcherCaBundleConfigMap: {
+    env: 'FETCHER_CA_BUNDLE_CONFIGMAP',
+    default: undefined,
+    doc: "A ConfigMap in each injected pod's namespace (the shape trust-manager and cert-manager keep) whose PEM certificates the fetcher trusts besides the public CAs: a TLS-inspecting proxy's CA, a private endpoint's. Mounted read-only into the fetcher only, at `/etc/aws-secret-injector/ca`.",
+    parse: optional(configMapName),
+  },
+  fetcherCaBundleKey: {
+    env: 'FETCHER_CA_BUNDLE_KEY',
+    default: 'ca.crt',
+    doc: 'The key of that ConfigMap holding the PEM bundle.',
+    parse: configMapKey,
+  },
   shutdownDelaySeconds: {
     env: 'SHUTDOWN_DELAY_SECONDS',
     default: '0',
@@ -315,6 +425,15 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
       errors.push(`${who}_${kind.toUpperCase()}_REQUEST (${req}) is above ${who}_${kind.toUpperCase()}_LIMIT (${lim}); Kubernetes would reject ${pods}`);
     }
   }
+  const endpoints = [v.fetcherEndpointSecretsManager, v.fetcherEndpointSsm, v.fetcherEndpointSts].some((e) => e !== undefined);
+  for (const [name, on] of [
+    ['FETCHER_AWS_USE_FIPS_ENDPOINT', v.fetcherUseFipsEndpoint],
+    ['FETCHER_AWS_USE_DUALSTACK_ENDPOINT', v.fetcherUseDualstackEndpoint],
+  ] as const) {
+    // The SDK's endpoint rules refuse a custom endpoint together with either switch ("Invalid
+    // Configuration"): every fetch would fail.
+    if (on === true && endpoints) errors.push(`${name}=true cannot be combined with a FETCHER_AWS_ENDPOINT_URL_* setting: the endpoint URL already names the host`);
+  }
   if (errors.length > 0) return { errors };
 
   const requests: Record<string, string> = { cpu: v.fetcherCpuRequest!, memory: v.fetcherMemoryRequest! };
@@ -339,6 +458,19 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   };
   if (v.volumeSizeLimit !== undefined) mutation.volumeSizeLimit = v.volumeSizeLimit;
   if (v.fetchDeadlineSeconds !== undefined) mutation.fetchTimeouts = { deadlineSeconds: v.fetchDeadlineSeconds };
+  const network: Record<NetworkEnvName, string | undefined> = {
+    HTTPS_PROXY: v.fetcherHttpsProxy,
+    HTTP_PROXY: v.fetcherHttpProxy,
+    NO_PROXY: v.fetcherNoProxy,
+    AWS_USE_FIPS_ENDPOINT: v.fetcherUseFipsEndpoint ? 'true' : undefined,
+    AWS_USE_DUALSTACK_ENDPOINT: v.fetcherUseDualstackEndpoint ? 'true' : undefined,
+    AWS_ENDPOINT_URL_SECRETS_MANAGER: v.fetcherEndpointSecretsManager,
+    AWS_ENDPOINT_URL_SSM: v.fetcherEndpointSsm,
+    AWS_ENDPOINT_URL_STS: v.fetcherEndpointSts,
+  };
+  const networkEnv = NETWORK_ENV.flatMap((name) => (network[name] === undefined ? [] : [{ name, value: network[name]! }]));
+  if (networkEnv.length > 0) mutation.fetcherNetworkEnv = networkEnv;
+  if (v.fetcherCaBundleConfigMap !== undefined) mutation.fetcherCaBundle = { configMap: v.fetcherCaBundleConfigMap, key: v.fetcherCaBundleKey! };
 
   const config: WebhookConfig = {
     host: v.host!,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { NODE_CREDENTIALS_ENV, parseSpec, SPEC_ENV } from '../fetcher/spec.js';
+import { CA_BUNDLE_DIR, NODE_CREDENTIALS_ENV, parseSpec, SPEC_ENV } from '../fetcher/spec.js';
 import { parseAnnotations, PREFIX, type InjectionRequest } from './annotations.js';
 import { checkPod, findIdentity, mutate, validateResources, validateTarget, type Pod } from './mutate.js';
 import { DEFAULT_MUTATION_CONFIG as CONFIG } from './types.js';
@@ -168,6 +168,48 @@ describe('mutate', () => {
     expect(names(CONFIG)).not.toContain(NODE_CREDENTIALS_ENV);
     const env = mutate(p, request(p), { ...CONFIG, nodeCredentials: 'allow' }).pod.spec.initContainers![0]!.env!;
     expect(env.filter((e) => e.name === NODE_CREDENTIALS_ENV)).toEqual([{ name: NODE_CREDENTIALS_ENV, value: 'allow' }]);
+  });
+});
+
+describe('mutate: the fetcher\'s network', () => {
+  const network = {
+    ...CONFIG,
+    fetcherNetworkEnv: [
+      { name: 'HTTPS_PROXY' as const, value: 'http://proxy.internal:3128' },
+      { name: 'AWS_ENDPOINT_URL_SECRETS_MANAGER' as const, value: 'https://sm.example' },
+    ],
+    fetcherCaBundle: { configMap: 'corp-trust', key: 'trust-bundle.pem' },
+  };
+
+  it('gives the fetcher, and no app container, the network variables and the CA bundle mounted read-only', () => {
+    const p = pod({}, { volumes: [{ name: 'secret-fetcher-ca', emptyDir: {} }] });
+    const out = mutate(p, request(p), network).pod;
+    const init = out.spec.initContainers![0]!;
+    const env = Object.fromEntries(init.env!.map((e) => [e.name, e.value]));
+    expect(env).toMatchObject({
+      HTTPS_PROXY: 'http://proxy.internal:3128',
+      AWS_ENDPOINT_URL_SECRETS_MANAGER: 'https://sm.example',
+      NODE_EXTRA_CA_CERTS: `${CA_BUNDLE_DIR}/ca.crt`,
+    });
+    expect(init.volumeMounts).toContainEqual({ name: 'secret-fetcher-ca-2', mountPath: CA_BUNDLE_DIR, readOnly: true });
+    expect(out.spec.volumes).toContainEqual({
+      name: 'secret-fetcher-ca-2',
+      configMap: { name: 'corp-trust', items: [{ key: 'trust-bundle.pem', path: 'ca.crt' }], defaultMode: 0o444 },
+    });
+    expect(out.spec.containers[0]!.env).toBeUndefined();
+    expect(out.spec.containers[0]!.volumeMounts!.map((m) => m.name)).toEqual(['secret-vol']);
+  });
+
+  it('adds nothing without network settings', () => {
+    const p = pod({});
+    const out = mutate(p, request(p), CONFIG).pod;
+    expect(out.spec.volumes!.map((v) => v.name)).toEqual(['secret-vol']);
+    expect(out.spec.initContainers![0]!.env!.map((e) => e.name)).toEqual([SPEC_ENV, 'SECRET_INJECTOR_POD_NAME', 'SECRET_INJECTOR_POD_NAMESPACE']);
+  });
+
+  it('refuses a mount-path where the CA bundle goes', () => {
+    const r = parseAnnotations({ [`${PREFIX}secret-arn`]: ARN, [`${PREFIX}mount-path`]: `${CA_BUNDLE_DIR}/x` }, { mountPath: '/tmp' });
+    expect(JSON.stringify(r)).toContain("is where the fetcher's CA bundle is mounted");
   });
 });
 

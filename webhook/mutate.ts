@@ -7,6 +7,9 @@
 
 import type { V1Container, V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import {
+  CA_BUNDLE_DIR,
+  CA_BUNDLE_ENV,
+  CA_BUNDLE_FILE,
   FETCH_ARGS,
   NODE_CREDENTIALS_ENV,
   REFRESH_ARGS,
@@ -28,6 +31,8 @@ export const VOLUME_NAME = 'secret-vol';
 export const INIT_CONTAINER_NAME = 'secret-fetcher';
 /** The native sidecar that keeps the files current for pods with `refresh`. */
 export const REFRESHER_NAME = 'secret-refresher';
+/** The fetcher's CA bundle volume (webhook setting FETCHER_CA_BUNDLE_CONFIGMAP). */
+export const CA_VOLUME_NAME = 'secret-fetcher-ca';
 
 /** The credential variables of IRSA and EKS Pod Identity, copied from the app into the fetcher. */
 export const IDENTITY_ENV = [
@@ -275,6 +280,7 @@ export function buildSpec(request: InjectionRequest, config: MutationConfig): Fe
   const spec: FetchSpec = { version: SPEC_VERSION, dir: request.mountPath, mode: request.mode, items: request.items };
   if (request.region !== undefined) spec.region = request.region;
   if (request.roleArn !== undefined) spec.roleArn = request.roleArn;
+  if (request.failoverRegion !== undefined) spec.failoverRegion = request.failoverRegion;
   if (config.fetchTimeouts !== undefined) spec.timeouts = config.fetchTimeouts;
   if (request.refreshSeconds !== undefined && polled(request)) spec.refresh = { intervalSeconds: request.refreshSeconds };
   return spec;
@@ -300,7 +306,26 @@ export function validateRefresh(request: InjectionRequest, config: MutationConfi
   ];
 }
 
-export function buildInitContainer(name: string, volume: string, spec: FetchSpec, identity: Identity, config: MutationConfig): V1Container {
+/** The fetcher's network settings and CA bundle: env and mounts beside the identity's. */
+function networkOf(config: MutationConfig, caVolume: string | undefined): { env: V1EnvVar[]; mounts: V1VolumeMount[] } {
+  const env: V1EnvVar[] = (config.fetcherNetworkEnv ?? []).map((e) => ({ name: e.name, value: e.value }));
+  const mounts: V1VolumeMount[] = [];
+  if (config.fetcherCaBundle !== undefined && caVolume !== undefined) {
+    env.push({ name: CA_BUNDLE_ENV, value: CA_BUNDLE_FILE });
+    mounts.push({ name: caVolume, mountPath: CA_BUNDLE_DIR, readOnly: true });
+  }
+  return { env, mounts };
+}
+
+export function buildInitContainer(
+  name: string,
+  volume: string,
+  spec: FetchSpec,
+  identity: Identity,
+  config: MutationConfig,
+  caVolume?: string,
+): V1Container {
+  const network = networkOf(config, caVolume);
   return {
     name,
     image: config.fetcherImage,
@@ -311,6 +336,7 @@ export function buildInitContainer(name: string, volume: string, spec: FetchSpec
       { name: POD_NAME_ENV, valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.name' } } },
       { name: POD_NAMESPACE_ENV, valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } } },
       ...identity.env,
+      ...network.env,
       // Visible in the pod: this fetcher may fall back to the node's credentials.
       ...(config.nodeCredentials === 'allow' ? [{ name: NODE_CREDENTIALS_ENV, value: 'allow' }] : []),
     ],
@@ -328,7 +354,7 @@ export function buildInitContainer(name: string, volume: string, spec: FetchSpec
     // Spelled out (these are the apiserver's defaults) so the pod reads back exactly as patched.
     terminationMessagePath: '/dev/termination-log',
     terminationMessagePolicy: 'FallbackToLogsOnError',
-    volumeMounts: [{ name: volume, mountPath: spec.dir }, ...identity.mounts],
+    volumeMounts: [{ name: volume, mountPath: spec.dir }, ...identity.mounts, ...network.mounts],
   };
 }
 
@@ -336,8 +362,15 @@ export function buildInitContainer(name: string, volume: string, spec: FetchSpec
  * The refresh sidecar: the fetcher's container (image, environment and token mounts, security
  * context) kept running by the kubelet (`restartPolicy: Always`), with its own resources.
  */
-export function buildRefresher(name: string, volume: string, spec: FetchSpec, identity: Identity, config: MutationConfig): V1Container {
-  const base = buildInitContainer(name, volume, spec, identity, config);
+export function buildRefresher(
+  name: string,
+  volume: string,
+  spec: FetchSpec,
+  identity: Identity,
+  config: MutationConfig,
+  caVolume?: string,
+): V1Container {
+  const base = buildInitContainer(name, volume, spec, identity, config, caVolume);
   return { ...base, args: [...REFRESH_ARGS], resources: structuredClone(config.refresherResources), restartPolicy: 'Always' };
 }
 
@@ -362,7 +395,11 @@ export function mutate(pod: Pod, request: InjectionRequest, config: MutationConf
   const identity = findIdentity(pod, request);
 
   const volumes = list(pod.spec.volumes);
-  const volume = uniqueName(VOLUME_NAME, new Set(volumes.map((v) => v.name)));
+  const volumeNames = new Set(volumes.map((v) => v.name));
+  const volume = uniqueName(VOLUME_NAME, volumeNames);
+  volumeNames.add(volume);
+  const ca = config.fetcherCaBundle;
+  const caVolume = ca === undefined ? undefined : uniqueName(CA_VOLUME_NAME, volumeNames);
   const ephemeral = Array.isArray(pod.spec.ephemeralContainers) ? (pod.spec.ephemeralContainers as Obj[]) : [];
   const names = new Set([
     ...pod.spec.containers.map((c) => c.name),
@@ -371,10 +408,10 @@ export function mutate(pod: Pod, request: InjectionRequest, config: MutationConf
   ]);
   const name = uniqueName(INIT_CONTAINER_NAME, names);
   const warnings: string[] = [];
-  const added = [buildInitContainer(name, volume, spec, identity, config) as Container];
+  const containers = [buildInitContainer(name, volume, spec, identity, config, caVolume) as Container];
   if (spec.refresh !== undefined) {
     const refresher = uniqueName(REFRESHER_NAME, new Set([...names, name]));
-    added.push(buildRefresher(refresher, volume, spec, identity, config) as Container);
+    containers.push(buildRefresher(refresher, volume, spec, identity, config, caVolume) as Container);
   } else if (request.refreshSeconds !== undefined) {
     warnings.push(`${PREFIX}refresh ignored: every secret is pinned to a versionId, so there is nothing to refresh`);
   }
@@ -385,19 +422,25 @@ export function mutate(pod: Pod, request: InjectionRequest, config: MutationConf
   // own temporary files. The secret files themselves are read-only (mode 0444 by default).
   const withVolume = (c: Container): Container =>
     mounted.has(c) ? { ...c, volumeMounts: [...list(c.volumeMounts), { name: volume, mountPath: request.mountPath }] } : c;
+  const emptyDir = config.volumeSizeLimit === undefined ? { medium: 'Memory' } : { medium: 'Memory', sizeLimit: config.volumeSizeLimit };
+  const added: Array<V1Volume & Record<string, unknown>> = [{ name: volume, emptyDir }];
+  if (ca !== undefined && caVolume !== undefined) {
+    // The one key, under a fixed name; not optional: a pod without the ConfigMap waits with an
+    // event naming it rather than fetching without the CA it was told to trust.
+    added.push({ name: caVolume, configMap: { name: ca.configMap, items: [{ key: ca.key, path: 'ca.crt' }], defaultMode: 0o444 } });
+  }
 
   // Keys a pod lacks are added in this order (volumes, then initContainers; metadata last), so
   // the patch lists its operations the same way for every pod. The refresher comes right after
   // the fetcher: the kubelet starts it once the first complete set is written, before the pod's
   // own init containers.
-  const emptyDir = config.volumeSizeLimit === undefined ? { medium: 'Memory' } : { medium: 'Memory', sizeLimit: config.volumeSizeLimit };
   const out: Pod = {
     ...pod,
     spec: {
       ...pod.spec,
       containers: pod.spec.containers.map(withVolume),
-      volumes: [...volumes, { name: volume, emptyDir }],
-      initContainers: [...added, ...list(pod.spec.initContainers).map(withVolume)],
+      volumes: [...volumes, ...added],
+      initContainers: [...containers, ...list(pod.spec.initContainers).map(withVolume)],
     },
     metadata: { ...pod.metadata, annotations: { ...pod.metadata?.annotations, [STATUS_ANNOTATION]: STATUS_INJECTED } },
   };

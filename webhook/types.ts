@@ -1,7 +1,7 @@
 // The seams between the webhook's pure core (annotations, mutate, review) and its HTTP shell
 // (server, config, metrics). Both sides import these; neither reaches into the other.
 
-import type { Timeouts } from '../fetcher/spec.js';
+import type { NetworkEnvName, Timeouts } from '../fetcher/spec.js';
 
 /** What the mutation needs from the webhook's configuration (config.ts builds it from env/flags). */
 export interface MutationConfig {
@@ -32,6 +32,10 @@ export interface MutationConfig {
     requests: Record<string, string>;
     limits: Record<string, string>;
   };
+  /** The fetcher's network variables (proxy, FIPS/dual-stack, endpoint URLs), validated; only those set. */
+  fetcherNetworkEnv?: Array<{ name: NetworkEnvName; value: string }>;
+  /** A ConfigMap key in the pod's namespace holding PEM CA certificates the fetcher trusts too. */
+  fetcherCaBundle?: { configMap: string; key: string };
   /**
    * `allow`: a pod without IRSA or EKS Pod Identity may fetch with the node's credentials (the SDK's
    * default chain); the fetcher then carries NODE_CREDENTIALS_ENV=allow. Default `deny`.

@@ -4,6 +4,7 @@
 // produces on cue (throttling bursts, a denied action).
 
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 
 export interface Fault {
   status: number;
@@ -17,6 +18,10 @@ export interface AwsCall {
   operation: string;
   /** Form fields of query-protocol (STS) calls, e.g. RoleArn, WebIdentityToken; empty otherwise. */
   params: Record<string, string>;
+  /** The region the call was signed for (its SigV4 credential scope); '' when unsigned. */
+  region: string;
+  /** The client's source port: which connection (a proxy's tunnel, say) carried the call. */
+  remotePort: number;
   /** The access key id the call was signed with (SigV4 Authorization header), if signed. */
   accessKeyId?: string;
 }
@@ -33,28 +38,33 @@ export interface AwsProxy {
 }
 
 function callOf(req: IncomingMessage, body: Buffer): AwsCall {
-  const key = /Credential=([^/,\s]+)\//.exec(req.headers.authorization ?? '')?.[1];
-  const signed = key !== undefined ? { accessKeyId: key } : {};
+  // Credential=<key id>/<date>/<region>/<service>/aws4_request
+  const scope = /Credential=([^/,\s]+)\/\d{8}\/([a-z0-9-]+)\//.exec(String(req.headers.authorization ?? ''));
+  const signed = scope !== null ? { accessKeyId: scope[1]! } : {};
+  const region = scope?.[2] ?? '';
+  const remotePort = req.socket.remotePort ?? 0;
   const target = req.headers['x-amz-target'];
-  if (typeof target === 'string') return { operation: target, params: {}, ...signed };
+  if (typeof target === 'string') return { operation: target, params: {}, region, remotePort, ...signed };
   // STS speaks the query protocol: the operation is the form's Action.
   const params = Object.fromEntries(new URLSearchParams(body.toString('utf8')));
-  return { operation: params.Action ? `sts.${params.Action}` : `${req.method} ${req.url}`, params, ...signed };
+  return { operation: params.Action ? `sts.${params.Action}` : `${req.method} ${req.url}`, params, region, remotePort, ...signed };
 }
 
 /**
- * `fault(operation, seenBefore)` returns a fault to answer with, 'hang' to never answer (the
+ * `fault(operation, seenBefore, call)` returns a fault to answer with, 'hang' to never answer (the
  * connection stays open until the client gives up or the proxy closes), or undefined to forward.
+ * With `tls` (a key and certificate) the proxy serves HTTPS, an endpoint with that certificate.
  */
 export async function startAwsProxy(
   upstream: string,
-  fault: (operation: string, seenBefore: number) => Fault | 'hang' | undefined = () => undefined,
+  fault: (operation: string, seenBefore: number, call: AwsCall) => Fault | 'hang' | undefined = () => undefined,
+  opts: { tls?: { key: string; cert: string } } = {},
 ): Promise<AwsProxy> {
   const operations: string[] = [];
   const calls: AwsCall[] = [];
   const faulted: string[] = [];
   const target = new URL(upstream);
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -64,7 +74,7 @@ export async function startAwsProxy(
       const seenBefore = operations.filter((o) => o === op).length;
       operations.push(op);
       calls.push(call);
-      const f = fault(op, seenBefore);
+      const f = fault(op, seenBefore, call);
       if (f === 'hang') {
         faulted.push(op);
         return;
@@ -95,12 +105,13 @@ export async function startAwsProxy(
       });
       up.end(body);
     });
-  });
+  };
+  const server = opts.tls ? createTlsServer(opts.tls, handler) : createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     operations,
     calls,
     faulted,

@@ -22,7 +22,9 @@ export type Tool =
   | 'containerd'
   | 'ctr'
   | 'runc'
-  | 'buildah';
+  | 'buildah'
+  | 'actionlint'
+  | 'shellcheck';
 
 export function inCI(): boolean {
   return process.env.CI === 'true';

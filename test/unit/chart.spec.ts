@@ -417,6 +417,54 @@ suite('chart: notable values', () => {
     expect(loaded.config).toMatchObject({ port: 9443, logLevel: 'debug', shutdownDelaySeconds: 3, shutdownTimeoutSeconds: 10 });
   });
 
+  it("fetcher.network values become the webhook's FETCHER_* network settings, which its loader accepts", () => {
+    expect(Object.keys(envOf(renderChart(HELM))).filter((k) => /PROXY|AWS_|CA_BUNDLE/.test(k))).toEqual([]);
+    const objects = renderChart(HELM, {
+      set: {
+        'fetcher.network.httpsProxy': 'http://proxy.internal:3128',
+        'fetcher.network.httpProxy': 'http://proxy.internal:3128',
+        // helm --set needs its commas escaped.
+        'fetcher.network.noProxy': '.vpce.amazonaws.com\\,10.0.0.1',
+        'fetcher.network.useFipsEndpoint': true,
+        'fetcher.network.useDualstackEndpoint': true,
+        'fetcher.network.caBundle.configMap': 'corp-trust',
+        'fetcher.network.caBundle.key': 'trust-bundle.pem',
+      },
+    });
+    expect(envOf(objects)).toMatchObject({
+      FETCHER_HTTPS_PROXY: 'http://proxy.internal:3128',
+      FETCHER_HTTP_PROXY: 'http://proxy.internal:3128',
+      FETCHER_NO_PROXY: '.vpce.amazonaws.com,10.0.0.1',
+      FETCHER_AWS_USE_FIPS_ENDPOINT: 'true',
+      FETCHER_AWS_USE_DUALSTACK_ENDPOINT: 'true',
+      FETCHER_CA_BUNDLE_CONFIGMAP: 'corp-trust',
+      FETCHER_CA_BUNDLE_KEY: 'trust-bundle.pem',
+    });
+    const loaded = loadChartEnv(objects);
+    expect(loaded).toHaveProperty('config');
+    if (!('config' in loaded)) return;
+    expect(loaded.config.mutation.fetcherNetworkEnv!.map((e) => e.name)).toEqual([
+      'HTTPS_PROXY',
+      'HTTP_PROXY',
+      'NO_PROXY',
+      'AWS_USE_FIPS_ENDPOINT',
+      'AWS_USE_DUALSTACK_ENDPOINT',
+    ]);
+    const endpoints = renderChart(HELM, {
+      set: {
+        'fetcher.network.endpoints.secretsManager': 'http://moto.aws.svc:5000',
+        'fetcher.network.endpoints.ssm': 'http://moto.aws.svc:5000',
+        'fetcher.network.endpoints.sts': 'http://moto.aws.svc:5000',
+      },
+    });
+    expect(envOf(endpoints)).toMatchObject({
+      FETCHER_AWS_ENDPOINT_URL_SECRETS_MANAGER: 'http://moto.aws.svc:5000',
+      FETCHER_AWS_ENDPOINT_URL_SSM: 'http://moto.aws.svc:5000',
+      FETCHER_AWS_ENDPOINT_URL_STS: 'http://moto.aws.svc:5000',
+    });
+    expect(loadChartEnv(endpoints)).toHaveProperty('config');
+  });
+
   it('selectors, scheduling and metrics values', () => {
     const objects = renderChart(HELM, {
       namespace: 'sec',
@@ -532,6 +580,9 @@ suite('chart: bad values are refused with a clear message', () => {
     ['privileged port', { port: 443 }, /at '\/port': minimum: got 443, want 1,024/],
     ['plain-HTTP webhook URL', { 'webhook.url': 'http://127.0.0.1:8443/mutate' }, /at '\/webhook\/url'/],
     ['caBundle not base64', { 'webhook.caBundle': '-----BEGIN CERTIFICATE-----' }, /at '\/webhook\/caBundle'/],
+    ['a proxy with credentials', { 'fetcher.network.httpsProxy': 'http://user:pw@proxy:3128' }, /at '\/fetcher\/network\/httpsProxy'/],
+    ['an endpoint that is not a URL', { 'fetcher.network.endpoints.sts': 'sts.example' }, /at '\/fetcher\/network\/endpoints\/sts'/],
+    ['a CA bundle ConfigMap name with capitals', { 'fetcher.network.caBundle.configMap': 'Corp' }, /at '\/fetcher\/network\/caBundle\/configMap'/],
     ['zero replicas', { replicaCount: 0 }, /at '\/replicaCount': minimum: got 0, want 1/],
     [
       'a configuration name sorting after pod-identity-webhook',

@@ -33,7 +33,7 @@ function readDockerfile(text: string): { args: Record<string, string>; stages: S
     const [, op = '', rest = ''] = /^(\S+)\s*(.*)$/.exec(line) ?? [];
     const OP = op.toUpperCase();
     if (OP === 'FROM') {
-      const m = /^(\S+)(?:\s+AS\s+(\S+))?$/i.exec(rest);
+      const m = /^(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?$/i.exec(rest);
       if (!m) throw new Error(`cannot read FROM ${rest}`);
       const from = m[1]!.replace(/\$\{(\w+)\}/g, (_, k: string) => args[k] ?? `<unset ${k}>`);
       stages.push({ from, name: m[2] ?? String(stages.length), instructions: [] });
