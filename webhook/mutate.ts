@@ -431,9 +431,9 @@ export function mutate(pod: Pod, request: InjectionRequest, config: MutationConf
   }
 
   // Keys a pod lacks are added in this order (volumes, then initContainers; metadata last), so
-  // the patch lists its operations the same way for every pod. The refresher comes right after
-  // the fetcher: the kubelet starts it once the first complete set is written, before the pod's
-  // own init containers.
+  // the patch lists its operations, and the patched pod its keys, the same way for every pod.
+  // The refresher comes right after the fetcher: the kubelet starts it once the first complete
+  // set is written, before the pod's own init containers.
   const out: Pod = {
     ...pod,
     spec: {

@@ -51,23 +51,29 @@ function denyAll(groups: StageProblems[], warnings: string[]): PodOutcome {
 }
 
 /**
- * JSON Patch from the raw object to the mutated one. `compare` aligns arrays by index, so the
- * insertions at the front (the fetcher, first among init containers, and the refresher after
- * it) would come out as a rewrite of every existing init container; those insertions are stated
- * as `add`s at index 0 (and 1) and the rest is diffed. `mutate` shares every unchanged part with
- * the raw object and `compare` skips identical objects, so this walks only what changed.
+ * JSON Patch from the raw object to the mutated one. `mutate` shares every unchanged part with
+ * the raw object and `compare` skips identical objects, so the diff walks only what changed. The
+ * insertions at the front (the fetcher, first among init containers, and the refresher after it)
+ * are stated as operations of their own and the rest is diffed: `compare` aligns arrays by index,
+ * so they would come out as a rewrite of every existing init container, and it would deep-copy
+ * the added containers into its operations, the largest values of the patch, only for the patch
+ * to be serialised once more.
  */
 export function diff(raw: Obj, mutated: Pod): Operation[] {
   const spec = isObject(raw.spec) ? raw.spec : undefined;
   const before = spec?.initContainers;
   const after = mutated.spec.initContainers;
-  const inserted = Array.isArray(before) && after ? after.length - before.length : 0;
-  if (spec && Array.isArray(before) && before.length > 0 && after && (inserted === 1 || inserted === 2)) {
-    const front = after.slice(0, inserted);
-    const base = { ...raw, spec: { ...spec, initContainers: [...front, ...before] } };
-    return [...front.map((value, i) => ({ op: 'add' as const, path: `/spec/initContainers/${i}`, value })), ...compare(base, mutated)];
+  const existing = Array.isArray(before) ? before : [];
+  const inserted = after ? after.length - existing.length : 0;
+  if (!spec || !after || (inserted !== 1 && inserted !== 2) || (before !== undefined && before !== null && !Array.isArray(before))) {
+    return compare(raw, mutated);
   }
-  return compare(raw, mutated);
+  const front = after.slice(0, inserted);
+  const inserts: Operation[] = Array.isArray(before)
+    ? front.map((value, i) => ({ op: 'add', path: `/spec/initContainers/${i}`, value }))
+    : [{ op: before === undefined ? 'add' : 'replace', path: '/spec/initContainers', value: front }];
+  const base = { ...raw, spec: { ...spec, initContainers: [...front, ...existing] } };
+  return [...inserts, ...compare(base, mutated)];
 }
 
 /**
