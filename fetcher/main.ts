@@ -6,10 +6,11 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { createAwsApi, sessionName } from './aws.js';
-import { fitTerminationMessage, formatReport, redact, type Failure, FetchError, type ReportContext } from './errors.js';
+import { fitTerminationMessage, formatReport, NOTHING_TO_REDACT, quoted, redactor, type Failure, FetchError, type Redactor, type ReportContext } from './errors.js';
 import { fetchTargets, fetchWithFailover, plan, untilAborted, type AwsApi, type FetchedValue, type FetchResult } from './fetch.js';
 import { chooseCredentials, type CredentialChoice, type CredentialSource } from './identity.js';
 import { networkFromEnv } from './network.js';
+import { parseReference } from './reference.js';
 import { findConflicts, renderItem, type OutputFile } from './render.js';
 import {
   DEFAULT_TERMINATION_LOG,
@@ -45,10 +46,10 @@ export interface ExecuteDeps {
 
 export type ExecuteResult =
   | { ok: true; files: number; secrets: number; /** Secrets whose value came from the failover region. */ failedOver: number }
-  | { ok: false; failures: Failure[]; context: ReportContext; values: string[] };
+  | { ok: false; failures: Failure[]; context: ReportContext; /** Redacts what was fetched from the report's quoted text. */ redact: Redactor };
 
 /** Every string a fetched value contains (the whole text and each JSON scalar), for redaction. */
-function valueStrings(values: Iterable<FetchedValue>): string[] {
+export function valueStrings(values: Iterable<FetchedValue>): string[] {
   const out: string[] = [];
   // Iterative: a secret of deeply nested JSON (valid, and within the 64 KiB limit) would
   // overflow the stack of a recursive walk.
@@ -65,7 +66,7 @@ function valueStrings(values: Iterable<FetchedValue>): string[] {
   };
   for (const v of values) {
     if (v.text === undefined) continue;
-    out.push(v.text);
+    out.push(String(v.text));
     try {
       walk(JSON.parse(v.text));
     } catch {
@@ -73,6 +74,33 @@ function valueStrings(values: Iterable<FetchedValue>): string[] {
     }
   }
   return out;
+}
+
+/**
+ * What the report says itself, which redaction leaves alone: the references, their names (and
+ * each segment of them), regions and accounts, the regions in use and the identity.
+ */
+export function reportedStrings(spec: FetchSpec, envRegion: string | undefined, context: ReportContext): string[] {
+  const out = new Set<string>();
+  const add = (s: string | undefined) => {
+    if (s === undefined || s === '') return;
+    out.add(s);
+    for (const part of s.split(/[:/]/)) if (part !== '') out.add(part);
+  };
+  for (const item of spec.items) {
+    add(item.ref);
+    const r = parseReference(item.ref);
+    if ('reference' in r) [r.reference.name, r.reference.region, r.reference.account].forEach(add);
+  }
+  [spec.region, spec.failoverRegion, envRegion, context.identity].forEach(add);
+  return [...out];
+}
+
+/** A bug's report: its class and message, the message treated as quoted text (it may quote a value). */
+export function unexpectedFailure(e: unknown): Failure {
+  const name = typeof (e as Error)?.name === 'string' ? (e as Error).name : 'error';
+  const message = String((e as Error)?.message ?? e).slice(0, 300);
+  return { code: 'FETCH_AWS', message: `unexpected ${name}: ${quoted(message)}` };
 }
 
 /** renderItem, with a JSON value too deeply nested to re-encode reported against its reference. */
@@ -94,6 +122,20 @@ function renderOrFail(item: SecretItem, value: FetchedValue, mode: number): Retu
   }
 }
 
+export async function execute(spec: FetchSpec, deps: ExecuteDeps): Promise<ExecuteResult> {
+  const seen = new Map<string, FetchedValue>();
+  const redact = (context: ReportContext) => redactor(valueStrings(seen.values()), reportedStrings(spec, deps.envRegion, context));
+  try {
+    const r = await fetchAndWrite(spec, deps, seen);
+    return r.ok ? r : { ...r, redact: redact(r.context) };
+  } catch (e) {
+    // A bug: reported with everything fetched so far redacted from its message.
+    return { ok: false, failures: [unexpectedFailure(e)], context: {}, redact: redact({}) };
+  }
+}
+
+type Outcome = { ok: true; files: number; secrets: number; failedOver: number } | { ok: false; failures: Failure[]; context: ReportContext };
+
 /** What one pass of fetching and rendering produced, item by item. */
 export interface Collected {
   /** The files of every item that rendered. */
@@ -101,8 +143,6 @@ export interface Collected {
   /** Marker entry of each item that rendered, by the item's index in the spec. */
   entries: Map<number, MarkerEntry>;
   failures: Failure[];
-  /** Every string a fetched value contains, for redaction. */
-  values: string[];
   /** Whether any failure came from AWS (worth asking STS who we are). */
   awsFailed: boolean;
   targets: number;
@@ -110,17 +150,27 @@ export interface Collected {
   failedOver: number;
 }
 
-/** Fetches every item of `spec` with `api` and renders it: the one fetch path of both commands. */
-export async function collect(spec: FetchSpec, api: AwsApi, envRegion: string | undefined, signal: AbortSignal): Promise<Collected> {
+/**
+ * Fetches every item of `spec` with `api` and renders it: the one fetch path of the fetcher and
+ * the refresh sidecar. Values land in `seen` as they arrive, for redaction.
+ */
+export async function collect(
+  spec: FetchSpec,
+  api: AwsApi,
+  envRegion: string | undefined,
+  signal: AbortSignal,
+  seen: Map<string, FetchedValue>,
+): Promise<Collected> {
   const { targets, itemTargets, failures } = plan(spec, envRegion);
   let result: FetchResult;
   let failedOver = 0;
   if (spec.failoverRegion !== undefined) {
-    const r = await fetchWithFailover(targets, spec.failoverRegion, api, { signal });
+    const r = await fetchWithFailover(targets, spec.failoverRegion, api, { signal, values: seen });
     failedOver = r.failedOver;
     result = r;
-  } else result = await fetchTargets(targets, api, { signal });
+  } else result = await fetchTargets(targets, api, { signal, values: seen });
   failures.push(...result.failures);
+
   const files: OutputFile[] = [];
   const entries = new Map<number, MarkerEntry>();
   spec.items.forEach((item, index) => {
@@ -138,7 +188,7 @@ export async function collect(spec: FetchSpec, api: AwsApi, envRegion: string | 
     if (value.versionId !== undefined) entry.versionId = value.versionId;
     entries.set(index, entry);
   });
-  return { files, entries, failures, values: valueStrings(result.values.values()), awsFailed: result.awsFailed, targets: targets.length, failedOver };
+  return { files, entries, failures, awsFailed: result.awsFailed, targets: targets.length, failedOver };
 }
 
 /** The region STS is called in: the pod's, else the environment's, else the first reference's. */
@@ -171,9 +221,9 @@ export function noIdentity(spec: FetchSpec, failure: Failure, envRegion: string 
   return [...failures, { ...failure, message }];
 }
 
-export async function execute(spec: FetchSpec, deps: ExecuteDeps): Promise<ExecuteResult> {
+async function fetchAndWrite(spec: FetchSpec, deps: ExecuteDeps, seen: Map<string, FetchedValue>): Promise<Outcome> {
   const timeouts = { ...DEFAULT_TIMEOUTS, ...spec.timeouts };
-  if ('failure' in deps.credentials) return { ok: false, failures: noIdentity(spec, deps.credentials.failure, deps.envRegion), context: {}, values: [] };
+  if ('failure' in deps.credentials) return { ok: false, failures: noIdentity(spec, deps.credentials.failure, deps.envRegion), context: {} };
   const stsRegion = stsRegionOf(spec, deps.envRegion);
   const api = deps.api(spec, stsRegion, deps.credentials.source);
   const deadline = new AbortController();
@@ -181,18 +231,18 @@ export async function execute(spec: FetchSpec, deps: ExecuteDeps): Promise<Execu
   const timer = setTimeout(() => deadline.abort(), timeouts.deadlineSeconds * 1000);
   let collected: Collected;
   try {
-    collected = await collect(spec, api, deps.envRegion, deadline.signal);
+    collected = await collect(spec, api, deps.envRegion, deadline.signal, seen);
   } finally {
     clearTimeout(timer);
   }
-  const { files, failures, values } = collected;
+  const { files, failures } = collected;
   if (failures.length === 0) failures.push(...findConflicts(files));
 
   if (failures.length > 0) {
     // Asking STS who we are stays inside the deadline too: credentials that never resolved, or
     // an STS endpoint that never answers, must not hold the pod's start up.
     const context = collected.awsFailed ? await identityContext(api, stsRegion, deadlineAt - Date.now()) : {};
-    return { ok: false, failures, context, values };
+    return { ok: false, failures, context };
   }
 
   try {
@@ -200,7 +250,7 @@ export async function execute(spec: FetchSpec, deps: ExecuteDeps): Promise<Execu
     const marker: Marker = { version: 1, fetchedAt: new Date().toISOString(), secrets: entries };
     await writeSecrets(spec.dir, files, marker);
   } catch (e) {
-    if (e instanceof FetchError) return { ok: false, failures: e.failures, context: {}, values };
+    if (e instanceof FetchError) return { ok: false, failures: e.failures, context: {} };
     throw e;
   }
   return { ok: true, files: files.length, secrets: collected.targets, failedOver: collected.failedOver };
@@ -255,8 +305,8 @@ function writeTerminationLog(text: string): void {
   }
 }
 
-function fail(failures: Failure[], context: ReportContext, values: string[]): number {
-  const report = redact(formatReport(failures, context), values);
+function fail(failures: Failure[], context: ReportContext, redact: Redactor): number {
+  const report = formatReport(failures, context, redact);
   process.stderr.write(report);
   writeTerminationLog(report);
   return 1;
@@ -285,11 +335,11 @@ export async function run(argv: string[]): Promise<number> {
   }
   const raw = process.env[SPEC_ENV];
   if (raw === undefined || raw.trim() === '') {
-    return fail([{ code: 'FETCH_SPEC_INVALID', message: `${SPEC_ENV} is not set; it carries the list of secrets to fetch` }], {}, []);
+    return fail([{ code: 'FETCH_SPEC_INVALID', message: `${SPEC_ENV} is not set; it carries the list of secrets to fetch` }], {}, NOTHING_TO_REDACT);
   }
   const parsed = parseSpec(raw);
   if ('errors' in parsed) {
-    return fail(parsed.errors.map((message) => ({ code: 'FETCH_SPEC_INVALID' as const, message: `${SPEC_ENV}: ${message}` })), {}, []);
+    return fail(parsed.errors.map((message) => ({ code: 'FETCH_SPEC_INVALID' as const, message: `${SPEC_ENV}: ${message}` })), {}, NOTHING_TO_REDACT);
   }
   const spec = args.dir !== undefined ? { ...parsed.spec, dir: args.dir } : parsed.spec;
   const network = networkFromEnv(process.env);
@@ -301,7 +351,7 @@ export async function run(argv: string[]): Promise<number> {
         hint: 'check the webhook\'s FETCHER_* network settings (chart values fetcher.network.*)',
       })),
       {},
-      [],
+      NOTHING_TO_REDACT,
     );
   }
   const envRegion = process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || undefined;
@@ -324,12 +374,12 @@ export async function run(argv: string[]): Promise<number> {
   try {
     result = await execute(spec, { envRegion, credentials, api });
   } catch (e) {
-    // A bug, not a user error; still never print an object that might hold a value.
+    // A bug outside execute (which reports its own with what it fetched redacted): nothing fetched yet.
     exitSoon();
-    return fail([{ code: 'FETCH_AWS', message: `unexpected ${(e as Error)?.name ?? 'error'}: ${String((e as Error)?.message ?? e).slice(0, 300)}` }], {}, []);
+    return fail([unexpectedFailure(e)], {}, NOTHING_TO_REDACT);
   }
   exitSoon();
-  if (!result.ok) return fail(result.failures, result.context, result.values);
+  if (!result.ok) return fail(result.failures, result.context, result.redact);
   const from = result.failedOver > 0 ? ` (${result.failedOver} from the failover region ${spec.failoverRegion})` : '';
   process.stdout.write(`fetch: wrote ${result.files} file(s) from ${result.secrets} secret(s)${from} to ${spec.dir} in ${Date.now() - started} ms\n`);
   return 0;
@@ -338,9 +388,9 @@ export async function run(argv: string[]): Promise<number> {
 /** The refresh sidecar: one AWS client set for the pod's life, the loop until SIGTERM or staleness. */
 async function runRefresh(spec: FetchSpec, deps: ExecuteDeps): Promise<number> {
   if (spec.refresh === undefined) {
-    return fail([{ code: 'FETCH_SPEC_INVALID', message: `${SPEC_ENV} sets no refresh interval; refresh needs one` }], {}, []);
+    return fail([{ code: 'FETCH_SPEC_INVALID', message: `${SPEC_ENV} sets no refresh interval; refresh needs one` }], {}, NOTHING_TO_REDACT);
   }
-  if ('failure' in deps.credentials) return fail(noIdentity(spec, deps.credentials.failure, deps.envRegion), {}, []);
+  if ('failure' in deps.credentials) return fail(noIdentity(spec, deps.credentials.failure, deps.envRegion), {}, NOTHING_TO_REDACT);
   const stop = new AbortController();
   const onSignal = () => stop.abort();
   process.once('SIGTERM', onSignal);
@@ -358,7 +408,7 @@ async function runRefresh(spec: FetchSpec, deps: ExecuteDeps): Promise<number> {
     await refresher.resume();
     return await refresher.run(stop.signal);
   } catch (e) {
-    return fail([{ code: 'FETCH_AWS', message: `unexpected ${(e as Error)?.name ?? 'error'}: ${String((e as Error)?.message ?? e).slice(0, 300)}` }], {}, []);
+    return fail([unexpectedFailure(e)], {}, refresher.redactor());
   } finally {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);

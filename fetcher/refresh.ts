@@ -7,9 +7,9 @@
 // kubelet restarts it and the pod's restart count shows it. SIGTERM (the `stop` signal) ends the
 // loop promptly with 0. Everything with side effects is injected: clock, randomness, sleep, log.
 
-import { formatFailure, redact, type Failure, type ReportContext } from './errors.js';
-import type { AwsApi } from './fetch.js';
-import { collect, DEFAULT_TIMEOUTS, identityContext, stsRegionOf } from './main.js';
+import { formatFailure, redactor, type Failure, type Redactor, type ReportContext } from './errors.js';
+import type { AwsApi, FetchedValue } from './fetch.js';
+import { collect, DEFAULT_TIMEOUTS, identityContext, reportedStrings, stsRegionOf, valueStrings } from './main.js';
 import { findConflicts } from './render.js';
 import type { FetchSpec, SecretItem } from './spec.js';
 import { readMarker, updateSecrets, type UpdateHooks } from './update.js';
@@ -59,7 +59,8 @@ export interface CycleResult {
   summary?: string;
 }
 
-export const oneLine = (failures: Failure[], ctx: ReportContext = {}): string => failures.map((f) => formatFailure(f, ctx)).join(' | ');
+export const oneLine = (failures: Failure[], ctx: ReportContext, redact: Redactor): string =>
+  failures.map((f) => formatFailure(f, ctx, redact)).join(' | ');
 
 export class Refresher {
   readonly intervalMs: number;
@@ -68,6 +69,8 @@ export class Refresher {
   private lastSuccess: number;
   private failuresInRow = 0;
   private readonly cleaned = new Set<string>();
+  /** The values of the pass in progress (or the last one), for redaction; replaced each pass. */
+  private seen = new Map<string, FetchedValue>();
 
   constructor(
     private readonly spec: FetchSpec,
@@ -96,12 +99,18 @@ export class Refresher {
     return this.lastSuccess;
   }
 
+  /** Hides what the last pass fetched from a report, leaving what the report itself names. */
+  redactor(ctx: ReportContext = {}): Redactor {
+    return redactor(valueStrings(this.seen.values()), reportedStrings(this.spec, this.deps.envRegion, ctx));
+  }
+
   /** One refresh: fetch what is polled, rewrite what changed, then the marker. */
   async cycle(stop: AbortSignal): Promise<CycleResult> {
     const timeouts = { ...DEFAULT_TIMEOUTS, ...this.spec.timeouts };
     const deadline = AbortSignal.any([stop, AbortSignal.timeout(timeouts.deadlineSeconds * 1000)]);
     const pollSpec: FetchSpec = { ...this.spec, items: this.polled.map((p) => p.item) };
-    const c = await collect(pollSpec, this.deps.api, this.deps.envRegion, deadline);
+    this.seen = new Map();
+    const c = await collect(pollSpec, this.deps.api, this.deps.envRegion, deadline, this.seen);
     if (stop.aborted) return { ok: false, changed: [], failures: [] };
     const failures = [...c.failures];
     let files = c.files;
@@ -135,7 +144,7 @@ export class Refresher {
     if (failures.length === 0 && completeAt !== undefined) this.lastSuccess = completeAt;
     if (failures.length === 0) return { ok: true, changed: update.changed, failures };
     const ctx = c.awsFailed ? await identityContext(this.deps.api, stsRegionOf(this.spec, this.deps.envRegion), 3_000) : {};
-    return { ok: false, changed: update.changed, failures, summary: redact(oneLine(failures, ctx), c.values) };
+    return { ok: false, changed: update.changed, failures, summary: oneLine(failures, ctx, this.redactor(ctx)) };
   }
 
   /** The loop: returns the exit code (0 once `stop` aborts, 1 when stale). */
