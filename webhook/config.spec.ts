@@ -182,6 +182,7 @@ describe('loadConfig', () => {
     ['FETCHER_HTTP_PROXY', 'http://proxy:3128/path', 'scheme, host and port only'],
     ['FETCHER_NO_PROXY', 'a b', 'not one: "a b"'],
     ['FETCHER_NO_PROXY', ',', 'comma-separated'],
+    ['FETCHER_NO_PROXY', '10.0.0.0/8', 'no CIDR blocks'],
     ['FETCHER_AWS_USE_FIPS_ENDPOINT', 'yes', 'must be true or false'],
     ['FETCHER_AWS_ENDPOINT_URL_SSM', 'ssm.example', 'must be a URL'],
     ['FETCHER_AWS_ENDPOINT_URL_STS', 'https://sts.example/?x=1', 'scheme, host and port only'],

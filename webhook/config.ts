@@ -132,7 +132,7 @@ function noProxy(raw: string): Parsed<string> {
   const entries = raw.split(',').map((e) => e.trim()).filter((e) => e !== '');
   const bad = entries.filter((e) => !NO_PROXY_ENTRY.test(e));
   if (entries.length === 0 || bad.length > 0) {
-    return fail(`must be a comma-separated list of host names, .domain suffixes, IP addresses or *; not one: ${bad.map((b) => JSON.stringify(b)).join(', ')}`);
+    return fail(`must be a comma-separated list of host names, .domain suffixes, IP addresses or ranges (a-b), or * (Node.js reads no CIDR blocks); not one: ${bad.map((b) => JSON.stringify(b)).join(', ')}`);
   }
   return ok(entries.join(','));
 }
@@ -284,7 +284,7 @@ export const OPTIONS = {
   fetcherNoProxy: {
     env: 'FETCHER_NO_PROXY',
     default: undefined,
-    doc: "The fetcher's `NO_PROXY`: hosts it reaches without the proxy, comma-separated (host names, `.domain` suffixes, IP addresses, `*`), e.g. interface VPC endpoints. The node-local credential endpoints (EKS Pod Identity agent, instance metadata) never go through the proxy.",
+    doc: "The fetcher's `NO_PROXY`: hosts it reaches without the proxy, comma-separated (host names, `.domain` suffixes, IP addresses or `a-b` ranges, `*`; each may end in `:port`; no CIDR blocks), e.g. interface VPC endpoints. The node-local credential endpoints (EKS Pod Identity agent, instance metadata) never go through the proxy.",
     parse: optional(noProxy),
   },
   fetcherUseFipsEndpoint: {
