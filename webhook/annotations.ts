@@ -8,9 +8,8 @@
 // of them, so `secrets.k8s.aws/secrets` is always the full form and `secrets.k8s.aws/secret.x`
 // always the short form. A test checks the rule over the whole registry.
 
-import YAML, { isScalar, visit, type Document } from 'yaml';
+import YAML, { isScalar, visit } from 'yaml';
 import {
-  CA_BUNDLE_DIR,
   DEFAULT_MODE,
   FORMATS,
   MARKER_FILE,
@@ -25,6 +24,7 @@ import {
   type SecretItem,
 } from '../fetcher/spec.js';
 import { isValidRegion, parseReference, type Reference } from '../fetcher/reference.js';
+import { repeatedKey } from './yaml-keys.js';
 import { firstOf, MAX_LISTED_PROBLEMS, problem, quote, type Problem } from './problems.js';
 
 export const PREFIX = 'secrets.k8s.aws/';
@@ -69,16 +69,19 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const MOUNT_PATH = /^(\/[A-Za-z0-9._-]+)+$/;
 
 /**
- * Why the secrets volume cannot be mounted at `path`, if it cannot. The fetcher mounts the volume
- * at the same path as the app, and its image keeps its program in /app and /nodejs: a volume
- * there hides it and the init container cannot start. The container runtime owns /proc, /sys and
- * /dev (a mount at or under /proc or /sys is refused when the container starts).
+ * Why the secrets volume cannot be mounted at `path` in the app's containers, if it cannot: the
+ * container would not start. The runtime owns /proc, /sys and /dev (a mount at or under /proc or
+ * /sys is refused), and the kubelet puts files of its own at /etc/hosts, /etc/hostname,
+ * /etc/resolv.conf and /dev/termination-log, where a directory cannot stand. The fetcher mounts
+ * the volume at a path of its own (FETCHER_DIR), so no path here can hide its program or its
+ * TLS roots.
  */
 export function reservedMountPath(path: string): string | undefined {
   const p = path.replace(/\/+$/, '');
-  if (p === '/app' || p === '/nodejs') return `${p} holds the fetcher's own program, which a volume there would hide`;
   if (p === '/dev' || ['/proc', '/sys'].some((r) => p === r || p.startsWith(`${r}/`))) return `${p} belongs to the container runtime`;
-  if (p === CA_BUNDLE_DIR || p.startsWith(`${CA_BUNDLE_DIR}/`)) return `${p} is where the fetcher's CA bundle is mounted`;
+  if (['/etc/hosts', '/etc/hostname', '/etc/resolv.conf', '/dev/termination-log'].some((f) => p === f || p.startsWith(`${f}/`))) {
+    return `${p} is a file the kubelet mounts into every container`;
+  }
   return undefined;
 }
 
@@ -169,7 +172,7 @@ export const MOUNT_PATH_DEF: AnnotationDef<string> = {
   name: 'mount-path',
   values: 'absolute path',
   default: '`/tmp` (webhook setting `DEFAULT_MOUNT_PATH`)',
-  doc: 'Where the memory-backed secrets volume is mounted, in the app containers and in the fetcher.',
+  doc: 'Where the memory-backed secrets volume is mounted in the app containers (the fetcher mounts it at a path of its own).',
   parse: (v) => {
     if (!MOUNT_PATH.test(v) || v.split('/').some((s) => s === '.' || s === '..')) {
       return { error: `${quote(v)} must be an absolute path such as /var/run/app-secrets (no "..", no trailing "/", not "/")` };
@@ -309,7 +312,8 @@ function parseEntry(raw: unknown, n: number, errors: string[]): SecretItem | und
   const before = errors.length;
   for (const k of Object.keys(raw)) {
     if (!(ENTRY_KEYS as readonly string[]).includes(k)) {
-      const close = suggest(k, ENTRY_KEYS);
+      // Only the first problems are shown: a suggestion past them would be computed for nothing.
+      const close = errors.length < MAX_LISTED_PROBLEMS ? suggest(k, ENTRY_KEYS) : undefined;
       errors.push(`${where}: unknown field ${quote(k)}${close ? ` (did you mean "${close}"?)` : ''}`);
     }
   }
@@ -390,37 +394,17 @@ function parseEntry(raw: unknown, n: number, errors: string[]): SecretItem | und
   return errors.length === before ? item : undefined;
 }
 
-/** A key that appears twice in one mapping (compared as the parser compares: by scalar value). */
-function repeatedKey(doc: Document): unknown {
-  let found: unknown;
-  visit(doc, {
-    Map: (_, map) => {
-      const seen = new Set<unknown>();
-      for (const pair of map.items) {
-        const key = isScalar(pair.key) ? pair.key.value : pair.key;
-        if (seen.size === seen.add(key).size) {
-          found = key;
-          return visit.BREAK;
-        }
-      }
-      return undefined;
-    },
-  });
-  return found;
-}
-
 function parseSecretsList(value: string): Parsed<SecretItem[]> {
   let raw: unknown;
   try {
     // JSON is YAML, so one parser reads both; aliases are capped against expansion bombs. The
     // parser's warnings (an unknown tag, ...) would go to stderr through process.emitWarning,
     // quoting the pod's text outside the review's log line: they are not wanted.
-    // Repeated keys are found below in one pass: the parser's own check compares each key with
-    // every earlier one of its mapping, seconds for the tens of thousands 256 KiB can hold.
+    // Repeated keys are found in one pass by repeatedKey, not by the parser's quadratic check.
     const doc = YAML.parseDocument(value, { uniqueKeys: false, prettyErrors: false, logLevel: 'error' });
     if (doc.errors.length > 0) throw doc.errors[0]!;
     const repeated = repeatedKey(doc);
-    if (repeated !== undefined) return { error: `is not valid YAML or JSON: key ${quote(repeated)} appears twice in one mapping` };
+    if (repeated !== undefined) return { error: `is not valid YAML or JSON: key ${quote(repeated.key)} appears twice in one mapping` };
     // A mode is read from its text: YAML turns 0o440 into 288 and 0x1F into 31, whose digits
     // would be read as another mode or shown in a message the user never wrote.
     visit(doc, {
@@ -452,18 +436,23 @@ function parseSecretsList(value: string): Parsed<SecretItem[]> {
 
 /** Edit distance counting an adjacent transposition as one edit (optimal string alignment). */
 function distance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
-    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
-  );
+  // Three rows of a flat table: the distance runs for every unknown key, thousands of times on a
+  // large list, and a table of arrays per call cost more than the comparison itself.
+  const w = b.length + 1;
+  let before = new Uint32Array(w);
+  let prev = Uint32Array.from({ length: w }, (_, j) => j);
+  let row = new Uint32Array(w);
   for (let i = 1; i <= a.length; i++) {
+    row[0] = i;
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
-      d[i]![j] = v;
+      let v = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, before[j - 2]! + 1);
+      row[j] = v;
     }
+    [before, prev, row] = [prev, row, before];
   }
-  return d[a.length]![b.length]!;
+  return prev[b.length]!;
 }
 
 /** The most edits a suggestion may be away; `distance` is only run on names this close in length. */

@@ -132,7 +132,7 @@ describe('loadConfig', () => {
     ['DEFAULT_MOUNT_PATH', '/'],
     ['DEFAULT_MOUNT_PATH', '/a/../b'],
     ['DEFAULT_MOUNT_PATH', '/a:b'],
-    ['DEFAULT_MOUNT_PATH', '/app/'],
+    ['DEFAULT_MOUNT_PATH', '/dev/'],
     ['DEFAULT_MOUNT_PATH', '/sys/fs'],
     ['PORT', '8443.5'],
     ['PORT', 'https'],

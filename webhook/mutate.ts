@@ -275,9 +275,16 @@ function uniqueName(base: string, taken: ReadonlySet<string>): string {
   for (let i = 2; ; i++) if (!taken.has(`${base}-${i}`)) return `${base}-${i}`;
 }
 
+/**
+ * Where the fetcher mounts the secrets volume, whatever the app's mount-path: at the app's path
+ * the volume could hide the fetcher's program, its Node.js or its TLS roots. Nothing of its image
+ * lives here.
+ */
+export const FETCHER_DIR = '/aws-secret-injector';
+
 /** The fetcher's input: references and options only, never values. */
 export function buildSpec(request: InjectionRequest, config: MutationConfig): FetchSpec {
-  const spec: FetchSpec = { version: SPEC_VERSION, dir: request.mountPath, mode: request.mode, items: request.items };
+  const spec: FetchSpec = { version: SPEC_VERSION, dir: FETCHER_DIR, mode: request.mode, items: request.items };
   if (request.region !== undefined) spec.region = request.region;
   if (request.roleArn !== undefined) spec.roleArn = request.roleArn;
   if (request.failoverRegion !== undefined) spec.failoverRegion = request.failoverRegion;
