@@ -213,6 +213,18 @@ if (isRoot && cpuRoot && existsSync(join(cpuRoot, 'cpu.cfs_quota_us'))) {
   }
 } else notes.push('no writable cgroup v1 cpu controller (needs root and cgroup v1): no runs under a CPU limit');
 if (groups.get('free')?.acct === undefined) notes.push('no cgroup v1 cpuacct group: CPU time from /usr/bin/time, to 10 ms');
+// What a memory limit is held against: the container's memory cgroup, page cache of the files it
+// reads included. Emptied before each run, as a container starting on a node that has not read
+// the image's files yet.
+const memRoot = cgroupV1('memory');
+let memGroup;
+if (isRoot && memRoot && existsSync(join(memRoot, 'memory.force_empty'))) {
+  try {
+    memGroup = makeGroup(memRoot, `bench-fetcher-${process.pid}-memory`, {});
+  } catch (e) {
+    notes.push(`could not make a cgroup v1 memory group (${e.code ?? e.message})`);
+  }
+} else notes.push('no writable cgroup v1 memory controller: no peak of the container\'s memory cgroup');
 const time = existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
 if (!time) notes.push('no /usr/bin/time: peak RSS not measured');
 
@@ -250,7 +262,11 @@ async function profile(top) {
 async function once(argv, { mode, env = {} }) {
   const { cpu, acct } = groups.get(mode) ?? {};
   if (acct) writeFileSync(join(acct, 'cpuacct.usage'), '0');
-  const join_ = [cpu, acct].filter((d, i, all) => d && all.indexOf(d) === i).map((d) => `echo $$ > ${d}/cgroup.procs`);
+  if (memGroup) {
+    writeFileSync(join(memGroup, 'memory.force_empty'), '0');
+    writeFileSync(join(memGroup, 'memory.max_usage_in_bytes'), '0');
+  }
+  const join_ = [cpu, acct, memGroup].filter((d, i, all) => d && all.indexOf(d) === i).map((d) => `echo $$ > ${d}/cgroup.procs`);
   const inner = [...(pin ? ['taskset', '-c', fetcherCpu] : []), process.execPath, ...argv];
   const timeOut = join(work, 'time');
   const cmd = [...(time ? [time, '-f', '%e %U %S %M', '-o', timeOut] : []), 'sh', '-c', `${[...join_, 'exec "$@"'].join(' && ')}`, 'sh', ...inner];
@@ -263,7 +279,8 @@ async function once(argv, { mode, env = {} }) {
   if (code !== 0) throw new Error(`${argv.join(' ')} exited ${code}: ${stderr}`);
   const [, u, s, maxKiB] = time ? readFileSync(timeOut, 'utf8').trim().split(/\s+/).map(Number) : [];
   const cpuMs = acct ? Number(readFileSync(join(acct, 'cpuacct.usage'), 'utf8')) / 1e6 : time ? (u + s) * 1000 : NaN;
-  return { wall, cpu: cpuMs, rss: time ? maxKiB / 1024 : NaN };
+  const memory = memGroup ? Number(readFileSync(join(memGroup, 'memory.max_usage_in_bytes'), 'utf8')) / 2 ** 20 : NaN;
+  return { wall, cpu: cpuMs, rss: time ? maxKiB / 1024 : NaN, memory };
 }
 
 function fetchCase(count, { snapshot = true } = {}) {
@@ -310,6 +327,7 @@ for (const [name, s] of samples) {
     wall: median(s.free.map((x) => x.wall)),
     limited: Object.fromEntries(modes.filter((m) => m !== 'free').map((m) => [m, median(s[m].map((x) => x.wall))])),
     rss: median(s.free.map((x) => x.rss)),
+    memory: median(s.free.map((x) => x.memory)),
   });
 }
 
@@ -326,10 +344,10 @@ console.log(
 );
 console.log('');
 const limited = modes.filter((m) => m !== 'free');
-console.log(`| | CPU | wall | ${limited.map((m) => `wall under ${m}m CPU | `).join('')}peak RSS |`);
-console.log(`| --- | --- | --- | ${limited.map(() => '--- | ').join('')}--- |`);
+console.log(`| | CPU | wall | ${limited.map((m) => `wall under ${m}m CPU | `).join('')}peak RSS | peak of the memory cgroup |`);
+console.log(`| --- | --- | --- | ${limited.map(() => '--- | ').join('')}--- | --- |`);
 for (const [name, s] of stats) {
-  console.log(`| ${name} | ${f1(s.cpu)} ms | ${f0(s.wall)} ms | ${limited.map((m) => `${f0(s.limited[m])} ms | `).join('')}${f1(s.rss)} MiB |`);
+  console.log(`| ${name} | ${f1(s.cpu)} ms | ${f0(s.wall)} ms | ${limited.map((m) => `${f0(s.limited[m])} ms | `).join('')}${f1(s.rss)} MiB | ${f1(s.memory)} MiB |`);
 }
 
 const floor = stats.get(cases[0].name);
