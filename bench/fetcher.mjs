@@ -266,6 +266,8 @@ async function once(argv, { mode, env = {} }) {
     writeFileSync(join(memGroup, 'memory.force_empty'), '0');
     writeFileSync(join(memGroup, 'memory.max_usage_in_bytes'), '0');
   }
+  const throttled = () => (mode === 'free' || !cpu ? NaN : Number(/throttled_time (\d+)/.exec(readFileSync(join(cpu, 'cpu.stat'), 'utf8'))?.[1] ?? NaN));
+  const throttledBefore = throttled();
   const join_ = [cpu, acct, memGroup].filter((d, i, all) => d && all.indexOf(d) === i).map((d) => `echo $$ > ${d}/cgroup.procs`);
   const inner = [...(pin ? ['taskset', '-c', fetcherCpu] : []), process.execPath, ...argv];
   const timeOut = join(work, 'time');
@@ -280,7 +282,7 @@ async function once(argv, { mode, env = {} }) {
   const [, u, s, maxKiB] = time ? readFileSync(timeOut, 'utf8').trim().split(/\s+/).map(Number) : [];
   const cpuMs = acct ? Number(readFileSync(join(acct, 'cpuacct.usage'), 'utf8')) / 1e6 : time ? (u + s) * 1000 : NaN;
   const memory = memGroup ? Number(readFileSync(join(memGroup, 'memory.max_usage_in_bytes'), 'utf8')) / 2 ** 20 : NaN;
-  return { wall, cpu: cpuMs, rss: time ? maxKiB / 1024 : NaN, memory };
+  return { wall, cpu: cpuMs, rss: time ? maxKiB / 1024 : NaN, memory, throttled: (throttled() - throttledBefore) / 1e6 };
 }
 
 function fetchCase(count, { snapshot = true } = {}) {
@@ -326,6 +328,7 @@ for (const [name, s] of samples) {
     cpu: median(s.free.map((x) => x.cpu)),
     wall: median(s.free.map((x) => x.wall)),
     limited: Object.fromEntries(modes.filter((m) => m !== 'free').map((m) => [m, median(s[m].map((x) => x.wall))])),
+    throttled: Object.fromEntries(modes.filter((m) => m !== 'free').map((m) => [m, median(s[m].map((x) => x.throttled))])),
     rss: median(s.free.map((x) => x.rss)),
     memory: median(s.free.map((x) => x.memory)),
   });
@@ -344,11 +347,12 @@ console.log(
 );
 console.log('');
 const limited = modes.filter((m) => m !== 'free');
-console.log(`| | CPU | wall | ${limited.map((m) => `wall under ${m}m CPU | `).join('')}peak RSS | peak of the memory cgroup |`);
+console.log(`| | CPU | wall | ${limited.map((m) => `wall under ${m}m CPU (throttled) | `).join('')}peak RSS | peak of the memory cgroup |`);
 console.log(`| --- | --- | --- | ${limited.map(() => '--- | ').join('')}--- | --- |`);
 for (const [name, s] of stats) {
-  console.log(`| ${name} | ${f1(s.cpu)} ms | ${f0(s.wall)} ms | ${limited.map((m) => `${f0(s.limited[m])} ms | `).join('')}${f1(s.rss)} MiB | ${f1(s.memory)} MiB |`);
+  console.log(`| ${name} | ${f1(s.cpu)} ms | ${f0(s.wall)} ms | ${limited.map((m) => `${f0(s.limited[m])} ms (${f0(s.throttled[m])} ms) | `).join('')}${f1(s.rss)} MiB | ${f1(s.memory)} MiB |`);
 }
+if (limited.length > 0) console.log('(throttled: the time the CPU limit held the process back, cpu.stat throttled_time of its group)');
 
 const floor = stats.get(cases[0].name);
 const one = stats.get(cases[1].name);
