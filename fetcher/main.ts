@@ -6,10 +6,11 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { createAwsApi, sessionName } from './aws.js';
-import { fitTerminationMessage, formatReport, redact, type Failure, FetchError, type ReportContext } from './errors.js';
+import { fitTerminationMessage, formatReport, NOTHING_TO_REDACT, quoted, redactor, type Failure, FetchError, type Redactor, type ReportContext } from './errors.js';
 import { fetchTargets, fetchWithFailover, plan, untilAborted, type AwsApi, type FetchedValue, type FetchResult } from './fetch.js';
 import { chooseCredentials, type CredentialChoice, type CredentialSource } from './identity.js';
 import { networkFromEnv } from './network.js';
+import { parseReference } from './reference.js';
 import { findConflicts, renderItem, type OutputFile } from './render.js';
 import {
   DEFAULT_TERMINATION_LOG,
@@ -44,7 +45,7 @@ export interface ExecuteDeps {
 
 export type ExecuteResult =
   | { ok: true; files: number; secrets: number; /** Secrets whose value came from the failover region. */ failedOver: number }
-  | { ok: false; failures: Failure[]; context: ReportContext; values: string[] };
+  | { ok: false; failures: Failure[]; context: ReportContext; /** Redacts what was fetched from the report's quoted text. */ redact: Redactor };
 
 /** Every string a fetched value contains (the whole text and each JSON scalar), for redaction. */
 function valueStrings(values: Iterable<FetchedValue>): string[] {
@@ -64,7 +65,7 @@ function valueStrings(values: Iterable<FetchedValue>): string[] {
   };
   for (const v of values) {
     if (v.text === undefined) continue;
-    out.push(v.text);
+    out.push(String(v.text));
     try {
       walk(JSON.parse(v.text));
     } catch {
@@ -72,6 +73,33 @@ function valueStrings(values: Iterable<FetchedValue>): string[] {
     }
   }
   return out;
+}
+
+/**
+ * What the report says itself, which redaction leaves alone: the references, their names (and
+ * each segment of them), regions and accounts, the regions in use and the identity.
+ */
+export function reportedStrings(spec: FetchSpec, envRegion: string | undefined, context: ReportContext): string[] {
+  const out = new Set<string>();
+  const add = (s: string | undefined) => {
+    if (s === undefined || s === '') return;
+    out.add(s);
+    for (const part of s.split(/[:/]/)) if (part !== '') out.add(part);
+  };
+  for (const item of spec.items) {
+    add(item.ref);
+    const r = parseReference(item.ref);
+    if ('reference' in r) [r.reference.name, r.reference.region, r.reference.account].forEach(add);
+  }
+  [spec.region, spec.failoverRegion, envRegion, context.identity].forEach(add);
+  return [...out];
+}
+
+/** A bug's report: its class and message, the message treated as quoted text (it may quote a value). */
+export function unexpectedFailure(e: unknown): Failure {
+  const name = typeof (e as Error)?.name === 'string' ? (e as Error).name : 'error';
+  const message = String((e as Error)?.message ?? e).slice(0, 300);
+  return { code: 'FETCH_AWS', message: `unexpected ${name}: ${quoted(message)}` };
 }
 
 /** renderItem, with a JSON value too deeply nested to re-encode reported against its reference. */
@@ -94,13 +122,27 @@ function renderOrFail(item: SecretItem, value: FetchedValue, mode: number): Retu
 }
 
 export async function execute(spec: FetchSpec, deps: ExecuteDeps): Promise<ExecuteResult> {
+  const seen = new Map<string, FetchedValue>();
+  const redact = (context: ReportContext) => redactor(valueStrings(seen.values()), reportedStrings(spec, deps.envRegion, context));
+  try {
+    const r = await fetchAndWrite(spec, deps, seen);
+    return r.ok ? r : { ...r, redact: redact(r.context) };
+  } catch (e) {
+    // A bug: reported with everything fetched so far redacted from its message.
+    return { ok: false, failures: [unexpectedFailure(e)], context: {}, redact: redact({}) };
+  }
+}
+
+type Outcome = { ok: true; files: number; secrets: number; failedOver: number } | { ok: false; failures: Failure[]; context: ReportContext };
+
+async function fetchAndWrite(spec: FetchSpec, deps: ExecuteDeps, seen: Map<string, FetchedValue>): Promise<Outcome> {
   const timeouts = { ...DEFAULT_TIMEOUTS, ...spec.timeouts };
   const { targets, itemTargets, failures } = plan(spec, deps.envRegion);
   if ('failure' in deps.credentials) {
     const f = deps.credentials.failure;
     const refs = targets.map((t) => t.reference.id);
     const message = refs.length > 0 ? `${f.message} (${refs.length} reference(s) not fetched: ${refs.join(', ')})` : f.message;
-    return { ok: false, failures: [...failures, { ...f, message }], context: {}, values: [] };
+    return { ok: false, failures: [...failures, { ...f, message }], context: {} };
   }
   const stsRegion = spec.region ?? deps.envRegion ?? targets[0]?.region ?? 'us-east-1';
   const api = deps.api(spec, stsRegion, deps.credentials.source);
@@ -111,10 +153,10 @@ export async function execute(spec: FetchSpec, deps: ExecuteDeps): Promise<Execu
   let failedOver = 0;
   try {
     if (spec.failoverRegion !== undefined) {
-      const r = await fetchWithFailover(targets, spec.failoverRegion, api, { signal: deadline.signal });
+      const r = await fetchWithFailover(targets, spec.failoverRegion, api, { signal: deadline.signal, values: seen });
       failedOver = r.failedOver;
       result = r;
-    } else result = await fetchTargets(targets, api, { signal: deadline.signal });
+    } else result = await fetchTargets(targets, api, { signal: deadline.signal, values: seen });
   } finally {
     clearTimeout(timer);
   }
@@ -139,7 +181,6 @@ export async function execute(spec: FetchSpec, deps: ExecuteDeps): Promise<Execu
   });
   if (failures.length === 0) failures.push(...findConflicts(files));
 
-  const values = valueStrings(result.values.values());
   if (failures.length > 0) {
     const context: ReportContext = {};
     if (result.awsFailed) {
@@ -157,14 +198,14 @@ export async function execute(spec: FetchSpec, deps: ExecuteDeps): Promise<Execu
         }
       }
     }
-    return { ok: false, failures, context, values };
+    return { ok: false, failures, context };
   }
 
   try {
     const marker: Marker = { version: 1, secrets: entries };
     await writeSecrets(spec.dir, files, marker);
   } catch (e) {
-    if (e instanceof FetchError) return { ok: false, failures: e.failures, context: {}, values };
+    if (e instanceof FetchError) return { ok: false, failures: e.failures, context: {} };
     throw e;
   }
   return { ok: true, files: files.length, secrets: targets.length, failedOver };
@@ -212,8 +253,8 @@ function writeTerminationLog(text: string): void {
   }
 }
 
-function fail(failures: Failure[], context: ReportContext, values: string[]): number {
-  const report = redact(formatReport(failures, context), values);
+function fail(failures: Failure[], context: ReportContext, redact: Redactor): number {
+  const report = formatReport(failures, context, redact);
   process.stderr.write(report);
   writeTerminationLog(report);
   return 1;
@@ -242,11 +283,11 @@ export async function run(argv: string[]): Promise<number> {
   }
   const raw = process.env[SPEC_ENV];
   if (raw === undefined || raw.trim() === '') {
-    return fail([{ code: 'FETCH_SPEC_INVALID', message: `${SPEC_ENV} is not set; it carries the list of secrets to fetch` }], {}, []);
+    return fail([{ code: 'FETCH_SPEC_INVALID', message: `${SPEC_ENV} is not set; it carries the list of secrets to fetch` }], {}, NOTHING_TO_REDACT);
   }
   const parsed = parseSpec(raw);
   if ('errors' in parsed) {
-    return fail(parsed.errors.map((message) => ({ code: 'FETCH_SPEC_INVALID' as const, message: `${SPEC_ENV}: ${message}` })), {}, []);
+    return fail(parsed.errors.map((message) => ({ code: 'FETCH_SPEC_INVALID' as const, message: `${SPEC_ENV}: ${message}` })), {}, NOTHING_TO_REDACT);
   }
   const spec = args.dir !== undefined ? { ...parsed.spec, dir: args.dir } : parsed.spec;
   const network = networkFromEnv(process.env);
@@ -258,7 +299,7 @@ export async function run(argv: string[]): Promise<number> {
         hint: 'check the webhook\'s FETCHER_* network settings (chart values fetcher.network.*)',
       })),
       {},
-      [],
+      NOTHING_TO_REDACT,
     );
   }
   const envRegion = process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || undefined;
@@ -283,12 +324,12 @@ export async function run(argv: string[]): Promise<number> {
         }),
     });
   } catch (e) {
-    // A bug, not a user error; still never print an object that might hold a value.
+    // A bug outside execute (which reports its own with what it fetched redacted): nothing fetched yet.
     exitSoon();
-    return fail([{ code: 'FETCH_AWS', message: `unexpected ${(e as Error)?.name ?? 'error'}: ${String((e as Error)?.message ?? e).slice(0, 300)}` }], {}, []);
+    return fail([unexpectedFailure(e)], {}, NOTHING_TO_REDACT);
   }
   exitSoon();
-  if (!result.ok) return fail(result.failures, result.context, result.values);
+  if (!result.ok) return fail(result.failures, result.context, result.redact);
   const from = result.failedOver > 0 ? ` (${result.failedOver} from the failover region ${spec.failoverRegion})` : '';
   process.stdout.write(`fetch: wrote ${result.files} file(s) from ${result.secrets} secret(s)${from} to ${spec.dir} in ${Date.now() - started} ms\n`);
   return 0;

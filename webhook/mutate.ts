@@ -383,7 +383,7 @@ export function mutate(pod: Pod, request: InjectionRequest, config: MutationConf
   }
 
   // Keys a pod lacks are added in this order (volumes, then initContainers; metadata last), so
-  // the patch lists its operations the same way for every pod.
+  // the patch lists its operations, and the patched pod its keys, the same way for every pod.
   const out: Pod = {
     ...pod,
     spec: {

@@ -51,21 +51,29 @@ function denyAll(groups: StageProblems[], warnings: string[]): PodOutcome {
 }
 
 /**
- * JSON Patch from the raw object to the mutated one. `compare` aligns arrays by index, so the
- * one insertion at the front (the fetcher, first among init containers) would come out as a
- * rewrite of every existing init container; that single insertion is stated as an `add` at
- * index 0 and the rest is diffed. `mutate` shares every unchanged part with the raw object and
- * `compare` skips identical objects, so this walks only what changed.
+ * JSON Patch from the raw object to the mutated one. `mutate` shares every unchanged part with
+ * the raw object and `compare` skips identical objects, so the diff walks only what changed. The
+ * one insertion at the front (the fetcher, first among init containers) is stated as an operation
+ * of its own and the rest is diffed: `compare` aligns arrays by index, so it would come out as a
+ * rewrite of every existing init container, and it would deep-copy the fetcher's container into
+ * its operation, the largest value of the patch, only for the patch to be serialised once more.
  */
 export function diff(raw: Obj, mutated: Pod): Operation[] {
   const spec = isObject(raw.spec) ? raw.spec : undefined;
   const before = spec?.initContainers;
   const after = mutated.spec.initContainers;
-  if (spec && Array.isArray(before) && before.length > 0 && after && after.length === before.length + 1) {
-    const base = { ...raw, spec: { ...spec, initContainers: [after[0], ...before] } };
-    return [{ op: 'add', path: '/spec/initContainers/0', value: after[0] }, ...compare(base, mutated)];
+  const existing = Array.isArray(before) ? before : [];
+  if (!spec || !after || after.length !== existing.length + 1 || (before !== undefined && before !== null && !Array.isArray(before))) {
+    return compare(raw, mutated);
   }
-  return compare(raw, mutated);
+  const fetcher = after[0];
+  const insert: Operation = Array.isArray(before)
+    ? { op: 'add', path: '/spec/initContainers/0', value: fetcher }
+    : before === undefined
+      ? { op: 'add', path: '/spec/initContainers', value: [fetcher] }
+      : { op: 'replace', path: '/spec/initContainers', value: [fetcher] };
+  const base = { ...raw, spec: { ...spec, initContainers: [fetcher, ...existing] } };
+  return [insert, ...compare(base, mutated)];
 }
 
 /**
