@@ -255,7 +255,10 @@ async function profile(top) {
   where.delete('(idle)');
   const total = [...where.values()].reduce((a, b) => a + b, 0);
   console.log(`\nwhere a 1-secret run spends its time (--cpu-prof of the main thread, after start-up; ${f1(total / 1000)} ms sampled, idle left out):`);
-  for (const [k, us] of [...where].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${f1(us / 1000).padStart(6)} ms  ${k}`);
+  // Samples are wall-clock ticks of a process that may be waiting for a CPU: the shares say more than the milliseconds.
+  for (const [k, us] of [...where].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+    console.log(`  ${f0((100 * us) / total).padStart(3)}%  ${f1(us / 1000).padStart(6)} ms  ${k}`);
+  }
 }
 
 /** One run of `argv` (after node) in the pod's environment: wall ms, CPU ms, peak RSS MiB. */
