@@ -39,6 +39,8 @@ export interface MarkerEntry {
 /** What the marker holds: references, version ids and file names. Never a value. */
 export interface Marker {
   version: 1;
+  /** When every secret was last fetched and written (ISO 8601): the first fetch, then each complete refresh. */
+  fetchedAt?: string;
   secrets: MarkerEntry[];
 }
 
