@@ -120,6 +120,7 @@ describe('each key, good and bad values', () => {
     [{ [k('secret.x')]: ARN, [k('mode')]: 'rw' }, 'mode'],
     [{ [k('secret.x')]: ARN, [k('refresh')]: '5 minutes' }, 'refresh: "5 minutes" is not a duration'],
     [{ [k('secret.x')]: ARN, [k('refresh')]: '1s' }, 'shorter than the minimum'],
+    [{ [k('secret.x')]: ARN, [k('refresh')]: '24h1s' }, 'refresh: "24h1s" is longer than the maximum of 24h'],
     [{ [k('secret.x')]: ARN, [k('refresh')]: '' }, 'refresh'],
     [{ [k('secret-arn')]: ARN, [k('secret.secret')]: ARN }, 'writes file "secret", which secrets.k8s.aws/secret-arn writes too'],
     [{ [k('secret.conf')]: ARN, [k('secrets')]: `[{ref: "${ARN}", explode: true, file: conf}]` }, 'secret.conf: file "conf" is also the directory secrets.k8s.aws/secrets entry 1 explodes into'],

@@ -13,6 +13,8 @@ import {
   DEFAULT_MODE,
   FORMATS,
   MARKER_FILE,
+  MAX_REFRESH_SECONDS,
+  MIN_REFRESH_SECONDS,
   formatMode,
   isSafeRelativePath,
   isValidMode,
@@ -30,8 +32,6 @@ export const STATUS_ANNOTATION = `${PREFIX}status`;
 export const STATUS_INJECTED = 'injected';
 /** The file the seed's `secret-arn` writes to when `secret-filename` is not set. */
 export const DEFAULT_SEED_FILENAME = 'secret';
-/** Shortest accepted `refresh`: more often than this buys nothing and costs API calls. */
-export const MIN_REFRESH_SECONDS = 10;
 /**
  * The apiserver refuses objects whose annotations (names and values, in bytes) total more. It
  * checks only after the mutating webhooks, so a review can carry up to its 3 MiB body limit:
@@ -236,11 +236,12 @@ export const REFRESH: AnnotationDef<number> = {
   name: 'refresh',
   values: 'duration (`30s`, `5m`, `1h`)',
   default: '—',
-  doc: `How often secrets are refreshed after start; at least ${MIN_REFRESH_SECONDS}s. Validated now; files are written once at start in this version.`,
+  doc: `How often a native sidecar (\`secret-refresher\`, Kubernetes 1.29+) fetches the secrets again after start, ${MIN_REFRESH_SECONDS}s to ${MAX_REFRESH_SECONDS / 3600}h, each wait shortened by up to 20% at random; changed files are rewritten atomically, then \`.secrets-ready\`. Entries pinned to a \`versionId\` are not polled. Refused where the webhook setting \`NATIVE_SIDECARS\` is \`false\`.`,
   parse: (v) => {
     const s = parseDuration(v);
     if (s === undefined) return { error: `${quote(v)} is not a duration such as 30s, 5m or 1h30m` };
     if (s < MIN_REFRESH_SECONDS) return { error: `${quote(v)} is shorter than the minimum of ${MIN_REFRESH_SECONDS}s` };
+    if (s > MAX_REFRESH_SECONDS) return { error: `${quote(v)} is longer than the maximum of ${MAX_REFRESH_SECONDS / 3600}h` };
     return { value: s };
   },
 };
@@ -667,10 +668,7 @@ export function parseAnnotations(annotations: Annotations, defaults: Defaults): 
     problems.push(problem('WEBHOOK_CONFLICTING_ANNOTATIONS', key(FAILOVER_REGION), `is ${quote(failoverRegion)}, the same as ${key(REGION)}: name another region, where the secrets are replicated`));
   } else if (failoverRegion !== undefined) request.failoverRegion = failoverRegion;
   const refresh = get(REFRESH);
-  if (refresh !== undefined) {
-    request.refreshSeconds = refresh;
-    warnings.push(`${key(REFRESH)}: accepted, but this version writes the files once, at start`);
-  }
+  if (refresh !== undefined) request.refreshSeconds = refresh;
 
   // Which annotation each file came from, to name both sides of a clash; with explode, `file` is
   // the directory the keys are written into.
