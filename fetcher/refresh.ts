@@ -152,7 +152,7 @@ export class Refresher {
     const { now, random, sleep, log } = this.deps;
     const staleMs = staleAfterMs(this.intervalMs);
     let delay = Math.max(0, this.lastSuccess + jittered(this.intervalMs, random()) - now());
-    log(`refresh: ${this.polled.length} of ${this.spec.items.length} secret(s) polled every ${this.intervalMs / 1000} s; next in ${Math.round(delay / 1000)} s`);
+    log(`refresh: ${this.polled.length} of ${this.spec.items.length} entries polled every ${this.intervalMs / 1000} s; next in ${Math.round(delay / 1000)} s`);
     for (;;) {
       await sleep(delay, stop);
       if (stop.aborted) return 0;
