@@ -213,6 +213,18 @@ if (isRoot && cpuRoot && existsSync(join(cpuRoot, 'cpu.cfs_quota_us'))) {
   }
 } else notes.push('no writable cgroup v1 cpu controller (needs root and cgroup v1): no runs under a CPU limit');
 if (groups.get('free')?.acct === undefined) notes.push('no cgroup v1 cpuacct group: CPU time from /usr/bin/time, to 10 ms');
+// What a memory limit is held against: the container's memory cgroup, page cache of the files it
+// reads included. Emptied before each run, as a container starting on a node that has not read
+// the image's files yet.
+const memRoot = cgroupV1('memory');
+let memGroup;
+if (isRoot && memRoot && existsSync(join(memRoot, 'memory.force_empty'))) {
+  try {
+    memGroup = makeGroup(memRoot, `bench-fetcher-${process.pid}-memory`, {});
+  } catch (e) {
+    notes.push(`could not make a cgroup v1 memory group (${e.code ?? e.message})`);
+  }
+} else notes.push('no writable cgroup v1 memory controller: no peak of the container\'s memory cgroup');
 const time = existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
 if (!time) notes.push('no /usr/bin/time: peak RSS not measured');
 
@@ -243,14 +255,23 @@ async function profile(top) {
   where.delete('(idle)');
   const total = [...where.values()].reduce((a, b) => a + b, 0);
   console.log(`\nwhere a 1-secret run spends its time (--cpu-prof of the main thread, after start-up; ${f1(total / 1000)} ms sampled, idle left out):`);
-  for (const [k, us] of [...where].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${f1(us / 1000).padStart(6)} ms  ${k}`);
+  // Samples are wall-clock ticks of a process that may be waiting for a CPU: the shares say more than the milliseconds.
+  for (const [k, us] of [...where].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+    console.log(`  ${f0((100 * us) / total).padStart(3)}%  ${f1(us / 1000).padStart(6)} ms  ${k}`);
+  }
 }
 
 /** One run of `argv` (after node) in the pod's environment: wall ms, CPU ms, peak RSS MiB. */
 async function once(argv, { mode, env = {} }) {
   const { cpu, acct } = groups.get(mode) ?? {};
   if (acct) writeFileSync(join(acct, 'cpuacct.usage'), '0');
-  const join_ = [cpu, acct].filter((d, i, all) => d && all.indexOf(d) === i).map((d) => `echo $$ > ${d}/cgroup.procs`);
+  if (memGroup) {
+    writeFileSync(join(memGroup, 'memory.force_empty'), '0');
+    writeFileSync(join(memGroup, 'memory.max_usage_in_bytes'), '0');
+  }
+  const throttled = () => (mode === 'free' || !cpu ? NaN : Number(/throttled_time (\d+)/.exec(readFileSync(join(cpu, 'cpu.stat'), 'utf8'))?.[1] ?? NaN));
+  const throttledBefore = throttled();
+  const join_ = [cpu, acct, memGroup].filter((d, i, all) => d && all.indexOf(d) === i).map((d) => `echo $$ > ${d}/cgroup.procs`);
   const inner = [...(pin ? ['taskset', '-c', fetcherCpu] : []), process.execPath, ...argv];
   const timeOut = join(work, 'time');
   const cmd = [...(time ? [time, '-f', '%e %U %S %M', '-o', timeOut] : []), 'sh', '-c', `${[...join_, 'exec "$@"'].join(' && ')}`, 'sh', ...inner];
@@ -263,7 +284,8 @@ async function once(argv, { mode, env = {} }) {
   if (code !== 0) throw new Error(`${argv.join(' ')} exited ${code}: ${stderr}`);
   const [, u, s, maxKiB] = time ? readFileSync(timeOut, 'utf8').trim().split(/\s+/).map(Number) : [];
   const cpuMs = acct ? Number(readFileSync(join(acct, 'cpuacct.usage'), 'utf8')) / 1e6 : time ? (u + s) * 1000 : NaN;
-  return { wall, cpu: cpuMs, rss: time ? maxKiB / 1024 : NaN };
+  const memory = memGroup ? Number(readFileSync(join(memGroup, 'memory.max_usage_in_bytes'), 'utf8')) / 2 ** 20 : NaN;
+  return { wall, cpu: cpuMs, rss: time ? maxKiB / 1024 : NaN, memory, throttled: (throttled() - throttledBefore) / 1e6 };
 }
 
 function fetchCase(count, { snapshot = true } = {}) {
@@ -309,7 +331,9 @@ for (const [name, s] of samples) {
     cpu: median(s.free.map((x) => x.cpu)),
     wall: median(s.free.map((x) => x.wall)),
     limited: Object.fromEntries(modes.filter((m) => m !== 'free').map((m) => [m, median(s[m].map((x) => x.wall))])),
+    throttled: Object.fromEntries(modes.filter((m) => m !== 'free').map((m) => [m, median(s[m].map((x) => x.throttled))])),
     rss: median(s.free.map((x) => x.rss)),
+    memory: median(s.free.map((x) => x.memory)),
   });
 }
 
@@ -326,11 +350,12 @@ console.log(
 );
 console.log('');
 const limited = modes.filter((m) => m !== 'free');
-console.log(`| | CPU | wall | ${limited.map((m) => `wall under ${m}m CPU | `).join('')}peak RSS |`);
-console.log(`| --- | --- | --- | ${limited.map(() => '--- | ').join('')}--- |`);
+console.log(`| | CPU | wall | ${limited.map((m) => `wall under ${m}m CPU (throttled) | `).join('')}peak RSS | peak of the memory cgroup |`);
+console.log(`| --- | --- | --- | ${limited.map(() => '--- | ').join('')}--- | --- |`);
 for (const [name, s] of stats) {
-  console.log(`| ${name} | ${f1(s.cpu)} ms | ${f0(s.wall)} ms | ${limited.map((m) => `${f0(s.limited[m])} ms | `).join('')}${f1(s.rss)} MiB |`);
+  console.log(`| ${name} | ${f1(s.cpu)} ms | ${f0(s.wall)} ms | ${limited.map((m) => `${f0(s.limited[m])} ms (${f0(s.throttled[m])} ms) | `).join('')}${f1(s.rss)} MiB | ${f1(s.memory)} MiB |`);
 }
+if (limited.length > 0) console.log('(throttled: the time the CPU limit held the process back, cpu.stat throttled_time of its group)');
 
 const floor = stats.get(cases[0].name);
 const one = stats.get(cases[1].name);

@@ -90,6 +90,22 @@ describe.skipIf(skip !== false)(`fetcher in real networks${skip ? ` — skipped:
     }
   });
 
+  it('sends calls to a plain-http endpoint through HTTP_PROXY', async () => {
+    const proxy = await startConnectProxy();
+    const plain = await startAwsProxy(c.awsEndpoint);
+    try {
+      const run = await runFetcher(c, scratch, { items: [{ ref: name, file: 'f' }] }, { ...keys, HTTP_PROXY: proxy.url }, { endpoint: plain.endpoint });
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+      expect(plain.calls.map((x) => x.operation)).toEqual(['secretsmanager.GetSecretValue']);
+      for (const call of plain.calls) expect(proxy.upstreamPorts.has(call.remotePort)).toBe(true);
+      expect(proxy.requests).toEqual([{ method: 'POST', target: new URL(plain.endpoint).host }]);
+    } finally {
+      await plain.close();
+      await proxy.close();
+    }
+  });
+
   it('goes direct to the hosts NO_PROXY covers', async () => {
     const proxy = await startConnectProxy();
     const before = front.calls.length;

@@ -7,7 +7,7 @@
 import { AppsV1Api, AuthenticationV1Api, type V1Deployment } from '@kubernetes/client-node';
 import { expect, it } from 'vitest';
 import { eventually } from '../helpers/cluster.js';
-import { awsHostAliases, createSecret, describeNode, nodeSuite, podWhen, printed, running, useAwsFront, useNamespace } from './context.js';
+import { createSecret, describeNode, nodeSuite, podWhen, printed, running, useAwsFront, useNamespace } from './context.js';
 
 const TOKEN_DIR = '/var/run/secrets/eks.amazonaws.com/serviceaccount';
 const ROLE_ARN = 'arn:aws:iam::123456789012:role/webserver';
@@ -32,8 +32,6 @@ function webserver(secretArn: string): V1Deployment {
         },
         spec: {
           serviceAccountName: 'webserver',
-          hostNetwork: true,
-          hostAliases: awsHostAliases(),
           terminationGracePeriodSeconds: 0,
           containers: [
             {

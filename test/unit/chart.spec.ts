@@ -192,6 +192,10 @@ suite('chart: default values', () => {
       'FETCHER_MEMORY_LIMIT',
       'FETCHER_UID',
       'DEFAULT_MOUNT_PATH',
+      'REFRESHER_CPU_REQUEST',
+      'REFRESHER_MEMORY_REQUEST',
+      'REFRESHER_CPU_LIMIT',
+      'REFRESHER_MEMORY_LIMIT',
       'FETCHER_NODE_CREDENTIALS',
       'SHUTDOWN_TIMEOUT_SECONDS',
     ]) {
@@ -323,6 +327,32 @@ suite('chart: notable values', () => {
     );
     expect(webhookOf(renderChart(HELM, { extra: ['--kube-version', '1.27.4'], set: { 'webhook.matchConditions.enabled': false } })).failurePolicy).toBe('Ignore');
     expect(() => renderChart(HELM, { extra: ['--kube-version', '1.20.0'] })).toThrow(/kubeVersion/);
+  });
+
+  it('sets NATIVE_SIDECARS from the cluster version (1.29+), unless nativeSidecars says otherwise', () => {
+    const at = (version: string, set: Record<string, string | number | boolean> = {}) =>
+      envOf(renderChart(HELM, { extra: ['--kube-version', version], set })).NATIVE_SIDECARS;
+    expect(at('1.28.9')).toBe('false');
+    expect(at('1.29.0')).toBe('true');
+    expect(at('1.33.1')).toBe('true');
+    expect(at('1.28.9', { nativeSidecars: true })).toBe('true');
+    expect(at('1.33.1', { nativeSidecars: false })).toBe('false');
+    expect(() => renderChart(HELM, { set: { nativeSidecars: 'yes' } })).toThrow(/nativeSidecars/);
+  });
+
+  it('refresher values flow into the webhook environment and its configuration', () => {
+    const objects = renderChart(HELM, {
+      set: {
+        'refresher.resources.requests.cpu': '2m',
+        'refresher.resources.requests.memory': '40Mi',
+        'refresher.resources.limits.cpu': null as unknown as string,
+        'refresher.resources.limits.memory': '56Mi',
+      },
+    });
+    expect(envOf(objects)).toMatchObject({ REFRESHER_CPU_REQUEST: '2m', REFRESHER_MEMORY_REQUEST: '40Mi', REFRESHER_CPU_LIMIT: '', REFRESHER_MEMORY_LIMIT: '56Mi' });
+    const loaded = loadChartEnv(objects);
+    if (!('config' in loaded)) throw new Error(JSON.stringify(loaded));
+    expect(loaded.config.mutation.refresherResources).toEqual({ requests: { cpu: '2m', memory: '40Mi' }, limits: { memory: '56Mi' } });
   });
 
   it('image and fetcher values flow into the webhook container and its environment', () => {
