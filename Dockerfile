@@ -2,8 +2,9 @@
 # Two images from one build, both on distroless Node.js 24 (no shell, no npm, uid 65532):
 #   docker build -t aws-secret-injector .                      the webhook (default, last target)
 #   docker build --target fetcher -t aws-secret-injector-fetcher .   the init container
-# The fetcher image holds only dist/fetcher.mjs: every annotated pod pulls it, so it carries
-# nothing of the webhook, certificates, YAML or HTTP server code.
+# The fetcher image holds only the fetcher's startup snapshot (fetcher.blob, made from
+# dist/fetcher.cjs): every annotated pod pulls it, so it carries nothing of the webhook,
+# certificates, YAML or HTTP server code.
 
 # Base images are pinned by the digests of their multi-architecture indexes (README: Images says
 # how to refresh them); the build stage's Node major matches the runtime's.
@@ -24,10 +25,18 @@ COPY webhook webhook
 # The bundles need no node_modules at run time; only they leave this stage.
 RUN BUNDLE_OUT=/out node scripts/bundle.mjs
 
+# The fetcher's V8 startup snapshot, made by the runtime image's own node: a snapshot starts only
+# on the binary that built it. Exec form, as the image has no shell; root only to write /snapshot,
+# and nothing of this stage but the blob goes on.
+FROM ${RUNTIME_IMAGE} AS fetcher-snapshot
+COPY --from=build /out/fetcher.cjs /snapshot/fetcher.cjs
+USER 0:0
+RUN ["/nodejs/bin/node", "--snapshot-blob", "/snapshot/fetcher.blob", "--build-snapshot", "/snapshot/fetcher.cjs"]
+
 FROM ${RUNTIME_IMAGE} AS fetcher
-COPY --from=build /out/fetcher.mjs /app/fetcher.mjs
+COPY --from=fetcher-snapshot /snapshot/fetcher.blob /app/fetcher.blob
 USER 65532:65532
-ENTRYPOINT ["/nodejs/bin/node", "/app/fetcher.mjs"]
+ENTRYPOINT ["/nodejs/bin/node", "--snapshot-blob", "/app/fetcher.blob"]
 CMD ["fetch"]
 
 FROM ${RUNTIME_IMAGE} AS webhook

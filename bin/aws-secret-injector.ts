@@ -23,6 +23,14 @@ const commands: Array<{ name: string; summary: string; load: () => Promise<Runne
     load: async () => (await import('../fetcher/main.js')).run,
   },
   {
+    name: 'refresh',
+    summary: 'keep the secret files current (the refresh sidecar)',
+    load: async () => {
+      const { run } = await import('../fetcher/main.js');
+      return (argv) => run(['refresh', ...argv]);
+    },
+  },
+  {
     name: 'certs',
     summary: 'generate or bootstrap the webhook serving certificate',
     load: async () => (await import('../certs/cli.js')).run,

@@ -52,17 +52,30 @@ export function sessionName(namespace: string | undefined, name: string | undefi
 
 const JSON_PARSE_ERROR = /in JSON at position|is not valid JSON|Unexpected (token|end of JSON)|Unterminated string in JSON|JSON\.parse/;
 
+/** Credentials are resolved again this long before they expire (the refresh sidecar outlives them). */
+export const CREDENTIALS_REFRESH_MS = 5 * 60_000;
+
 function tagged(stage: 'credentials' | 'assume-role', provider: AwsCredentialIdentityProvider): AwsCredentialIdentityProvider {
   let pending: Promise<AwsCredentialIdentity> | undefined;
+  let expiresAt = Number.POSITIVE_INFINITY;
   return () => {
-    // One resolution for the whole run: every client shares it, so IRSA exchanges its token once.
-    pending ??= provider().catch((e: unknown) => {
-      const f = errorFacts(e);
-      let message = typeof (e as Error)?.message === 'string' ? (e as Error).message.slice(0, 300) : f.code;
-      // A JSON parser's message quotes the body it choked on: here, a credentials answer.
-      if (JSON_PARSE_ERROR.test(message)) message = 'the credentials source answered with a body that is not valid JSON';
-      throw new CredentialError(stage, f.code, message);
-    });
+    // One resolution while it is good: every client shares it, so IRSA exchanges its token once
+    // per credential lifetime. A failure is not kept: the refresh sidecar's next pass asks again.
+    if (pending !== undefined && Date.now() >= expiresAt - CREDENTIALS_REFRESH_MS) pending = undefined;
+    pending ??= provider().then(
+      (c) => {
+        expiresAt = c.expiration?.getTime() ?? Number.POSITIVE_INFINITY;
+        return c;
+      },
+      (e: unknown) => {
+        pending = undefined;
+        const f = errorFacts(e);
+        let message = typeof (e as Error)?.message === 'string' ? (e as Error).message.slice(0, 300) : f.code;
+        // A JSON parser's message quotes the body it choked on: here, a credentials answer.
+        if (JSON_PARSE_ERROR.test(message)) message = 'the credentials source answered with a body that is not valid JSON';
+        throw new CredentialError(stage, f.code, message);
+      },
+    );
     return pending;
   };
 }

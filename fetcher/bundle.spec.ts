@@ -12,11 +12,11 @@ describe('fetcher bundle', () => {
       bundle: true,
       platform: 'node',
       target: 'node24',
-      format: 'esm',
+      format: 'cjs',
       mainFields: ['module', 'main'],
       write: false,
       metafile: true,
-      outfile: 'fetcher.mjs',
+      outfile: 'fetcher.cjs',
       logLevel: 'silent',
     });
     const inputs = Object.keys(result.metafile.inputs);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fitTerminationMessage, formatFailure, formatReport, redact, TERMINATION_MESSAGE_LIMIT } from './errors.js';
+import { fitTerminationMessage, formatFailure, formatReport, NOTHING_TO_REDACT, quoted, redactor, TERMINATION_MESSAGE_LIMIT } from './errors.js';
 
 describe('formatFailure', () => {
   it('puts code, reference, AWS code, identity and hint in one paragraph', () => {
@@ -21,10 +21,14 @@ describe('formatFailure', () => {
   });
 
   it('reports every failure', () => {
-    const report = formatReport([
-      { code: 'FETCH_KEY_MISSING', ref: 'a', message: 'm1' },
-      { code: 'FETCH_NO_REGION', ref: 'b', message: 'm2' },
-    ]);
+    const report = formatReport(
+      [
+        { code: 'FETCH_KEY_MISSING', ref: 'a', message: 'm1' },
+        { code: 'FETCH_NO_REGION', ref: 'b', message: 'm2' },
+      ],
+      {},
+      NOTHING_TO_REDACT,
+    );
     expect(report.split('\n\n')).toHaveLength(3);
     expect(report).toMatch(/^fetch failed \(2 problems\):/);
   });
@@ -49,13 +53,48 @@ describe('fitTerminationMessage', () => {
   });
 });
 
-describe('redact', () => {
-  it('removes known values and each line of multi-line ones', () => {
-    const out = redact('pw hunter22 and line-two-secret here', ['hunter22', 'first-line\nline-two-secret']);
-    expect(out).toBe('pw [REDACTED] and [REDACTED] here');
+describe('redactor', () => {
+  const values = ['hunter22-secret', 'first-line\nline-two-secret', 'a-very-long-api-token-0123456789abcdef', 'us-east-1', '123456789012', 'prod', 'db'];
+  const redact = redactor(values, ['us-east-1', '123456789012', 'arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db']);
+
+  it('removes whole values, each line of multi-line ones, and long runs of a value', () => {
+    expect(redact(['pw hunter22-secret and line-two-secret here', 'cut: a-very-long-api-tok…'])).toEqual([
+      'pw [REDACTED] and [REDACTED] here',
+      'cut: [REDACTED]…',
+    ]);
   });
 
-  it('leaves very short values alone', () => {
-    expect(redact('a b c', ['a'])).toBe('a b c');
+  it('leaves what the report says itself, and short words, whatever a secret holds', () => {
+    const text = 'User: arn:aws:sts::123456789012:assumed-role/web is not authorized on arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db in prod';
+    expect(redact([text])).toEqual([text]);
+  });
+
+  it('hides a reported string that runs on into a value', () => {
+    expect(redact(['x us-east-1:hunter22-secret y'])).toEqual(['x us-east-1:[REDACTED] y']);
+    expect(redactor(['us-east-1-hunter22'], ['us-east-1'])(['x us-east-1-hunter22 y'])).toEqual(['x [REDACTED] y']);
+  });
+
+  it('takes values of any type (an endpoint may answer a number)', () => {
+    expect(redactor([987654321123], [])(['Received type number (987654321123)'])).toEqual(['Received type number ([REDACTED])']);
+  });
+
+  it('ends a paragraph with one period when the quoted text has its own', () => {
+    expect(formatFailure({ code: 'FETCH_AWS', message: `failed: ${quoted("can't find the specified secret.")}` })).toBe(
+      "FETCH_AWS: failed: can't find the specified secret.",
+    );
+  });
+
+  it('applies to quoted text only, in every paragraph of a report', () => {
+    const report = formatReport(
+      [
+        { code: 'FETCH_AWS', ref: 'hunter22-secret', message: `GetSecretValue failed: ${quoted('it said hunter22-secret')}` },
+        { code: 'FETCH_AWS', message: `unexpected TypeError: ${quoted('hunter22-secret')}` },
+      ],
+      {},
+      redact,
+    );
+    expect(report).toContain('reference hunter22-secret: GetSecretValue failed: it said [REDACTED].');
+    expect(report).toContain('unexpected TypeError: [REDACTED].');
+    expect(report).not.toMatch(/[\uE000\uE001]/);
   });
 });

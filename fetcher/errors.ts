@@ -1,7 +1,8 @@
 // The fetcher's failures as data: a stable code, the reference it concerns, the AWS error code
 // and a hint. They are rendered into the termination message and stderr, one paragraph each.
-// Nothing here ever holds a secret value: messages are built from references, key names and
-// AWS error codes only, and `redact` is applied to the final text as a second line of defence.
+// Messages are built from references, regions, key names and AWS error codes. Text the fetcher
+// did not write (an AWS error message, an exception's message) is marked with `quoted` where it
+// goes into a message, and only that text is redacted: the report's own structure stays whole.
 
 export type FetchErrorCode =
   /** The spec (env SECRET_INJECTOR_SPEC) or the command line is missing or malformed. */
@@ -62,10 +63,16 @@ export interface ReportContext {
   identityError?: string;
 }
 
-export function formatFailure(f: Failure, ctx: ReportContext = {}): string {
+/** One failure's paragraph, its quoted text redacted. */
+export function formatFailure(f: Failure, ctx: ReportContext = {}, redact: Redactor = NOTHING_TO_REDACT): string {
+  return resolveQuoted(paragraph(f, ctx), redact);
+}
+
+function paragraph(f: Failure, ctx: ReportContext): string {
   const parts = [`${f.code}:`];
   if (f.ref !== undefined) parts.push(`reference ${f.ref}:`);
-  parts.push(f.message.endsWith('.') ? f.message : `${f.message}.`);
+  // A message may end in quoted text (AWS's own sentence, with its period) and its closing mark.
+  parts.push(f.message.replace(/\uE001$/, '').endsWith('.') ? f.message : `${f.message}.`);
   if (f.awsCode !== undefined) parts.push(`AWS error code: ${f.awsCode}.`);
   if (f.code === 'FETCH_AWS' || f.code === 'FETCH_DEADLINE') {
     if (ctx.identity !== undefined) parts.push(`Identity: ${ctx.identity}.`);
@@ -75,10 +82,13 @@ export function formatFailure(f: Failure, ctx: ReportContext = {}): string {
   return parts.join(' ');
 }
 
-/** One paragraph per failure, every failure (the termination message is cut to fit separately). */
-export function formatReport(failures: Failure[], ctx: ReportContext = {}): string {
+/**
+ * One paragraph per failure, every failure (the termination message is cut to fit separately).
+ * Every report goes through here, and `redact` says what the fetch has seen.
+ */
+export function formatReport(failures: Failure[], ctx: ReportContext, redact: Redactor): string {
   const head = failures.length === 1 ? 'fetch failed:' : `fetch failed (${failures.length} problems):`;
-  return [head, ...failures.map((f) => formatFailure(f, ctx))].join('\n\n') + '\n';
+  return resolveQuoted([head, ...failures.map((f) => paragraph(f, ctx))].join('\n\n') + '\n', redact);
 }
 
 /** Cuts a report to the termination message limit on a paragraph boundary, saying how many were left out. */
@@ -99,19 +109,90 @@ export function fitTerminationMessage(report: string, limit = TERMINATION_MESSAG
   return kept.join('\n\n') + '\n';
 }
 
+// Private-use characters around quoted text, removed when the report is formatted.
+const OPEN = '\uE000';
+const CLOSE = '\uE001';
+const QUOTED = /\uE000([^\uE000\uE001]*)\uE001/g;
+
+/** Marks text from outside the fetcher (AWS, the SDK, an exception) for redaction in the report. */
+export function quoted(text: string): string {
+  return `${OPEN}${text.replace(/[\uE000\uE001]/g, '')}${CLOSE}`;
+}
+
+/** Redacts a batch of quoted texts (all of one report at once: the values are scanned once). */
+export type Redactor = (texts: readonly string[]) => string[];
+
+/** For reports made before any value was fetched. */
+export const NOTHING_TO_REDACT: Redactor = (texts) => [...texts];
+
+export const REDACTED = '[REDACTED]';
+/** A value, a JSON string in it or one of its lines, this long or longer, is redacted where it appears whole. */
+export const MIN_WHOLE = 8;
+/** Any run of this many characters of a value is redacted too (a value cut short, or inside other text). */
+export const MIN_PIECE = 16;
+
 /**
- * Replaces every occurrence of a known secret value (or any line of a multi-line one) in `text`.
- * Values shorter than 4 characters are left alone: they would match everywhere and say nothing.
+ * A redactor for quoted text. `values`: every fetched value and each string inside it (JSON
+ * scalars). `known`: what the report itself says (references and their names, regions and
+ * accounts, the identity): a stretch of quoted text that is one of these is left as it is, since
+ * hiding it would only tell the reader that a secret holds it. So is anything shorter than
+ * MIN_WHOLE: a short word matches everywhere, and its disappearance would say which words a
+ * secret holds.
  */
-export function redact(text: string, values: Iterable<string>): string {
-  const needles = new Set<string>();
-  for (const v of values) {
-    for (const piece of [v, ...v.split('\n')]) {
-      const p = piece.trim();
-      if (p.length >= 4) needles.add(p);
+export function redactor(values: Iterable<unknown>, known: Iterable<string>): Redactor {
+  return (texts) => {
+    if (texts.length === 0) return [];
+    const text = texts.join('\u0000');
+    const hidden = new Uint8Array(text.length);
+    const mark = (at: number, length: number) => hidden.fill(1, at, at + length);
+    // Every MIN_PIECE-long window of the text, to look the values' windows up in one pass.
+    const windows = new Map<string, number[]>();
+    for (let i = 0; i + MIN_PIECE <= text.length; i++) {
+      const w = text.slice(i, i + MIN_PIECE);
+      const at = windows.get(w);
+      if (at) at.push(i);
+      else windows.set(w, [i]);
     }
-  }
-  let out = text;
-  for (const n of [...needles].sort((a, b) => b.length - a.length)) out = out.split(n).join('[REDACTED]');
-  return out;
+    const whole = new Set<string>();
+    for (const raw of values) {
+      const v = String(raw);
+      for (const piece of [v, ...v.split('\n')]) {
+        const p = piece.trim();
+        if (p.length >= MIN_WHOLE && p.length < MIN_PIECE) whole.add(p);
+      }
+      if (v.length < MIN_PIECE || windows.size === 0) continue;
+      for (let i = 0; i + MIN_PIECE <= v.length; i++) {
+        const at = windows.get(v.slice(i, i + MIN_PIECE));
+        if (at) for (const j of at) mark(j, MIN_PIECE);
+      }
+    }
+    for (const w of whole) for (let i = text.indexOf(w); i !== -1; i = text.indexOf(w, i + 1)) mark(i, w.length);
+
+    const open = new Uint8Array(text.length);
+    for (const k of known) {
+      if (k.length < MIN_WHOLE) continue;
+      for (let i = text.indexOf(k); i !== -1; i = text.indexOf(k, i + 1)) open.fill(1, i, i + k.length);
+    }
+    let out = '';
+    for (let i = 0; i < text.length; ) {
+      if (hidden[i] === 0) {
+        out += text[i++];
+        continue;
+      }
+      let end = i;
+      let reported = true;
+      while (end < text.length && hidden[end] === 1) reported = open[end++] === 1 && reported;
+      out += reported ? text.slice(i, end) : REDACTED;
+      i = end;
+    }
+    return out.split('\u0000');
+  };
+}
+
+/** Replaces each quoted stretch of `text` by its redacted form and drops the marks. */
+export function resolveQuoted(text: string, redact: Redactor): string {
+  const found = [...text.matchAll(QUOTED)].map((m) => m[1] as string);
+  const redacted = redact(found);
+  let i = 0;
+  return text.replace(QUOTED, () => redacted[i++] ?? '').replace(/[\uE000\uE001]/g, '');
 }

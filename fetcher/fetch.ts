@@ -14,7 +14,7 @@ import type {
   GetSecretValueCommandOutput,
 } from '@aws-sdk/client-secrets-manager';
 import type { GetParametersCommandInput, GetParametersCommandOutput } from '@aws-sdk/client-ssm';
-import { failure, type Failure } from './errors.js';
+import { failure, quoted, type Failure } from './errors.js';
 import { parseReference, type Reference } from './reference.js';
 import type { FetchSpec, SecretItem } from './spec.js';
 
@@ -299,7 +299,7 @@ function awsFailure(t: Target, e: unknown, via: 'get' | 'batch' | 'parameters'):
   }
   const what = t.reference.service === 'ssm' ? 'GetParameters' : via === 'batch' ? 'BatchGetSecretValue' : 'GetSecretValue';
   const status = f.status !== undefined ? ` (HTTP ${f.status})` : '';
-  const msg = `${what} ${'in ' + t.region} failed${status}${f.message !== undefined ? `: ${f.message}` : ''}`;
+  const msg = `${what} ${'in ' + t.region} failed${status}${f.message !== undefined ? `: ${quoted(f.message)}` : ''}`;
   const extra: Omit<Failure, 'code' | 'message'> = { ref: t.reference.id, awsCode: f.code };
   const hint = hintFor(t, f.code, via);
   if (hint !== undefined) extra.hint = hint;
@@ -312,7 +312,7 @@ function credentialFailure(e: CredentialError, refs: string[]): Failure {
       ? "the role's trust policy must allow sts:AssumeRole (and sts:TagSession if used) by the pod's identity, and that identity needs sts:AssumeRole on the role"
       : 'give the pod an AWS identity: IRSA (eks.amazonaws.com/role-arn on its service account) or an EKS Pod Identity association';
   const what = e.stage === 'assume-role' ? 'assuming the role failed' : 'no AWS credentials could be obtained';
-  return failure('FETCH_AWS', `${what}: ${e.message} (${refs.length} reference(s) not fetched: ${refs.join(', ')})`, {
+  return failure('FETCH_AWS', `${what}: ${quoted(e.message)} (${refs.length} reference(s) not fetched: ${refs.join(', ')})`, {
     awsCode: e.awsCode,
     hint,
   });
@@ -350,8 +350,9 @@ function findInBatch<V extends { ARN?: string; Name?: string }>(t: Target, value
 
 function secretValue(out: GetOutput): FetchedValue {
   const v: FetchedValue = {};
-  if (out.SecretString !== undefined) v.text = out.SecretString;
-  else if (out.SecretBinary !== undefined) v.binary = out.SecretBinary;
+  // Types checked: an endpoint (a proxy, an emulator) may answer a number, and the SDK passes it on.
+  if (typeof out.SecretString === 'string') v.text = out.SecretString;
+  else if (out.SecretBinary instanceof Uint8Array) v.binary = out.SecretBinary;
   if (out.ARN !== undefined) v.arn = out.ARN;
   if (out.VersionId !== undefined) v.versionId = out.VersionId;
   return v;
@@ -359,12 +360,14 @@ function secretValue(out: GetOutput): FetchedValue {
 
 export interface FetchOptions {
   signal: AbortSignal;
+  /** Where values go as they arrive (default: a new map); the caller keeps what was fetched even if a bug throws. */
+  values?: Map<string, FetchedValue>;
   concurrency?: number;
 }
 
 export async function fetchTargets(targets: Target[], api: AwsApi, opts: FetchOptions): Promise<FetchResult> {
   const { signal } = opts;
-  const values = new Map<string, FetchedValue>();
+  const values = opts.values ?? new Map<string, FetchedValue>();
   const failures: Failure[] = [];
   const credentialFailures = new Map<string, { error: CredentialError; refs: string[] }>();
   let awsFailed = false;
@@ -390,7 +393,7 @@ export async function fetchTargets(targets: Target[], api: AwsApi, opts: FetchOp
   };
   const noValue = (t: Target, what: string) => {
     awsFailed = true;
-    record(t, failure('FETCH_AWS', `${what} returned neither SecretString nor SecretBinary`, { ref: t.reference.id }), false);
+    record(t, failure('FETCH_AWS', `${what} returned neither a SecretString (text) nor a SecretBinary (bytes)`, { ref: t.reference.id }), false);
   };
 
   const getOne = async (t: Target) => {
@@ -477,7 +480,7 @@ export async function fetchTargets(targets: Target[], api: AwsApi, opts: FetchOp
       const params = out.Parameters ?? [];
       const sameAccount = (arn: string | undefined) => arn === undefined || arn.split(':').slice(3, 5).join(':') === `${r.region}:${r.account}`;
       const p = params.find((x) => x.ARN === r.id) ?? params.find((x) => (x.Name === r.id || x.Name === r.name) && sameAccount(x.ARN));
-      if (!p || p.Value === undefined) {
+      if (!p || typeof p.Value !== 'string') {
         awsFailed = true;
         record(t, failure('FETCH_AWS', 'GetParameters answered neither a value nor an error for it', { ref: r.id }), false);
         continue;

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { formatReport, redact } from './errors.js';
+import { formatReport, quoted } from './errors.js';
 import type { AwsApi } from './fetch.js';
 import type { CredentialChoice } from './identity.js';
 import { execute, parseArgs } from './main.js';
@@ -84,16 +84,115 @@ describe('execute', () => {
     ]);
     expect(r.context.identity).toBe('arn:aws:sts::123456789012:assumed-role/app/ns.pod');
     expect(readdirSync(dir)).toEqual([]);
-    const report = redact(formatReport(r.failures, r.context), r.values);
+    const report = formatReport(r.failures, r.context, r.redact);
     expect(report).not.toContain('VALUE');
   });
 
-  it('redacts a fetched value that would reach the report', async () => {
+  it('redacts a fetched value that would reach the report through quoted text', async () => {
     const r = await execute(spec([{ ref: 'db', file: 'a', key: 'password' }, { ref: 'missing', file: 'b' }]), { credentials: IRSA, api: () => api });
     if (r.ok) throw new Error('expected a failure');
-    const text = redact(`${formatReport(r.failures, r.context)} VALUE-pw-123`, r.values);
-    expect(text).toContain('[REDACTED]');
+    const text = formatReport([...r.failures, { code: 'FETCH_AWS', message: `echoed ${quoted('the value VALUE-pw-123 here')}` }], r.context, r.redact);
+    expect(text).toContain('echoed the value [REDACTED] here');
     expect(text).not.toContain('VALUE-pw-123');
+  });
+
+  describe('reports', () => {
+    const ACCOUNT_ARN = (name: string) => `arn:aws:secretsmanager:us-east-1:123456789012:secret:${name}`;
+    // A secret of everyday strings: a region, an account id, short words.
+    const config = JSON.stringify({ region: 'us-east-1', account: '123456789012', dbname: 'prod', user: 'app', host: 'db' });
+    const denied = (id: string) =>
+      Object.assign(
+        new Error(
+          `User: arn:aws:sts::123456789012:assumed-role/web/team-a.web is not authorized to perform: secretsmanager:GetSecretValue on resource: ${id} because no identity-based policy allows the secretsmanager:GetSecretValue action`,
+        ),
+        { name: 'AccessDeniedException', $fault: 'client', $metadata: { httpStatusCode: 400 } },
+      );
+    const aws = (secrets: Record<string, string>, batch?: AwsApi['batchGetSecretValue']): AwsApi => ({
+      ...api,
+      async getSecretValue(_region, input) {
+        const id = input.SecretId as string;
+        if (!(id in secrets)) throw denied(id);
+        return { Name: id, ARN: `${id}-AbCdEf`, VersionId: 'v1', SecretString: secrets[id] };
+      },
+      ...(batch && { batchGetSecretValue: batch }),
+      async callerIdentity() {
+        return 'arn:aws:sts::123456789012:assumed-role/web/team-a.web';
+      },
+    });
+
+    it('stay readable when a fetched secret holds a region, an account id and short words', async () => {
+      const ok = ACCOUNT_ARN('prod/config');
+      const missing = ACCOUNT_ARN('prod/missing');
+      const r = await execute(
+        { version: 1, dir, mode: 0o444, region: 'us-east-1', items: [{ ref: ok, file: 'c', key: 'dbname', versionStage: 'AWSCURRENT' }, { ref: missing, file: 'm', versionStage: 'AWSCURRENT' }] },
+        { credentials: IRSA, api: () => aws({ [ok]: config }) },
+      );
+      if (r.ok) throw new Error('expected a failure');
+      const report = formatReport(r.failures, r.context, r.redact);
+      expect(report).not.toContain('[REDACTED]');
+      expect(report).toContain(`FETCH_AWS: reference ${missing}: GetSecretValue in us-east-1 failed (HTTP 400): User: arn:aws:sts::123456789012:assumed-role/web/team-a.web is not authorized`);
+      expect(report).toContain(`on resource: ${missing} because`);
+      expect(report).toContain('Identity: arn:aws:sts::123456789012:assumed-role/web/team-a.web.');
+    });
+
+    it('hide a value an endpoint echoes, whole or cut short, and leave the rest of its message', async () => {
+      const ok = ACCOUNT_ARN('prod/token');
+      const missing = ACCOUNT_ARN('prod/other');
+      const token = 'tok-7f3a9c1e5b2d4f6a8c0e2b4d6f8a1c3e';
+      const echo: AwsApi = {
+        ...aws({ [ok]: token }),
+        async getSecretValue(region, input) {
+          if (input.SecretId === ok) return { Name: ok, ARN: `${ok}-AbCdEf`, SecretString: token };
+          throw Object.assign(new Error(`saw ${token} and ${token.slice(0, 20)} before`), { name: 'ValidationException', $fault: 'client' });
+        },
+      };
+      // One at a time, so the token is fetched before the echo.
+      const r = await execute({ version: 1, dir, mode: 0o444, region: 'us-east-1', items: [{ ref: ok, file: 'a', versionStage: 'AWSCURRENT' }, { ref: missing, file: 'b', versionStage: 'AWSCURRENT' }] }, {
+        credentials: IRSA,
+        api: () => echo,
+      });
+      if (r.ok) throw new Error('expected a failure');
+      const report = formatReport(r.failures, r.context, r.redact);
+      expect(report).not.toContain(token.slice(0, 16));
+      expect(report).toContain('saw [REDACTED] and [REDACTED] before');
+    });
+
+    it('an unexpected error never prints a value, and says what it was', async () => {
+      const first = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:first';
+      const pin = 987654321123;
+      const buggy: AwsApi = {
+        ...aws({ [first]: JSON.stringify({ pin }) }),
+        async batchGetSecretValue(_region, input) {
+          // Answered after the other secret arrived; reading it throws as a bug would.
+          await new Promise((r) => setTimeout(r, 20));
+          const ids = input.SecretIdList as string[];
+          return {
+            SecretValues: ids.map((id) => ({
+              ARN: `${id}-AbCdEf`,
+              Name: id,
+              get SecretString(): string {
+                throw new TypeError(`The "data" argument must be of type string. Received type number (${pin})`);
+              },
+            })),
+          };
+        },
+      };
+      const r = await execute(
+        {
+          version: 1,
+          dir,
+          mode: 0o444,
+          region: 'us-east-1',
+          items: [{ ref: first, file: 'f', versionStage: 'AWSCURRENT' }, { ref: 'a', file: 'a' }, { ref: 'b', file: 'b' }],
+        },
+        { credentials: IRSA, api: () => buggy },
+      );
+      if (r.ok) throw new Error('expected a failure');
+      const report = formatReport(r.failures, r.context, r.redact);
+      expect(report).toContain('FETCH_AWS: unexpected TypeError: The "data" argument must be of type string. Received type number ([REDACTED]).');
+      expect(report).not.toContain(String(pin));
+      expect(readdirSync(dir)).toEqual([]);
+    });
   });
 
   it('names a reference that resolves to no region, and does not ask STS who it is', async () => {
@@ -138,7 +237,8 @@ describe('execute', () => {
     const exploded = await execute(spec([{ ref: 'deep', explode: true, file: 'x' }]), { credentials: IRSA, api: () => nested });
     if (exploded.ok) throw new Error('expected a failure');
     expect(exploded.failures).toEqual([expect.objectContaining({ code: 'FETCH_FORMAT', ref: 'deep' })]);
-    expect(exploded.values).toContain('VALUE-deep');
+    expect(formatReport(exploded.failures, exploded.context, exploded.redact)).not.toContain('VALUE-deep');
+    expect(exploded.redact([quoted('x VALUE-deep x')].map((t) => t.slice(1, -1)))).toEqual(['x [REDACTED] x']);
   });
 
   it('uses AWS_REGION from the environment when the spec has none', async () => {

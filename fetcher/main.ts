@@ -6,10 +6,11 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { createAwsApi, sessionName } from './aws.js';
-import { fitTerminationMessage, formatReport, redact, type Failure, FetchError, type ReportContext } from './errors.js';
+import { fitTerminationMessage, formatReport, NOTHING_TO_REDACT, quoted, redactor, type Failure, FetchError, type Redactor, type ReportContext } from './errors.js';
 import { fetchTargets, fetchWithFailover, plan, untilAborted, type AwsApi, type FetchedValue, type FetchResult } from './fetch.js';
 import { chooseCredentials, type CredentialChoice, type CredentialSource } from './identity.js';
 import { networkFromEnv } from './network.js';
+import { parseReference } from './reference.js';
 import { findConflicts, renderItem, type OutputFile } from './render.js';
 import {
   DEFAULT_TERMINATION_LOG,
@@ -23,6 +24,7 @@ import {
   type Timeouts,
 } from './spec.js';
 import { writeSecrets, type Marker, type MarkerEntry } from './write.js';
+import { Refresher, sleep } from './refresh.js';
 
 /** At most this long is spent asking STS for the identity to put in a failure report. */
 export const IDENTITY_LOOKUP_MS = 3_000;
@@ -44,10 +46,10 @@ export interface ExecuteDeps {
 
 export type ExecuteResult =
   | { ok: true; files: number; secrets: number; /** Secrets whose value came from the failover region. */ failedOver: number }
-  | { ok: false; failures: Failure[]; context: ReportContext; values: string[] };
+  | { ok: false; failures: Failure[]; context: ReportContext; /** Redacts what was fetched from the report's quoted text. */ redact: Redactor };
 
 /** Every string a fetched value contains (the whole text and each JSON scalar), for redaction. */
-function valueStrings(values: Iterable<FetchedValue>): string[] {
+export function valueStrings(values: Iterable<FetchedValue>): string[] {
   const out: string[] = [];
   // Iterative: a secret of deeply nested JSON (valid, and within the 64 KiB limit) would
   // overflow the stack of a recursive walk.
@@ -64,7 +66,7 @@ function valueStrings(values: Iterable<FetchedValue>): string[] {
   };
   for (const v of values) {
     if (v.text === undefined) continue;
-    out.push(v.text);
+    out.push(String(v.text));
     try {
       walk(JSON.parse(v.text));
     } catch {
@@ -72,6 +74,33 @@ function valueStrings(values: Iterable<FetchedValue>): string[] {
     }
   }
   return out;
+}
+
+/**
+ * What the report says itself, which redaction leaves alone: the references, their names (and
+ * each segment of them), regions and accounts, the regions in use and the identity.
+ */
+export function reportedStrings(spec: FetchSpec, envRegion: string | undefined, context: ReportContext): string[] {
+  const out = new Set<string>();
+  const add = (s: string | undefined) => {
+    if (s === undefined || s === '') return;
+    out.add(s);
+    for (const part of s.split(/[:/]/)) if (part !== '') out.add(part);
+  };
+  for (const item of spec.items) {
+    add(item.ref);
+    const r = parseReference(item.ref);
+    if ('reference' in r) [r.reference.name, r.reference.region, r.reference.account].forEach(add);
+  }
+  [spec.region, spec.failoverRegion, envRegion, context.identity].forEach(add);
+  return [...out];
+}
+
+/** A bug's report: its class and message, the message treated as quoted text (it may quote a value). */
+export function unexpectedFailure(e: unknown): Failure {
+  const name = typeof (e as Error)?.name === 'string' ? (e as Error).name : 'error';
+  const message = String((e as Error)?.message ?? e).slice(0, 300);
+  return { code: 'FETCH_AWS', message: `unexpected ${name}: ${quoted(message)}` };
 }
 
 /** renderItem, with a JSON value too deeply nested to re-encode reported against its reference. */
@@ -94,34 +123,56 @@ function renderOrFail(item: SecretItem, value: FetchedValue, mode: number): Retu
 }
 
 export async function execute(spec: FetchSpec, deps: ExecuteDeps): Promise<ExecuteResult> {
-  const timeouts = { ...DEFAULT_TIMEOUTS, ...spec.timeouts };
-  const { targets, itemTargets, failures } = plan(spec, deps.envRegion);
-  if ('failure' in deps.credentials) {
-    const f = deps.credentials.failure;
-    const refs = targets.map((t) => t.reference.id);
-    const message = refs.length > 0 ? `${f.message} (${refs.length} reference(s) not fetched: ${refs.join(', ')})` : f.message;
-    return { ok: false, failures: [...failures, { ...f, message }], context: {}, values: [] };
+  const seen = new Map<string, FetchedValue>();
+  const redact = (context: ReportContext) => redactor(valueStrings(seen.values()), reportedStrings(spec, deps.envRegion, context));
+  try {
+    const r = await fetchAndWrite(spec, deps, seen);
+    return r.ok ? r : { ...r, redact: redact(r.context) };
+  } catch (e) {
+    // A bug: reported with everything fetched so far redacted from its message.
+    return { ok: false, failures: [unexpectedFailure(e)], context: {}, redact: redact({}) };
   }
-  const stsRegion = spec.region ?? deps.envRegion ?? targets[0]?.region ?? 'us-east-1';
-  const api = deps.api(spec, stsRegion, deps.credentials.source);
-  const deadline = new AbortController();
-  const deadlineAt = Date.now() + timeouts.deadlineSeconds * 1000;
-  const timer = setTimeout(() => deadline.abort(), timeouts.deadlineSeconds * 1000);
+}
+
+type Outcome = { ok: true; files: number; secrets: number; failedOver: number } | { ok: false; failures: Failure[]; context: ReportContext };
+
+/** What one pass of fetching and rendering produced, item by item. */
+export interface Collected {
+  /** The files of every item that rendered. */
+  files: OutputFile[];
+  /** Marker entry of each item that rendered, by the item's index in the spec. */
+  entries: Map<number, MarkerEntry>;
+  failures: Failure[];
+  /** Whether any failure came from AWS (worth asking STS who we are). */
+  awsFailed: boolean;
+  targets: number;
+  /** Secrets whose value came from the failover region. */
+  failedOver: number;
+}
+
+/**
+ * Fetches every item of `spec` with `api` and renders it: the one fetch path of the fetcher and
+ * the refresh sidecar. Values land in `seen` as they arrive, for redaction.
+ */
+export async function collect(
+  spec: FetchSpec,
+  api: AwsApi,
+  envRegion: string | undefined,
+  signal: AbortSignal,
+  seen: Map<string, FetchedValue>,
+): Promise<Collected> {
+  const { targets, itemTargets, failures } = plan(spec, envRegion);
   let result: FetchResult;
   let failedOver = 0;
-  try {
-    if (spec.failoverRegion !== undefined) {
-      const r = await fetchWithFailover(targets, spec.failoverRegion, api, { signal: deadline.signal });
-      failedOver = r.failedOver;
-      result = r;
-    } else result = await fetchTargets(targets, api, { signal: deadline.signal });
-  } finally {
-    clearTimeout(timer);
-  }
+  if (spec.failoverRegion !== undefined) {
+    const r = await fetchWithFailover(targets, spec.failoverRegion, api, { signal, values: seen });
+    failedOver = r.failedOver;
+    result = r;
+  } else result = await fetchTargets(targets, api, { signal, values: seen });
   failures.push(...result.failures);
 
   const files: OutputFile[] = [];
-  const entries: MarkerEntry[] = [];
+  const entries = new Map<number, MarkerEntry>();
   spec.items.forEach((item, index) => {
     const key = itemTargets.get(index);
     const value = key === undefined ? undefined : result.values.get(key);
@@ -135,58 +186,100 @@ export async function execute(spec: FetchSpec, deps: ExecuteDeps): Promise<Execu
     const entry: MarkerEntry = { ref: item.ref, files: rendered.files.map((f) => f.path) };
     if (value.arn !== undefined) entry.arn = value.arn;
     if (value.versionId !== undefined) entry.versionId = value.versionId;
-    entries.push(entry);
+    entries.set(index, entry);
   });
+  return { files, entries, failures, awsFailed: result.awsFailed, targets: targets.length, failedOver };
+}
+
+/** The region STS is called in: the pod's, else the environment's, else the first reference's. */
+export function stsRegionOf(spec: FetchSpec, envRegion: string | undefined): string {
+  return spec.region ?? envRegion ?? plan(spec, envRegion).targets[0]?.region ?? 'us-east-1';
+}
+
+/** Who the calls were made as, for a failure report, within `leftMs`. */
+export async function identityContext(api: AwsApi, stsRegion: string, leftMs: number): Promise<ReportContext> {
+  const context: ReportContext = {};
+  const left = Math.min(IDENTITY_LOOKUP_MS, leftMs);
+  if (left <= 0) context.identityError = 'not asked, the fetch deadline had passed';
+  else {
+    const signal = AbortSignal.timeout(left);
+    try {
+      context.identity = await untilAborted(api.callerIdentity(stsRegion, signal), signal);
+    } catch (e) {
+      const name = (e as { name?: string }).name ?? 'Error';
+      context.identityError = `STS GetCallerIdentity failed: ${name === 'AbortError' ? 'no answer in time' : name}`;
+    }
+  }
+  return context;
+}
+
+/** Without an identity, a failure naming every reference, before any AWS call. */
+export function noIdentity(spec: FetchSpec, failure: Failure, envRegion: string | undefined): Failure[] {
+  const { targets, failures } = plan(spec, envRegion);
+  const refs = targets.map((t) => t.reference.id);
+  const message = refs.length > 0 ? `${failure.message} (${refs.length} reference(s) not fetched: ${refs.join(', ')})` : failure.message;
+  return [...failures, { ...failure, message }];
+}
+
+async function fetchAndWrite(spec: FetchSpec, deps: ExecuteDeps, seen: Map<string, FetchedValue>): Promise<Outcome> {
+  const timeouts = { ...DEFAULT_TIMEOUTS, ...spec.timeouts };
+  if ('failure' in deps.credentials) return { ok: false, failures: noIdentity(spec, deps.credentials.failure, deps.envRegion), context: {} };
+  const stsRegion = stsRegionOf(spec, deps.envRegion);
+  const api = deps.api(spec, stsRegion, deps.credentials.source);
+  const deadline = new AbortController();
+  const deadlineAt = Date.now() + timeouts.deadlineSeconds * 1000;
+  const timer = setTimeout(() => deadline.abort(), timeouts.deadlineSeconds * 1000);
+  let collected: Collected;
+  try {
+    collected = await collect(spec, api, deps.envRegion, deadline.signal, seen);
+  } finally {
+    clearTimeout(timer);
+  }
+  const { files, failures } = collected;
   if (failures.length === 0) failures.push(...findConflicts(files));
 
-  const values = valueStrings(result.values.values());
   if (failures.length > 0) {
-    const context: ReportContext = {};
-    if (result.awsFailed) {
-      // Asking STS who we are stays inside the deadline too: credentials that never resolved, or
-      // an STS endpoint that never answers, must not hold the pod's start up.
-      const left = Math.min(IDENTITY_LOOKUP_MS, deadlineAt - Date.now());
-      if (left <= 0) context.identityError = 'not asked, the fetch deadline had passed';
-      else {
-        const signal = AbortSignal.timeout(left);
-        try {
-          context.identity = await untilAborted(api.callerIdentity(stsRegion, signal), signal);
-        } catch (e) {
-          const name = (e as { name?: string }).name ?? 'Error';
-          context.identityError = `STS GetCallerIdentity failed: ${name === 'AbortError' ? 'no answer in time' : name}`;
-        }
-      }
-    }
-    return { ok: false, failures, context, values };
+    // Asking STS who we are stays inside the deadline too: credentials that never resolved, or
+    // an STS endpoint that never answers, must not hold the pod's start up.
+    const context = collected.awsFailed ? await identityContext(api, stsRegion, deadlineAt - Date.now()) : {};
+    return { ok: false, failures, context };
   }
 
   try {
-    const marker: Marker = { version: 1, secrets: entries };
+    const entries = spec.items.map((_, i) => collected.entries.get(i)).filter((e): e is MarkerEntry => e !== undefined);
+    const marker: Marker = { version: 1, fetchedAt: new Date().toISOString(), secrets: entries };
     await writeSecrets(spec.dir, files, marker);
   } catch (e) {
-    if (e instanceof FetchError) return { ok: false, failures: e.failures, context: {}, values };
+    if (e instanceof FetchError) return { ok: false, failures: e.failures, context: {} };
     throw e;
   }
-  return { ok: true, files: files.length, secrets: targets.length, failedOver };
+  return { ok: true, files: files.length, secrets: collected.targets, failedOver: collected.failedOver };
 }
 
 const USAGE = `usage: aws-secret-injector fetch [--dir <path>]
+       aws-secret-injector refresh [--dir <path>]
 
-Fetches the secrets described by the ${SPEC_ENV} environment variable (set by the webhook) and
-writes them as files, all or nothing, then the marker file .secrets-ready.
+fetch: fetches the secrets described by the ${SPEC_ENV} environment variable (set by the
+webhook) and writes them as files, all or nothing, then the marker file .secrets-ready.
+
+refresh: keeps running (the refresh sidecar); every refresh interval of the spec, fetches the
+secrets again and rewrites the files that changed, then .secrets-ready. Exits 0 on SIGTERM, 1
+when no refresh has succeeded for longer than the staleness bound.
 
   --dir <path>   write into <path> instead of the spec's dir (the volume's mount path)
 `;
 
 interface Args {
+  command?: 'fetch' | 'refresh';
   dir?: string;
   help?: boolean;
   error?: string;
 }
 
 export function parseArgs(argv: string[]): Args {
-  const args = argv[0] === 'fetch' ? argv.slice(1) : argv;
-  const out: Args = {};
+  const command = argv[0] === 'fetch' || argv[0] === 'refresh' ? argv[0] : undefined;
+  const args = command === undefined ? argv : argv.slice(1);
+  const out: Args = command === 'refresh' ? { command } : {};
   for (let i = 0; i < args.length; i++) {
     const a = args[i] as string;
     if (a === '-h' || a === '--help') out.help = true;
@@ -212,8 +305,8 @@ function writeTerminationLog(text: string): void {
   }
 }
 
-function fail(failures: Failure[], context: ReportContext, values: string[]): number {
-  const report = redact(formatReport(failures, context), values);
+function fail(failures: Failure[], context: ReportContext, redact: Redactor): number {
+  const report = formatReport(failures, context, redact);
   process.stderr.write(report);
   writeTerminationLog(report);
   return 1;
@@ -242,11 +335,11 @@ export async function run(argv: string[]): Promise<number> {
   }
   const raw = process.env[SPEC_ENV];
   if (raw === undefined || raw.trim() === '') {
-    return fail([{ code: 'FETCH_SPEC_INVALID', message: `${SPEC_ENV} is not set; it carries the list of secrets to fetch` }], {}, []);
+    return fail([{ code: 'FETCH_SPEC_INVALID', message: `${SPEC_ENV} is not set; it carries the list of secrets to fetch` }], {}, NOTHING_TO_REDACT);
   }
   const parsed = parseSpec(raw);
   if ('errors' in parsed) {
-    return fail(parsed.errors.map((message) => ({ code: 'FETCH_SPEC_INVALID' as const, message: `${SPEC_ENV}: ${message}` })), {}, []);
+    return fail(parsed.errors.map((message) => ({ code: 'FETCH_SPEC_INVALID' as const, message: `${SPEC_ENV}: ${message}` })), {}, NOTHING_TO_REDACT);
   }
   const spec = args.dir !== undefined ? { ...parsed.spec, dir: args.dir } : parsed.spec;
   const network = networkFromEnv(process.env);
@@ -258,38 +351,67 @@ export async function run(argv: string[]): Promise<number> {
         hint: 'check the webhook\'s FETCHER_* network settings (chart values fetcher.network.*)',
       })),
       {},
-      [],
+      NOTHING_TO_REDACT,
     );
   }
   const envRegion = process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || undefined;
   const pod = sessionName(process.env[POD_NAMESPACE_ENV], process.env[POD_NAME_ENV]);
   const timeouts = { ...DEFAULT_TIMEOUTS, ...spec.timeouts };
   const credentials = chooseCredentials(process.env);
+  const api: ExecuteDeps['api'] = (s, stsRegion, source) =>
+    createAwsApi({
+      source,
+      ...(s.roleArn !== undefined && { roleArn: s.roleArn }),
+      sessionName: pod,
+      stsRegion,
+      callTimeoutMs: timeouts.callSeconds * 1000,
+      maxAttempts: Math.max(1, Math.floor(timeouts.maxAttempts)),
+      agents: network.agents,
+    });
+  if (args.command === 'refresh') return runRefresh(spec, { credentials, api, ...(envRegion !== undefined && { envRegion }) });
   const started = Date.now();
   let result: ExecuteResult;
   try {
-    result = await execute(spec, {
-      envRegion,
-      credentials,
-      api: (s, stsRegion, source) =>
-        createAwsApi({
-          source,
-          ...(s.roleArn !== undefined && { roleArn: s.roleArn }),
-          sessionName: pod,
-          stsRegion,
-          callTimeoutMs: timeouts.callSeconds * 1000,
-          maxAttempts: Math.max(1, Math.floor(timeouts.maxAttempts)),
-          agents: network.agents,
-        }),
-    });
+    result = await execute(spec, { envRegion, credentials, api });
   } catch (e) {
-    // A bug, not a user error; still never print an object that might hold a value.
+    // A bug outside execute (which reports its own with what it fetched redacted): nothing fetched yet.
     exitSoon();
-    return fail([{ code: 'FETCH_AWS', message: `unexpected ${(e as Error)?.name ?? 'error'}: ${String((e as Error)?.message ?? e).slice(0, 300)}` }], {}, []);
+    return fail([unexpectedFailure(e)], {}, NOTHING_TO_REDACT);
   }
   exitSoon();
-  if (!result.ok) return fail(result.failures, result.context, result.values);
+  if (!result.ok) return fail(result.failures, result.context, result.redact);
   const from = result.failedOver > 0 ? ` (${result.failedOver} from the failover region ${spec.failoverRegion})` : '';
   process.stdout.write(`fetch: wrote ${result.files} file(s) from ${result.secrets} secret(s)${from} to ${spec.dir} in ${Date.now() - started} ms\n`);
   return 0;
+}
+
+/** The refresh sidecar: one AWS client set for the pod's life, the loop until SIGTERM or staleness. */
+async function runRefresh(spec: FetchSpec, deps: ExecuteDeps): Promise<number> {
+  if (spec.refresh === undefined) {
+    return fail([{ code: 'FETCH_SPEC_INVALID', message: `${SPEC_ENV} sets no refresh interval; refresh needs one` }], {}, NOTHING_TO_REDACT);
+  }
+  if ('failure' in deps.credentials) return fail(noIdentity(spec, deps.credentials.failure, deps.envRegion), {}, NOTHING_TO_REDACT);
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  const refresher = new Refresher(spec, {
+    api: deps.api(spec, stsRegionOf(spec, deps.envRegion), deps.credentials.source),
+    ...(deps.envRegion !== undefined && { envRegion: deps.envRegion }),
+    now: Date.now,
+    random: Math.random,
+    sleep,
+    log: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`),
+    report: writeTerminationLog,
+  });
+  try {
+    await refresher.resume();
+    return await refresher.run(stop.signal);
+  } catch (e) {
+    return fail([unexpectedFailure(e)], {}, refresher.redactor());
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    exitSoon();
+  }
 }

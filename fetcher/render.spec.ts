@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { findConflicts, renderEnv, renderItem, shellQuote, type OutputFile, type RenderResult } from './render.js';
+import { findConflicts, renderEnv, renderItem, shellOwned, shellQuote, type OutputFile, type RenderResult } from './render.js';
 import type { SecretItem } from './spec.js';
 
 const REF = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf';
@@ -79,6 +79,8 @@ describe('renderItem', () => {
     ['json of non-JSON', { format: 'json' }, 'SECRET-VALUE {', 'FETCH_NOT_JSON', /format json/],
     ['env of a scalar key', { format: 'env', key: 'k' }, '{"k":"SECRET-VALUE"}', 'FETCH_NOT_JSON', /format env needs a JSON object/],
     ['env with a bad name', { format: 'env' }, '{"bad-name":"SECRET-VALUE"}', 'FETCH_BAD_KEY', /"bad-name" is not a valid shell variable name/],
+    ['env setting BASH_ENV', { format: 'env' }, '{"BASH_ENV":"$(touch /tmp/x)"}', 'FETCH_BAD_KEY', /"BASH_ENV" is a variable the shell itself sets or acts on/],
+    ['env setting LD_PRELOAD', { format: 'env' }, '{"LD_PRELOAD":"/x.so"}', 'FETCH_BAD_KEY', /"LD_PRELOAD" is a variable of the dynamic loader/],
     ['env with NUL', { format: 'env' }, '{"K":"SECRET-VALUE\\u0000"}', 'FETCH_FORMAT', /NUL/],
     ['explode with a bad file name', { explode: true, file: undefined }, '{"../x":"SECRET-VALUE"}', 'FETCH_BAD_KEY', /cannot be a file name/],
     ['explode with env', { explode: true, file: undefined, format: 'env' }, '{"a":"SECRET-VALUE"}', 'FETCH_FORMAT', /format env does not apply/],
@@ -183,12 +185,54 @@ describe('format env in a real shell', () => {
   it('round-trips any string without NUL (property)', () => {
     fc.assert(
       fc.property(fc.dictionary(fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_]{0,8}$/), fc.string({ unit: 'binary' }).filter((s) => !s.includes('\0')), { maxKeys: 5 }), (obj) => {
-        // Names the shell itself owns cannot be round-tripped as ordinary variables.
-        const safe = Object.fromEntries(Object.entries(obj).filter(([k]) => !/^(PATH|IFS|PS\d|OPTIND|OPTARG|HOME|PWD|OLDPWD|ENV|LINENO|PPID|SHELLOPTS|n)$/.test(k)));
+        // Names the shell itself owns are refused; `n` is the loop's own variable.
+        const safe = Object.fromEntries(Object.entries(obj).filter(([k]) => shellOwned(k) === undefined && k !== 'n'));
         expect(roundTrip(safe)).toEqual(safe);
       }),
       { numRuns: 30 },
     );
+  }, 30_000);
+
+  it.each([
+    ['BASH_ENV', 'runs its value in every bash the app starts'],
+    ['ENV', 'runs its value in an interactive sh'],
+    ['PATH', 'chooses every command the app runs'],
+    ['IFS', 'changes how the app\'s script splits words'],
+    ['PS4', 'runs its value under set -x'],
+    ['PROMPT_COMMAND', 'runs its value'],
+    ['CDPATH', 'steers cd'],
+    ['GLOBIGNORE', 'changes globbing'],
+    ['SHELLOPTS', 'is read-only in bash'],
+    ['BASHOPTS', 'is read-only in bash'],
+    ['UID', 'is read-only in bash'],
+    ['EUID', 'is read-only in bash'],
+    ['PPID', 'is read-only'],
+    ['BASH_FUNC_ls%%', 'is not even a name'],
+    ['BASH_FUNC_x', 'is reserved by bash'],
+    ['LD_PRELOAD', 'loads code into every process'],
+    ['LD_LIBRARY_PATH', 'chooses the libraries every process loads'],
+    ['LD_AUDIT', 'loads code into every process'],
+    ['TMOUT', 'ends reads and shells'],
+  ])('refuses the key %s (%s), naming it and the reference', (key) => {
+    const r = renderEnv({ APP_OK: 'x', [key]: 'SECRET-VALUE' }, 'arn:ref');
+    expect('failures' in r).toBe(true);
+    if (!('failures' in r)) return;
+    expect(r.failures).toHaveLength(1);
+    expect(r.failures[0]).toMatchObject({ code: 'FETCH_BAD_KEY', ref: 'arn:ref' });
+    expect(r.failures[0]!.message).toContain(JSON.stringify(key));
+    expect(JSON.stringify(r.failures)).not.toContain('SECRET-VALUE');
+  });
+
+  it('refuses the secret that would run code when the app sources its file, and writes nothing', () => {
+    const value = JSON.stringify({ BASH_ENV: '$(touch /tmp/pwned)', PATH: '/somewhere/evil:/usr/bin', APP_TOKEN: 't' });
+    const r = renderItem({ ref: 'arn:ref', file: 'app.env', format: 'env' }, { text: value }, 0o444);
+    expect(r).toMatchObject({ failures: [{ code: 'FETCH_BAD_KEY', ref: 'arn:ref' }] });
+  });
+
+  it('still writes names that merely look alike', () => {
+    expect(renderEnv({ APP_PATH: '/x', MY_UID: '1', LD: 'x', BASHFUL: 'y', path: 'lower' }, 'r')).toEqual({
+      text: "APP_PATH='/x'\nMY_UID='1'\nLD='x'\nBASHFUL='y'\npath='lower'\n",
+    });
   });
 
   it('quotes the single quote itself', () => {

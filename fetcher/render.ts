@@ -18,6 +18,45 @@ export type RenderResult = { files: OutputFile[] } | { failures: Failure[] };
 
 const SHELL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const FILE_SEGMENT = /^[A-Za-z0-9._-]+$/;
+/**
+ * Names a shell or the dynamic loader acts on, which a sourced env file must not set: sourcing
+ * would hand the secret's author the app's next command (BASH_ENV, ENV, PROMPT_COMMAND and PS4 run
+ * their value; PATH, CDPATH, IFS and GLOBIGNORE steer what runs; LD_PRELOAD loads code into every
+ * process) or stop the app's start script (UID, EUID, PPID, SHELLOPTS, BASHOPTS are read-only).
+ * From the manuals: bash(1) "Shell Variables" (every variable it sets or reads, listed whole),
+ * dash(1) "Environment" and its ENV, and ld.so(8) (every LD_ variable). BASH_ and LD_ are
+ * refused as prefixes, so exported functions (BASH_FUNC_*) and later additions are covered.
+ */
+const SHELL_OWNED = new Set([
+  // bash(1), Shell Variables: set by the shell
+  '_', 'BASH', 'BASHOPTS', 'BASHPID', 'BASH_ALIASES', 'BASH_ARGC', 'BASH_ARGV', 'BASH_ARGV0', 'BASH_CMDS', 'BASH_COMMAND',
+  'BASH_EXECUTION_STRING', 'BASH_LINENO', 'BASH_LOADABLES_PATH', 'BASH_REMATCH', 'BASH_SOURCE', 'BASH_SUBSHELL',
+  'BASH_VERSINFO', 'BASH_VERSION', 'COMP_CWORD', 'COMP_KEY', 'COMP_LINE', 'COMP_POINT', 'COMP_TYPE', 'COMP_WORDBREAKS',
+  'COMP_WORDS', 'COPROC', 'DIRSTACK', 'EPOCHREALTIME', 'EPOCHSECONDS', 'EUID', 'FUNCNAME', 'GROUPS', 'HISTCMD', 'HOSTNAME',
+  'HOSTTYPE', 'LINENO', 'MACHTYPE', 'MAPFILE', 'OLDPWD', 'OPTARG', 'OPTIND', 'OSTYPE', 'PIPESTATUS', 'PPID', 'PWD', 'RANDOM',
+  'READLINE_ARGUMENT', 'READLINE_LINE', 'READLINE_MARK', 'READLINE_POINT', 'REPLY', 'SECONDS', 'SHELLOPTS', 'SHLVL',
+  'SRANDOM', 'UID',
+  // bash(1), Shell Variables: used by the shell
+  'BASH_COMPAT', 'BASH_ENV', 'BASH_XTRACEFD', 'CDPATH', 'CHILD_MAX', 'COLUMNS', 'COMPREPLY', 'EMACS', 'ENV', 'EXECIGNORE',
+  'FCEDIT', 'FIGNORE', 'FUNCNEST', 'GLOBIGNORE', 'HISTCONTROL', 'HISTFILE', 'HISTFILESIZE', 'HISTIGNORE', 'HISTSIZE',
+  'HISTTIMEFORMAT', 'HOME', 'HOSTFILE', 'IFS', 'IGNOREEOF', 'INPUTRC', 'INSIDE_EMACS', 'LANG', 'LC_ALL', 'LC_COLLATE',
+  'LC_CTYPE', 'LC_MESSAGES', 'LC_NUMERIC', 'LC_TIME', 'LINES', 'MAIL', 'MAILCHECK', 'MAILPATH', 'OPTERR', 'PATH',
+  'POSIXLY_CORRECT', 'PROMPT_COMMAND', 'PROMPT_DIRTRIM', 'PS0', 'PS1', 'PS2', 'PS3', 'PS4', 'SHELL', 'TIMEFORMAT', 'TMOUT',
+  'TMPDIR', 'auto_resume', 'histchars',
+  // dash(1), Environment (the rest are above)
+  'TERM',
+]);
+const SHELL_OWNED_PREFIXES = ['BASH_', 'LD_'];
+
+/** Why a shell variable name must not be set by a sourced file, if it must not. */
+export function shellOwned(name: string): string | undefined {
+  if (SHELL_OWNED.has(name)) return 'a variable the shell itself sets or acts on';
+  const prefix = SHELL_OWNED_PREFIXES.find((p) => name.startsWith(p));
+  if (prefix === 'LD_') return "a variable of the dynamic loader (ld.so), which acts on it in every program the app starts";
+  if (prefix !== undefined) return `a ${prefix}* variable, which bash reserves`;
+  return undefined;
+}
+
 /** The longest file name Linux file systems take (bytes; file names here are ASCII). */
 const NAME_MAX = 255;
 
@@ -44,8 +83,9 @@ export function shellQuote(value: string): string {
 }
 
 /**
- * `NAME='value'` lines, safe for `set -a; . file` whatever the values hold (quotes, `$`,
- * backticks, newlines). Keys that are not shell names are refused rather than mangled.
+ * `NAME='value'` lines: `set -a; . file` never runs a value, whatever it holds (quotes, `$`,
+ * backticks, newlines). Keys that are not shell names are refused rather than mangled, and so are
+ * names the shell or the dynamic loader act on, which would turn data into code or control.
  */
 export function renderEnv(obj: JsonObject, ref: string): { text: string } | { failures: Failure[] } {
   const failures: Failure[] = [];
@@ -56,6 +96,16 @@ export function renderEnv(obj: JsonObject, ref: string): { text: string } | { fa
         failure('FETCH_BAD_KEY', `key ${JSON.stringify(k)} is not a valid shell variable name (letters, digits, _; not starting with a digit)`, {
           ref,
           hint: 'use format raw or json, or rename the key',
+        }),
+      );
+      continue;
+    }
+    const owned = shellOwned(k);
+    if (owned !== undefined) {
+      failures.push(
+        failure('FETCH_BAD_KEY', `key ${JSON.stringify(k)} is ${owned}: setting it by sourcing the file would change what the app runs`, {
+          ref,
+          hint: 'rename the key (an app prefix such as APP_ works), or use format raw or json',
         }),
       );
       continue;

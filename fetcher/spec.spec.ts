@@ -22,6 +22,26 @@ describe('parseSpec timeouts', () => {
   });
 });
 
+describe('parseSpec refresh', () => {
+  const withRefresh = (refresh: unknown) => JSON.stringify({ version: 1, dir: '/tmp', items: [{ ref: 'db', file: 'db' }], refresh });
+
+  it('accepts an interval from 10 s to a day', () => {
+    expect(parseSpec(withRefresh({ intervalSeconds: 10 }))).toEqual({ spec: expect.objectContaining({ refresh: { intervalSeconds: 10 } }) });
+    expect(parseSpec(withRefresh({ intervalSeconds: 86_400 }))).toEqual({ spec: expect.objectContaining({ refresh: { intervalSeconds: 86_400 } }) });
+  });
+
+  it.each<[unknown, string]>([
+    [{ intervalSeconds: 9 }, 'refresh.intervalSeconds must be a whole number from 10 to 86400'],
+    [{ intervalSeconds: 86_401 }, 'refresh.intervalSeconds must be a whole number from 10 to 86400'],
+    [{ intervalSeconds: 30.5 }, 'refresh.intervalSeconds must be a whole number from 10 to 86400'],
+    [{ intervalSeconds: '30' }, 'refresh.intervalSeconds must be a whole number from 10 to 86400'],
+    [{ intervalSeconds: 30, jitter: 1 }, 'refresh must be an object with intervalSeconds only'],
+    [30, 'refresh must be an object with intervalSeconds only'],
+  ])('refuses %j', (refresh, error) => {
+    expect(parseSpec(withRefresh(refresh))).toEqual({ errors: [error] });
+  });
+});
+
 describe('parseSpec failoverRegion', () => {
   const withFailover = (extra: object) => JSON.stringify({ version: 1, dir: '/tmp', items: [{ ref: 'db', file: 'db' }], ...extra });
   it('accepts a region other than the spec\'s', () => {

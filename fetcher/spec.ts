@@ -40,6 +40,12 @@ export const CA_BUNDLE_ENV = 'NODE_EXTRA_CA_CERTS';
 export const MARKER_FILE = '.secrets-ready';
 /** The init container's args; the fetcher bundle and the full CLI both accept them. */
 export const FETCH_ARGS: readonly string[] = ['fetch'];
+/** The refresh sidecar's args: the same program and spec, kept running. */
+export const REFRESH_ARGS: readonly string[] = ['refresh'];
+/** Bounds of the refresh interval: more often buys nothing and costs API calls (Secrets Manager
+ *  bills per call); a day is far below the 2^31-1 ms a timer can wait. */
+export const MIN_REFRESH_SECONDS = 10;
+export const MAX_REFRESH_SECONDS = 86_400;
 
 export const SPEC_VERSION = 1;
 export const FORMATS = ['raw', 'json', 'env'] as const;
@@ -71,6 +77,11 @@ export interface Timeouts {
   maxAttempts?: number;
 }
 
+export interface Refresh {
+  /** Seconds between refreshes, before jitter. */
+  intervalSeconds: number;
+}
+
 export interface FetchSpec {
   version: typeof SPEC_VERSION;
   /** Absolute path where the secrets volume is mounted in the init container. */
@@ -85,6 +96,8 @@ export interface FetchSpec {
   mode: number;
   items: SecretItem[];
   timeouts?: Timeouts;
+  /** Set when the pod asked for `refresh`: the sidecar's interval. The one-shot fetch ignores it. */
+  refresh?: Refresh;
 }
 
 export type SpecResult = { spec: FetchSpec } | { errors: string[] };
@@ -135,7 +148,7 @@ export function serialiseSpec(spec: FetchSpec): string {
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 const ITEM_KEYS = new Set(['ref', 'file', 'key', 'explode', 'prefix', 'versionStage', 'versionId', 'mode', 'format']);
-const SPEC_KEYS = new Set(['version', 'dir', 'region', 'roleArn', 'failoverRegion', 'mode', 'items', 'timeouts']);
+const SPEC_KEYS = new Set(['version', 'dir', 'region', 'roleArn', 'failoverRegion', 'mode', 'items', 'timeouts', 'refresh']);
 
 function modeField(value: unknown, where: string, errors: string[]): number | undefined {
   if (value === undefined) return undefined;
@@ -246,11 +259,21 @@ export function parseSpec(text: string): SpecResult {
       }
     }
   }
+  let refresh: Refresh | undefined;
+  if (raw.refresh !== undefined) {
+    const interval = isObject(raw.refresh) ? raw.refresh.intervalSeconds : undefined;
+    if (!isObject(raw.refresh) || Object.keys(raw.refresh).some((k) => k !== 'intervalSeconds')) {
+      errors.push('refresh must be an object with intervalSeconds only');
+    } else if (typeof interval !== 'number' || !Number.isInteger(interval) || interval < MIN_REFRESH_SECONDS || interval > MAX_REFRESH_SECONDS) {
+      errors.push(`refresh.intervalSeconds must be a whole number from ${MIN_REFRESH_SECONDS} to ${MAX_REFRESH_SECONDS}`);
+    } else refresh = { intervalSeconds: interval };
+  }
   if (errors.length > 0) return { errors };
   const spec: FetchSpec = { version: SPEC_VERSION, dir: dir as string, mode, items };
   if (region !== undefined) spec.region = region;
   if (roleArn !== undefined) spec.roleArn = roleArn;
   if (failoverRegion !== undefined) spec.failoverRegion = failoverRegion;
   if (timeouts !== undefined) spec.timeouts = timeouts;
+  if (refresh !== undefined) spec.refresh = refresh;
   return { spec };
 }

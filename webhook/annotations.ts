@@ -8,12 +8,13 @@
 // of them, so `secrets.k8s.aws/secrets` is always the full form and `secrets.k8s.aws/secret.x`
 // always the short form. A test checks the rule over the whole registry.
 
-import YAML, { isScalar, visit, type Document } from 'yaml';
+import YAML, { isScalar, visit } from 'yaml';
 import {
-  CA_BUNDLE_DIR,
   DEFAULT_MODE,
   FORMATS,
   MARKER_FILE,
+  MAX_REFRESH_SECONDS,
+  MIN_REFRESH_SECONDS,
   formatMode,
   isSafeRelativePath,
   isValidMode,
@@ -23,6 +24,7 @@ import {
   type SecretItem,
 } from '../fetcher/spec.js';
 import { isValidRegion, parseReference, type Reference } from '../fetcher/reference.js';
+import { repeatedKey } from './yaml-keys.js';
 import { firstOf, MAX_LISTED_PROBLEMS, problem, quote, type Problem } from './problems.js';
 
 export const PREFIX = 'secrets.k8s.aws/';
@@ -30,8 +32,6 @@ export const STATUS_ANNOTATION = `${PREFIX}status`;
 export const STATUS_INJECTED = 'injected';
 /** The file the seed's `secret-arn` writes to when `secret-filename` is not set. */
 export const DEFAULT_SEED_FILENAME = 'secret';
-/** Shortest accepted `refresh`: more often than this buys nothing and costs API calls. */
-export const MIN_REFRESH_SECONDS = 10;
 /**
  * The apiserver refuses objects whose annotations (names and values, in bytes) total more. It
  * checks only after the mutating webhooks, so a review can carry up to its 3 MiB body limit:
@@ -69,16 +69,19 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const MOUNT_PATH = /^(\/[A-Za-z0-9._-]+)+$/;
 
 /**
- * Why the secrets volume cannot be mounted at `path`, if it cannot. The fetcher mounts the volume
- * at the same path as the app, and its image keeps its program in /app and /nodejs: a volume
- * there hides it and the init container cannot start. The container runtime owns /proc, /sys and
- * /dev (a mount at or under /proc or /sys is refused when the container starts).
+ * Why the secrets volume cannot be mounted at `path` in the app's containers, if it cannot: the
+ * container would not start. The runtime owns /proc, /sys and /dev (a mount at or under /proc or
+ * /sys is refused), and the kubelet puts files of its own at /etc/hosts, /etc/hostname,
+ * /etc/resolv.conf and /dev/termination-log, where a directory cannot stand. The fetcher mounts
+ * the volume at a path of its own (FETCHER_DIR), so no path here can hide its program or its
+ * TLS roots.
  */
 export function reservedMountPath(path: string): string | undefined {
   const p = path.replace(/\/+$/, '');
-  if (p === '/app' || p === '/nodejs') return `${p} holds the fetcher's own program, which a volume there would hide`;
   if (p === '/dev' || ['/proc', '/sys'].some((r) => p === r || p.startsWith(`${r}/`))) return `${p} belongs to the container runtime`;
-  if (p === CA_BUNDLE_DIR || p.startsWith(`${CA_BUNDLE_DIR}/`)) return `${p} is where the fetcher's CA bundle is mounted`;
+  if (['/etc/hosts', '/etc/hostname', '/etc/resolv.conf', '/dev/termination-log'].some((f) => p === f || p.startsWith(`${f}/`))) {
+    return `${p} is a file the kubelet mounts into every container`;
+  }
   return undefined;
 }
 
@@ -169,7 +172,7 @@ export const MOUNT_PATH_DEF: AnnotationDef<string> = {
   name: 'mount-path',
   values: 'absolute path',
   default: '`/tmp` (webhook setting `DEFAULT_MOUNT_PATH`)',
-  doc: 'Where the memory-backed secrets volume is mounted, in the app containers and in the fetcher.',
+  doc: 'Where the memory-backed secrets volume is mounted in the app containers (the fetcher mounts it at a path of its own).',
   parse: (v) => {
     if (!MOUNT_PATH.test(v) || v.split('/').some((s) => s === '.' || s === '..')) {
       return { error: `${quote(v)} must be an absolute path such as /var/run/app-secrets (no "..", no trailing "/", not "/")` };
@@ -233,11 +236,12 @@ export const REFRESH: AnnotationDef<number> = {
   name: 'refresh',
   values: 'duration (`30s`, `5m`, `1h`)',
   default: '—',
-  doc: `How often secrets are refreshed after start; at least ${MIN_REFRESH_SECONDS}s. Validated now; files are written once at start in this version.`,
+  doc: `How often a native sidecar (\`secret-refresher\`, Kubernetes 1.29+) fetches the secrets again after start, ${MIN_REFRESH_SECONDS}s to ${MAX_REFRESH_SECONDS / 3600}h, each wait shortened by up to 20% at random; changed files are rewritten atomically, then \`.secrets-ready\`. Entries pinned to a \`versionId\` are not polled. Refused where the webhook setting \`NATIVE_SIDECARS\` is \`false\`.`,
   parse: (v) => {
     const s = parseDuration(v);
     if (s === undefined) return { error: `${quote(v)} is not a duration such as 30s, 5m or 1h30m` };
     if (s < MIN_REFRESH_SECONDS) return { error: `${quote(v)} is shorter than the minimum of ${MIN_REFRESH_SECONDS}s` };
+    if (s > MAX_REFRESH_SECONDS) return { error: `${quote(v)} is longer than the maximum of ${MAX_REFRESH_SECONDS / 3600}h` };
     return { value: s };
   },
 };
@@ -308,7 +312,8 @@ function parseEntry(raw: unknown, n: number, errors: string[]): SecretItem | und
   const before = errors.length;
   for (const k of Object.keys(raw)) {
     if (!(ENTRY_KEYS as readonly string[]).includes(k)) {
-      const close = suggest(k, ENTRY_KEYS);
+      // Only the first problems are shown: a suggestion past them would be computed for nothing.
+      const close = errors.length < MAX_LISTED_PROBLEMS ? suggest(k, ENTRY_KEYS) : undefined;
       errors.push(`${where}: unknown field ${quote(k)}${close ? ` (did you mean "${close}"?)` : ''}`);
     }
   }
@@ -389,37 +394,17 @@ function parseEntry(raw: unknown, n: number, errors: string[]): SecretItem | und
   return errors.length === before ? item : undefined;
 }
 
-/** A key that appears twice in one mapping (compared as the parser compares: by scalar value). */
-function repeatedKey(doc: Document): unknown {
-  let found: unknown;
-  visit(doc, {
-    Map: (_, map) => {
-      const seen = new Set<unknown>();
-      for (const pair of map.items) {
-        const key = isScalar(pair.key) ? pair.key.value : pair.key;
-        if (seen.size === seen.add(key).size) {
-          found = key;
-          return visit.BREAK;
-        }
-      }
-      return undefined;
-    },
-  });
-  return found;
-}
-
 function parseSecretsList(value: string): Parsed<SecretItem[]> {
   let raw: unknown;
   try {
     // JSON is YAML, so one parser reads both; aliases are capped against expansion bombs. The
     // parser's warnings (an unknown tag, ...) would go to stderr through process.emitWarning,
     // quoting the pod's text outside the review's log line: they are not wanted.
-    // Repeated keys are found below in one pass: the parser's own check compares each key with
-    // every earlier one of its mapping, seconds for the tens of thousands 256 KiB can hold.
+    // Repeated keys are found in one pass by repeatedKey, not by the parser's quadratic check.
     const doc = YAML.parseDocument(value, { uniqueKeys: false, prettyErrors: false, logLevel: 'error' });
     if (doc.errors.length > 0) throw doc.errors[0]!;
     const repeated = repeatedKey(doc);
-    if (repeated !== undefined) return { error: `is not valid YAML or JSON: key ${quote(repeated)} appears twice in one mapping` };
+    if (repeated !== undefined) return { error: `is not valid YAML or JSON: key ${quote(repeated.key)} appears twice in one mapping` };
     // A mode is read from its text: YAML turns 0o440 into 288 and 0x1F into 31, whose digits
     // would be read as another mode or shown in a message the user never wrote.
     visit(doc, {
@@ -451,18 +436,23 @@ function parseSecretsList(value: string): Parsed<SecretItem[]> {
 
 /** Edit distance counting an adjacent transposition as one edit (optimal string alignment). */
 function distance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
-    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
-  );
+  // Three rows of a flat table: the distance runs for every unknown key, thousands of times on a
+  // large list, and a table of arrays per call cost more than the comparison itself.
+  const w = b.length + 1;
+  let before = new Uint32Array(w);
+  let prev = Uint32Array.from({ length: w }, (_, j) => j);
+  let row = new Uint32Array(w);
   for (let i = 1; i <= a.length; i++) {
+    row[0] = i;
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
-      d[i]![j] = v;
+      let v = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, before[j - 2]! + 1);
+      row[j] = v;
     }
+    [before, prev, row] = [prev, row, before];
   }
-  return d[a.length]![b.length]!;
+  return prev[b.length]!;
 }
 
 /** The most edits a suggestion may be away; `distance` is only run on names this close in length. */
@@ -678,10 +668,7 @@ export function parseAnnotations(annotations: Annotations, defaults: Defaults): 
     problems.push(problem('WEBHOOK_CONFLICTING_ANNOTATIONS', key(FAILOVER_REGION), `is ${quote(failoverRegion)}, the same as ${key(REGION)}: name another region, where the secrets are replicated`));
   } else if (failoverRegion !== undefined) request.failoverRegion = failoverRegion;
   const refresh = get(REFRESH);
-  if (refresh !== undefined) {
-    request.refreshSeconds = refresh;
-    warnings.push(`${key(REFRESH)}: accepted, but this version writes the files once, at start`);
-  }
+  if (refresh !== undefined) request.refreshSeconds = refresh;
 
   // Which annotation each file came from, to name both sides of a clash; with explode, `file` is
   // the directory the keys are written into.

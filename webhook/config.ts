@@ -132,7 +132,7 @@ function noProxy(raw: string): Parsed<string> {
   const entries = raw.split(',').map((e) => e.trim()).filter((e) => e !== '');
   const bad = entries.filter((e) => !NO_PROXY_ENTRY.test(e));
   if (entries.length === 0 || bad.length > 0) {
-    return fail(`must be a comma-separated list of host names, .domain suffixes, IP addresses or *; not one: ${bad.map((b) => JSON.stringify(b)).join(', ')}`);
+    return fail(`must be a comma-separated list of host names, .domain suffixes, IP addresses or ranges (a-b), or * (Node.js reads no CIDR blocks); not one: ${bad.map((b) => JSON.stringify(b)).join(', ')}`);
   }
   return ok(entries.join(','));
 }
@@ -239,6 +239,36 @@ export const OPTIONS = {
     doc: "Overall deadline of the fetcher, retries included (unset: the fetcher's own default).",
     parse: (raw: string): Parsed<number | undefined> => (raw === '' ? ok(undefined) : integer(1, 3600)(raw)),
   },
+  refresherCpuRequest: {
+    env: 'REFRESHER_CPU_REQUEST',
+    default: d.refresherResources.requests.cpu,
+    doc: 'CPU request of the refresh sidecar (pods with `secrets.k8s.aws/refresh`); it idles between refreshes.',
+    parse: quantity(false),
+  },
+  refresherMemoryRequest: {
+    env: 'REFRESHER_MEMORY_REQUEST',
+    default: d.refresherResources.requests.memory,
+    doc: 'Memory request of the refresh sidecar.',
+    parse: quantity(false),
+  },
+  refresherCpuLimit: {
+    env: 'REFRESHER_CPU_LIMIT',
+    default: d.refresherResources.limits.cpu,
+    doc: 'CPU limit of the refresh sidecar (empty: none). Must not be below the request.',
+    parse: quantity(true),
+  },
+  refresherMemoryLimit: {
+    env: 'REFRESHER_MEMORY_LIMIT',
+    default: d.refresherResources.limits.memory,
+    doc: 'Memory limit of the refresh sidecar (empty: none). Must not be below the request.',
+    parse: quantity(true),
+  },
+  nativeSidecars: {
+    env: 'NATIVE_SIDECARS',
+    default: String(d.nativeSidecars),
+    doc: 'Whether the cluster runs native sidecars (Kubernetes 1.29+), which `secrets.k8s.aws/refresh` needs: `false` refuses pods that ask for it, naming the reason. The chart sets it from the cluster\'s version.',
+    parse: oneOf(['true', 'false'] as const),
+  },
   fetcherHttpsProxy: {
     env: 'FETCHER_HTTPS_PROXY',
     default: undefined,
@@ -254,7 +284,7 @@ export const OPTIONS = {
   fetcherNoProxy: {
     env: 'FETCHER_NO_PROXY',
     default: undefined,
-    doc: "The fetcher's `NO_PROXY`: hosts it reaches without the proxy, comma-separated (host names, `.domain` suffixes, IP addresses, `*`), e.g. interface VPC endpoints. The node-local credential endpoints (EKS Pod Identity agent, instance metadata) never go through the proxy.",
+    doc: "The fetcher's `NO_PROXY`: hosts it reaches without the proxy, comma-separated (host names, `.domain` suffixes, IP addresses or `a-b` ranges, `*`; each may end in `:port`; no CIDR blocks), e.g. interface VPC endpoints. The node-local credential endpoints (EKS Pod Identity agent, instance metadata) never go through the proxy.",
     parse: optional(noProxy),
   },
   fetcherUseFipsEndpoint: {
@@ -384,14 +414,15 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   if (certSet !== keySet) {
     errors.push('TLS_CERT_FILE and TLS_KEY_FILE must be set together (or both left unset for a development certificate)');
   }
-  for (const [kind, req, lim] of [
-    ['CPU', v.fetcherCpuRequest, v.fetcherCpuLimit],
-    ['memory', v.fetcherMemoryRequest, v.fetcherMemoryLimit],
+  for (const [who, kind, req, lim] of [
+    ['FETCHER', 'CPU', v.fetcherCpuRequest, v.fetcherCpuLimit],
+    ['FETCHER', 'memory', v.fetcherMemoryRequest, v.fetcherMemoryLimit],
+    ['REFRESHER', 'CPU', v.refresherCpuRequest, v.refresherCpuLimit],
+    ['REFRESHER', 'memory', v.refresherMemoryRequest, v.refresherMemoryLimit],
   ] as const) {
     if (req !== undefined && lim !== undefined && quantityValue(req)! > quantityValue(lim)!) {
-      errors.push(
-        `FETCHER_${kind.toUpperCase()}_REQUEST (${req}) is above FETCHER_${kind.toUpperCase()}_LIMIT (${lim}); Kubernetes would reject every injected pod`,
-      );
+      const pods = who === 'FETCHER' ? 'every injected pod' : 'every pod with secrets.k8s.aws/refresh';
+      errors.push(`${who}_${kind.toUpperCase()}_REQUEST (${req}) is above ${who}_${kind.toUpperCase()}_LIMIT (${lim}); Kubernetes would reject ${pods}`);
     }
   }
   const endpoints = [v.fetcherEndpointSecretsManager, v.fetcherEndpointSsm, v.fetcherEndpointSts].some((e) => e !== undefined);
@@ -409,12 +440,20 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   const limits: Record<string, string> = {};
   if (v.fetcherCpuLimit !== undefined) limits.cpu = v.fetcherCpuLimit;
   if (v.fetcherMemoryLimit !== undefined) limits.memory = v.fetcherMemoryLimit;
+  const refresherLimits: Record<string, string> = {};
+  if (v.refresherCpuLimit !== undefined) refresherLimits.cpu = v.refresherCpuLimit;
+  if (v.refresherMemoryLimit !== undefined) refresherLimits.memory = v.refresherMemoryLimit;
   const mutation: MutationConfig = {
     fetcherImage: v.fetcherImage!,
     fetcherImagePullPolicy: v.fetcherImagePullPolicy!,
     fetcherResources: { requests, limits },
     fetcherUid: v.fetcherUid!,
     defaultMountPath: v.defaultMountPath!,
+    nativeSidecars: v.nativeSidecars === 'true',
+    refresherResources: {
+      requests: { cpu: v.refresherCpuRequest!, memory: v.refresherMemoryRequest! },
+      limits: refresherLimits,
+    },
     nodeCredentials: v.fetcherNodeCredentials!,
   };
   if (v.volumeSizeLimit !== undefined) mutation.volumeSizeLimit = v.volumeSizeLimit;

@@ -9,8 +9,10 @@
 
 import YAML, { isMap, isSeq, visit, type Document, type Node } from 'yaml';
 import { PREFIX } from './annotations.js';
+import { quote } from './problems.js';
 import { reviewPod } from './review.js';
 import type { MutationConfig } from './types.js';
+import { repeatedKey } from './yaml-keys.js';
 
 /** Where each workload kind keeps its pod template (a Pod is its own template). */
 export const TEMPLATE_PATHS: Readonly<Record<string, readonly string[]>> = {
@@ -86,8 +88,14 @@ function label(obj: Obj, index: number): string {
   return `${kind} ${ns}${name} (document ${index + 1})`;
 }
 
+/** A document on its way through: written back from its value at most once, before its first patch. */
+interface DocState {
+  doc: Document;
+  unaliased: boolean;
+}
+
 function injectObject(
-  doc: Document,
+  state: DocState,
   at: ReadonlyArray<string | number>,
   obj: Obj,
   where: string,
@@ -121,8 +129,12 @@ function injectObject(
   result.warnings.push(...outcome.warnings.map((w) => `${where}: ${w}`));
   if (outcome.outcome === 'denied') result.errors.push(`${where}: ${outcome.message}`);
   if (outcome.outcome !== 'injected') return;
-  unalias(doc);
-  for (const op of outcome.patch) applyOp(doc, [...at, ...templatePath], op);
+  // Once per document: looking for aliases walks all of it, and a List holds thousands of objects.
+  if (!state.unaliased) {
+    unalias(state.doc);
+    state.unaliased = true;
+  }
+  for (const op of outcome.patch) applyOp(state.doc, [...at, ...templatePath], op);
   result.injected++;
 }
 
@@ -146,7 +158,8 @@ export function injectManifests(text: string, config: MutationConfig): InjectRes
   // keeps unquoted timestamps as text, so those two YAML 1.1 types are left out.
   const docs = YAML.parseAllDocuments(text, {
     version: '1.1',
-    uniqueKeys: true,
+    // Repeated keys are found by repeatedKey in one pass; the parser's check is quadratic.
+    uniqueKeys: false,
     merge: true,
     customTags: (tags) => tags.filter((t) => typeof t === 'string' || (t.tag !== 'tag:yaml.org,2002:timestamp' && t.format !== 'TIME')),
   });
@@ -154,6 +167,11 @@ export function injectManifests(text: string, config: MutationConfig): InjectRes
   docs.forEach((doc, i) => {
     if (doc.errors.length > 0) {
       result.errors.push(`document ${i + 1}: not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
+      return;
+    }
+    const repeated = repeatedKey(doc);
+    if (repeated !== undefined) {
+      result.errors.push(`document ${i + 1}: not valid YAML: key ${quote(repeated.key)} appears twice in one mapping`);
       return;
     }
     let obj: unknown;
@@ -164,12 +182,13 @@ export function injectManifests(text: string, config: MutationConfig): InjectRes
       return;
     }
     if (!isObject(obj)) return;
+    const state: DocState = { doc, unaliased: false };
     if (obj.kind === 'List' && Array.isArray(obj.items)) {
       obj.items.forEach((item, j) => {
-        if (isObject(item)) injectObject(doc, ['items', j], item, `${label(item, i)} in List item ${j + 1}`, config, result);
+        if (isObject(item)) injectObject(state, ['items', j], item, `${label(item, i)} in List item ${j + 1}`, config, result);
       });
     } else {
-      injectObject(doc, [], obj, label(obj, i), config, result);
+      injectObject(state, [], obj, label(obj, i), config, result);
     }
   });
   if (result.errors.length === 0) result.output = docs.map((d) => d.toString({ lineWidth: 0 })).join('');

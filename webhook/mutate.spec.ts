@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CA_BUNDLE_DIR, NODE_CREDENTIALS_ENV, parseSpec, SPEC_ENV } from '../fetcher/spec.js';
 import { parseAnnotations, PREFIX, type InjectionRequest } from './annotations.js';
-import { checkPod, findIdentity, mutate, validateResources, validateTarget, type Pod } from './mutate.js';
+import { checkPod, FETCHER_DIR, findIdentity, mutate, validateResources, validateTarget, type Pod } from './mutate.js';
 import { DEFAULT_MUTATION_CONFIG as CONFIG } from './types.js';
 
 const ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:db-password-AbCdEf';
@@ -36,8 +36,17 @@ describe('mutate', () => {
     const env = out.spec.initContainers![0]!.env!;
     const spec = parseSpec(env.find((e) => e.name === SPEC_ENV)!.value!);
     expect(spec).toEqual({
-      spec: { version: 1, dir: '/tmp', mode: 0o444, region: 'eu-west-1', roleArn: 'arn:aws:iam::123456789012:role/r', items: [{ ref: ARN, file: 'secret' }] },
+      spec: { version: 1, dir: '/aws-secret-injector', mode: 0o444, region: 'eu-west-1', roleArn: 'arn:aws:iam::123456789012:role/r', items: [{ ref: ARN, file: 'secret' }] },
     });
+  });
+
+  it.each(['/nodejs/bin', '/app', '/etc', '/usr/lib', '/tmp'])('mounts the volume at %s in the app and at its own path in the fetcher', (path) => {
+    const p = pod({ [`${PREFIX}mount-path`]: path });
+    const { pod: out } = mutate(p, request(p), CONFIG);
+    const init = out.spec.initContainers![0]!;
+    expect(init.volumeMounts).toEqual([{ name: 'secret-vol', mountPath: FETCHER_DIR }]);
+    expect(parseSpec(init.env!.find((e) => e.name === SPEC_ENV)!.value!)).toMatchObject({ spec: { dir: FETCHER_DIR } });
+    expect(out.spec.containers[0]!.volumeMounts).toContainEqual({ name: 'secret-vol', mountPath: path });
   });
 
   it('is restricted-compliant', () => {
@@ -114,7 +123,7 @@ describe('mutate', () => {
       'AWS_WEB_IDENTITY_TOKEN_FILE',
     ]);
     expect(init.volumeMounts).toEqual([
-      { name: 'secret-vol', mountPath: '/tmp' },
+      { name: 'secret-vol', mountPath: '/aws-secret-injector' },
       { name: 'aws-iam-token', mountPath: '/var/run/secrets/eks.amazonaws.com/serviceaccount', readOnly: true },
     ]);
   });
@@ -207,9 +216,10 @@ describe('mutate: the fetcher\'s network', () => {
     expect(out.spec.initContainers![0]!.env!.map((e) => e.name)).toEqual([SPEC_ENV, 'SECRET_INJECTOR_POD_NAME', 'SECRET_INJECTOR_POD_NAMESPACE']);
   });
 
-  it('refuses a mount-path where the CA bundle goes', () => {
-    const r = parseAnnotations({ [`${PREFIX}secret-arn`]: ARN, [`${PREFIX}mount-path`]: `${CA_BUNDLE_DIR}/x` }, { mountPath: '/tmp' });
-    expect(JSON.stringify(r)).toContain("is where the fetcher's CA bundle is mounted");
+  it('keeps the CA bundle apart from a mount-path where the CA bundle goes: the fetcher mounts the secrets at its own path', () => {
+    const p = pod({ [`${PREFIX}mount-path`]: `${CA_BUNDLE_DIR}/x` });
+    const init = mutate(p, request(p), { ...CONFIG, fetcherCaBundle: { configMap: 'corp-ca', key: 'ca.crt' } }).pod.spec.initContainers![0]!;
+    expect(init.volumeMounts!.map((m) => m.mountPath)).toEqual([FETCHER_DIR, CA_BUNDLE_DIR]);
   });
 });
 

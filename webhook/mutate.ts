@@ -12,6 +12,7 @@ import {
   CA_BUNDLE_FILE,
   FETCH_ARGS,
   NODE_CREDENTIALS_ENV,
+  REFRESH_ARGS,
   POD_NAME_ENV,
   POD_NAMESPACE_ENV,
   SPEC_ENV,
@@ -28,6 +29,8 @@ import type { MutationConfig } from './types.js';
 /** The volume's name in the original AWS sample; kept so its users see what they know. */
 export const VOLUME_NAME = 'secret-vol';
 export const INIT_CONTAINER_NAME = 'secret-fetcher';
+/** The native sidecar that keeps the files current for pods with `refresh`. */
+export const REFRESHER_NAME = 'secret-refresher';
 /** The fetcher's CA bundle volume (webhook setting FETCHER_CA_BUNDLE_CONFIGMAP). */
 export const CA_VOLUME_NAME = 'secret-fetcher-ca';
 
@@ -272,14 +275,42 @@ function uniqueName(base: string, taken: ReadonlySet<string>): string {
   for (let i = 2; ; i++) if (!taken.has(`${base}-${i}`)) return `${base}-${i}`;
 }
 
+/**
+ * Where the fetcher mounts the secrets volume, whatever the app's mount-path: at the app's path
+ * the volume could hide the fetcher's program, its Node.js or its TLS roots. Nothing of its image
+ * lives here.
+ */
+export const FETCHER_DIR = '/aws-secret-injector';
+
 /** The fetcher's input: references and options only, never values. */
 export function buildSpec(request: InjectionRequest, config: MutationConfig): FetchSpec {
-  const spec: FetchSpec = { version: SPEC_VERSION, dir: request.mountPath, mode: request.mode, items: request.items };
+  const spec: FetchSpec = { version: SPEC_VERSION, dir: FETCHER_DIR, mode: request.mode, items: request.items };
   if (request.region !== undefined) spec.region = request.region;
   if (request.roleArn !== undefined) spec.roleArn = request.roleArn;
   if (request.failoverRegion !== undefined) spec.failoverRegion = request.failoverRegion;
   if (config.fetchTimeouts !== undefined) spec.timeouts = config.fetchTimeouts;
+  if (request.refreshSeconds !== undefined && polled(request)) spec.refresh = { intervalSeconds: request.refreshSeconds };
   return spec;
+}
+
+/** Whether a refresh has anything to poll: entries pinned to a versionId never change. */
+const polled = (request: InjectionRequest): boolean => request.items.some((i) => i.versionId === undefined);
+
+/**
+ * Stage validate (cluster): `refresh` needs native sidecars. Without them the apiserver drops an
+ * init container's restartPolicy and the sidecar would hold the pod in Init forever; a warning
+ * instead of a refusal would reach only the controller that created the pod (a ReplicaSet, a
+ * Job), so the pod would silently get files that go stale at the next rotation.
+ */
+export function validateRefresh(request: InjectionRequest, config: MutationConfig): Problem[] {
+  if (request.refreshSeconds === undefined || config.nativeSidecars) return [];
+  return [
+    problem(
+      'WEBHOOK_UNSUPPORTED_POD',
+      `${PREFIX}refresh`,
+      'needs native sidecars (Kubernetes 1.29+), which this cluster does not run (webhook setting NATIVE_SIDECARS=false); remove the annotation to have the files written once at start, or upgrade the cluster',
+    ),
+  ];
 }
 
 /** The fetcher's network settings and CA bundle: env and mounts beside the identity's. */
@@ -334,6 +365,22 @@ export function buildInitContainer(
   };
 }
 
+/**
+ * The refresh sidecar: the fetcher's container (image, environment and token mounts, security
+ * context) kept running by the kubelet (`restartPolicy: Always`), with its own resources.
+ */
+export function buildRefresher(
+  name: string,
+  volume: string,
+  spec: FetchSpec,
+  identity: Identity,
+  config: MutationConfig,
+  caVolume?: string,
+): V1Container {
+  const base = buildInitContainer(name, volume, spec, identity, config, caVolume);
+  return { ...base, args: [...REFRESH_ARGS], resources: structuredClone(config.refresherResources), restartPolicy: 'Always' };
+}
+
 export interface MutationResult {
   pod: Pod;
   warnings: string[];
@@ -367,6 +414,14 @@ export function mutate(pod: Pod, request: InjectionRequest, config: MutationConf
     ...ephemeral.map((c) => String(c.name)),
   ]);
   const name = uniqueName(INIT_CONTAINER_NAME, names);
+  const warnings: string[] = [];
+  const containers = [buildInitContainer(name, volume, spec, identity, config, caVolume) as Container];
+  if (spec.refresh !== undefined) {
+    const refresher = uniqueName(REFRESHER_NAME, new Set([...names, name]));
+    containers.push(buildRefresher(refresher, volume, spec, identity, config, caVolume) as Container);
+  } else if (request.refreshSeconds !== undefined) {
+    warnings.push(`${PREFIX}refresh ignored: every secret is pinned to a versionId, so there is nothing to refresh`);
+  }
 
   const t = targets(pod, request);
   const mounted = new Set<Container>([...t.init, ...t.app]);
@@ -383,18 +438,20 @@ export function mutate(pod: Pod, request: InjectionRequest, config: MutationConf
   }
 
   // Keys a pod lacks are added in this order (volumes, then initContainers; metadata last), so
-  // the patch lists its operations the same way for every pod.
+  // the patch lists its operations, and the patched pod its keys, the same way for every pod.
+  // The refresher comes right after the fetcher: the kubelet starts it once the first complete
+  // set is written, before the pod's own init containers.
   const out: Pod = {
     ...pod,
     spec: {
       ...pod.spec,
       containers: pod.spec.containers.map(withVolume),
       volumes: [...volumes, ...added],
-      initContainers: [buildInitContainer(name, volume, spec, identity, config, caVolume) as Container, ...list(pod.spec.initContainers).map(withVolume)],
+      initContainers: [...containers, ...list(pod.spec.initContainers).map(withVolume)],
     },
     metadata: { ...pod.metadata, annotations: { ...pod.metadata?.annotations, [STATUS_ANNOTATION]: STATUS_INJECTED } },
   };
-  return { pod: out, warnings: sizeLimitWarnings(t, request.mountPath, config), spec };
+  return { pod: out, warnings: [...warnings, ...sizeLimitWarnings(t, request.mountPath, config)], spec };
 }
 
 /** Where programs write temporary files unless told otherwise. */

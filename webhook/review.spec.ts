@@ -217,6 +217,70 @@ describe('review: answers', () => {
   });
 });
 
+describe('review: refresh', () => {
+  const refreshPod = (extra: Record<string, string> = {}) =>
+    pod({ [`${PREFIX}secret.db`]: ARN, [`${PREFIX}refresh`]: '2m', ...extra });
+
+  it('adds the refresh sidecar right after the fetcher: the same container, restartPolicy Always, its own resources', () => {
+    const r = reviewPod(refreshPod(), CONFIG);
+    if (r.outcome !== 'injected') throw new Error(r.outcome);
+    const [fetcher, refresher, ...rest] = r.pod.spec.initContainers!;
+    expect(rest).toEqual([]);
+    expect(fetcher).toMatchObject({ name: 'secret-fetcher', args: ['fetch'] });
+    expect(fetcher!.restartPolicy).toBeUndefined();
+    expect(refresher).toMatchObject({ name: 'secret-refresher', args: ['refresh'], restartPolicy: 'Always', resources: CONFIG.refresherResources });
+    for (const field of ['image', 'imagePullPolicy', 'env', 'securityContext', 'volumeMounts'] as const) {
+      expect(refresher![field], field).toEqual(fetcher![field]);
+    }
+    const spec = JSON.parse(String(refresher!.env!.find((e) => e.name === 'SECRET_INJECTOR_SPEC')!.value));
+    expect(spec.refresh).toEqual({ intervalSeconds: 120 });
+  });
+
+  it('names the sidecar around containers that take its name', () => {
+    const p = refreshPod() as { spec: { containers: Array<{ name: string; image: string }> } };
+    p.spec.containers.push({ name: 'secret-refresher', image: 'busybox' });
+    const r = reviewPod(p, CONFIG);
+    if (r.outcome !== 'injected') throw new Error(r.outcome);
+    expect(r.pod.spec.initContainers!.map((c) => c.name)).toEqual(['secret-fetcher', 'secret-refresher-2']);
+  });
+
+  it('is refused, naming the annotation and why, where the cluster runs no native sidecars', () => {
+    const r = answer(envelope({ object: refreshPod() }));
+    expect(r.response.response.allowed).toBe(true);
+    const off = review(envelope({ object: refreshPod() }), { ...CONFIG, nativeSidecars: false });
+    if (off.kind !== 'review') throw new Error(off.kind);
+    expect(off.response.response.allowed).toBe(false);
+    expect(off.response.response.status?.message).toMatch(/secrets\.k8s\.aws\/refresh: needs native sidecars \(Kubernetes 1\.29\+\).*NATIVE_SIDECARS=false/);
+    // Pods without refresh are not affected.
+    const plain = review(envelope({ object: pod({ [`${PREFIX}secret.db`]: ARN }) }), { ...CONFIG, nativeSidecars: false });
+    expect(plain.kind === 'review' && plain.response.response.allowed).toBe(true);
+  });
+
+  it('adds no sidecar, with a warning, when every secret is pinned to a versionId', () => {
+    const r = reviewPod(
+      pod({ [`${PREFIX}secrets`]: `[{ref: "${ARN}", file: db, versionId: "01234567-89ab-cdef-0123-456789abcdef"}]`, [`${PREFIX}refresh`]: '1m' }),
+      CONFIG,
+    );
+    if (r.outcome !== 'injected') throw new Error(r.outcome);
+    expect(r.pod.spec.initContainers!.map((c) => c.name)).toEqual(['secret-fetcher']);
+    expect(r.warnings).toContainEqual(expect.stringMatching(/refresh ignored: every secret is pinned to a versionId/));
+  });
+
+  it('states both insertions before existing init containers as adds at 0 and 1', () => {
+    const p = refreshPod() as Record<string, any>;
+    p.spec.initContainers = [{ name: 'migrate', image: 'busybox' }];
+    const r = reviewPod(p, CONFIG);
+    if (r.outcome !== 'injected') throw new Error(r.outcome);
+    const adds = r.patch.filter((op) => op.path.startsWith('/spec/initContainers'));
+    expect(adds.map((op) => `${op.op} ${op.path}`)).toEqual(['add /spec/initContainers/0', 'add /spec/initContainers/1']);
+    expect(jsonpatch.applyPatch(structuredClone(p), r.patch).newDocument.spec.initContainers.map((c: { name: string }) => c.name)).toEqual([
+      'secret-fetcher',
+      'secret-refresher',
+      'migrate',
+    ]);
+  });
+});
+
 describe('review: annotations sized to stall the webhook', () => {
   // Each case costs seconds and hundreds of MB when a parse or suggestion runs before the bounds.
   const timed = (annotations: Record<string, string>) => {

@@ -7,7 +7,7 @@
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { parseSpec, serialiseSpec, SPEC_ENV, type FetchSpec } from '../fetcher/spec.js';
 import { checkBounds, parseAnnotations, shouldInject, STATUS_ANNOTATION, type Annotations } from './annotations.js';
-import { buildSpec, checkPod, mutate, validateResources, validateTarget, type Pod } from './mutate.js';
+import { buildSpec, checkPod, mutate, validateRefresh, validateResources, validateTarget, type Pod } from './mutate.js';
 import { firstOf, formatProblems, problem, quote, type Problem, type Stage, type StageProblems } from './problems.js';
 import type { AdmissionReviewResponse, MutationConfig, ReviewHandler, ReviewLog, ReviewOutcome, ReviewResult } from './types.js';
 
@@ -51,21 +51,29 @@ function denyAll(groups: StageProblems[], warnings: string[]): PodOutcome {
 }
 
 /**
- * JSON Patch from the raw object to the mutated one. `compare` aligns arrays by index, so the
- * one insertion at the front (the fetcher, first among init containers) would come out as a
- * rewrite of every existing init container; that single insertion is stated as an `add` at
- * index 0 and the rest is diffed. `mutate` shares every unchanged part with the raw object and
- * `compare` skips identical objects, so this walks only what changed.
+ * JSON Patch from the raw object to the mutated one. `mutate` shares every unchanged part with
+ * the raw object and `compare` skips identical objects, so the diff walks only what changed. The
+ * insertions at the front (the fetcher, first among init containers, and the refresher after it)
+ * are stated as operations of their own and the rest is diffed: `compare` aligns arrays by index,
+ * so they would come out as a rewrite of every existing init container, and it would deep-copy
+ * the added containers into its operations, the largest values of the patch, only for the patch
+ * to be serialised once more.
  */
 export function diff(raw: Obj, mutated: Pod): Operation[] {
   const spec = isObject(raw.spec) ? raw.spec : undefined;
   const before = spec?.initContainers;
   const after = mutated.spec.initContainers;
-  if (spec && Array.isArray(before) && before.length > 0 && after && after.length === before.length + 1) {
-    const base = { ...raw, spec: { ...spec, initContainers: [after[0], ...before] } };
-    return [{ op: 'add', path: '/spec/initContainers/0', value: after[0] }, ...compare(base, mutated)];
+  const existing = Array.isArray(before) ? before : [];
+  const inserted = after ? after.length - existing.length : 0;
+  if (!spec || !after || (inserted !== 1 && inserted !== 2) || (before !== undefined && before !== null && !Array.isArray(before))) {
+    return compare(raw, mutated);
   }
-  return compare(raw, mutated);
+  const front = after.slice(0, inserted);
+  const inserts: Operation[] = Array.isArray(before)
+    ? front.map((value, i) => ({ op: 'add', path: `/spec/initContainers/${i}`, value }))
+    : [{ op: before === undefined ? 'add' : 'replace', path: '/spec/initContainers', value: front }];
+  const base = { ...raw, spec: { ...spec, initContainers: [...front, ...existing] } };
+  return [...inserts, ...compare(base, mutated)];
 }
 
 /**
@@ -122,7 +130,7 @@ export function reviewPod(obj: unknown, config: MutationConfig): PodOutcome {
   const pod = obj as Pod;
   const fit = validateTarget(pod, request, 'problems' in parsed ? parsed.refused : undefined);
   warnings.push(...fit.warnings);
-  const fitProblems = [...fit.problems, ...validateResources(pod, config)];
+  const fitProblems = [...fit.problems, ...validateResources(pod, config), ...validateRefresh(request, config)];
   if (fitProblems.length > 0) groups.push({ stage: 'validate', problems: fitProblems });
   if (groups.length > 0) return denyAll(groups, warnings);
 

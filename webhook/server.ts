@@ -12,11 +12,41 @@ import type { MutationConfig, ReviewHandler } from './types.js';
 // kube-apiserver accepts request bodies up to 3 MiB; a review may carry the object and the
 // oldObject (UPDATE) plus its envelope: 2 × 3 MiB + 1 MiB.
 export const BODY_LIMIT_BYTES = 7 * 1024 * 1024;
-// The apiserver gives a webhook at most 30 s; a client still sending its body after that is gone.
-const REQUEST_TIMEOUT_MS = 30_000;
-// Longer than the apiserver's idle-connection timeout (Go client, 90 s), so the client closes an
-// idle connection first: a server-side close racing a new review would fail that review.
-const KEEP_ALIVE_TIMEOUT_MS = 120_000;
+/**
+ * How long the server waits on a client, and how many it holds. The apiserver completes TLS and
+ * writes its review at once, abandons a call after the webhook's timeoutSeconds (at most 30 s),
+ * and keeps an idle connection for the next review up to 90 s (Go's IdleConnTimeout). A review it
+ * writes onto a connection the server is closing fails (it is not retried), so the keep-alive idle
+ * time must outlast the apiserver's; everything before the first request can be much shorter.
+ * Nothing else is needed from a client: without these, a connection that completed TLS and never
+ * sent a byte stayed open for good, and each holds about 40 KB.
+ */
+export interface ServerLimits {
+  /** TCP accepted, TLS handshake not finished. */
+  handshakeMs: number;
+  /** TLS done and no byte of a request, or the first request stalled mid-way. */
+  silentMs: number;
+  /** From a request's first byte to the end of its headers. */
+  headersMs: number;
+  /** From a request's first byte to the end of its body. */
+  requestMs: number;
+  /** After an answer, for the next request on the connection. */
+  keepAliveMs: number;
+  /** How often the header and request deadlines are checked (Node's default of 30 s let them run up to 30 s over). */
+  checkMs: number;
+  /** Connections held at once; more are closed as they arrive (the memory of this many stays within the chart's limit). */
+  maxConnections: number;
+}
+
+export const SERVER_LIMITS: Readonly<ServerLimits> = {
+  handshakeMs: 10_000,
+  silentMs: 10_000,
+  headersMs: 10_000,
+  requestMs: 30_000,
+  keepAliveMs: 120_000,
+  checkMs: 1_000,
+  maxConnections: 1_000,
+};
 
 export interface ServerConfig {
   mutation: MutationConfig;
@@ -33,6 +63,8 @@ export interface ServerDeps {
   metrics: WebhookMetrics;
   tls: Pick<TlsPair, 'cert' | 'key'>;
   lifecycle?: Lifecycle;
+  /** SERVER_LIMITS unless set (tests shorten them). */
+  limits?: Partial<ServerLimits>;
 }
 
 export type WebhookServer = FastifyInstance<HttpsServer>;
@@ -73,18 +105,43 @@ export function buildServer(config: ServerConfig, deps: ServerDeps): WebhookServ
   const { review, metrics } = deps;
   const lifecycle = deps.lifecycle ?? { draining: false };
 
+  const limits: ServerLimits = { ...SERVER_LIMITS, ...deps.limits };
+
   const app = Fastify({
     loggerInstance: deps.logger,
-    https: { cert: deps.tls.cert, key: deps.tls.key, minVersion: 'TLSv1.2' },
+    https: {
+      cert: deps.tls.cert,
+      key: deps.tls.key,
+      minVersion: 'TLSv1.2',
+      handshakeTimeout: limits.handshakeMs,
+      headersTimeout: limits.headersMs,
+      connectionsCheckingInterval: limits.checkMs,
+    },
     bodyLimit: BODY_LIMIT_BYTES,
-    requestTimeout: REQUEST_TIMEOUT_MS,
-    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    requestTimeout: limits.requestMs,
+    keepAliveTimeout: limits.keepAliveMs,
+    // Socket inactivity: it covers the connection that never sends a request, which Node's header
+    // and request deadlines (counted from a request's first byte) never see. Once a connection has
+    // answered, the keep-alive time governs it instead.
+    connectionTimeout: limits.silentMs,
     // One line per review is written below; fastify's per-request lines would double it.
     logController: new LogController({ disableRequestLogging: true }),
     // A review that reaches us during shutdown is still answered; only the listener is closed.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
   }) as unknown as WebhookServer;
+
+  app.server.maxConnections = limits.maxConnections;
+  // One line per burst, not per connection: the burst is what an operator needs to see.
+  let dropped = 0;
+  app.server.on('drop', () => {
+    if (dropped++ === 0) {
+      setTimeout(() => {
+        deps.logger.warn({ dropped, maxConnections: limits.maxConnections }, 'connections closed on arrival: the server holds its maximum');
+        dropped = 0;
+      }, 10_000).unref();
+    }
+  });
 
   // JSON only: without the text/plain parser, every other content type is a 415.
   app.removeContentTypeParser('text/plain');
@@ -95,8 +152,10 @@ export function buildServer(config: ServerConfig, deps: ServerDeps): WebhookServ
   // While draining every answer closes its connection: the apiserver's next review opens a new
   // one (to another replica once this one has left the endpoints), and a review in flight on a
   // keep-alive connection ends the connection with it instead of holding the process open.
-  app.addHook('onSend', async (_req, reply) => {
+  // (A callback hook: an async one costs every answer a promise.)
+  app.addHook('onSend', (_req, reply, payload, done) => {
     if (lifecycle.draining) reply.header('connection', 'close');
+    done(null, payload);
   });
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
@@ -111,7 +170,9 @@ export function buildServer(config: ServerConfig, deps: ServerDeps): WebhookServ
 
   app.setNotFoundHandler((req, reply) => sendError(reply, 404, `no route ${req.method} ${pathOf(req.url)}`));
 
-  app.post('/mutate', async (req, reply) => {
+  // Synchronous and returning nothing, like the handler it wraps: fastify then sends the reply
+  // without a promise to settle.
+  app.post('/mutate', (req, reply) => {
     // From the request's first byte: receiving and parsing the body count, as they do for the apiserver.
     const seconds = (): number => reply.elapsedTime / 1000;
     let result;
@@ -132,20 +193,27 @@ export function buildServer(config: ServerConfig, deps: ServerDeps): WebhookServ
         },
         'review failed',
       );
-      return sendError(reply, 500, 'internal error while reviewing');
+      sendError(reply, 500, 'internal error while reviewing');
+      return;
     }
     const duration = seconds();
     const durationMs = Math.round(duration * 1e6) / 1e3;
     if (result.kind === 'bad-request') {
       metrics.observeReview('bad-request', duration, undefined, false);
       req.log.info({ outcome: 'bad-request', reason: result.message, durationMs }, 'review');
-      return sendError(reply, result.statusCode, result.message);
+      sendError(reply, result.statusCode, result.message);
+      return;
     }
     const l = result.log;
     metrics.observeReview(l.outcome, duration, l.namespace, l.dryRun);
-    const log = req.log.child({ uid: l.uid, namespace: l.namespace, name: l.name, operation: l.operation });
-    log.info(
+    // One line per review, so the review's names go on the line itself: a child logger for them
+    // would serialise them once more for nothing.
+    req.log.info(
       {
+        uid: l.uid,
+        namespace: l.namespace,
+        name: l.name,
+        operation: l.operation,
         kind: l.kind,
         dryRun: l.dryRun,
         outcome: l.outcome,
@@ -156,7 +224,7 @@ export function buildServer(config: ServerConfig, deps: ServerDeps): WebhookServ
       },
       'review',
     );
-    return reply.send(result.response);
+    reply.send(result.response);
   });
 
   for (const method of ['GET', 'PUT', 'PATCH', 'DELETE'] as const) {

@@ -25,6 +25,13 @@ export interface MutationConfig {
   volumeSizeLimit?: string;
   /** Passed to the fetcher in its spec. */
   fetchTimeouts?: Timeouts;
+  /** Whether the cluster runs native sidecars (init containers with restartPolicy Always, 1.29+). */
+  nativeSidecars: boolean;
+  /** Resources of the refresh sidecar, which lives as long as the pod. */
+  refresherResources: {
+    requests: Record<string, string>;
+    limits: Record<string, string>;
+  };
   /** The fetcher's network variables (proxy, FIPS/dual-stack, endpoint URLs), validated; only those set. */
   fetcherNetworkEnv?: Array<{ name: NetworkEnvName; value: string }>;
   /** A ConfigMap key in the pod's namespace holding PEM CA certificates the fetcher trusts too. */
@@ -45,6 +52,11 @@ export const DEFAULT_MUTATION_CONFIG: MutationConfig = {
   },
   fetcherUid: 65532,
   defaultMountPath: '/tmp',
+  nativeSidecars: true,
+  refresherResources: {
+    requests: { cpu: '5m', memory: '48Mi' },
+    limits: { cpu: '100m', memory: '64Mi' },
+  },
   nodeCredentials: 'deny',
 };
 

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { CoreV1Api, type V1Container, type V1Pod } from '@kubernetes/client-node';
+import { startArgs } from '../helpers/bundles.js';
 import { runCommand, type Cluster, type CommandResult } from '../helpers/cluster.js';
 
 export const STS_AUDIENCE = 'sts.amazonaws.com';
@@ -110,8 +111,8 @@ export async function runFetcherLikeKubelet(
     SECRET_INJECTOR_TERMINATION_LOG: join(scratch, 'termination-log'),
     ...opts.extraEnv,
   };
-  // The image's entrypoint is `node /app/fetcher.mjs`; the pod supplies the args.
-  const args = [join(opts.bundleDir, 'fetcher.mjs'), ...(container.args ?? []), '--dir', dir];
+  // The image's entrypoint is `node --snapshot-blob /app/fetcher.blob`; the pod supplies the args.
+  const args = [...startArgs(join(opts.bundleDir, 'fetcher.blob')), ...(container.args ?? []), '--dir', dir];
   const result = await runCommand(process.execPath, args, runEnv, { allowFailure: true, timeoutMs: 60_000 });
   try {
     const files = listFiles(dir);

@@ -1,22 +1,12 @@
-// The AWS API emulator under AWS's own names, for the fetcher in a real pod: the fetcher's
-// endpoints and trust come only from its image and the webhook, so it calls
-// https://secretsmanager.us-east-1.amazonaws.com and friends. The pods map those names to the
-// node's bridge address (hostAliases); this front listens there on 443 with a certificate for
-// them, signed by the test CA the local runtime base trusts, and passes the decrypted stream to a
-// recording proxy in front of the emulator.
+// The AWS API emulator as the fetcher in a real pod reaches it: over HTTPS at the node's bridge
+// address, which pods on the pod network and on the host's reach alike. The webhook points the
+// fetcher there with its endpoint settings (FETCHER_AWS_ENDPOINT_URL_*) and has it trust the
+// front's CA through a ConfigMap (FETCHER_CA_BUNDLE_CONFIGMAP), as a cluster with a private
+// endpoint would. The front decrypts and passes the stream to a recording proxy before moto.
 
-import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { createServer } from 'node:tls';
 import { startAwsProxy, type AwsCall } from './aws-proxy.js';
-
-/** The host names the fetcher calls in us-east-1 (the front's certificate names each). */
-export const AWS_HOST_NAMES = [
-  'secretsmanager.us-east-1.amazonaws.com',
-  'ssm.us-east-1.amazonaws.com',
-  'sts.us-east-1.amazonaws.com',
-  'sts.amazonaws.com',
-];
 
 export interface AwsFront {
   /** Every call, in order, with STS form fields (AssumeRoleWithWebIdentity's WebIdentityToken). */
@@ -24,11 +14,21 @@ export interface AwsFront {
   close(): Promise<void>;
 }
 
-export async function startAwsFront(opts: { address: string; certFile: string; keyFile: string; upstream: string }): Promise<AwsFront> {
+export interface AwsFrontOptions {
+  address: string;
+  port: number;
+  /** PEM serving certificate (for an IP SAN `address`) and its key. */
+  cert: string;
+  key: string;
+  /** The emulator, http://127.0.0.1:<port>. */
+  upstream: string;
+}
+
+export async function startAwsFront(opts: AwsFrontOptions): Promise<AwsFront> {
   const proxy = await startAwsProxy(opts.upstream);
   const proxyPort = Number(new URL(proxy.endpoint).port);
   const sockets = new Set<Socket>();
-  const server = createServer({ cert: readFileSync(opts.certFile), key: readFileSync(opts.keyFile) }, (client) => {
+  const server = createServer({ cert: opts.cert, key: opts.key }, (client) => {
     const upstream = connect(proxyPort, '127.0.0.1');
     for (const s of [client, upstream]) {
       sockets.add(s);
@@ -42,7 +42,7 @@ export async function startAwsFront(opts: { address: string; certFile: string; k
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(443, opts.address, () => resolve());
+    server.listen(opts.port, opts.address, () => resolve());
   });
   return {
     calls: proxy.calls,

@@ -1,7 +1,8 @@
-// Where tests find the built bundles (cli.mjs, fetcher.mjs): $BUNDLE_OUT, default dist/. Tests
-// that run a bundle call ensureBundles, which rebuilds them unless they were built from exactly
-// the sources now in the checkout (a digest of those sources is kept beside them), so a bare
-// `npx vitest run` after an edit never runs the previous code.
+// Where tests find the built bundles (cli.mjs, fetcher.cjs and its snapshot fetcher.blob):
+// $BUNDLE_OUT, default dist/. Tests that run a bundle call ensureBundles, which rebuilds them
+// unless they were built from exactly the sources now in the checkout (a digest of those sources
+// is kept beside them) and the snapshot starts on this Node.js (it starts only on the binary that
+// built it), so a bare `npx vitest run` after an edit never runs the previous code.
 
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -43,9 +44,24 @@ export function sourcesDigest(root: string = REPO_ROOT): string {
   return hash.digest('hex');
 }
 
+/** The node arguments that start a bundle file: a snapshot (as the fetcher image does) or a script. */
+export function startArgs(file: string): string[] {
+  return file.endsWith('.blob') ? ['--snapshot-blob', file] : [file];
+}
+
+/** Whether this Node.js starts the snapshot (`fetch --help` exits 0 without touching anything). */
+function snapshotRuns(blob: string): boolean {
+  return spawnSync(process.execPath, [...startArgs(blob), 'fetch', '--help'], { stdio: 'ignore', timeout: 30_000 }).status === 0;
+}
+
 function upToDate(dir: string, digest: string): boolean {
   const stamp = join(dir, STAMP);
-  return existsSync(join(dir, 'cli.mjs')) && existsSync(join(dir, 'fetcher.mjs')) && existsSync(stamp) && readFileSync(stamp, 'utf8') === digest;
+  return (
+    ['cli.mjs', 'fetcher.cjs', 'fetcher.blob'].every((f) => existsSync(join(dir, f))) &&
+    existsSync(stamp) &&
+    readFileSync(stamp, 'utf8') === digest &&
+    snapshotRuns(join(dir, 'fetcher.blob'))
+  );
 }
 
 const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);

@@ -17,9 +17,6 @@ export interface NodeSuiteParts {
   busyboxImage: string;
   pauseImage: string;
   nodeVersion: string;
-  /** Certificate and key for the AWS host names, signed by the CA the runtime base trusts. */
-  awsCert: string;
-  awsKey: string;
 }
 
 export const NODE_SUITE_FILE = join(REPO_ROOT, '.cache', 'node-suite.json');

@@ -1,10 +1,11 @@
 // Starts the AWS API emulator (moto in server mode, installed by test/setup/moto.sh) on a free
 // 127.0.0.1 port, waits until it answers, and stops it. Used by the integration and e2e suites.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync, closeSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { spawnGuarded, stopGuarded } from './guard.js';
 import { LOG_DIR } from './tools.js';
 
 export interface MotoServer {
@@ -13,6 +14,7 @@ export interface MotoServer {
   port: number;
   /** moto's stdout and stderr go here (one file per run). */
   logFile: string;
+  /** Of the guard process moto runs under. */
   pid: number;
   stop(): Promise<void>;
 }
@@ -50,15 +52,8 @@ function exited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (exited(child)) return;
-  const gone = new Promise<void>((r) => child.once('exit', () => r()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => {
-    if (!exited(child)) child.kill('SIGKILL');
-  }, 5_000);
-  await gone;
-  clearTimeout(timer);
+function stopChild(child: ChildProcess): Promise<void> {
+  return stopGuarded(child, 5_000);
 }
 
 /**
@@ -74,8 +69,9 @@ export async function startMoto(motoServer: string, opts: { timeoutMs?: number }
     const endpoint = `http://127.0.0.1:${port}`;
     const logFile = join(LOG_DIR, `moto-${port}.log`);
     const fd = openSync(logFile, 'w');
-    const child = spawn(motoServer, ['-H', '127.0.0.1', '-p', String(port)], {
-      stdio: ['ignore', fd, fd],
+    // Guarded: a test process killed before its teardown takes moto with it.
+    const child = spawnGuarded(motoServer, ['-H', '127.0.0.1', '-p', String(port)], {
+      out: fd,
       env: { ...process.env, PYTHONUNBUFFERED: '1' },
     });
     closeSync(fd);

@@ -94,6 +94,63 @@ async function freeSubnet(): Promise<string> {
   throw new Error('found no free 10.x.y.0/24 for the node bridge');
 }
 
+/**
+ * What outlives containerd when tasks were left (its shims and their containers): the containers
+ * in this node's runc root are killed and deleted, the shims that name its socket killed.
+ */
+async function killLeftovers(dir: string): Promise<void> {
+  const runcRoot = join(dir, 'runc', 'k8s.io');
+  if (existsSync(runcRoot)) {
+    const runc = (args: string[]) => runCommand(join(BIN_DIR, 'runc'), ['--root', runcRoot, ...args], process.env, { allowFailure: true });
+    for (const id of readdirSync(runcRoot)) {
+      await runc(['kill', id, 'KILL']);
+      await runc(['delete', '--force', id]);
+    }
+  }
+  const socket = join(dir, 'containerd.sock');
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (cmdline.includes('containerd-shim') && cmdline.includes(socket)) process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
+
+interface Owner {
+  pid: number;
+  bridge: string;
+}
+
+/**
+ * Cleans up after node-suite runs that were killed before their teardown (their guards stopped
+ * kubelet and containerd, but containers, mounts and bridges stay): every scratch directory whose
+ * owning process is gone.
+ */
+async function sweepAbandoned(): Promise<void> {
+  for (const entry of readdirSync(tmpdir())) {
+    if (!entry.startsWith('asi-node-')) continue;
+    const dir = join(tmpdir(), entry);
+    let owner: Owner;
+    try {
+      owner = JSON.parse(readFileSync(join(dir, 'owner.json'), 'utf8')) as Owner;
+    } catch {
+      continue;
+    }
+    try {
+      process.kill(owner.pid, 0);
+      continue; // a run in progress
+    } catch {
+      // its owner is gone
+    }
+    await killLeftovers(dir);
+    await unmountAll(dir);
+    await runCommand('ip', ['link', 'delete', owner.bridge], process.env, { allowFailure: true });
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export interface StartNodeOptions {
   /** docker-archive tarballs imported into containerd's k8s.io namespace before the kubelet starts. */
   archives: string[];
@@ -105,6 +162,7 @@ export interface StartNodeOptions {
 
 export async function startNode(cluster: ClusterInfo, opts: StartNodeOptions): Promise<RunningNode> {
   const timeoutMs = opts.timeoutMs ?? 120_000;
+  await sweepAbandoned();
   const id = randomBytes(3).toString('hex');
   const name = `node-${id}`;
   const dir = mkdtempSync(join(tmpdir(), 'asi-node-'));
@@ -173,15 +231,7 @@ export async function startNode(cluster: ClusterInfo, opts: StartNodeOptions): P
       await stopGuarded(containerd.child);
     }
     for (const p of procs) await stopGuarded(p.child);
-    // containerd's shims outlive it when a task was left: those of this node name its socket.
-    for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-      try {
-        const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-        if (cmdline.includes('containerd-shim') && cmdline.includes(socket)) process.kill(Number(pid), 'SIGKILL');
-      } catch {
-        // gone meanwhile
-      }
-    }
+    await killLeftovers(dir);
     for (const ns of listNetns()) {
       if (netnsBefore.has(ns) || !ns.startsWith('cni-')) continue;
       const path = join(NETNS_DIR, ns);
@@ -196,6 +246,7 @@ export async function startNode(cluster: ClusterInfo, opts: StartNodeOptions): P
   try {
     // The pod network: a bridge with the host's end at .1, made here so its address exists (and
     // can be listened on) before the first pod.
+    writeFileSync(join(dir, 'owner.json'), JSON.stringify({ pid: process.pid, bridge } satisfies Owner));
     const prefix = await freeSubnet();
     gateway = `${prefix}.1`;
     await runCommand('ip', ['link', 'add', 'name', bridge, 'type', 'bridge'], process.env);
@@ -241,6 +292,11 @@ export async function startNode(cluster: ClusterInfo, opts: StartNodeOptions): P
         '  stream_server_port = "0"',
         '  [plugins."io.containerd.grpc.v1.cri".containerd]',
         '    snapshotter = "overlayfs"',
+        // runc's state in the scratch directory too, not the machine's /run/containerd/runc.
+        '    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]',
+        '      runtime_type = "io.containerd.runc.v2"',
+        '      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]',
+        `        Root = "${join(dir, 'runc')}"`,
         '  [plugins."io.containerd.grpc.v1.cri".cni]',
         '    bin_dir = "/usr/lib/cni"',
         `    conf_dir = "${join(dir, 'cni')}"`,

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { inject } from 'vitest';
+import { startArgs } from '../helpers/bundles.js';
 import { serialiseSpec, type FetchSpec } from '../../fetcher/spec.js';
 import type { IntegrationContext } from './global-setup.js';
 
@@ -45,6 +46,9 @@ export function webIdentityToken(sub = 'system:serviceaccount:team-a:web'): stri
   return `${part({ alg: 'RS256', kid: 'test' })}.${part({ iss: 'https://oidc.example', sub, aud: 'sts.amazonaws.com', exp: 4102444800 })}.${randomBytes(32).toString('base64url')}`;
 }
 
+/** How the fetcher is started: from its snapshot (as the image does), as a script, or through the CLI. */
+export type FetcherBundle = 'fetcher.blob' | 'fetcher.cjs' | 'cli.mjs';
+
 export interface FetcherRun {
   code: number | null;
   stdout: string;
@@ -59,10 +63,11 @@ export class Scratch {
   readonly root = mkdtempSync(join(tmpdir(), 'fetcher-it-'));
 
   /**
-   * The fetcher bundle copied into a directory with no node_modules anywhere above it. The CLI
-   * bundle loads its subcommands from chunks beside it, so it runs where it was built.
+   * A fetcher bundle (the snapshot the image starts, or the plain script) copied into a directory
+   * with no node_modules anywhere above it. The CLI bundle loads its subcommands from chunks
+   * beside it, so it runs where it was built.
    */
-  bundlePath(ctx: IntegrationContext, name = 'fetcher.mjs'): string {
+  bundlePath(ctx: IntegrationContext, name: FetcherBundle = 'fetcher.blob'): string {
     if (name === 'cli.mjs') return join(ctx.bundleDir, name);
     const target = join(this.root, name);
     if (!existsSync(target)) copyFileSync(join(ctx.bundleDir, name), target);
@@ -81,7 +86,8 @@ export class Scratch {
 }
 
 /**
- * Runs the bundle as the init container would: `node fetcher.mjs fetch --dir <scratch>` with
+ * Runs the bundle as the init container would: `node --snapshot-blob fetcher.blob fetch --dir
+ * <scratch>` (or the script or CLI named in `opts.bundle`) with
  * the spec in SECRET_INJECTOR_SPEC. The environment is built from nothing but PATH, so no
  * credentials, profile or region of the machine running the tests leak in.
  */
@@ -91,12 +97,12 @@ export async function runFetcher(
   spec: Omit<FetchSpec, 'version' | 'dir' | 'mode'> & Partial<Pick<FetchSpec, 'mode'>>,
   /** Added to the base environment; a variable set to undefined is removed from it. */
   env: Record<string, string | undefined>,
-  opts: { bundle?: 'fetcher.mjs' | 'cli.mjs'; endpoint?: string; killAfterMs?: number } = {},
+  opts: { bundle?: FetcherBundle; endpoint?: string; killAfterMs?: number } = {},
 ): Promise<FetcherRun> {
   const dir = mkdtempSync(join(scratch.root, 'volume-'));
   const termination = join(scratch.root, `termination-${randomBytes(3).toString('hex')}`);
   const full: FetchSpec = { version: 1, dir: '/tmp', mode: 0o444, ...spec };
-  const bundle = scratch.bundlePath(ctx, opts.bundle ?? 'fetcher.mjs');
+  const bundle = scratch.bundlePath(ctx, opts.bundle ?? 'fetcher.blob');
   const started = Date.now();
   const base: Record<string, string | undefined> = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -111,7 +117,7 @@ export async function runFetcher(
     SECRET_INJECTOR_TERMINATION_LOG: termination,
     ...env,
   };
-  const child = spawn(process.execPath, [bundle, 'fetch', '--dir', dir], {
+  const child = spawn(process.execPath, [...startArgs(bundle), 'fetch', '--dir', dir], {
     cwd: scratch.root,
     env: Object.fromEntries(Object.entries(base).filter((e): e is [string, string] => e[1] !== undefined)),
     stdio: ['ignore', 'pipe', 'pipe'],

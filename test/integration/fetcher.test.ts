@@ -10,6 +10,7 @@ import { PutParameterCommand } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACCOUNT, integrationContext, REGION, runFetcher, Scratch, seedClients, unique } from './context.js';
 import { startAwsProxy } from '../helpers/aws-proxy.js';
+import { startArgs } from '../helpers/bundles.js';
 import { startPodIdentityAgent } from '../helpers/credential-endpoints.js';
 
 const { ctx, skip } = integrationContext();
@@ -263,26 +264,29 @@ describe.skipIf(skip !== false)(`fetcher bundle against moto${skip ? ` — skipp
   });
 
   it('refuses a malformed spec and unknown arguments with a clear message', () => {
-    const bundle = scratch.bundlePath(c);
+    const bundle = startArgs(scratch.bundlePath(c));
     const env = { PATH: process.env.PATH ?? '', SECRET_INJECTOR_SPEC: '{"version":1,"dir":"tmp","items":[{"ref":"a b"}]}' };
-    const bad = spawnSync(process.execPath, [bundle, 'fetch'], { env, encoding: 'utf8' });
+    const bad = spawnSync(process.execPath, [...bundle, 'fetch'], { env, encoding: 'utf8' });
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain('FETCH_SPEC_INVALID: SECRET_INJECTOR_SPEC: dir must be an absolute path.');
     expect(bad.stderr).toContain('items[0]: ref "a b" is neither an ARN nor a valid secret name');
     expect(bad.stderr).toContain('items[0]: file is required unless explode is set');
-    const unset = spawnSync(process.execPath, [bundle, 'fetch'], { env: { PATH: env.PATH }, encoding: 'utf8' });
+    const unset = spawnSync(process.execPath, [...bundle, 'fetch'], { env: { PATH: env.PATH }, encoding: 'utf8' });
     expect(unset.status).toBe(1);
     expect(unset.stderr).toContain('SECRET_INJECTOR_SPEC is not set');
-    const usage = spawnSync(process.execPath, [bundle, 'fetch', '--bogus'], { env, encoding: 'utf8' });
+    const usage = spawnSync(process.execPath, [...bundle, 'fetch', '--bogus'], { env, encoding: 'utf8' });
     expect(usage.status).toBe(2);
     expect(usage.stderr).toContain('fetch: unknown argument "--bogus"');
   });
 
-  it('runs the same through the full CLI (`cli.mjs fetch`)', async () => {
-    const name = unique('cli');
-    await secrets.send(new CreateSecretCommand({ Name: name, SecretString: 'via-cli' }));
-    const run = await runFetcher(c, scratch, { region: REGION, items: [{ ref: name, file: 'f' }] }, irsa(), { bundle: 'cli.mjs' });
+  it.each([
+    ['cli.mjs', 'the full CLI'],
+    ['fetcher.cjs', 'the fetcher as a plain script, without its snapshot'],
+  ] as const)('runs the same through %s (%s)', async (bundle, _what) => {
+    const name = unique('other-entry');
+    await secrets.send(new CreateSecretCommand({ Name: name, SecretString: `via-${bundle}` }));
+    const run = await runFetcher(c, scratch, { region: REGION, items: [{ ref: name, file: 'f' }] }, irsa(), { bundle });
     expect(run.stderr).toBe('');
-    expect(readFileSync(join(run.dir, 'f'), 'utf8')).toBe('via-cli');
+    expect(readFileSync(join(run.dir, 'f'), 'utf8')).toBe(`via-${bundle}`);
   });
 });

@@ -1,11 +1,12 @@
 // What a node-suite test file gets: the running control plane and node from the global set-up,
-// the AWS front (the emulator under AWS's names, started per file), and small helpers to wait for
-// what the kubelet reports and read what containers printed (`kubectl logs`).
+// the AWS front (the emulator over HTTPS at the node's bridge address, started per file), and
+// small helpers to wait for what the kubelet reports and read what containers printed
+// (`kubectl logs`).
 
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { CoreV1Api, type V1HostAlias, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, inject } from 'vitest';
-import { startAwsFront, AWS_HOST_NAMES, type AwsFront } from '../helpers/aws-front.js';
+import { startAwsFront, type AwsFront } from '../helpers/aws-front.js';
 import { connectCluster, eventually, uniqueName, type Cluster } from '../helpers/cluster.js';
 import type { NodeContext } from './global-setup.js';
 
@@ -31,12 +32,20 @@ export function describeNode(name: string, fn: () => void): void {
   else describe(name, fn);
 }
 
-/** Creates a namespace before the file's tests and deletes it (and its pods) afterwards. */
+/**
+ * Creates a namespace before the file's tests and deletes it (and its pods) afterwards. It holds
+ * the CA bundle ConfigMap the webhook gives the fetcher (the AWS front's CA), as trust-manager
+ * would distribute it.
+ */
 export function useNamespace(prefix: string, labels: Record<string, string> = {}): () => string {
   const name = uniqueName(prefix);
   beforeAll(async () => {
-    const { core } = nodeSuite();
+    const { core, front } = nodeSuite();
     await core.createNamespace({ body: { metadata: { name, labels } } });
+    await core.createNamespacedConfigMap({
+      namespace: name,
+      body: { metadata: { name: front.caConfigMap }, data: { 'ca.crt': front.caCert } },
+    });
     await eventually(`ServiceAccount default in ${name}`, async () =>
       core.readNamespacedServiceAccount({ name: 'default', namespace: name }).then(() => true),
     );
@@ -49,15 +58,16 @@ export function useNamespace(prefix: string, labels: Record<string, string> = {}
   return () => name;
 }
 
-/** Serves the emulator as AWS (https, port 443 of the node's bridge address) during the file's tests. */
+/** Serves the emulator where the webhook points the fetcher during the file's tests. */
 export function useAwsFront(): () => AwsFront {
   let front: AwsFront | undefined;
   beforeAll(async () => {
     const ctx = nodeSuite();
     front = await startAwsFront({
       address: ctx.node.gateway,
-      certFile: ctx.parts.awsCert,
-      keyFile: ctx.parts.awsKey,
+      port: ctx.front.port,
+      cert: ctx.front.cert,
+      key: ctx.front.key,
       upstream: ctx.awsEndpoint,
     });
   });
@@ -68,11 +78,6 @@ export function useAwsFront(): () => AwsFront {
     if (!front) throw new Error('AWS front not started');
     return front;
   };
-}
-
-/** The pods' view of AWS's host names: the node's bridge address, where the front listens. */
-export function awsHostAliases(): V1HostAlias[] {
-  return [{ ip: nodeSuite().node.gateway, hostnames: AWS_HOST_NAMES }];
 }
 
 /** Creates a secret in the emulator and returns its full ARN. */

@@ -5,7 +5,8 @@
 
 import type { V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
 import { expect, it } from 'vitest';
-import { awsHostAliases, createSecret, describeNode, nodeSuite, podWhen, useAwsFront, useNamespace, withIrsa } from './context.js';
+import { eventually } from '../helpers/cluster.js';
+import { createSecret, describeNode, nodeSuite, podWhen, useAwsFront, useNamespace, withIrsa } from './context.js';
 
 const MISSING = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf';
 const PRESENT_VALUE = 'value-that-must-not-be-written';
@@ -28,8 +29,6 @@ describeNode('a failed fetch on a real node', () => {
       kind: 'Pod',
       metadata: { name: 'app', annotations: { 'secrets.k8s.aws/secret.present': present, 'secrets.k8s.aws/secret.missing': MISSING } },
       spec: {
-        hostNetwork: true,
-        hostAliases: awsHostAliases(),
         terminationGracePeriodSeconds: 0,
         containers: [{ name: 'app', image: images.busybox, imagePullPolicy: 'Never', command: ['sh', '-c', 'echo started; exec sleep 3600'] }],
       },
@@ -50,8 +49,11 @@ describeNode('a failed fetch on a real node', () => {
     expect(app.restartCount).toBe(0);
     expect(app.lastState?.terminated).toBeUndefined();
 
-    const get = await cluster.kubectl(['get', 'pod', 'app', '-n', ns, '--no-headers']);
-    expect(get.stdout).toMatch(/\bInit:(Error|CrashLoopBackOff)\b/);
+    // kubectl's STATUS column (between two of the kubelet's retries it reads Init:0/1).
+    await eventually('kubectl shows the pod failing in Init', async () => {
+      const get = await cluster.kubectl(['get', 'pod', 'app', '-n', ns, '--no-headers']);
+      return /\bInit:(Error|CrashLoopBackOff)\b/.test(get.stdout) ? true : undefined;
+    });
     const describe = (await cluster.kubectl(['describe', 'pod', 'app', '-n', ns])).stdout;
     expect(describe).toContain(MISSING);
     expect(describe).toContain('ResourceNotFoundException');

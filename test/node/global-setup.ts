@@ -2,7 +2,8 @@
 // emulator; both images built from the Dockerfile with buildah (a broken Dockerfile fails the
 // run here, with buildah's output); a real node (containerd + runc + kubelet) with the images
 // imported; and the webhook image running on that node as a host-network pod, registered with
-// the apiserver. Every test file then creates ordinary workloads and reads what the kubelet and
+// the apiserver, pointing the fetcher at the AWS front (test/helpers/aws-front.ts) with its
+// endpoint and CA bundle settings. Every test file then creates ordinary workloads and reads what the kubelet and
 // the containers report. Everything is stopped and cleaned up in the teardown, even when tests
 // fail.
 //
@@ -10,16 +11,18 @@
 // how to install it. Needs root (a kubelet and containerd do).
 
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { TestProject } from 'vitest/node';
+import { generateCertificates } from '../../certs/generate.js';
 import { startControlPlane, type ClusterInfo, type ControlPlane } from '../helpers/cluster.js';
 import { buildImages, NODE_IMAGES, nodeSuiteParts, type BuiltImages, type NodeSuiteParts } from '../helpers/images.js';
 import { startMoto, type MotoServer } from '../helpers/moto.js';
 import { startNode, type NodeInfo, type RunningNode } from '../helpers/node.js';
 import { findTools, inCI, LOG_DIR } from '../helpers/tools.js';
-import { startWebhookPod } from './webhook-pod.js';
+import { startWebhookPod, type AwsFrontInfo } from './webhook-pod.js';
 
 export interface NodeContext {
   cluster: ClusterInfo;
@@ -29,6 +32,8 @@ export interface NodeContext {
   parts: NodeSuiteParts;
   images: typeof NODE_IMAGES;
   built: Omit<BuiltImages, 'archives' | 'timings'>;
+  /** Where each file's AWS front listens (the node's bridge address) and what it serves with. */
+  front: AwsFrontInfo;
   /** Set-up timings in ms, for the report. */
   timings: Record<string, number>;
 }
@@ -40,6 +45,20 @@ declare module 'vitest' {
     /** Why the suite is skipped (outside CI, a part is missing). */
     nodeSkip: string;
   }
+}
+
+/** A port free on `address` a moment ago, and a certificate for that address. */
+async function awsFrontInfo(address: string): Promise<AwsFrontInfo> {
+  const port = await new Promise<number>((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, address, () => {
+      const a = server.address();
+      server.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+  const certs = generateCertificates({ ipAddresses: [address] });
+  return { address, port, cert: certs.cert, key: certs.key, caCert: certs.caCert, caConfigMap: 'aws-ca' };
 }
 
 function skip(project: TestProject, message: string): () => Promise<void> {
@@ -79,6 +98,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   let node: RunningNode | undefined;
   let stopWebhook: (() => Promise<void>) | undefined;
   let built: BuiltImages | undefined;
+  let front: AwsFrontInfo | undefined;
   const teardown = async () => {
     await stopWebhook?.().catch(() => undefined);
     await node?.stop();
@@ -103,7 +123,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
     built = (results[2] as PromiseFulfilledResult<BuiltImages>).value;
     Object.assign(timings, built.timings);
     node = await timed('node', startNode(plane!, { archives: built.archives, pauseImage: NODE_IMAGES.pause, logDir }));
-    stopWebhook = await timed('webhook', startWebhookPod(plane!, NODE_IMAGES));
+    // containerd has the images now; the tarballs only take space.
+    rmSync(scratch, { recursive: true, force: true });
+    front = await awsFrontInfo(node.gateway);
+    stopWebhook = await timed('webhook', startWebhookPod(plane!, NODE_IMAGES, front));
   } catch (e) {
     await teardown();
     throw e;
@@ -112,7 +135,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const { stop: _n, ...nodeInfo } = node!;
   const { archives: _a, timings: _t, ...images } = built!;
   console.log(`node suite: node ${nodeInfo.name} Ready, webhook pod serving (${JSON.stringify(timings)})`);
-  project.provide('node', { cluster, awsEndpoint: moto!.endpoint, node: nodeInfo, parts, images: NODE_IMAGES, built: images, timings });
+  project.provide('node', { cluster, awsEndpoint: moto!.endpoint, node: nodeInfo, parts, images: NODE_IMAGES, built: images, front: front!, timings });
   project.provide('nodeSkip', '');
   return teardown;
 }

@@ -7,11 +7,11 @@ import { WEBHOOK_NAMESPACE } from './webhook-pod.js';
 import { describeNode, nodeSuite } from './context.js';
 
 describeNode('images built from the Dockerfile', () => {
-  it('the fetcher image holds only the fetcher bundle and runs it as uid 65532', () => {
+  it('the fetcher image holds only the fetcher\'s startup snapshot and starts it as uid 65532', () => {
     const { built } = nodeSuite();
-    expect(built.appFiles.fetcher).toEqual(['fetcher.mjs']);
+    expect(built.appFiles.fetcher).toEqual(['fetcher.blob']);
     expect(built.config.fetcher).toMatchObject({
-      entrypoint: ['/nodejs/bin/node', '/app/fetcher.mjs'],
+      entrypoint: ['/nodejs/bin/node', '--snapshot-blob', '/app/fetcher.blob'],
       cmd: ['fetch'],
       user: '65532:65532',
     });
@@ -20,7 +20,7 @@ describeNode('images built from the Dockerfile', () => {
   it('the webhook image holds the CLI and its chunks and serves as uid 65532', () => {
     const { built } = nodeSuite();
     expect(built.appFiles.webhook).toContain('cli.mjs');
-    expect(built.appFiles.webhook).not.toContain('fetcher.mjs');
+    expect(built.appFiles.webhook.filter((f) => f.startsWith('fetcher'))).toEqual([]);
     expect(built.appFiles.webhook.filter((f) => f !== 'cli.mjs').every((f) => f.startsWith('chunks/'))).toBe(true);
     expect(built.config.webhook).toMatchObject({ entrypoint: ['/nodejs/bin/node', '/app/cli.mjs'], cmd: ['webhook'], user: '65532:65532' });
   });

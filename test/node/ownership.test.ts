@@ -5,7 +5,7 @@
 
 import type { V1Container, V1Pod } from '@kubernetes/client-node';
 import { expect, it } from 'vitest';
-import { awsHostAliases, createSecret, describeNode, nodeSuite, podWhen, printed, useAwsFront, useNamespace, withIrsa } from './context.js';
+import { createSecret, describeNode, nodeSuite, podWhen, printed, useAwsFront, useNamespace, withIrsa } from './context.js';
 
 const VALUE = 'shared by uids';
 
@@ -25,8 +25,6 @@ function pod(name: string, annotations: Record<string, string>, containers: V1Co
     kind: 'Pod',
     metadata: { name, annotations },
     spec: {
-      hostNetwork: true,
-      hostAliases: awsHostAliases(),
       terminationGracePeriodSeconds: 0,
       ...(fsGroup !== undefined ? { securityContext: { fsGroup } } : {}),
       containers,

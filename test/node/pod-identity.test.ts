@@ -2,13 +2,14 @@
 // credentials endpoint and a projected token of audience pods.eks.amazonaws.com). A local
 // credentials endpoint stands in for the EKS Pod Identity Agent (host network: the pods reach it on
 // 127.0.0.1, which the SDK accepts over http as it does the agent's link-local address): it hands
-// out credentials only for a token the apiserver accepts for that audience.
+// out credentials only for a token the apiserver accepts for that audience. This pod alone uses
+// the host's network, for that loopback endpoint.
 
 import { createServer, type Server } from 'node:http';
 import { AuthenticationV1Api, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { freePort } from '../helpers/moto.js';
-import { awsHostAliases, createSecret, describeNode, nodeSuite, podWhen, printed, running, useAwsFront, useNamespace } from './context.js';
+import { createSecret, describeNode, nodeSuite, podWhen, printed, running, useAwsFront, useNamespace } from './context.js';
 
 const AUDIENCE = 'pods.eks.amazonaws.com';
 const TOKEN_DIR = '/var/run/secrets/pods.eks.amazonaws.com/serviceaccount';
@@ -73,7 +74,6 @@ describeNode('EKS Pod Identity on a real node', () => {
       spec: {
         serviceAccountName: 'app',
         hostNetwork: true,
-        hostAliases: awsHostAliases(),
         terminationGracePeriodSeconds: 0,
         containers: [
           {

@@ -1,11 +1,9 @@
 // Pod Security "restricted" on a real node: a restricted-compliant annotated pod is admitted
-// after our mutation (the fetcher we add is itself compliant) and runs. Restricted forbids the
-// host's network, so this pod is on the node's pod network (the CNI bridge) and reaches AWS's
-// names at the bridge's address.
+// after our mutation (the fetcher we add is itself compliant) and runs.
 
 import type { V1Pod } from '@kubernetes/client-node';
 import { expect, it } from 'vitest';
-import { awsHostAliases, createSecret, describeNode, nodeSuite, podWhen, printed, running, useAwsFront, useNamespace, withIrsa } from './context.js';
+import { createSecret, describeNode, nodeSuite, podWhen, printed, running, useAwsFront, useNamespace, withIrsa } from './context.js';
 
 const VALUE = 'restricted value';
 
@@ -25,7 +23,6 @@ describeNode('Pod Security restricted on a real node', () => {
       kind: 'Pod',
       metadata: { name: 'app', annotations: { 'secrets.k8s.aws/secret-arn': arn } },
       spec: {
-        hostAliases: awsHostAliases(),
         terminationGracePeriodSeconds: 0,
         securityContext: { runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: 'RuntimeDefault' } },
         containers: [
@@ -42,7 +39,7 @@ describeNode('Pod Security restricted on a real node', () => {
     const stored = await core.createNamespacedPod({ namespace: ns, body: pod });
     expect(stored.metadata?.annotations?.['secrets.k8s.aws/status']).toBe('injected');
     const ran = await podWhen(ns, 'app', 'app running', running('app'));
-    // On the pod network, not the host's.
+    // On the pod network (restricted forbids the host's).
     expect(ran.status?.podIP).not.toBe(node.gateway);
     expect(ran.status?.podIP?.split('.').slice(0, 3)).toEqual(node.gateway.split('.').slice(0, 3));
     expect(ran.status?.initContainerStatuses?.[0]?.state?.terminated?.exitCode).toBe(0);

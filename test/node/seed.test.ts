@@ -7,7 +7,7 @@
 import { AppsV1Api, AuthenticationV1Api, type V1Deployment } from '@kubernetes/client-node';
 import { expect, it } from 'vitest';
 import { eventually } from '../helpers/cluster.js';
-import { awsHostAliases, createSecret, describeNode, nodeSuite, podWhen, printed, running, useAwsFront, useNamespace } from './context.js';
+import { createSecret, describeNode, nodeSuite, podWhen, printed, running, useAwsFront, useNamespace } from './context.js';
 
 const TOKEN_DIR = '/var/run/secrets/eks.amazonaws.com/serviceaccount';
 const ROLE_ARN = 'arn:aws:iam::123456789012:role/webserver';
@@ -32,8 +32,6 @@ function webserver(secretArn: string): V1Deployment {
         },
         spec: {
           serviceAccountName: 'webserver',
-          hostNetwork: true,
-          hostAliases: awsHostAliases(),
           terminationGracePeriodSeconds: 0,
           containers: [
             {
@@ -44,7 +42,9 @@ function webserver(secretArn: string): V1Deployment {
                 'sh',
                 '-c',
                 'echo "secret: $(cat /tmp/secret)"; echo "stat: $(stat -c "%a %u %g" /tmp/secret)"; ' +
-                  'echo "mount: $(grep " /tmp " /proc/mounts)"; exec sleep 3600',
+                  'echo "mount: $(grep " /tmp " /proc/mounts)"; ' +
+                  // The app's own temporary file, in the volume that now is its /tmp.
+                  'dd if=/dev/zero of=/tmp/scratch bs=1M count=20 2>/dev/null; echo "scratch: $? $(stat -c %s /tmp/scratch)"; exec sleep 3600',
               ],
               env: [
                 { name: 'AWS_ROLE_ARN', value: ROLE_ARN },
@@ -52,6 +52,7 @@ function webserver(secretArn: string): V1Deployment {
                 { name: 'AWS_STS_REGIONAL_ENDPOINTS', value: 'regional' },
                 { name: 'AWS_REGION', value: 'us-east-1' },
               ],
+              resources: { limits: { memory: '256Mi' } },
               volumeMounts: [{ name: 'aws-iam-token', mountPath: TOKEN_DIR, readOnly: true }],
             },
           ],
@@ -94,11 +95,18 @@ describeNode('seed example on a real node', () => {
     expect(fetcher.state?.terminated).toMatchObject({ exitCode: 0, reason: 'Completed' });
     // …from the fetcher image built in this run.
     expect(fetcher.imageID).toBe(nodeSuite().built.config.fetcher.id);
-    const out = await printed(ns, podName, 'webserver', /^mount: /m);
+    const out = await printed(ns, podName, 'webserver', /^scratch: /m);
     expect(out).toContain(`secret: ${VALUE}`);
     expect(out).toContain('stat: 444 65532 65532');
-    // tmpfs of the webhook's default VOLUME_SIZE_LIMIT (16Mi).
-    expect(out).toMatch(/^mount: tmpfs \/tmp tmpfs rw,.*size=16384k/m);
+    // No sizeLimit by default: the kubelet sizes the tmpfs by the pod's memory limit (256Mi), and
+    // the app's own 20 MB temporary file fits.
+    expect(out).toMatch(/^mount: tmpfs \/tmp tmpfs rw,.*size=262144k/m);
+    expect(out).toMatch(/^scratch: 0 20971520$/m);
+    // …and the kubelet does not evict the pod for it (its eviction manager looks every 10 s).
+    await new Promise((r) => setTimeout(r, 15_000));
+    const after = await core.readNamespacedPod({ namespace: ns, name: podName });
+    expect(after.status?.phase).toBe('Running');
+    expect(after.status?.containerStatuses?.[0]?.restartCount).toBe(0);
     // The fetcher's log says what it wrote, never the value.
     const fetcherLog = (await cluster.kubectl(['logs', '-n', ns, podName, '-c', 'secret-fetcher'])).stdout;
     expect(fetcherLog).not.toContain(VALUE);

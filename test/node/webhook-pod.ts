@@ -1,7 +1,8 @@
 // The webhook image, built from the Dockerfile, running on the node as a pod and admitting the
 // suite's pods. It uses the host's network, so the apiserver reaches it on 127.0.0.1 the way a
 // control plane reaches a webhook outside its cluster network (the chart's `hostNetwork` +
-// `webhook.url`); its serving certificate comes from certs/generate.ts through a Secret.
+// `webhook.url`); its serving certificate comes from certs/generate.ts through a Secret. Its
+// settings point the fetcher at the AWS front and have it trust the front's CA.
 
 import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { generateCertificates } from '../../certs/generate.js';
@@ -12,7 +13,19 @@ import type { NODE_IMAGES } from '../helpers/images.js';
 
 export const WEBHOOK_NAMESPACE = 'aws-secret-injector';
 
-function webhookPod(image: string, fetcherImage: string, port: number): V1Pod {
+/** The AWS front every test file starts (serialisable). */
+export interface AwsFrontInfo {
+  address: string;
+  port: number;
+  cert: string;
+  key: string;
+  caCert: string;
+  /** The ConfigMap holding caCert as `ca.crt` in each test namespace. */
+  caConfigMap: string;
+}
+
+function webhookPod(image: string, fetcherImage: string, port: number, front: AwsFrontInfo): V1Pod {
+  const endpoint = `https://${front.address}:${front.port}`;
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -34,6 +47,10 @@ function webhookPod(image: string, fetcherImage: string, port: number): V1Pod {
             { name: 'FETCHER_IMAGE', value: fetcherImage },
             // The node has the image from the import; there is no registry to pull it from.
             { name: 'FETCHER_IMAGE_PULL_POLICY', value: 'Never' },
+            { name: 'FETCHER_AWS_ENDPOINT_URL_SECRETS_MANAGER', value: endpoint },
+            { name: 'FETCHER_AWS_ENDPOINT_URL_SSM', value: endpoint },
+            { name: 'FETCHER_AWS_ENDPOINT_URL_STS', value: endpoint },
+            { name: 'FETCHER_CA_BUNDLE_CONFIGMAP', value: front.caConfigMap },
           ],
           readinessProbe: { httpGet: { scheme: 'HTTPS', host: '127.0.0.1', path: '/readyz', port }, periodSeconds: 1 },
           securityContext: {
@@ -50,7 +67,7 @@ function webhookPod(image: string, fetcherImage: string, port: number): V1Pod {
 }
 
 /** Runs the webhook pod, waits until it is Ready and registers it; resolves with a remover. */
-export async function startWebhookPod(info: ClusterInfo, images: typeof NODE_IMAGES): Promise<() => Promise<void>> {
+export async function startWebhookPod(info: ClusterInfo, images: typeof NODE_IMAGES, front: AwsFrontInfo): Promise<() => Promise<void>> {
   const cluster: Cluster = connectCluster(info);
   const core = cluster.kubeConfig.makeApiClient(CoreV1Api);
   const certs = generateCertificates({ ipAddresses: ['127.0.0.1'], dnsNames: ['localhost'] });
@@ -67,7 +84,7 @@ export async function startWebhookPod(info: ClusterInfo, images: typeof NODE_IMA
     },
   });
   const port = await freePort();
-  await core.createNamespacedPod({ namespace: WEBHOOK_NAMESPACE, body: webhookPod(images.webhook, images.fetcher, port) });
+  await core.createNamespacedPod({ namespace: WEBHOOK_NAMESPACE, body: webhookPod(images.webhook, images.fetcher, port, front) });
   await eventually(
     'the webhook pod Ready',
     async () => {

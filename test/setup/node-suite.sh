@@ -9,9 +9,6 @@
 #       runtime  /nodejs/bin/node, its glibc libraries, the CA bundle, uid 65532, ENTRYPOINT node:
 #                the layout of gcr.io/distroless/nodejs*:nonroot
 #       busybox  busybox-static, for the test apps; pause: the same, sleeping, as the pod sandbox
-# The runtime base also trusts a local test CA (NODE_EXTRA_CA_CERTS): the suite serves the AWS API
-# emulator under the real AWS host names with a certificate of that CA, since the fetcher's
-# endpoints and trust come from the image and the webhook, never from the test.
 # Cached by the inputs' versions; warm: about a second. Outside CI a machine that cannot install
 # the packages (not root, no apt) gets a message and the node suite skips; in CI it fails.
 set -euo pipefail
@@ -25,7 +22,7 @@ NODE_VERSION=$(sed -n 's/^NODE_VERSION=//p' scripts/node.sh)
 NPM_VERSION=11.19.1
 APT_PACKAGES=(containerd runc containernetworking-plugins buildah busybox-static ca-certificates)
 # Bump when the way the base images are assembled changes: it is part of their cache key.
-BASES_REVISION=3
+BASES_REVISION=4
 
 STORE="$CACHE_ROOT/buildah"
 BUILDAH=(buildah --root "$STORE/root" --runroot "$STORE/run" --storage-driver overlay)
@@ -99,35 +96,26 @@ commit_image() {
   "${BUILDAH[@]}" commit --quiet --rm "$ctr" "$name" >/dev/null
 }
 
-# A CA and a certificate for the AWS host names the fetcher calls in us-east-1, kept with the bases.
-AWS_HOSTS=(secretsmanager.us-east-1.amazonaws.com ssm.us-east-1.amazonaws.com sts.us-east-1.amazonaws.com sts.amazonaws.com)
-make_test_ca() {
-  local dir="$STORE/test-ca"
-  [ -f "$dir/aws.crt" ] && return
-  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
-  (
-    cd "$dir.tmp"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=aws-secret-injector node suite CA" \
-      -keyout ca.key -out ca.crt 2>/dev/null
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=${AWS_HOSTS[0]}" -keyout aws.key -out aws.csr 2>/dev/null
-    local san
-    san=$(printf 'DNS:%s,' "${AWS_HOSTS[@]}")
-    printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\n' "${san%,}" >ext.cnf
-    openssl x509 -req -in aws.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -extfile ext.cnf -out aws.crt 2>/dev/null
-  ) || die "openssl could not make the test CA"
-  rm -rf "$dir" && mv "$dir.tmp" "$dir"
-}
-
 build_bases() {
   # an image tag: letters, digits, '.', '_', '-'
   local key
   key=$(echo "node$NODE_VERSION-npm$NPM_VERSION-busybox$(dpkg-query -W -f='${Version}' busybox-static)-r$BASES_REVISION" | tr -c 'A-Za-z0-9._\n-' _)
   local stamp="$STORE/bases-$key"
   BASE_TAG=$key
-  if [ -f "$stamp" ]; then
+  # Bases of earlier keys (another Node release, a changed recipe) only take space.
+  local old
+  for old in $("${BUILDAH[@]}" images --format '{{.Name}}:{{.Tag}}' | grep -E '^localhost/asi-(busybox|pause|node-runtime|node-build):' | grep -v ":$key\$"); do
+    "${BUILDAH[@]}" rmi "$old" >/dev/null 2>&1 || true
+  done
+  local have=1 name
+  for name in busybox pause node-runtime node-build; do
+    "${BUILDAH[@]}" inspect --type image "localhost/asi-$name:$key" >/dev/null 2>&1 || have=0
+  done
+  if [ -f "$stamp" ] && [ $have = 1 ]; then
     step "local base images ($key): cached"
     return
   fi
+  rm -f "$STORE"/bases-*
   step "local base images ($key): assembling"
   local work
   work=$(mktemp -d)
@@ -156,14 +144,13 @@ build_bases() {
   cp "$NODE_DIR/bin/node" "$rt/nodejs/bin/node"
   copy_libs "$NODE_DIR/bin/node" "$rt"
   cp /etc/ssl/certs/ca-certificates.crt "$rt/etc/ssl/certs/ca-certificates.crt"
-  cp "$STORE/test-ca/ca.crt" "$rt/etc/ssl/certs/node-suite-ca.crt"
   printf '%s\n' "$passwd" >"$rt/etc/passwd"
   printf '%s\n' "$group" >"$rt/etc/group"
   chmod 1777 "$rt/tmp"
   chown 65532:65532 "$rt/home/nonroot"
   commit_image "localhost/asi-node-runtime:$key" "$rt" \
     --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
-    --env NODE_EXTRA_CA_CERTS=/etc/ssl/certs/node-suite-ca.crt --workingdir /home/nonroot \
+    --workingdir /home/nonroot \
     --user 65532:65532 --entrypoint '["/nodejs/bin/node"]' --cmd '[]'
 
   # build: busybox + Node + npm, trusting the machine's CA bundle (npm reaches the registry as the
@@ -191,9 +178,8 @@ mkdir -p "$STORE"
 # One checkout assembles the bases at a time; the others wait and reuse them.
 exec 8>"$STORE/.lock"
 flock 8
-make_test_ca
 build_bases
-# What test/helpers/images.ts builds from: the store, the base images, the test CA.
+# What test/helpers/images.ts builds from: the store and the base images.
 cat >"$BIN_DIR/../node-suite.json" <<JSON
 {
   "buildahStore": "$STORE",
@@ -201,9 +187,7 @@ cat >"$BIN_DIR/../node-suite.json" <<JSON
   "runtimeImage": "localhost/asi-node-runtime:$BASE_TAG",
   "busyboxImage": "localhost/asi-busybox:$BASE_TAG",
   "pauseImage": "localhost/asi-pause:$BASE_TAG",
-  "nodeVersion": "$NODE_VERSION",
-  "awsCert": "$STORE/test-ca/aws.crt",
-  "awsKey": "$STORE/test-ca/aws.key"
+  "nodeVersion": "$NODE_VERSION"
 }
 JSON
 for b in containerd ctr runc buildah; do link "$b" "$(command -v "$b")"; done

@@ -16,7 +16,8 @@ describe('test bundles', () => {
     mkdirSync(dir);
     // What an older checkout left: runnable, but not this code, and no record of its sources.
     writeFileSync(join(dir, 'cli.mjs'), 'console.log("stale");\n');
-    writeFileSync(join(dir, 'fetcher.mjs'), 'console.log("stale");\n');
+    writeFileSync(join(dir, 'fetcher.cjs'), 'console.log("stale");\n');
+    writeFileSync(join(dir, 'fetcher.blob'), 'stale');
     expect(ensureBundles(dir)).toBe(dir);
     const help = spawnSync(process.execPath, [join(dir, 'cli.mjs'), '--help'], { encoding: 'utf8' });
     expect(help.stdout).toContain('webhook');

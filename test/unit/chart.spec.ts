@@ -192,6 +192,10 @@ suite('chart: default values', () => {
       'FETCHER_MEMORY_LIMIT',
       'FETCHER_UID',
       'DEFAULT_MOUNT_PATH',
+      'REFRESHER_CPU_REQUEST',
+      'REFRESHER_MEMORY_REQUEST',
+      'REFRESHER_CPU_LIMIT',
+      'REFRESHER_MEMORY_LIMIT',
       'FETCHER_NODE_CREDENTIALS',
       'SHUTDOWN_TIMEOUT_SECONDS',
     ]) {
@@ -323,6 +327,32 @@ suite('chart: notable values', () => {
     );
     expect(webhookOf(renderChart(HELM, { extra: ['--kube-version', '1.27.4'], set: { 'webhook.matchConditions.enabled': false } })).failurePolicy).toBe('Ignore');
     expect(() => renderChart(HELM, { extra: ['--kube-version', '1.20.0'] })).toThrow(/kubeVersion/);
+  });
+
+  it('sets NATIVE_SIDECARS from the cluster version (1.29+), unless nativeSidecars says otherwise', () => {
+    const at = (version: string, set: Record<string, string | number | boolean> = {}) =>
+      envOf(renderChart(HELM, { extra: ['--kube-version', version], set })).NATIVE_SIDECARS;
+    expect(at('1.28.9')).toBe('false');
+    expect(at('1.29.0')).toBe('true');
+    expect(at('1.33.1')).toBe('true');
+    expect(at('1.28.9', { nativeSidecars: true })).toBe('true');
+    expect(at('1.33.1', { nativeSidecars: false })).toBe('false');
+    expect(() => renderChart(HELM, { set: { nativeSidecars: 'yes' } })).toThrow(/nativeSidecars/);
+  });
+
+  it('refresher values flow into the webhook environment and its configuration', () => {
+    const objects = renderChart(HELM, {
+      set: {
+        'refresher.resources.requests.cpu': '2m',
+        'refresher.resources.requests.memory': '40Mi',
+        'refresher.resources.limits.cpu': null as unknown as string,
+        'refresher.resources.limits.memory': '56Mi',
+      },
+    });
+    expect(envOf(objects)).toMatchObject({ REFRESHER_CPU_REQUEST: '2m', REFRESHER_MEMORY_REQUEST: '40Mi', REFRESHER_CPU_LIMIT: '', REFRESHER_MEMORY_LIMIT: '56Mi' });
+    const loaded = loadChartEnv(objects);
+    if (!('config' in loaded)) throw new Error(JSON.stringify(loaded));
+    expect(loaded.config.mutation.refresherResources).toEqual({ requests: { cpu: '2m', memory: '40Mi' }, limits: { memory: '56Mi' } });
   });
 
   it('image and fetcher values flow into the webhook container and its environment', () => {
@@ -485,6 +515,26 @@ suite('chart: notable values', () => {
     expect(ps.dnsPolicy).toBe('ClusterFirstWithHostNet');
     // The port is then taken on the node: the scheduler keeps two replicas off one node by it.
     expect(ps.containers[0].ports).toEqual([{ name: 'https', containerPort: 10260, protocol: 'TCP' }]);
+  });
+
+  it('networkPolicy: none by default; when enabled, ingress on the webhook port only, from the given peers', () => {
+    expect(renderChart(HELM).filter((o) => o.kind === 'NetworkPolicy')).toEqual([]);
+    const open = spec(one(renderChart(HELM, { set: { 'networkPolicy.enabled': true, port: 9443 } }), 'NetworkPolicy'));
+    expect(open.policyTypes).toEqual(['Ingress']);
+    expect(open.ingress).toEqual([{ ports: [{ port: 9443, protocol: 'TCP' }] }]);
+    const objects = renderChart(HELM, {
+      set: { 'networkPolicy.enabled': true, 'networkPolicy.from[0].ipBlock.cidr': '10.0.0.0/24', 'networkPolicy.from[1].ipBlock.cidr': '10.0.1.0/24' },
+    });
+    const np = one(objects, 'NetworkPolicy');
+    expect(spec(np).ingress).toEqual([{ ports: [{ port: 8443, protocol: 'TCP' }], from: [{ ipBlock: { cidr: '10.0.0.0/24' } }, { ipBlock: { cidr: '10.0.1.0/24' } }] }]);
+    // It selects exactly the webhook's pods.
+    expect(spec(np).podSelector.matchLabels).toEqual(spec(one(objects, 'Deployment')).selector.matchLabels);
+  });
+
+  it('networkPolicy with hostNetwork is refused, naming both values', () => {
+    const r = runHelm(HELM, ['template', 'r', CHART_DIR, ...valueArgs({ 'networkPolicy.enabled': true, hostNetwork: true })]);
+    expect(r.ok).toBe(false);
+    expect(r.stderr).toContain('networkPolicy.enabled has no effect with hostNetwork');
   });
 
   it('metrics Service off; PDB off', () => {

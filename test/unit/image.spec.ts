@@ -1,7 +1,8 @@
 // The container image, checked without a Docker engine: the Dockerfile's runtime stages copy
 // only files the build produces, pinned minimal bases, non-root, no shell needed; the build
-// stage copies every source the bundles read; and the bundles, laid out exactly as in the
-// images, run from a directory with no node_modules anywhere above it.
+// stage copies every source the bundles read; the fetcher's snapshot is made by the runtime
+// base's own node; and the bundles, laid out exactly as in the images (the snapshot stage's RUN
+// done with this Node.js), run from a directory with no node_modules anywhere above it.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -10,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startArgs } from '../helpers/bundles.js';
 import { REPO_ROOT } from '../helpers/tools.js';
 
 interface Instruction {
@@ -63,15 +65,26 @@ const stage = (name: string): Stage => {
   return s;
 };
 const RUNTIME = ['fetcher', 'webhook'] as const;
-/** `COPY --from=build SRC DEST` of a stage, as [src, dest] pairs. */
-const copiesFromBuild = (s: Stage): Array<[string, string]> =>
+const SNAPSHOT = 'fetcher-snapshot';
+/** Where each stage may copy from: the webhook from the build, the fetcher from its snapshot. */
+const SOURCE: Record<string, string> = { webhook: 'build', [SNAPSHOT]: 'build', fetcher: SNAPSHOT };
+/** `COPY --from=<the stage's source> SRC DEST` of a stage, as [src, dest] pairs. */
+const copiesFromSource = (s: Stage): Array<[string, string]> =>
   s.instructions
     .filter((i) => i.op === 'COPY')
     .map((i) => {
-      const m = /^--from=build\s+(\S+)\s+(\S+)$/.exec(i.args);
-      if (!m) throw new Error(`stage ${s.name}: COPY ${i.args} does not come from the build stage`);
-      return [m[1]!, m[2]!];
+      const m = /^--from=(\S+)\s+(\S+)\s+(\S+)$/.exec(i.args);
+      if (!m || m[1] !== SOURCE[s.name]) throw new Error(`stage ${s.name}: COPY ${i.args} does not come from the ${SOURCE[s.name]} stage`);
+      return [m[2]!, m[3]!];
     });
+/** The snapshot stage's one RUN, exec form. */
+const snapshotRun = (): string[] => {
+  const runs = stage(SNAPSHOT).instructions.filter((i) => i.op === 'RUN');
+  if (runs.length !== 1) throw new Error(`stage ${SNAPSHOT} must RUN exactly once`);
+  return JSON.parse(runs[0]!.args) as string[];
+};
+/** Files the build makes that no image takes: its own snapshot (made by the build image's node) and the source map. */
+const NOT_SHIPPED = ['fetcher.blob', 'fetcher.cjs.map'];
 
 // The build stage writes the bundles to BUNDLE_OUT=<dir>; find that directory.
 const BUILD_OUT = (() => {
@@ -93,10 +106,21 @@ beforeAll(() => {
   });
   if (r.status !== 0) throw new Error(`bundling failed: ${r.stderr}`);
   built = filesUnder(join(work, 'out'));
-  // Lay the files out as each runtime stage does, under <work>/<stage>/...
+  // Lay the files out as each stage does, under <work>/<stage>/..., the snapshot stage first:
+  // its RUN is done here with this Node.js in place of the runtime base's.
+  for (const [src, dest] of copiesFromSource(stage(SNAPSHOT))) {
+    cpSync(join(work, 'out', relative(BUILD_OUT, src)), join(work, SNAPSHOT, dest), { recursive: true });
+  }
+  const [, ...args] = snapshotRun();
+  const made = spawnSync(process.execPath, args.map((a) => (a.startsWith('/') ? join(work, SNAPSHOT, a) : a)), {
+    env: { PATH: process.env.PATH ?? '' },
+    encoding: 'utf8',
+  });
+  if (made.status !== 0) throw new Error(`the snapshot stage's RUN failed: ${made.stderr}`);
   for (const name of RUNTIME) {
-    for (const [src, dest] of copiesFromBuild(stage(name))) {
-      cpSync(join(work, 'out', relative(BUILD_OUT, src)), join(work, name, dest), { recursive: true });
+    const from = SOURCE[name] === 'build' ? join(work, 'out') : join(work, SOURCE[name]!);
+    for (const [src, dest] of copiesFromSource(stage(name))) {
+      cpSync(join(from, SOURCE[name] === 'build' ? relative(BUILD_OUT, src) : src), join(work, name, dest), { recursive: true });
     }
   }
 }, 120_000);
@@ -106,8 +130,8 @@ afterAll(() => {
 });
 
 describe('Dockerfile', () => {
-  it('has a build stage and the fetcher and webhook runtime stages, the webhook last (the default target)', () => {
-    expect(dockerfile.stages.map((s) => s.name)).toEqual(['build', 'fetcher', 'webhook']);
+  it('has a build stage, the fetcher\'s snapshot stage and the fetcher and webhook runtime stages, the webhook last (the default target)', () => {
+    expect(dockerfile.stages.map((s) => s.name)).toEqual(['build', SNAPSHOT, 'fetcher', 'webhook']);
   });
 
   it('pins every base image by digest; the runtime base is distroless Node.js 24, running as nonroot', () => {
@@ -127,20 +151,31 @@ describe('Dockerfile', () => {
     expect(process.versions.node.split('.')[0]).toBe(major);
   });
 
-  it('runtime stages copy only from the build stage, run nothing, and run as a non-root uid', () => {
+  it('runtime stages copy only from their source stage, run nothing, and run as a non-root uid', () => {
     for (const name of RUNTIME) {
       const s = stage(name);
       expect(s.instructions.map((i) => i.op).filter((op) => !['COPY', 'USER', 'ENTRYPOINT', 'CMD', 'EXPOSE'].includes(op)), name).toEqual([]);
-      expect(() => copiesFromBuild(s)).not.toThrow();
+      expect(() => copiesFromSource(s)).not.toThrow();
       const user = s.instructions.find((i) => i.op === 'USER')?.args;
       expect(user, name).toMatch(/^[1-9]\d*(:[1-9]\d*)?$/);
     }
   });
 
-  it('the runtime stages copy only files the build produces, and between them every one', () => {
+  it('the snapshot is made on the fetcher\'s own base by its node, from the fetcher script alone, and only the blob leaves the stage', () => {
+    const s = stage(SNAPSHOT);
+    expect(s.from).toBe(stage('fetcher').from);
+    expect(s.instructions.map((i) => i.op).filter((op) => !['COPY', 'USER', 'RUN'].includes(op))).toEqual([]);
+    expect(copiesFromSource(s).map(([src]) => relative(BUILD_OUT, src))).toEqual(['fetcher.cjs']);
+    const [node, ...args] = snapshotRun();
+    expect(node).toBe('/nodejs/bin/node');
+    expect(args).toEqual(['--snapshot-blob', copiesFromSource(stage('fetcher'))[0]![0], '--build-snapshot', copiesFromSource(s)[0]![1]]);
+    expect(copiesFromSource(stage('fetcher'))).toHaveLength(1);
+  });
+
+  it('the stages copy only files the build produces, and between them every one it ships', () => {
     const copied = new Set<string>();
-    for (const name of RUNTIME) {
-      for (const [src] of copiesFromBuild(stage(name))) {
+    for (const name of [SNAPSHOT, 'webhook']) {
+      for (const [src] of copiesFromSource(stage(name))) {
         const rel = relative(BUILD_OUT, src).split(sep).join('/');
         const path = join(work, 'out', rel);
         expect(() => statSync(path), `${name} copies ${src}, which the build does not produce`).not.toThrow();
@@ -148,19 +183,19 @@ describe('Dockerfile', () => {
         files.forEach((f) => copied.add(f));
       }
     }
-    expect([...copied].sort()).toEqual(built);
+    expect([...copied].sort()).toEqual(built.filter((f) => !NOT_SHIPPED.includes(f)));
   });
 
-  it('the fetcher image holds the fetcher bundle alone', () => {
-    expect(filesUnder(join(work, 'fetcher'))).toEqual(['app/fetcher.mjs']);
+  it('the fetcher image holds the fetcher\'s snapshot alone', () => {
+    expect(filesUnder(join(work, 'fetcher'))).toEqual(['app/fetcher.blob']);
   });
 
   it('entrypoints are exec form: node on a file the stage copied, with the documented default args', () => {
-    const expected = { fetcher: ['app/fetcher.mjs', '["fetch"]'], webhook: ['app/cli.mjs', '["webhook"]'] };
+    const expected = { fetcher: ['app/fetcher.blob', '["fetch"]'], webhook: ['app/cli.mjs', '["webhook"]'] };
     for (const name of RUNTIME) {
       const s = stage(name);
       const entry = JSON.parse(s.instructions.find((i) => i.op === 'ENTRYPOINT')!.args) as string[];
-      expect(entry).toEqual(['/nodejs/bin/node', `/${expected[name][0]}`]);
+      expect(entry).toEqual(['/nodejs/bin/node', ...startArgs(`/${expected[name][0]}`)]);
       expect(statSync(join(work, name, expected[name][0]!)).isFile()).toBe(true);
       expect(s.instructions.find((i) => i.op === 'CMD')!.args).toBe(expected[name][1]);
     }
@@ -219,7 +254,7 @@ describe('the bundles run as laid out in the images, with no node_modules', () =
   it('fetcher: a missing spec is a clear error, not a missing module', () => {
     const dir = join(work, 'fetcher', 'app');
     const log = join(work, 'termination-log-1');
-    const r = runBundle(dir, ['fetcher.mjs', 'fetch'], { SECRET_INJECTOR_TERMINATION_LOG: log });
+    const r = runBundle(dir, [...startArgs('fetcher.blob'), 'fetch'], { SECRET_INJECTOR_TERMINATION_LOG: log });
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain('SECRET_INJECTOR_SPEC');
     expect(r.stderr).not.toMatch(/ERR_MODULE_NOT_FOUND|Cannot find (module|package)/);
@@ -239,7 +274,7 @@ describe('the bundles run as laid out in the images, with no node_modules', () =
       items: [{ ref: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf', file: 'secret' }],
       timeouts: { callSeconds: 2, deadlineSeconds: 5, maxAttempts: 1 },
     };
-    const r = runBundle(dir, ['fetcher.mjs', 'fetch', '--dir', out], {
+    const r = runBundle(dir, [...startArgs('fetcher.blob'), 'fetch', '--dir', out], {
       SECRET_INJECTOR_SPEC: JSON.stringify(spec),
       SECRET_INJECTOR_POD_NAME: 'app-0',
       SECRET_INJECTOR_POD_NAMESPACE: 'default',

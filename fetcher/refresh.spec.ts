@@ -1,0 +1,364 @@
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { AwsApi } from './fetch.js';
+import { execute } from './main.js';
+import { backoff, BACKOFF_BASE_MS, jittered, JITTER, Refresher, staleAfterMs, STALE_MIN_MS, type RefreshDeps } from './refresh.js';
+import type { CredentialChoice } from './identity.js';
+import { MARKER_FILE, type FetchSpec } from './spec.js';
+
+const IRSA: CredentialChoice = { source: { kind: 'web-identity', tokenFile: '/var/run/secrets/eks.amazonaws.com/serviceaccount/token', roleArn: 'arn:aws:iam::123456789012:role/app' } };
+
+/** A fake Secrets Manager: values and version ids the test changes, calls counted, failures on demand. */
+function fakeAws() {
+  const store = new Map<string, { value: string; version: number }>();
+  const state = { calls: 0, batchCalls: 0, fail: undefined as undefined | string };
+  const get = (id: string) => {
+    const s = store.get(id);
+    if (s === undefined) throw Object.assign(new Error("can't find"), { name: 'ResourceNotFoundException', $fault: 'client' });
+    return { Name: id, ARN: `arn:aws:secretsmanager:eu-west-1:123456789012:secret:${id}-AbCdEf`, VersionId: `v${s.version}`, SecretString: s.value };
+  };
+  const denied = () => Object.assign(new Error('User is not authorized to perform: secretsmanager:GetSecretValue'), { name: state.fail, $fault: 'client', $metadata: { httpStatusCode: 400 } });
+  const api: AwsApi = {
+    async getSecretValue(_r, input) {
+      state.calls++;
+      if (state.fail) throw denied();
+      if (input.VersionId !== undefined) return { ...get(input.SecretId as string), VersionId: input.VersionId };
+      return get(input.SecretId as string);
+    },
+    async batchGetSecretValue(_r, input) {
+      state.calls++;
+      state.batchCalls++;
+      if (state.fail) throw denied();
+      return { SecretValues: (input.SecretIdList as string[]).map(get), Errors: [] };
+    },
+    async getParameters() {
+      return { Parameters: [], InvalidParameters: [] };
+    },
+    async callerIdentity() {
+      return 'arn:aws:sts::123456789012:assumed-role/app/ns.pod';
+    },
+  };
+  const put = (id: string, value: string) => store.set(id, { value, version: (store.get(id)?.version ?? 0) + 1 });
+  return { api, state, put };
+}
+
+let dir: string;
+let outside: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'refresh-vol-'));
+  outside = mkdtempSync(join(tmpdir(), 'refresh-outside-'));
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+  rmSync(outside, { recursive: true, force: true });
+});
+
+const spec = (items: FetchSpec['items'], intervalSeconds = 60): FetchSpec => ({
+  version: 1,
+  dir,
+  mode: 0o444,
+  region: 'eu-west-1',
+  items,
+  refresh: { intervalSeconds },
+});
+
+function clock(start = Date.parse('2026-01-01T00:00:00Z')) {
+  let t = start;
+  return { now: () => t, advance: (ms: number) => (t += ms) };
+}
+
+function deps(api: AwsApi, c = clock(), extra: Partial<RefreshDeps> = {}) {
+  const lines: string[] = [];
+  const d: RefreshDeps = { api, now: c.now, random: () => 0.5, sleep: async () => {}, log: (l) => lines.push(l), ...extra };
+  return { d, lines };
+}
+
+const read = (p: string) => readFileSync(join(dir, p), 'utf8');
+const marker = () => JSON.parse(read(MARKER_FILE));
+const never = new AbortController().signal;
+
+describe('interval, jitter and backoff', () => {
+  it('each wait is the interval shortened by at most the jitter, never longer', () => {
+    expect(jittered(60_000, 0)).toBe(60_000);
+    expect(jittered(60_000, 1)).toBe(60_000 * (1 - JITTER));
+    for (let i = 0; i < 1000; i++) {
+      const w = jittered(60_000, Math.random());
+      expect(w).toBeGreaterThanOrEqual(48_000);
+      expect(w).toBeLessThanOrEqual(60_000);
+    }
+    // Two replicas with different draws wait differently.
+    expect(jittered(60_000, 0.1)).not.toBe(jittered(60_000, 0.9));
+  });
+
+  it('backoff doubles from 5 s per failure in a row and never exceeds the interval', () => {
+    expect([1, 2, 3, 4, 5, 6, 7].map((n) => backoff(n, 300_000, 0))).toEqual([5_000, 10_000, 20_000, 40_000, 80_000, 160_000, 300_000]);
+    expect(backoff(1, 10_000, 0)).toBe(BACKOFF_BASE_MS);
+    expect(backoff(2, 10_000, 0)).toBe(10_000);
+    for (const n of [1, 10, 100, 10_000]) {
+      expect(backoff(n, 3_600_000, 1)).toBeLessThanOrEqual(3_600_000);
+      expect(backoff(n, 3_600_000, 1)).toBeGreaterThanOrEqual(BACKOFF_BASE_MS * (1 - JITTER));
+    }
+  });
+
+  it('the staleness bound is three intervals, at least five minutes', () => {
+    expect(staleAfterMs(10_000)).toBe(STALE_MIN_MS);
+    expect(staleAfterMs(3_600_000)).toBe(3 * 3_600_000);
+  });
+});
+
+describe('Refresher.cycle', () => {
+  async function start(items: FetchSpec['items']) {
+    const aws = fakeAws();
+    aws.put('db', JSON.stringify({ username: 'admin', password: 'pw-1' }));
+    aws.put('token', 'token-1');
+    const s = spec(items);
+    const first = await execute(s, { credentials: IRSA, api: () => aws.api });
+    expect(first.ok).toBe(true);
+    return { aws, s };
+  }
+
+  it('rewrites only the files whose content changed; untouched files keep their inode; the marker last, with versions and time', async () => {
+    const { aws, s } = await start([
+      { ref: 'db', file: 'db/password', key: 'password' },
+      { ref: 'db', file: 'db/username', key: 'username' },
+      { ref: 'token', file: 'token' },
+    ]);
+    const inode = (p: string) => statSync(join(dir, p)).ino;
+    const before = { password: inode('db/password'), username: inode('db/username'), token: inode('token') };
+    const c = clock(Date.now() + 60_000);
+    const r = new Refresher(s, deps(aws.api, c).d);
+    await r.resume();
+
+    const same = await r.cycle(never);
+    expect(same).toMatchObject({ ok: true, changed: [] });
+    expect(inode('db/password')).toBe(before.password);
+
+    aws.put('db', JSON.stringify({ username: 'admin', password: 'pw-2' }));
+    c.advance(60_000);
+    const rotated = await r.cycle(never);
+    expect(rotated).toMatchObject({ ok: true, changed: ['db/password'] });
+    expect(read('db/password')).toBe('pw-2');
+    expect(inode('db/password')).not.toBe(before.password);
+    expect(inode('db/username')).toBe(before.username);
+    expect(inode('token')).toBe(before.token);
+    expect(statSync(join(dir, 'db/password')).mode & 0o777).toBe(0o444);
+    expect(marker()).toEqual({
+      version: 1,
+      fetchedAt: new Date(c.now()).toISOString(),
+      secrets: [
+        { ref: 'db', arn: expect.any(String), versionId: 'v2', files: ['db/password'] },
+        { ref: 'db', arn: expect.any(String), versionId: 'v2', files: ['db/username'] },
+        { ref: 'token', arn: expect.any(String), versionId: 'v1', files: ['token'] },
+      ],
+    });
+    expect(readFileSync(join(dir, MARKER_FILE), 'utf8')).not.toContain('pw-');
+  });
+
+  it('makes no more AWS calls per refresh than the first fetch (one batch), and never polls versionId-pinned entries', async () => {
+    const { aws, s } = await start([
+      { ref: 'db', file: 'db/password', key: 'password' },
+      { ref: 'token', file: 'token' },
+      { ref: 'token', file: 'pinned', versionId: 'v1' },
+    ]);
+    const firstCalls = aws.state.calls;
+    expect(firstCalls).toBe(2); // one batch of the two polled secrets, one GetSecretValue for the pinned version
+    aws.state.calls = 0;
+    const r = new Refresher(s, deps(aws.api).d);
+    await r.resume();
+    aws.put('token', 'token-2');
+    await r.cycle(never);
+    expect(aws.state.calls).toBe(1);
+    expect(aws.state.batchCalls).toBe(2);
+    expect(read('token')).toBe('token-2');
+    expect(read('pinned')).toBe('token-1');
+    // The pinned entry stays in the marker as the fetcher wrote it.
+    expect(marker().secrets[2]).toMatchObject({ ref: 'token', versionId: 'v1', files: ['pinned'] });
+  });
+
+  it('a failed refresh keeps every file as it was (content, inode) and the marker time, and says so', async () => {
+    const { aws, s } = await start([{ ref: 'token', file: 'token' }]);
+    const c = clock(Date.now());
+    const r = new Refresher(s, deps(aws.api, c).d);
+    await r.resume();
+    const inode = statSync(join(dir, 'token')).ino;
+    const markerBefore = read(MARKER_FILE);
+    aws.state.fail = 'AccessDeniedException';
+    aws.put('token', 'token-2');
+    const failed = await r.cycle(never);
+    expect(failed.ok).toBe(false);
+    expect(failed.summary).toMatch(/FETCH_AWS: reference token: .*AccessDeniedException/);
+    expect(failed.summary).not.toContain('token-2');
+    expect(read('token')).toBe('token-1');
+    expect(statSync(join(dir, 'token')).ino).toBe(inode);
+    expect(read(MARKER_FILE)).toBe(markerBefore);
+  });
+
+  it('a key that disappears from the JSON keeps its file and fails the refresh; the other files still rotate', async () => {
+    const { aws, s } = await start([
+      { ref: 'db', file: 'db/password', key: 'password' },
+      { ref: 'token', file: 'token' },
+    ]);
+    const r = new Refresher(s, deps(aws.api).d);
+    await r.resume();
+    aws.put('db', JSON.stringify({ username: 'admin' }));
+    aws.put('token', 'token-2');
+    const c = await r.cycle(never);
+    expect(c.ok).toBe(false);
+    expect(c.summary).toMatch(/FETCH_KEY_MISSING/);
+    expect(read('db/password')).toBe('pw-1');
+    expect(read('token')).toBe('token-2');
+    expect(marker().secrets).toEqual([expect.objectContaining({ ref: 'db', versionId: 'v1' }), expect.objectContaining({ ref: 'token', versionId: 'v2' })]);
+  });
+
+  it('explode: a new key gets its file; a key gone from the JSON keeps its last file (never deleted) and leaves the marker', async () => {
+    const { aws, s } = await start([{ ref: 'db', explode: true, file: 'conf', prefix: 'DB_' }]);
+    const r = new Refresher(s, deps(aws.api).d);
+    await r.resume();
+    aws.put('db', JSON.stringify({ password: 'pw-2', host: 'h' }));
+    const c = await r.cycle(never);
+    expect(c).toMatchObject({ ok: true, changed: ['conf/DB_password', 'conf/DB_host'] });
+    expect(read('conf/DB_username')).toBe('admin');
+    expect(marker().secrets[0].files).toEqual(['conf/DB_password', 'conf/DB_host']);
+  });
+
+  it('format env rotates as a whole file', async () => {
+    const { aws, s } = await start([{ ref: 'db', file: 'app.env', format: 'env' }]);
+    const r = new Refresher(s, deps(aws.api).d);
+    await r.resume();
+    aws.put('db', JSON.stringify({ username: 'admin', password: 'pw-2' }));
+    await r.cycle(never);
+    expect(read('app.env')).toBe("username='admin'\npassword='pw-2'\n");
+  });
+
+  describe('tampering with the shared volume', () => {
+    it('a symbolic link planted where a file is gets replaced, never followed', async () => {
+      const { aws, s } = await start([{ ref: 'token', file: 'token' }]);
+      writeFileSync(join(outside, 'victim'), 'untouched');
+      rmSync(join(dir, 'token'));
+      symlinkSync(join(outside, 'victim'), join(dir, 'token'));
+      const r = new Refresher(s, deps(aws.api).d);
+      await r.resume();
+      const c = await r.cycle(never);
+      expect(c).toMatchObject({ ok: true, changed: ['token'] });
+      expect(lstatSync(join(dir, 'token')).isFile()).toBe(true);
+      expect(read('token')).toBe('token-1');
+      expect(readFileSync(join(outside, 'victim'), 'utf8')).toBe('untouched');
+    });
+
+    it('a directory swapped for a symbolic link out of the volume is refused; nothing is written outside, the file keeps its content', async () => {
+      const { aws, s } = await start([
+        { ref: 'db', file: 'db/password', key: 'password' },
+        { ref: 'token', file: 'token' },
+      ]);
+      renameSync(join(dir, 'db'), join(dir, 'db.old'));
+      symlinkSync(outside, join(dir, 'db'));
+      aws.put('db', JSON.stringify({ username: 'admin', password: 'pw-2' }));
+      aws.put('token', 'token-2');
+      const r = new Refresher(s, deps(aws.api).d);
+      await r.resume();
+      const c = await r.cycle(never);
+      expect(c.ok).toBe(false);
+      expect(c.summary).toMatch(/FETCH_WRITE: writing db\/password failed: db is a symbolic link; refusing to write through it/);
+      expect(c.summary).not.toContain('pw-2');
+      expect(existsSync(join(outside, 'password'))).toBe(false);
+      expect(readFileSync(join(dir, 'db.old/password'), 'utf8')).toBe('pw-1');
+      expect(readlinkSync(join(dir, 'db'))).toBe(outside);
+      // The other files still rotate, and the marker keeps the old version of the refused one.
+      expect(read('token')).toBe('token-2');
+      expect(marker().secrets).toEqual([expect.objectContaining({ ref: 'db', versionId: 'v1' }), expect.objectContaining({ ref: 'token', versionId: 'v2' })]);
+    });
+
+    it('a directory swapped for a link while the refresh is writing: the write stays in the directory it opened, inside the volume', async () => {
+      const { aws, s } = await start([{ ref: 'db', file: 'db/password', key: 'password' }]);
+      aws.put('db', JSON.stringify({ username: 'admin', password: 'pw-2' }));
+      const hooks = {
+        afterOpen: (rel: string) => {
+          if (rel !== 'db') return;
+          renameSync(join(dir, 'db'), join(dir, 'db.moved'));
+          symlinkSync(outside, join(dir, 'db'));
+        },
+      };
+      const r = new Refresher(s, deps(aws.api, clock(), { hooks }).d);
+      await r.resume();
+      await r.cycle(never);
+      expect(existsSync(join(outside, 'password'))).toBe(false);
+      expect(readFileSync(join(dir, 'db.moved/password'), 'utf8')).toBe('pw-2');
+    });
+
+    it('a directory planted where a file is: refused, the directory left alone', async () => {
+      const { aws, s } = await start([{ ref: 'token', file: 'token' }]);
+      rmSync(join(dir, 'token'));
+      mkdirSync(join(dir, 'token'));
+      writeFileSync(join(dir, 'token', 'app-file'), 'app');
+      const r = new Refresher(s, deps(aws.api).d);
+      await r.resume();
+      const c = await r.cycle(never);
+      expect(c.ok).toBe(false);
+      expect(c.summary).toMatch(/FETCH_WRITE: writing token failed: token is a directory/);
+      expect(readFileSync(join(dir, 'token', 'app-file'), 'utf8')).toBe('app');
+    });
+
+    it('a file the app replaced with its own content is rewritten', async () => {
+      const { aws, s } = await start([{ ref: 'token', file: 'token' }]);
+      rmSync(join(dir, 'token'));
+      writeFileSync(join(dir, 'token'), 'forged', { mode: 0o644 });
+      const r = new Refresher(s, deps(aws.api).d);
+      await r.resume();
+      expect(await r.cycle(never)).toMatchObject({ ok: true, changed: ['token'] });
+      expect(read('token')).toBe('token-1');
+    });
+  });
+});
+
+describe('Refresher.run', () => {
+  it('waits one jittered interval after the first fetch, retries with backoff, and exits 1 past the staleness bound', async () => {
+    const aws = fakeAws();
+    aws.put('token', 'token-1');
+    const c = clock(Date.now());
+    const s = spec([{ ref: 'token', file: 'token' }], 10);
+    // The marker the fetcher wrote carries the clock's time.
+    expect((await execute(s, { credentials: IRSA, api: () => aws.api })).ok).toBe(true);
+    writeFileSync(join(dir, MARKER_FILE), JSON.stringify({ ...marker(), fetchedAt: new Date(c.now()).toISOString() }));
+    const waits: number[] = [];
+    const reports: string[] = [];
+    const stop = new AbortController();
+    const { d, lines } = deps(aws.api, c, {
+      random: () => 1,
+      sleep: async (ms) => {
+        waits.push(ms);
+        c.advance(ms);
+        if (waits.length === 3) aws.state.fail = 'AccessDeniedException';
+      },
+      report: (t) => reports.push(t),
+    });
+    const r = new Refresher(s, d);
+    await r.resume();
+    const code = await r.run(stop.signal);
+    expect(code).toBe(1);
+    // 8 s = 10 s less 20% jitter; then backoff 5 s, 10 s (capped at the interval, less jitter: 8 s).
+    expect(waits.slice(0, 5)).toEqual([8_000, 8_000, 8_000, 4_000, 8_000]);
+    expect(waits.length).toBeLessThan(60);
+    const failures = lines.filter((l) => l.startsWith('refresh failed'));
+    expect(failures.length).toBe(waits.length - 3);
+    expect(failures[0]).toMatch(/^refresh failed \(1 in a row; files last fetched completely .*, 8 s ago\); next attempt in 4 s: FETCH_AWS: reference token/);
+    expect(reports[0]).toMatch(/^refresh stale: no complete refresh for \d+ s, over the bound of 300 s/);
+    expect(read('token')).toBe('token-1');
+  });
+
+  it('stops with 0 as soon as it is told to, between refreshes', async () => {
+    const aws = fakeAws();
+    aws.put('token', 'token-1');
+    const s = spec([{ ref: 'token', file: 'token' }], 3600);
+    expect((await execute(s, { credentials: IRSA, api: () => aws.api })).ok).toBe(true);
+    const stop = new AbortController();
+    const { sleep } = await import('./refresh.js');
+    const r = new Refresher(s, deps(aws.api, clock(Date.now()), { sleep }).d);
+    await r.resume();
+    const started = Date.now();
+    setTimeout(() => stop.abort(), 50);
+    expect(await r.run(stop.signal)).toBe(0);
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+});

@@ -1,0 +1,195 @@
+// The refresh sidecar's loop: after the fetcher wrote the first complete set, fetch again every
+// interval (each wait shortened by up to JITTER at random, so a Deployment's replicas drift apart
+// instead of polling in lock-step), rewrite only the files that changed, then the marker with
+// the version ids and the time of the last complete refresh. Entries pinned to a versionId never
+// change and are not polled. A failed refresh leaves every file as it was, logs one line, and is
+// retried with capped exponential backoff; past the staleness bound the process exits 1, so the
+// kubelet restarts it and the pod's restart count shows it. SIGTERM (the `stop` signal) ends the
+// loop promptly with 0. Everything with side effects is injected: clock, randomness, sleep, log.
+
+import { formatFailure, redactor, type Failure, type Redactor, type ReportContext } from './errors.js';
+import type { AwsApi, FetchedValue } from './fetch.js';
+import { collect, DEFAULT_TIMEOUTS, identityContext, reportedStrings, stsRegionOf, valueStrings } from './main.js';
+import { findConflicts } from './render.js';
+import type { FetchSpec, SecretItem } from './spec.js';
+import { readMarker, updateSecrets, type UpdateHooks } from './update.js';
+import type { Marker, MarkerEntry } from './write.js';
+
+/** Each wait is the interval shortened by up to this fraction: a file is never older than one interval. */
+export const JITTER = 0.2;
+/** First retry after a failed refresh; doubled per failure in a row, up to the interval. */
+export const BACKOFF_BASE_MS = 5_000;
+/** No complete refresh for this many intervals (and at least STALE_MIN_MS) and the sidecar exits 1. */
+export const STALE_INTERVALS = 3;
+export const STALE_MIN_MS = 5 * 60_000;
+
+export function jittered(ms: number, random: number): number {
+  return Math.round(ms * (1 - JITTER * random));
+}
+
+/** The wait after the `failures`-th failed refresh in a row (1, 2, …): doubling from 5 s, capped at the interval. */
+export function backoff(failures: number, intervalMs: number, random: number): number {
+  const exp = BACKOFF_BASE_MS * 2 ** Math.min(Math.max(failures - 1, 0), 30);
+  return jittered(Math.min(exp, intervalMs), random);
+}
+
+export function staleAfterMs(intervalMs: number): number {
+  return Math.max(STALE_INTERVALS * intervalMs, STALE_MIN_MS);
+}
+
+export interface RefreshDeps {
+  api: AwsApi;
+  envRegion?: string;
+  now: () => number;
+  random: () => number;
+  /** Resolves after `ms`, or as soon as `signal` aborts. */
+  sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** One line, no value in it (already redacted). */
+  log: (line: string) => void;
+  /** The final word when the sidecar gives up (the termination message). */
+  report?: (text: string) => void;
+  hooks?: UpdateHooks;
+}
+
+export interface CycleResult {
+  ok: boolean;
+  changed: string[];
+  failures: Failure[];
+  /** Redacted, one line. */
+  summary?: string;
+}
+
+export const oneLine = (failures: Failure[], ctx: ReportContext, redact: Redactor): string =>
+  failures.map((f) => formatFailure(f, ctx, redact)).join(' | ');
+
+export class Refresher {
+  readonly intervalMs: number;
+  private readonly polled: Array<{ index: number; item: SecretItem }>;
+  private entries: Array<MarkerEntry | undefined>;
+  private lastSuccess: number;
+  private failuresInRow = 0;
+  private readonly cleaned = new Set<string>();
+  /** The values of the pass in progress (or the last one), for redaction; replaced each pass. */
+  private seen = new Map<string, FetchedValue>();
+
+  constructor(
+    private readonly spec: FetchSpec,
+    private readonly deps: RefreshDeps,
+  ) {
+    if (spec.refresh === undefined) throw new Error('the spec sets no refresh interval');
+    this.intervalMs = spec.refresh.intervalSeconds * 1000;
+    this.polled = spec.items.map((item, index) => ({ index, item })).filter(({ item }) => item.versionId === undefined);
+    this.entries = spec.items.map(() => undefined);
+    this.lastSuccess = deps.now();
+  }
+
+  /** Picks up where the fetcher (or this sidecar before a restart) left off: the marker's time and entries. */
+  async resume(): Promise<void> {
+    const marker = await readMarker(this.spec.dir);
+    if (marker === undefined) return;
+    const at = marker.fetchedAt === undefined ? Number.NaN : Date.parse(marker.fetchedAt);
+    if (Number.isFinite(at)) this.lastSuccess = Math.min(at, this.deps.now());
+    // The fetcher writes one entry per item, in order.
+    if (marker.secrets.length === this.spec.items.length && marker.secrets.every((e, i) => e?.ref === this.spec.items[i]!.ref)) {
+      this.entries = [...marker.secrets];
+    }
+  }
+
+  get lastSuccessAt(): number {
+    return this.lastSuccess;
+  }
+
+  /** Hides what the last pass fetched from a report, leaving what the report itself names. */
+  redactor(ctx: ReportContext = {}): Redactor {
+    return redactor(valueStrings(this.seen.values()), reportedStrings(this.spec, this.deps.envRegion, ctx));
+  }
+
+  /** One refresh: fetch what is polled, rewrite what changed, then the marker. */
+  async cycle(stop: AbortSignal): Promise<CycleResult> {
+    const timeouts = { ...DEFAULT_TIMEOUTS, ...this.spec.timeouts };
+    const deadline = AbortSignal.any([stop, AbortSignal.timeout(timeouts.deadlineSeconds * 1000)]);
+    const pollSpec: FetchSpec = { ...this.spec, items: this.polled.map((p) => p.item) };
+    this.seen = new Map();
+    const c = await collect(pollSpec, this.deps.api, this.deps.envRegion, deadline, this.seen);
+    if (stop.aborted) return { ok: false, changed: [], failures: [] };
+    const failures = [...c.failures];
+    let files = c.files;
+    const conflicts = findConflicts(files);
+    if (conflicts.length > 0) {
+      failures.push(...conflicts);
+      files = [];
+    }
+    const fresh = new Map<number, MarkerEntry>();
+    if (conflicts.length === 0) for (const [i, entry] of c.entries) fresh.set(this.polled[i]!.index, entry);
+
+    const now = this.deps.now;
+    let completeAt: number | undefined;
+    const update = await updateSecrets(
+      this.spec.dir,
+      files,
+      (changed, writeFailures) => {
+        // An item whose files could not all be written keeps its old entry: the marker says what is on the volume.
+        const failedPaths = new Set(writeFailures.map((w) => w.path));
+        for (const [i, entry] of fresh) if (!entry.files.some((f) => failedPaths.has(f))) this.entries[i] = entry;
+        const complete = failures.length === 0 && writeFailures.length === 0;
+        if (!complete && changed.length === 0) return undefined;
+        if (complete) completeAt = now();
+        const marker: Marker = { version: 1, fetchedAt: new Date(completeAt ?? this.lastSuccess).toISOString(), secrets: this.entries.filter((e): e is MarkerEntry => e !== undefined) };
+        return marker;
+      },
+      this.cleaned,
+      this.deps.hooks,
+    );
+    failures.push(...update.failures);
+    if (failures.length === 0 && completeAt !== undefined) this.lastSuccess = completeAt;
+    if (failures.length === 0) return { ok: true, changed: update.changed, failures };
+    const ctx = c.awsFailed ? await identityContext(this.deps.api, stsRegionOf(this.spec, this.deps.envRegion), 3_000) : {};
+    return { ok: false, changed: update.changed, failures, summary: oneLine(failures, ctx, this.redactor(ctx)) };
+  }
+
+  /** The loop: returns the exit code (0 once `stop` aborts, 1 when stale). */
+  async run(stop: AbortSignal): Promise<number> {
+    const { now, random, sleep, log } = this.deps;
+    const staleMs = staleAfterMs(this.intervalMs);
+    let delay = Math.max(0, this.lastSuccess + jittered(this.intervalMs, random()) - now());
+    log(`refresh: ${this.polled.length} of ${this.spec.items.length} entries polled every ${this.intervalMs / 1000} s; next in ${Math.round(delay / 1000)} s`);
+    for (;;) {
+      await sleep(delay, stop);
+      if (stop.aborted) return 0;
+      const r = await this.cycle(stop);
+      if (stop.aborted) return 0;
+      if (r.changed.length > 0) log(`refresh: rewrote ${r.changed.length} file(s): ${r.changed.join(', ')}`);
+      if (r.ok) {
+        if (this.failuresInRow > 0) log(`refresh: recovered after ${this.failuresInRow} failed attempt(s)`);
+        this.failuresInRow = 0;
+        delay = jittered(this.intervalMs, random());
+        continue;
+      }
+      this.failuresInRow++;
+      const age = now() - this.lastSuccess;
+      const since = `files last fetched completely ${new Date(this.lastSuccess).toISOString()}, ${Math.round(age / 1000)} s ago`;
+      if (age > staleMs) {
+        const text = `refresh stale: no complete refresh for ${Math.round(age / 1000)} s, over the bound of ${staleMs / 1000} s (${since}); exiting 1 so that the kubelet restarts this sidecar. Last failure: ${r.summary}`;
+        log(text);
+        this.deps.report?.(`${text}\n`);
+        return 1;
+      }
+      delay = backoff(this.failuresInRow, this.intervalMs, random());
+      log(`refresh failed (${this.failuresInRow} in a row; ${since}); next attempt in ${Math.round(delay / 1000)} s: ${r.summary}`);
+    }
+  }
+}
+
+/** setTimeout that ends early, without rejecting, when `signal` aborts. */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
