@@ -18,7 +18,7 @@ export const DEFAULT_TERMINATION_LOG = '/dev/termination-log';
 /**
  * The fetcher's network, as the webhook's settings may set it (webhook FETCHER_<name>, chart
  * `fetcher.network.*`): an allow-list, so no setting can reach how the fetcher authenticates
- * (AWS_PROFILE, keys, AWS_ROLE_ARN). Why each is there: README "Configuring the webhook".
+ * (AWS_PROFILE, keys, AWS_ROLE_ARN). Why each is there: docs/configuration.md.
  */
 export const NETWORK_ENV = [
   'HTTPS_PROXY',
@@ -90,7 +90,7 @@ export interface FetchSpec {
   region?: string;
   /** A role to chain into with STS AssumeRole, from the pod's own identity. */
   roleArn?: string;
-  /** A second region every secret is also asked for (see README "failover-region"). */
+  /** A second region every secret is also asked for (see docs/iam.md, failover region). */
   failoverRegion?: string;
   /** Default file mode. */
   mode: number;

@@ -1,6 +1,6 @@
 // The annotation registry: every `secrets.k8s.aws/*` key the webhook understands, declared once
 // with its parser, default and one-line documentation. The mutation, the inject preview, the
-// admission warnings and the README table (renderAnnotationTable) all come from here.
+// admission warnings and the docs/annotations.md table (renderAnnotationTable) all come from here.
 //
 // Names: no registered name is a prefix of another, so a key never matches two entries. The
 // short form is a family, `secret.<file>`, matched by its stem `secret.` (dot included): neither
@@ -258,7 +258,7 @@ export const STATUS: AnnotationDef<'injected'> = {
       : { error: `${quote(v)} is set by the webhook only, to "${STATUS_INJECTED}"; remove this annotation` },
 };
 
-/** Every annotation, in the order of the README table. */
+/** Every annotation, in the order of the docs/annotations.md table. */
 export const REGISTRY: readonly AnnotationDef[] = [
   SIDECAR_INJECTOR_WEBHOOK,
   SECRET_ARN,
@@ -742,7 +742,7 @@ export function parseAnnotations(annotations: Annotations, defaults: Defaults): 
 // ---------------------------------------------------------------------------------------------
 // Documentation
 
-/** The markdown table that sits between the annotation markers in README.md and the chart README. */
+/** The markdown table that sits between the annotation markers in docs/annotations.md. */
 export function renderAnnotationTable(): string {
   const rows = REGISTRY.map(
     (d) => `| \`${PREFIX}${d.name}\` | ${d.values} | ${d.default} | ${d.doc} |`,

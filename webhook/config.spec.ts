@@ -235,11 +235,11 @@ describe('quantityValue', () => {
   it.each(['', 'm', '1mi', '1 Mi', '-1', '1.2.3'])('%j is not a quantity', (q) => expect(quantityValue(q)).toBeUndefined());
 });
 
-describe('README', () => {
+describe('docs/configuration.md', () => {
   it('carries the configuration table exactly as config.ts renders it', () => {
-    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const readme = readFileSync(new URL('../docs/configuration.md', import.meta.url), 'utf8');
     const m = /<!-- config:begin -->\n([\s\S]*?)\n<!-- config:end -->/.exec(readme);
-    expect(m, 'README.md has a <!-- config:begin --> ... <!-- config:end --> section').not.toBeNull();
+    expect(m, 'docs/configuration.md has a <!-- config:begin --> ... <!-- config:end --> section').not.toBeNull();
     expect(m![1]).toBe(renderConfigTable());
   });
 });

@@ -1,7 +1,7 @@
 // The webhook's configuration: one table of options, each settable by an environment variable or
 // the matching flag (`PORT` = `--port`; a flag wins over the environment). Everything is validated
 // at start and every problem is reported at once. The Helm chart sets the environment variables;
-// README "Configuring the webhook" is rendered from this table and checked against it by a test.
+// docs/configuration.md is rendered from this table and checked against it by a test.
 
 import { statSync } from 'node:fs';
 import { Command, CommanderError, Option as CommanderOption } from 'commander';
@@ -33,7 +33,7 @@ type Parsed<T> = { value: T } | { error: string };
 
 interface Option<T> {
   env: string;
-  /** Shown in the README table and `--help`; undefined means "unset". */
+  /** Shown in the docs/configuration.md table and `--help`; undefined means "unset". */
   default: string | undefined;
   doc: string;
   parse: (raw: string) => Parsed<T>;
@@ -151,7 +151,7 @@ const configMapKey = (raw: string): Parsed<string> =>
 
 const d = DEFAULT_MUTATION_CONFIG;
 
-/** Every option, in the order the README and `--help` show them. */
+/** Every option, in the order docs/configuration.md and `--help` show them. */
 export const OPTIONS = {
   host: {
     env: 'HOST',
@@ -487,7 +487,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   return { config };
 }
 
-/** The markdown table of README "Configuring the webhook" (between the config markers). */
+/** The markdown table of docs/configuration.md (between the config markers). */
 export function renderConfigTable(): string {
   const rows = Object.values(OPTIONS).map((o: Option<unknown>) => {
     const def = o.default === undefined ? '(unset)' : o.default === '' ? '(empty)' : `\`${o.default}\``;

@@ -35,6 +35,25 @@ describe.each(docFiles())('%s', (file) => {
   }, 300_000);
 });
 
+describe('one copy of each fact', () => {
+  it('no line of 50 characters or more stands in two documents (a second copy links to the first)', () => {
+    const where = new Map<string, string[]>();
+    for (const file of docFiles()) {
+      for (const raw of readFileSync(join(REPO_ROOT, file), 'utf8').split('\n')) {
+        const line = raw.trim().replace(/\s+/g, ' ');
+        if (line.length < 50 || /^\|?[\s|:-]+\|?$/.test(line)) continue;
+        const files = where.get(line) ?? [];
+        if (!files.includes(file)) where.set(line, [...files, file]);
+      }
+    }
+    expect([...where].filter(([, files]) => files.length > 1).map(([line, files]) => `${files.join(', ')}: ${line}`)).toEqual([]);
+  });
+
+  it('the README stays a front door of at most 200 lines', () => {
+    expect(readFileSync(join(REPO_ROOT, 'README.md'), 'utf8').split('\n').length).toBeLessThanOrEqual(200);
+  });
+});
+
 describe('README quick start', () => {
   it('names exactly the two set-up commands, npm start and npm run test:all', () => {
     const quick = blocks('README.md').filter((b) => b.lang === 'sh').slice(0, 2).map((b) => b.text.split('#')[0]!.trim());
