@@ -14,7 +14,7 @@
 //   npm run bench:refresh                 (BENCH_CYCLES, BENCH_SOAK_SECONDS)
 
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -134,7 +134,11 @@ const rotations = (async () => {
     await new Promise((r) => setTimeout(r, 50));
   }
 })();
-const nodeFlags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+// The sidecar's own Node.js options, as the webhook sets them (BENCH_NODE_FLAGS to try others).
+const optionsModule = join(work, 'options.mjs');
+await build({ stdin: { resolveDir: root, loader: 'ts', contents: "export { REFRESHER_NODE_OPTIONS } from './fetcher/spec.ts';" }, bundle: true, format: 'esm', outfile: optionsModule, logLevel: 'warning' });
+const { REFRESHER_NODE_OPTIONS } = await import(optionsModule);
+const nodeFlags = (process.env.BENCH_NODE_FLAGS ?? REFRESHER_NODE_OPTIONS).split(' ').filter(Boolean);
 const child = spawnSync(process.execPath, ['--expose-gc', ...nodeFlags, driver], {
   cwd: work,
   encoding: 'utf8',
@@ -152,6 +156,25 @@ const child = spawnSync(process.execPath, ['--expose-gc', ...nodeFlags, driver],
     ...(process.env.MALLOC_ARENA_MAX !== undefined && { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX }),
   },
 });
+// The sidecar itself, as the image starts it (the snapshot, its Node.js options), after its first
+// refresh at the shortest interval: resident memory idle between refreshes.
+let sidecarRss;
+const blob = resolve(root, process.env.BUNDLE_OUT ?? 'dist', 'fetcher.blob');
+if (existsSync(blob)) {
+  const dir = mkdtempSync(join(work, 'sidecar-'));
+  const env = { PATH: process.env.PATH, AWS_ENDPOINT_URL: endpoint, AWS_ACCESS_KEY_ID: 'a', AWS_SECRET_ACCESS_KEY: 'b', SECRET_INJECTOR_NODE_CREDENTIALS: 'allow', AWS_EC2_METADATA_DISABLED: 'true', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', SECRET_INJECTOR_SPEC: JSON.stringify({ ...spec, dir }) };
+  const first = spawnSync(process.execPath, ['--snapshot-blob', blob, 'fetch'], { env, encoding: 'utf8' });
+  if (first.status !== 0) throw new Error(`the sidecar's first fetch failed: ${first.stderr}`);
+  const sidecar = spawn(process.execPath, ['--snapshot-blob', blob, 'refresh'], { env: { ...env, NODE_OPTIONS: nodeFlags.join(' ') }, stdio: ['ignore', 'ignore', 'pipe'] });
+  cleanups.push(() => sidecar.exitCode === null && sidecar.kill('SIGKILL'));
+  let log = '';
+  sidecar.stderr.on('data', (d) => (log += d));
+  for (let i = 0; !/rewrote|failed/.test(log.split('\n').slice(1).join('\n')) && i < 200; i++) await new Promise((r) => setTimeout(r, 100));
+  await new Promise((r) => setTimeout(r, 500));
+  const status = readFileSync(`/proc/${sidecar.pid}/status`, 'utf8');
+  sidecarRss = Math.round((Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024) * 10) / 10;
+  sidecar.kill('SIGTERM');
+}
 rotating = false;
 await rotations;
 if (child.status !== 0) {
@@ -163,11 +186,12 @@ const firstSample = r.samples[0];
 const lastSample = r.samples.at(-1);
 const heapGrowth = Math.round((lastSample.heap - firstSample.heap) * 10) / 10;
 const rssGrowth = Math.round((lastSample.rss - firstSample.rss) * 10) / 10;
-console.log(`node ${process.version}; Node.js alone (node -e): ${floorMiB} MiB RSS`);
+console.log(`node ${process.version} ${nodeFlags.join(' ')}; Node.js alone (node -e): ${floorMiB} MiB RSS`);
 console.log(`RSS after the first fetch: ${r.afterFetch} MiB; after 10 refreshes of 20 secrets: ${r.after10} MiB (${Math.round((r.after10 - floorMiB) * 10) / 10} MiB above Node.js alone)`);
 console.log(`soak: ${r.cycles} cycles in ${r.seconds} s (${r.changed} rewrote files); after a full GC, cycle ${firstSample.cycle} -> ${lastSample.cycle}: heap ${firstSample.heap} -> ${lastSample.heap} MiB, RSS ${firstSample.rss} -> ${lastSample.rss} MiB`);
 console.log(`samples (cycle: RSS/heap/external MiB): ${r.samples.map((s) => `${s.cycle}: ${s.rss}/${s.heap}/${s.external}`).join(', ')}`);
 console.log(`CPU per refresh cycle (user + system): ${r.cpuMsPerCycle} ms`);
+if (sidecarRss !== undefined) console.log(`the sidecar as the image starts it (snapshot), after its first refresh: ${sidecarRss} MiB RSS`);
 writeFileSync(join(work, 'result.json'), child.stdout);
 
 const missed = [];
