@@ -78,6 +78,12 @@ describe('redactor', () => {
     expect(redactor([987654321123], [])(['Received type number (987654321123)'])).toEqual(['Received type number ([REDACTED])']);
   });
 
+  it('ends a paragraph with one period when the quoted text has its own', () => {
+    expect(formatFailure({ code: 'FETCH_AWS', message: `failed: ${quoted("can't find the specified secret.")}` })).toBe(
+      "FETCH_AWS: failed: can't find the specified secret.",
+    );
+  });
+
   it('applies to quoted text only, in every paragraph of a report', () => {
     const report = formatReport(
       [

@@ -71,7 +71,8 @@ export function formatFailure(f: Failure, ctx: ReportContext = {}, redact: Redac
 function paragraph(f: Failure, ctx: ReportContext): string {
   const parts = [`${f.code}:`];
   if (f.ref !== undefined) parts.push(`reference ${f.ref}:`);
-  parts.push(f.message.endsWith('.') ? f.message : `${f.message}.`);
+  // A message may end in quoted text (AWS's own sentence, with its period) and its closing mark.
+  parts.push(f.message.replace(/\uE001$/, '').endsWith('.') ? f.message : `${f.message}.`);
   if (f.awsCode !== undefined) parts.push(`AWS error code: ${f.awsCode}.`);
   if (f.code === 'FETCH_AWS' || f.code === 'FETCH_DEADLINE') {
     if (ctx.identity !== undefined) parts.push(`Identity: ${ctx.identity}.`);

@@ -111,3 +111,35 @@ describe('inRegion', () => {
     expect(inRegion(ref('db'), 'eu-west-1')).toEqual(ref('db'));
   });
 });
+
+describe('failover on every refresh', () => {
+  it('a refresh poll asks both regions again: a primary outage serves the replica, a refusal in either keeps the files', async () => {
+    const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { execute } = await import('./main.js');
+    const { Refresher } = await import('./refresh.js');
+    const dir = mkdtempSync(join(tmpdir(), 'failover-refresh-'));
+    try {
+      const answers: Record<string, Answer> = { 'us-east-1': 'value', 'us-east-2': 'value' };
+      const { api } = regionalAws(answers);
+      const spec = { version: 1 as const, dir, mode: 0o444, region: 'us-east-1', failoverRegion: 'us-east-2', items: [{ ref: arn('us-east-1'), file: 'db' }], refresh: { intervalSeconds: 60 } };
+      const credentials = { source: { kind: 'web-identity' as const, tokenFile: '/t', roleArn: 'arn:aws:iam::123456789012:role/app' } };
+      expect(await execute(spec, { credentials, api: () => api })).toMatchObject({ ok: true, failedOver: 0 });
+      expect(readFileSync(join(dir, 'db'), 'utf8')).toBe('value from us-east-1');
+      const r = new Refresher(spec, { api, now: () => Date.now(), random: () => 0.5, sleep: async () => {}, log: () => {} });
+      await r.resume();
+
+      answers['us-east-1'] = status('InternalServiceError', 503);
+      expect(await r.cycle(AbortSignal.timeout(2_000))).toMatchObject({ ok: true, changed: ['db'] });
+      expect(readFileSync(join(dir, 'db'), 'utf8')).toBe('value from us-east-2');
+
+      answers['us-east-1'] = 'value';
+      answers['us-east-2'] = status('AccessDeniedException', 400);
+      expect(await r.cycle(AbortSignal.timeout(2_000))).toMatchObject({ ok: false });
+      expect(readFileSync(join(dir, 'db'), 'utf8')).toBe('value from us-east-2');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

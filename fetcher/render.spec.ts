@@ -191,7 +191,7 @@ describe('format env in a real shell', () => {
       }),
       { numRuns: 30 },
     );
-  });
+  }, 30_000);
 
   it.each([
     ['BASH_ENV', 'runs its value in every bash the app starts'],

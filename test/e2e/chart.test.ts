@@ -239,8 +239,12 @@ describeE2E('chart: helm install and server-side dry-run against the real apiser
         ...CERT_MODES[mode],
         'webhook.url': `${webhook.url}/mutate`,
         'webhook.caBundle': webhook.caBundle,
+        // The optional NetworkPolicy, read back whole below (no CNI here enforces it).
+        'networkPolicy.enabled': true,
+        'networkPolicy.from[0].ipBlock.cidr': '10.0.0.0/16',
       });
-      await expectAllAccepted(release, ns);
+      const objects = await expectAllAccepted(release, ns);
+      expect(objects.filter((o) => o.kind === 'NetworkPolicy')).toHaveLength(1);
       const mwc = await cluster()
         .kubeConfig.makeApiClient(AdmissionregistrationV1Api)
         .readMutatingWebhookConfiguration({ name: `0-${release}-aws-secret-injector` });

@@ -1,10 +1,12 @@
 // A forward proxy of the kind clusters put egress behind: HTTP CONNECT tunnels (and absolute-URI
 // requests for plain http:// targets). It records every host asked for and carries traffic only
 // to this machine (127.0.0.1, ::1, localhost): any other host is answered 502 after being
-// recorded, so a test sees where a client would have gone without any network. Bounded: at most
+// recorded, so a test sees where a client would have gone without any network. With `tls` the
+// proxy itself speaks HTTPS (an https:// proxy URL). Bounded: at most
 // `maxConnections` client connections at once, each closed after `idleMs` without traffic.
 
-import { createServer, request, type IncomingMessage } from 'node:http';
+import { createServer, request, type IncomingMessage, type RequestListener } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import { connect, type Socket } from 'node:net';
 
 export interface ProxyRequest {
@@ -15,7 +17,7 @@ export interface ProxyRequest {
 }
 
 export interface ConnectProxy {
-  /** http://127.0.0.1:<port>, what HTTPS_PROXY is set to. */
+  /** http(s)://127.0.0.1:<port>, what HTTPS_PROXY is set to. */
   url: string;
   requests: ProxyRequest[];
   /** Local ports of the connections the proxy opened to the targets: a call that arrived from one came through the proxy. */
@@ -25,7 +27,9 @@ export interface ConnectProxy {
 
 const LOCAL = new Set(['127.0.0.1', '::1', '[::1]', 'localhost']);
 
-export async function startConnectProxy(opts: { maxConnections?: number; idleMs?: number } = {}): Promise<ConnectProxy> {
+export async function startConnectProxy(
+  opts: { maxConnections?: number; idleMs?: number; tls?: { key: string; cert: string } } = {},
+): Promise<ConnectProxy> {
   const maxConnections = opts.maxConnections ?? 64;
   const idleMs = opts.idleMs ?? 30_000;
   const requests: ProxyRequest[] = [];
@@ -42,7 +46,7 @@ export async function startConnectProxy(opts: { maxConnections?: number; idleMs?
     return m ? { host: m[1]!, port: Number(m[2]) } : { host: target, port: 0 };
   };
 
-  const server = createServer((req: IncomingMessage, res) => {
+  const plainHttp: RequestListener = (req: IncomingMessage, res) => {
     // A plain-HTTP request in absolute form: GET http://host:port/path.
     let u: URL;
     try {
@@ -63,9 +67,10 @@ export async function startConnectProxy(opts: { maxConnections?: number; idleMs?
     up.on('socket', (s) => s.once('connect', () => upstreamPorts.add(s.localPort ?? 0)));
     up.on('error', () => res.writeHead(502).end());
     req.pipe(up);
-  });
+  };
+  const server = opts.tls ? createTlsServer(opts.tls, plainHttp) : createServer(plainHttp);
   server.maxConnections = maxConnections;
-  server.on('connection', track);
+  server.on(opts.tls ? 'secureConnection' : 'connection', track);
   server.on('connect', (req: IncomingMessage, client: Socket, head: Buffer) => {
     const target = req.url ?? '';
     requests.push({ method: 'CONNECT', target });
@@ -90,7 +95,7 @@ export async function startConnectProxy(opts: { maxConnections?: number; idleMs?
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     requests,
     upstreamPorts,
     close: () =>

@@ -21,17 +21,19 @@ describe.skipIf(skip !== false)(`fetcher in real networks${skip ? ` — skipped:
   const scratch = new Scratch();
   const { secrets } = seedClients(c?.awsEndpoint ?? 'http://127.0.0.1:1');
   let front: AwsProxy;
+  let tls: { key: string; cert: string };
   let caFile: string;
   let name: string;
 
   beforeAll(async () => {
     // An HTTPS endpoint whose certificate a private CA signed: what a private endpoint, or a
     // TLS-inspecting proxy, presents.
-    const tls = generateCertificates({ ipAddresses: ['127.0.0.1'], dnsNames: ['localhost'], keyBits: 2048 });
+    const made = generateCertificates({ ipAddresses: ['127.0.0.1'], dnsNames: ['localhost'], keyBits: 2048 });
+    tls = { key: made.key, cert: made.cert };
     const dir = mkdtempSync(join(scratch.root, 'ca-'));
     caFile = join(dir, 'ca.crt');
-    writeFileSync(caFile, tls.caCert);
-    front = await startAwsProxy(c.awsEndpoint, undefined, { tls: { key: tls.key, cert: tls.cert } });
+    writeFileSync(caFile, made.caCert);
+    front = await startAwsProxy(c.awsEndpoint, undefined, { tls });
     name = unique('net');
     await secrets.send(new CreateSecretCommand({ Name: name, SecretString: 'through-the-network' }));
   });
@@ -102,6 +104,27 @@ describe.skipIf(skip !== false)(`fetcher in real networks${skip ? ` — skipped:
       expect(proxy.requests).toEqual([{ method: 'POST', target: new URL(plain.endpoint).host }]);
     } finally {
       await plain.close();
+      await proxy.close();
+    }
+  });
+
+  it('uses an https:// proxy, trusting its certificate through the CA bundle', async () => {
+    const proxy = await startConnectProxy({ tls });
+    const before = front.calls.length;
+    try {
+      const run = await runFetcher(
+        c,
+        scratch,
+        { items: [{ ref: name, file: 'f' }] },
+        { ...keys, NODE_EXTRA_CA_CERTS: caFile, HTTPS_PROXY: proxy.url },
+        { endpoint: front.endpoint },
+      );
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+      const calls = front.calls.slice(before);
+      expect(calls.map((x) => x.operation)).toEqual(['secretsmanager.GetSecretValue']);
+      for (const call of calls) expect(proxy.upstreamPorts.has(call.remotePort)).toBe(true);
+    } finally {
       await proxy.close();
     }
   });

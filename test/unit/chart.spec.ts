@@ -517,6 +517,26 @@ suite('chart: notable values', () => {
     expect(ps.containers[0].ports).toEqual([{ name: 'https', containerPort: 10260, protocol: 'TCP' }]);
   });
 
+  it('networkPolicy: none by default; when enabled, ingress on the webhook port only, from the given peers', () => {
+    expect(renderChart(HELM).filter((o) => o.kind === 'NetworkPolicy')).toEqual([]);
+    const open = spec(one(renderChart(HELM, { set: { 'networkPolicy.enabled': true, port: 9443 } }), 'NetworkPolicy'));
+    expect(open.policyTypes).toEqual(['Ingress']);
+    expect(open.ingress).toEqual([{ ports: [{ port: 9443, protocol: 'TCP' }] }]);
+    const objects = renderChart(HELM, {
+      set: { 'networkPolicy.enabled': true, 'networkPolicy.from[0].ipBlock.cidr': '10.0.0.0/24', 'networkPolicy.from[1].ipBlock.cidr': '10.0.1.0/24' },
+    });
+    const np = one(objects, 'NetworkPolicy');
+    expect(spec(np).ingress).toEqual([{ ports: [{ port: 8443, protocol: 'TCP' }], from: [{ ipBlock: { cidr: '10.0.0.0/24' } }, { ipBlock: { cidr: '10.0.1.0/24' } }] }]);
+    // It selects exactly the webhook's pods.
+    expect(spec(np).podSelector.matchLabels).toEqual(spec(one(objects, 'Deployment')).selector.matchLabels);
+  });
+
+  it('networkPolicy with hostNetwork is refused, naming both values', () => {
+    const r = runHelm(HELM, ['template', 'r', CHART_DIR, ...valueArgs({ 'networkPolicy.enabled': true, hostNetwork: true })]);
+    expect(r.ok).toBe(false);
+    expect(r.stderr).toContain('networkPolicy.enabled has no effect with hostNetwork');
+  });
+
   it('metrics Service off; PDB off', () => {
     const objects = renderChart(HELM, { set: { 'metrics.service.enabled': false, 'podDisruptionBudget.enabled': false } });
     expect(objects.filter((o) => o.kind === 'Service').map((o) => o.metadata.name)).toEqual(['r-aws-secret-injector']);
