@@ -42,6 +42,13 @@ export const MARKER_FILE = '.secrets-ready';
 export const FETCH_ARGS: readonly string[] = ['fetch'];
 /** The refresh sidecar's args: the same program and spec, kept running. */
 export const REFRESH_ARGS: readonly string[] = ['refresh'];
+/**
+ * Node.js options of the refresh sidecar, which lives as long as the pod: without the JIT its
+ * resident memory stays flat over a soak of refreshes (with it, optimised code grew it by about
+ * 20 MiB over 500 cycles) for the same CPU per cycle; a small young generation keeps idle memory
+ * low. Measured by bench/refresh.mjs.
+ */
+export const REFRESHER_NODE_OPTIONS = '--jitless --max-semi-space-size=1';
 /** Bounds of the refresh interval: more often buys nothing and costs API calls (Secrets Manager
  *  bills per call); a day is far below the 2^31-1 ms a timer can wait. */
 export const MIN_REFRESH_SECONDS = 10;

@@ -13,6 +13,7 @@ import {
   FETCH_ARGS,
   NODE_CREDENTIALS_ENV,
   REFRESH_ARGS,
+  REFRESHER_NODE_OPTIONS,
   POD_NAME_ENV,
   POD_NAMESPACE_ENV,
   SPEC_ENV,
@@ -378,7 +379,13 @@ export function buildRefresher(
   caVolume?: string,
 ): V1Container {
   const base = buildInitContainer(name, volume, spec, identity, config, caVolume);
-  return { ...base, args: [...REFRESH_ARGS], resources: structuredClone(config.refresherResources), restartPolicy: 'Always' };
+  return {
+    ...base,
+    args: [...REFRESH_ARGS],
+    env: [...(base.env ?? []), { name: 'NODE_OPTIONS', value: REFRESHER_NODE_OPTIONS }],
+    resources: structuredClone(config.refresherResources),
+    restartPolicy: 'Always',
+  };
 }
 
 export interface MutationResult {

@@ -229,9 +229,10 @@ describe('review: refresh', () => {
     expect(fetcher).toMatchObject({ name: 'secret-fetcher', args: ['fetch'] });
     expect(fetcher!.restartPolicy).toBeUndefined();
     expect(refresher).toMatchObject({ name: 'secret-refresher', args: ['refresh'], restartPolicy: 'Always', resources: CONFIG.refresherResources });
-    for (const field of ['image', 'imagePullPolicy', 'env', 'securityContext', 'volumeMounts'] as const) {
+    for (const field of ['image', 'imagePullPolicy', 'securityContext', 'volumeMounts'] as const) {
       expect(refresher![field], field).toEqual(fetcher![field]);
     }
+    expect(refresher!.env).toEqual([...fetcher!.env!, { name: 'NODE_OPTIONS', value: '--jitless --max-semi-space-size=1' }]);
     const spec = JSON.parse(String(refresher!.env!.find((e) => e.name === 'SECRET_INJECTOR_SPEC')!.value));
     expect(spec.refresh).toEqual({ intervalSeconds: 120 });
   });
