@@ -12,4 +12,13 @@ npx tsc -p tsconfig.json --noEmit
 echo "==> build"
 node scripts/bundle.mjs
 echo "==> tests"
-npx vitest run "$@"
+# Vitest's own summary, then one plain line any CI reads: "tests: N passed, N failed, N skipped".
+results=.cache/logs/vitest-results.json
+rm -f "$results"
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile.json="$results" "$@" || status=$?
+if [[ -f $results ]]; then
+  node -e 'const r = JSON.parse(require("node:fs").readFileSync(process.argv[1], "utf8"));
+    console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);' "$results"
+fi
+exit "$status"
