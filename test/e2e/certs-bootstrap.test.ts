@@ -39,7 +39,7 @@ const NS_LABEL = 'certs-e2e';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pemOf = (s: V1Secret, key: string) => Buffer.from(s.data?.[key] ?? '', 'base64').toString('utf8');
 
-describeE2E('in-cluster certificate bootstrap (scenario 8)', () => {
+describeE2E('in-cluster certificate bootstrap', () => {
   let ns: string;
   let configName: string;
   let port: number;
