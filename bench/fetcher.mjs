@@ -25,13 +25,14 @@
 
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { connect, createServer as createNetServer } from 'node:net';
+import { connect } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { SourceMap } from 'node:module';
 import { join, resolve } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
 import { gzipSync } from 'node:zlib';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { freePort } from './free-port.mjs';
 
 // Targets: the fetcher should cost a pod little more than Node.js itself does.
 const TARGETS = {
@@ -112,15 +113,6 @@ writeFileSync(pem('ext'), `subjectAltName=${[...HOSTS.map((h) => `DNS:${h}`), 'I
 openssl('x509', '-req', '-in', pem('front.csr'), '-CA', pem('ca.pem'), '-CAkey', pem('ca.key'), '-CAcreateserial', '-days', '1', '-extfile', pem('ext'), '-out', pem('front.pem'));
 
 // --- moto, and the TLS front before it ---
-const freePort = () =>
-  new Promise((res, rej) => {
-    const s = createNetServer();
-    s.on('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-  });
 const motoPort = await freePort();
 const moto = spawn(pin ? 'taskset' : motoServer, [...(pin ? ['-c', serverCpus, motoServer] : []), '-H', '127.0.0.1', '-p', String(motoPort)], { stdio: 'ignore' });
 cleanups.push(() => moto.exitCode === null && moto.kill('SIGTERM'));

@@ -16,9 +16,10 @@
 
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { connect as netConnect, createServer } from 'node:net';
+import { connect as netConnect } from 'node:net';
 import { resolve } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
+import { freePort } from './free-port.mjs';
 
 // The figures of webhook/server.ts's SERVER_LIMITS, which this measures (they are the targets).
 const LIMITS = { handshakeMs: 10_000, silentMs: 10_000, headersMs: 10_000, requestMs: 30_000, keepAliveMs: 120_000, checkMs: 1_000, maxConnections: 1_000 };
@@ -35,16 +36,6 @@ const TARGETS = {
 
 const root = resolve(import.meta.dirname, '..');
 const cli = resolve(root, process.env.BUNDLE_OUT ?? 'dist', 'cli.mjs');
-
-const freePort = () =>
-  new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-  });
 
 const memory = (pid) => {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');

@@ -18,10 +18,10 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { freePort } from './free-port.mjs';
 
 const TARGETS = {
   // Reviews/s as a fraction of the floor's, same body, same round.
@@ -178,16 +178,6 @@ async function start(name, args, env, port) {
     await new Promise((r) => setTimeout(r, 100));
   }
 }
-
-const freePort = () =>
-  new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-  });
 
 function wrk(server, bodyFile, secs) {
   const { port, child } = server;
