@@ -2,7 +2,14 @@
 // the server presented. Each call opens its own connection unless an agent is given.
 
 import { request, type Agent } from 'node:https';
+import { Writable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
+import { pino } from 'pino';
+import { generateCertificates } from '../../certs/generate.js';
+import { WebhookMetrics } from '../../webhook/metrics.js';
+import { review } from '../../webhook/review.js';
+import { buildServer, type ServerLimits, type WebhookServer } from '../../webhook/server.js';
+import { DEFAULT_MUTATION_CONFIG } from '../../webhook/types.js';
 
 export interface Answer {
   status: number;
@@ -96,4 +103,25 @@ export function podReview(opts: {
       options: { apiVersion: 'meta.k8s.io/v1', kind: 'CreateOptions' },
     },
   };
+}
+
+/**
+ * The real review handler behind the real HTTP shell, over TLS on a free port of 127.0.0.1, with a
+ * certificate for localhost and 127.0.0.1 and its log lines collected into a string.
+ */
+export async function listenInProcess(limits?: ServerLimits): Promise<{ app: WebhookServer; port: number; ca: string; log: () => string }> {
+  const certs = generateCertificates({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+  let log = '';
+  const sink = new Writable({
+    write(chunk: Buffer, _e, cb) {
+      log += chunk.toString();
+      cb();
+    },
+  });
+  const app = buildServer(
+    { mutation: DEFAULT_MUTATION_CONFIG },
+    { review, logger: pino({ level: 'info' }, sink), metrics: new WebhookMetrics({ processMetrics: false }), tls: certs, ...(limits ? { limits } : {}) },
+  );
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  return { app, port: (app.server.address() as { port: number }).port, ca: certs.caCert, log: () => log };
 }

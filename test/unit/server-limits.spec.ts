@@ -6,40 +6,21 @@
 import { readFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateCertificates } from '../../certs/generate.js';
-import { WebhookMetrics } from '../../webhook/metrics.js';
-import { review } from '../../webhook/review.js';
-import { buildServer, SERVER_LIMITS, type ServerLimits, type WebhookServer } from '../../webhook/server.js';
-import { DEFAULT_MUTATION_CONFIG } from '../../webhook/types.js';
-import { podReview, postJson } from './server-client.js';
+import { SERVER_LIMITS, type ServerLimits, type WebhookServer } from '../../webhook/server.js';
+import { listenInProcess, podReview, postJson } from './server-client.js';
 
 const LIMITS: ServerLimits = { handshakeMs: 1_000, silentMs: 1_000, headersMs: 1_500, requestMs: 3_000, keepAliveMs: 2_500, checkMs: 200, maxConnections: 20 };
 // How late a close may come on a busy machine; the unbounded versions never close at all.
 const LATE_MS = 3_000;
 
-const certs = generateCertificates({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
-const ca = certs.caCert;
 let app: WebhookServer;
 let port: number;
-let rawLog = '';
+let ca: string;
 
 beforeAll(async () => {
-  const sink = new Writable({
-    write(chunk: Buffer, _e, cb) {
-      rawLog += chunk.toString();
-      cb();
-    },
-  });
-  app = buildServer(
-    { mutation: DEFAULT_MUTATION_CONFIG },
-    { review, logger: pino({ level: 'info' }, sink), metrics: new WebhookMetrics({ processMetrics: false }), tls: certs, limits: LIMITS },
-  );
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  port = (app.server.address() as { port: number }).port;
+  ({ app, port, ca } = await listenInProcess(LIMITS));
 });
 
 afterAll(async () => {

@@ -1,18 +1,12 @@
 // The real review handler behind the real HTTP shell over TLS: what the apiserver sees.
 
 import { Agent } from 'node:https';
-import { Writable } from 'node:stream';
 import fc from 'fast-check';
 import jsonpatch, { type Operation } from 'fast-json-patch';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateCertificates } from '../../certs/generate.js';
 import { FETCH_ARGS } from '../../fetcher/spec.js';
-import { WebhookMetrics } from '../../webhook/metrics.js';
-import { review } from '../../webhook/review.js';
-import { buildServer, type WebhookServer } from '../../webhook/server.js';
-import { DEFAULT_MUTATION_CONFIG } from '../../webhook/types.js';
-import { call, podReview, postJson, type Answer } from './server-client.js';
+import type { WebhookServer } from '../../webhook/server.js';
+import { call, listenInProcess, podReview, postJson, type Answer } from './server-client.js';
 
 const ENV_VALUE = 'env-value-that-must-not-be-logged-91c2';
 const SEED = {
@@ -20,26 +14,14 @@ const SEED = {
   'secrets.k8s.aws/secret-arn': 'arn:aws:secretsmanager:us-east-1:123456789012:secret:database-password-hlRvvF',
 };
 
-const certs = generateCertificates({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
-const ca = certs.caCert;
 let app: WebhookServer;
 let port: number;
-let rawLog = '';
+let ca: string;
+let log: () => string;
 const agent = new Agent({ keepAlive: true, maxSockets: 4 });
 
 beforeAll(async () => {
-  const sink = new Writable({
-    write(chunk: Buffer, _e, cb) {
-      rawLog += chunk.toString();
-      cb();
-    },
-  });
-  app = buildServer(
-    { mutation: DEFAULT_MUTATION_CONFIG },
-    { review, logger: pino({ level: 'info' }, sink), metrics: new WebhookMetrics({ processMetrics: false }), tls: certs },
-  );
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  port = (app.server.address() as { port: number }).port;
+  ({ app, port, ca, log } = await listenInProcess());
 });
 
 afterAll(async () => {
@@ -57,7 +39,7 @@ interface Response {
 }
 const responseOf = (a: Answer): Response => (JSON.parse(a.body) as { response: Response }).response;
 const patchOf = (r: Response): Operation[] => JSON.parse(Buffer.from(r.patch ?? '', 'base64').toString()) as Operation[];
-const logLines = (): Array<Record<string, unknown>> => rawLog.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+const logLines = (): Array<Record<string, unknown>> => log().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
 
 describe('reviews through HTTPS with the real handler', () => {
   it('injects the seed example: the patch applies and adds the fetcher first', async () => {
@@ -75,8 +57,8 @@ describe('reviews through HTTPS with the real handler', () => {
     expect(logLines().filter((l) => l.uid === 'seed')).toEqual([
       expect.objectContaining({ msg: 'review', outcome: 'injected', namespace: 'default', name: 'webserver', operation: 'CREATE' }),
     ]);
-    expect(rawLog).not.toContain(ENV_VALUE);
-    expect(rawLog).not.toContain('database-password');
+    expect(log()).not.toContain(ENV_VALUE);
+    expect(log()).not.toContain('database-password');
   });
 
   it('answers a dry run exactly as the real request', async () => {
