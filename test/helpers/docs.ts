@@ -22,12 +22,12 @@ export interface Block {
   text: string;
 }
 
-/** The project's user documentation: the README, docs/ and the chart's README. */
+/** The project's user documentation: the README, the policies beside it, docs/ and the chart's README. */
 export function docFiles(): string[] {
   const docs = existsSync(join(REPO_ROOT, 'docs'))
     ? readdirSync(join(REPO_ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)
     : [];
-  return ['README.md', ...docs.sort(), 'charts/aws-secret-injector/README.md'];
+  return ['README.md', 'CHANGELOG.md', 'CONTRIBUTING.md', 'SECURITY.md', ...docs.sort(), 'charts/aws-secret-injector/README.md'];
 }
 
 export function blocks(file: string): Block[] {
