@@ -1,5 +1,5 @@
 // docs/errors.md is generated from the code: every string-literal union type named `...Code` in
-// bin/, webhook/, fetcher/ and certs/ (ProblemCode, FetchErrorCode, ...) is an area, each of its
+// the sources (webhook/, fetcher/, certs/, store/, bin/ ...: ProblemCode, FetchErrorCode, ...) is an area, each of its
 // members a code, and the comment beside a member is that code's meaning. The only hand-written
 // text is each code's "What to do" paragraph, which a regeneration keeps.
 //
@@ -15,7 +15,13 @@ import ts from 'typescript';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const ERRORS_DOC = 'docs/errors.md';
-const SOURCE_DIRS = ['bin', 'webhook', 'fetcher', 'certs'];
+// Every top-level directory of program sources: all but these.
+const NOT_SOURCES = new Set(['test', 'bench', 'scripts', 'charts', 'docs', 'dist', 'node_modules', 'coverage']);
+const sourceDirs = () =>
+  readdirSync(ROOT, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && !e.name.startsWith('.') && !NOT_SOURCES.has(e.name))
+    .map((e) => e.name)
+    .sort();
 const CODE = /^[A-Z]+_[A-Z0-9_]+$/;
 export const TODO = 'What to do: TODO';
 
@@ -49,6 +55,12 @@ const AREAS: Record<string, { title: string; where: string }> = {
       '`aws-secret-injector certs ...` prints `error: CODE: ...` and exits non-zero; the webhook\'s own certificate ' +
       'bootstrap logs the code and exits, so the webhook pod restarts.',
   },
+  WriteCode: {
+    title: 'Writing to Secrets Manager',
+    where:
+      'A Secret\'s values could not be written to Secrets Manager: `aws-secret-injector secrets push` prints the ' +
+      'problem with its code in parentheses and exits non-zero ([cli.md](cli.md)).',
+  },
   TlsErrorCode: {
     title: 'Serving certificate',
     where:
@@ -80,7 +92,7 @@ function commentText(raw: string): string {
 /** Every error code of the code, in the order of its types and members. */
 export function errorCodes(): ErrorCode[] {
   const out: ErrorCode[] = [];
-  for (const file of SOURCE_DIRS.flatMap(sourceFiles)) {
+  for (const file of sourceDirs().flatMap(sourceFiles)) {
     const text = readFileSync(join(ROOT, file), 'utf8');
     if (!/type \w*Code\b/.test(text)) continue;
     const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true);
