@@ -10,9 +10,7 @@ source test/setup/common.sh
 bash test/setup/moto.sh > "$LOG_DIR/moto-install.log" 2>&1 &
 moto_pid=$!
 bash test/setup/kube.sh
-bash test/setup/kube-oldest.sh
 bash test/setup/helm.sh
-bash test/setup/cert-manager.sh
 bash test/setup/lint-tools.sh
 bash test/setup/node-suite.sh
 if ! wait "$moto_pid"; then
