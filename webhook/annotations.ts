@@ -13,17 +13,19 @@ import {
   DEFAULT_MODE,
   FORMATS,
   MARKER_FILE,
+  MAX_PATH_SECRETS,
   MAX_REFRESH_SECONDS,
   MIN_REFRESH_SECONDS,
   formatMode,
   isSafeRelativePath,
   isValidMode,
   isValidRoleArn,
+  itemRules,
   parseMode,
   type Format,
   type SecretItem,
 } from '../fetcher/spec.js';
-import { isValidRegion, parseReference, type Reference } from '../fetcher/reference.js';
+import { isPathReference, isValidRegion, parsePathReference, parseReference, type PathReference, type Reference } from '../fetcher/reference.js';
 import { repeatedKey } from './yaml-keys.js';
 import { firstOf, MAX_LISTED_PROBLEMS, problem, quote, type Problem } from './problems.js';
 
@@ -164,7 +166,7 @@ export const SECRETS: AnnotationDef<SecretItem[]> = {
   name: 'secrets',
   values: 'YAML or JSON list',
   default: '—',
-  doc: 'Full form, one entry per secret: `ref` (required), `file`, `key`, `explode`, `prefix`, `versionStage` \\| `versionId`, `mode`, `format` (`raw` \\| `json` \\| `env`).',
+  doc: `Full form, one entry per secret: \`ref\` (required; ending in \`/*\`, a whole path of at most ${MAX_PATH_SECRETS} secrets, one file each under \`file\`), \`file\`, \`key\` (a top-level key, or a JSON Pointer such as \`/db/host\`), \`template\` (\`{{ path }}\` placeholders), \`explode\`, \`prefix\`, \`versionStage\` \\| \`versionId\`, \`mode\`, \`format\` (\`raw\` \\| \`json\` \\| \`env\`).`,
   parse: parseSecretsList,
 };
 
@@ -290,7 +292,7 @@ export function registryNames(): string[] {
 // ---------------------------------------------------------------------------------------------
 // The full form
 
-const ENTRY_KEYS = ['ref', 'file', 'key', 'explode', 'prefix', 'versionStage', 'versionId', 'mode', 'format'] as const;
+const ENTRY_KEYS = ['ref', 'file', 'key', 'template', 'explode', 'prefix', 'versionStage', 'versionId', 'mode', 'format'] as const;
 const VERSION_STAGE = /^[A-Za-z0-9_+=.@-]{1,256}$/;
 const VERSION_ID = /^[A-Za-z0-9-]{32,64}$/;
 
@@ -298,8 +300,9 @@ type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** The last path segment of a reference's name, when it can serve as a file name. */
-function defaultFileFor(ref: Reference): string | undefined {
-  const last = ref.name.split('/').filter((s) => s !== '').pop();
+function defaultFileFor(ref: Reference | PathReference): string | undefined {
+  const name = 'name' in ref ? ref.name : ref.service === 'ssm' ? ref.path : ref.prefix;
+  const last = name.split('/').filter((s) => s !== '').pop();
   return last !== undefined && plainFileName(last) === undefined ? last : undefined;
 }
 
@@ -328,14 +331,19 @@ function parseEntry(raw: unknown, n: number, errors: string[]): SecretItem | und
   };
   const refText = str('ref');
   let ref: Reference | undefined;
+  let path: PathReference | undefined;
   if (refText === undefined) {
     if (raw.ref === undefined || raw.ref === null) errors.push(`${where}: ref is required`);
+  } else if (isPathReference(refText)) {
+    const parsed = parsePathReference(refText);
+    if ('error' in parsed) errors.push(`${where}: whole path ${parsed.error}`);
+    else path = parsed.path;
   } else {
     const parsed = parseReference(refText);
     if ('error' in parsed) errors.push(`${where}: reference ${parsed.error}`);
     else ref = parsed.reference;
   }
-  const item: SecretItem = { ref: ref?.id ?? '' };
+  const item: SecretItem = { ref: ref?.id ?? path?.id ?? '' };
 
   let explode = false;
   if (raw.explode !== undefined && raw.explode !== null) {
@@ -347,8 +355,8 @@ function parseEntry(raw: unknown, n: number, errors: string[]): SecretItem | und
     if (!isSafeRelativePath(file) || file.split('/').includes(MARKER_FILE)) {
       errors.push(`${where}: file ${quote(file)} must be a relative path inside the mount (segments of letters, digits, ".", "_", "-"; no "." or "..")`);
     } else item.file = file;
-  } else if (!explode && ref !== undefined) {
-    const dflt = defaultFileFor(ref);
+  } else if (!explode && (ref ?? path) !== undefined) {
+    const dflt = defaultFileFor((ref ?? path)!);
     if (dflt === undefined) errors.push(`${where}: file is required (the secret's name gives no usable file name)`);
     else item.file = dflt;
   }
@@ -356,6 +364,8 @@ function parseEntry(raw: unknown, n: number, errors: string[]): SecretItem | und
 
   const key = str('key');
   if (key !== undefined) item.key = key;
+  const template = str('template');
+  if (template !== undefined) item.template = template;
   const prefix = str('prefix');
   if (prefix !== undefined) {
     if (!explode) errors.push(`${where}: prefix only applies with explode: true`);
@@ -391,6 +401,7 @@ function parseEntry(raw: unknown, n: number, errors: string[]): SecretItem | und
     else item.format = raw.format as Format;
   }
   if (explode && item.format === 'env') errors.push(`${where}: format env writes one file; it does not apply with explode`);
+  errors.push(...itemRules(item).map((e) => `${where}: ${e}`));
   return errors.length === before ? item : undefined;
 }
 
@@ -675,8 +686,10 @@ export function parseAnnotations(annotations: Annotations, defaults: Defaults): 
   const origin = new Map<string, string>();
   const dirs = new Map<string, string>();
   const add = (item: SecretItem, from: string): void => {
-    if (item.file !== undefined && item.explode && !dirs.has(item.file)) dirs.set(item.file, from);
-    if (item.file !== undefined && !item.explode) {
+    // A whole path writes a directory, as explode does.
+    const dir = item.explode === true || isPathReference(item.ref);
+    if (item.file !== undefined && dir && !dirs.has(item.file)) dirs.set(item.file, from);
+    if (item.file !== undefined && !dir) {
       const other = origin.get(item.file);
       if (other !== undefined) {
         problems.push(problem('WEBHOOK_CONFLICTING_ANNOTATIONS', from, `writes file "${item.file}", which ${other} writes too`));
@@ -706,6 +719,9 @@ export function parseAnnotations(annotations: Annotations, defaults: Defaults): 
 
   const list = get(SECRETS);
   list?.forEach((item, i) => add(item, `${key(SECRETS)} entry ${i + 1}`));
+  if (request.failoverRegion !== undefined && list?.some((i) => isPathReference(i.ref))) {
+    problems.push(problem('WEBHOOK_CONFLICTING_ANNOTATIONS', key(FAILOVER_REGION), `does not apply to whole-path references (ref ending in "/*") in ${key(SECRETS)}: a path is listed in one region`));
+  }
 
   // A file that is a directory of another (`a` and `a/b`) cannot exist. Each directory is mapped
   // to the first path below it, so the check stays linear however many entries a pod lists.
