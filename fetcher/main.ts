@@ -199,7 +199,7 @@ export function stsRegionOf(spec: FetchSpec, envRegion: string | undefined): str
 /** Who the calls were made as, for a failure report, within `leftMs`. */
 export async function identityContext(api: AwsApi, stsRegion: string, leftMs: number): Promise<ReportContext> {
   const context: ReportContext = {};
-  const left = Math.min(IDENTITY_LOOKUP_MS, leftMs);
+  const left = Math.floor(Math.min(IDENTITY_LOOKUP_MS, leftMs));
   if (left <= 0) context.identityError = 'not asked, the fetch deadline had passed';
   else {
     const signal = AbortSignal.timeout(left);
@@ -227,7 +227,8 @@ async function fetchAndWrite(spec: FetchSpec, deps: ExecuteDeps, seen: Map<strin
   const stsRegion = stsRegionOf(spec, deps.envRegion);
   const api = deps.api(spec, stsRegion, deps.credentials.source);
   const deadline = new AbortController();
-  const deadlineAt = Date.now() + timeouts.deadlineSeconds * 1000;
+  // Monotonic: a step of the wall clock neither stretches nor cuts the deadline.
+  const deadlineAt = performance.now() + timeouts.deadlineSeconds * 1000;
   const timer = setTimeout(() => deadline.abort(), timeouts.deadlineSeconds * 1000);
   let collected: Collected;
   try {
@@ -241,14 +242,15 @@ async function fetchAndWrite(spec: FetchSpec, deps: ExecuteDeps, seen: Map<strin
   if (failures.length > 0) {
     // Asking STS who we are stays inside the deadline too: credentials that never resolved, or
     // an STS endpoint that never answers, must not hold the pod's start up.
-    const context = collected.awsFailed ? await identityContext(api, stsRegion, deadlineAt - Date.now()) : {};
+    const context = collected.awsFailed ? await identityContext(api, stsRegion, deadlineAt - performance.now()) : {};
     return { ok: false, failures, context };
   }
 
   try {
     const entries = spec.items.map((_, i) => collected.entries.get(i)).filter((e): e is MarkerEntry => e !== undefined);
     const marker: Marker = { version: 1, fetchedAt: new Date().toISOString(), secrets: entries };
-    await writeSecrets(spec.dir, files, marker);
+    // Writing is inside the deadline too: the pod waits on this container.
+    await writeSecrets(spec.dir, files, marker, { expired: () => performance.now() >= deadlineAt });
   } catch (e) {
     if (e instanceof FetchError) return { ok: false, failures: e.failures, context: {} };
     throw e;
