@@ -10,6 +10,7 @@ import { fitTerminationMessage, formatReport, NOTHING_TO_REDACT, quoted, redacto
 import { fetchTargets, fetchWithFailover, plan, untilAborted, type AwsApi, type FetchedValue, type FetchResult } from './fetch.js';
 import { chooseCredentials, type CredentialChoice, type CredentialSource } from './identity.js';
 import { networkFromEnv } from './network.js';
+import { fetchPaths, planPaths } from './paths.js';
 import { parseReference } from './reference.js';
 import { findConflicts, renderItem, type OutputFile } from './render.js';
 import {
@@ -58,13 +59,14 @@ export function valueStrings(values: Iterable<FetchedValue>): string[] {
     while (stack.length > 0) {
       const v = stack.pop();
       if (typeof v === 'string') out.push(v);
-      // Long numbers may be PINs or account numbers; short ones and booleans would only match noise.
-      else if (typeof v === 'number' && String(v).length >= 6) out.push(String(v));
+      // Every number: a PIN or an account number is one (the redactor takes short ones only as words of their own).
+      else if (typeof v === 'number') out.push(String(v));
       else if (Array.isArray(v)) for (const x of v) stack.push(x);
       else if (typeof v === 'object' && v !== null) for (const x of Object.values(v)) stack.push(x);
     }
   };
-  for (const v of values) {
+  const all = [...values].flatMap((v) => [v, ...(v.members ?? []).map((m) => m.value)]);
+  for (const v of all) {
     if (v.text === undefined) continue;
     out.push(String(v.text));
     try {
@@ -162,6 +164,9 @@ export async function collect(
   seen: Map<string, FetchedValue>,
 ): Promise<Collected> {
   const { targets, itemTargets, failures } = plan(spec, envRegion);
+  const paths = planPaths(spec, envRegion);
+  failures.push(...paths.failures);
+  for (const [i, key] of paths.itemTargets) itemTargets.set(i, key);
   let result: FetchResult;
   let failedOver = 0;
   if (spec.failoverRegion !== undefined) {
@@ -170,6 +175,12 @@ export async function collect(
     result = r;
   } else result = await fetchTargets(targets, api, { signal, values: seen });
   failures.push(...result.failures);
+  if (paths.targets.length > 0) {
+    const listed = await fetchPaths(paths.targets, api, { signal, values: seen });
+    failures.push(...listed.failures);
+    for (const [k, v] of listed.values) result.values.set(k, v);
+    if (listed.awsFailed) result = { ...result, awsFailed: true };
+  }
 
   const files: OutputFile[] = [];
   const entries = new Map<number, MarkerEntry>();
@@ -186,6 +197,9 @@ export async function collect(
     const entry: MarkerEntry = { ref: item.ref, files: rendered.files.map((f) => f.path) };
     if (value.arn !== undefined) entry.arn = value.arn;
     if (value.versionId !== undefined) entry.versionId = value.versionId;
+    if (value.members !== undefined) {
+      entry.members = value.members.map((m) => ({ name: m.name, ...(m.value.arn !== undefined && { arn: m.value.arn }), ...(m.value.versionId !== undefined && { versionId: m.value.versionId }) }));
+    }
     entries.set(index, entry);
   });
   return { files, entries, failures, awsFailed: result.awsFailed, targets: targets.length, failedOver };

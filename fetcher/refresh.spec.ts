@@ -36,6 +36,9 @@ function fakeAws() {
     async getParameters() {
       return { Parameters: [], InvalidParameters: [] };
     },
+    async getParametersByPath() {
+      return { Parameters: [] };
+    },
     async callerIdentity() {
       return 'arn:aws:sts::123456789012:assumed-role/app/ns.pod';
     },

@@ -19,6 +19,8 @@ export interface MarkerEntry {
   arn?: string;
   versionId?: string;
   files: string[];
+  /** A whole path's secrets (ref ending in "/*"), by the rest of their names. */
+  members?: Array<{ name: string; arn?: string; versionId?: string }>;
 }
 
 /** What the marker holds: references, version ids and file names. Never a value. */
