@@ -1,0 +1,46 @@
+// The AWS request quotas the fetcher's calls count against: per account and Region, shared by
+// every pod (and everything else) of the account. The failure report names the one that throttled;
+// bench/fleet.mjs's stand-in enforces these numbers; docs/scale.md's table is checked against them.
+
+export interface Quota {
+  /** Requests per second per account and Region. */
+  perSecond: number;
+  /** What else counts against the same quota. */
+  sharedWith?: string;
+  /** Whether AWS raises it on request (Service Quotas or a support case). */
+  adjustable: boolean;
+  /** AWS's page that states it. */
+  source: string;
+}
+
+const SECRETS_MANAGER = 'https://docs.aws.amazon.com/secretsmanager/latest/userguide/reference_limits.html';
+const SSM = 'https://docs.aws.amazon.com/general/latest/gr/ssm.html';
+const STS = 'https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html';
+
+/** By API (operation name). */
+export const QUOTAS = {
+  GetSecretValue: { perSecond: 10_000, adjustable: false, source: SECRETS_MANAGER },
+  BatchGetSecretValue: { perSecond: 100, adjustable: false, source: SECRETS_MANAGER },
+  GetParameters: {
+    perSecond: 40,
+    sharedWith: 'GetParameter and GetParametersByPath; 3,000 with the paid higher-throughput setting',
+    adjustable: true,
+    source: SSM,
+  },
+  AssumeRoleWithWebIdentity: { perSecond: 600, adjustable: true, source: STS },
+  AssumeRole: { perSecond: 600, sharedWith: 'GetCallerIdentity and the other STS calls made with credentials', adjustable: true, source: STS },
+  GetCallerIdentity: { perSecond: 600, sharedWith: 'AssumeRole and the other STS calls made with credentials', adjustable: true, source: STS },
+} as const satisfies Record<string, Quota>;
+
+export type QuotaApi = keyof typeof QUOTAS;
+
+/** SSM Parameter Store's GetParameter(s) quota with the higher-throughput setting on. */
+export const SSM_HIGHER_THROUGHPUT = 3_000;
+
+/** "10,000 requests per second per account and Region (shared with …; adjustable), https://…" */
+export function describeQuota(api: string): string | undefined {
+  const q = (QUOTAS as Record<string, Quota>)[api];
+  if (q === undefined) return undefined;
+  const shared = q.sharedWith !== undefined ? `, shared with ${q.sharedWith}` : '';
+  return `${q.perSecond.toLocaleString('en-US')} requests per second per account and Region${shared} (${q.adjustable ? 'adjustable' : 'not adjustable'}; ${q.source})`;
+}
