@@ -27,16 +27,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { build } from 'esbuild';
-import { QUOTAS, SSM_HIGHER_THROUGHPUT } from '../fetcher/quotas.ts';
+import { DOLLARS_PER_CALL, QUOTAS, refreshCallsPerMonth, SECONDS_PER_MONTH, SSM_HIGHER_THROUGHPUT } from '../fetcher/quotas.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const scale = Math.max(1, Number(process.env.FLEET_SCALE ?? 10));
 const timeScale = Math.max(1, Number(process.env.FLEET_TIME_SCALE ?? 30));
 const refreshScale = Math.max(1, Number(process.env.FLEET_REFRESH_SCALE ?? 20));
 const only = process.env.FLEET_ONLY?.split(',');
-/** Secrets Manager: $0.05 per 10,000 API calls (https://aws.amazon.com/secrets-manager/pricing/). */
-const DOLLARS_PER_CALL = 0.05 / 10_000;
-const HOURS_PER_MONTH = 730;
+const HOURS_PER_MONTH = SECONDS_PER_MONTH / 3600;
 
 const TARGETS = { startP99Ms: { 1: 15_000, 20: 30_000 }, refreshOverCheapest: 1.2 };
 
@@ -135,7 +133,7 @@ async function run(s) {
     const hours = s.durationMs / 3_600_000;
     const sm = (stats.BatchGetSecretValue?.calls ?? 0) + (stats.GetSecretValue?.calls ?? 0);
     row.smCallsPerHour = (sm * k) / hours;
-    row.cheapestPerHour = s.pods * Math.ceil(s.secrets / 20) * (3_600_000 / s.intervalMs);
+    row.cheapestPerHour = refreshCallsPerMonth(s.pods, s.secrets, s.intervalMs / 1000) / HOURS_PER_MONTH;
     row.dollarsPerMonth = row.smCallsPerHour * HOURS_PER_MONTH * DOLLARS_PER_CALL;
     row.cheapestDollars = row.cheapestPerHour * HOURS_PER_MONTH * DOLLARS_PER_CALL;
   }

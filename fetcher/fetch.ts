@@ -22,7 +22,7 @@ import type {
 } from '@aws-sdk/client-secrets-manager';
 import type { GetParametersCommandInput, GetParametersCommandOutput } from '@aws-sdk/client-ssm';
 import { failure, quoted, type Failure } from './errors.js';
-import { describeQuota } from './quotas.js';
+import { describeQuota, PARAMETERS_PER_CALL, SECRETS_PER_BATCH } from './quotas.js';
 import { parseReference, type Reference } from './reference.js';
 import type { FetchSpec, SecretItem } from './spec.js';
 import type { Throttled } from './retry.js';
@@ -43,9 +43,7 @@ export interface AwsApi {
   throttled?(): Throttled[];
 }
 
-/** Service limits: BatchGetSecretValue takes up to 20 SecretIds, GetParameters up to 10 Names. */
-export const SECRETS_PER_BATCH = 20;
-export const PARAMETERS_PER_CALL = 10;
+export { PARAMETERS_PER_CALL, SECRETS_PER_BATCH };
 /** Calls in flight at once: enough to hide latency, few enough not to trip throttling. */
 export const DEFAULT_CONCURRENCY = 8;
 

@@ -44,3 +44,16 @@ export function describeQuota(api: string): string | undefined {
   const shared = q.sharedWith !== undefined ? `, shared with ${q.sharedWith}` : '';
   return `${q.perSecond.toLocaleString('en-US')} requests per second per account and Region${shared} (${q.adjustable ? 'adjustable' : 'not adjustable'}; ${q.source})`;
 }
+
+/** Secrets Manager bills $0.05 per 10,000 API calls (https://aws.amazon.com/secrets-manager/pricing/). */
+export const DOLLARS_PER_CALL = 0.05 / 10_000;
+/** AWS bills a month as 730 hours. */
+export const SECONDS_PER_MONTH = 730 * 3600;
+/** Service limits: BatchGetSecretValue takes up to 20 SecretIds, GetParameters up to 10 Names. */
+export const SECRETS_PER_BATCH = 20;
+export const PARAMETERS_PER_CALL = 10;
+
+/** Secrets Manager calls a month of refresh sidecars make: one batch per 20 secrets per pod per interval. */
+export function refreshCallsPerMonth(pods: number, secrets: number, intervalSeconds: number, batched = true): number {
+  return pods * (batched ? Math.ceil(secrets / SECRETS_PER_BATCH) : secrets) * (SECONDS_PER_MONTH / intervalSeconds);
+}
