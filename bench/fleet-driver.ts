@@ -97,6 +97,7 @@ const seedApi: AwsApi = {
   getParameters: async (_region, input) => ({
     Parameters: (input.Names ?? []).map((n) => ({ ARN: n, Name: n.slice(n.indexOf(':parameter') + 10), Value: 'seed', Version: 1 })),
   }),
+  getParametersByPath: async () => ({ Parameters: [] }),
   callerIdentity: async () => `arn:aws:sts::${ACCOUNT}:assumed-role/fleet/seed`,
 };
 

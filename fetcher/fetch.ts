@@ -20,16 +20,22 @@ import type {
   GetSecretValueCommandInput,
   GetSecretValueCommandOutput,
 } from '@aws-sdk/client-secrets-manager';
-import type { GetParametersCommandInput, GetParametersCommandOutput } from '@aws-sdk/client-ssm';
+import type {
+  GetParametersByPathCommandInput,
+  GetParametersByPathCommandOutput,
+  GetParametersCommandInput,
+  GetParametersCommandOutput,
+} from '@aws-sdk/client-ssm';
 import { failure, quoted, type Failure } from './errors.js';
 import { describeQuota, PARAMETERS_PER_CALL, SECRETS_PER_BATCH } from './quotas.js';
-import { parseReference, type Reference } from './reference.js';
+import { isPathReference, parseReference, type Reference } from './reference.js';
 import type { FetchSpec, SecretItem } from './spec.js';
 import type { Throttled } from './retry.js';
 
-export type BatchOutput = Pick<BatchGetSecretValueCommandOutput, 'SecretValues' | 'Errors'>;
+export type BatchOutput = Pick<BatchGetSecretValueCommandOutput, 'SecretValues' | 'Errors' | 'NextToken'>;
 export type GetOutput = Pick<GetSecretValueCommandOutput, 'ARN' | 'Name' | 'VersionId' | 'SecretString' | 'SecretBinary'>;
 export type ParametersOutput = Pick<GetParametersCommandOutput, 'Parameters' | 'InvalidParameters'>;
+export type ParametersByPathOutput = Pick<GetParametersByPathCommandOutput, 'Parameters' | 'NextToken'>;
 
 /** The AWS calls the fetcher makes, one identity, the region explicit on every call. */
 export interface AwsApi {
@@ -37,6 +43,8 @@ export interface AwsApi {
   /** `failFast`: a throttled answer is not retried (the caller splits the batch instead). */
   batchGetSecretValue(region: string, input: BatchGetSecretValueCommandInput, signal: AbortSignal, how?: { failFast?: boolean }): Promise<BatchOutput>;
   getParameters(region: string, input: GetParametersCommandInput, signal: AbortSignal): Promise<ParametersOutput>;
+  /** Whole SSM paths (paths.ts). */
+  getParametersByPath(region: string, input: GetParametersByPathCommandInput, signal: AbortSignal): Promise<ParametersByPathOutput>;
   /** The ARN from STS GetCallerIdentity, for failure reports. */
   callerIdentity(region: string, signal: AbortSignal): Promise<string>;
   /** Every API AWS throttled so far, with how often and over how long (aws.ts keeps count). */
@@ -63,6 +71,8 @@ export interface FetchedValue {
   binary?: Uint8Array;
   arn?: string;
   versionId?: string;
+  /** A whole path's secrets (paths.ts), each named by the rest of its name; no text of its own. */
+  members?: Array<{ name: string; value: FetchedValue }>;
 }
 
 export interface Plan {
@@ -97,6 +107,8 @@ export function plan(spec: Pick<FetchSpec, 'region' | 'items'>, envRegion?: stri
   const itemTargets = new Map<number, string>();
   const failures: Failure[] = [];
   spec.items.forEach((item: SecretItem, index) => {
+    // Whole paths (`prefix/*`) are listed, not got: paths.ts plans them.
+    if (isPathReference(item.ref)) return;
     const parsed = parseReference(item.ref);
     if ('error' in parsed) {
       failures.push(failure('FETCH_SPEC_INVALID', `the reference ${parsed.error}`, { ref: item.ref }));
@@ -310,7 +322,13 @@ export function throttleSummary(list: Throttled[]): string {
 }
 
 /** A call that AWS kept throttling until the retry budget was spent: the API, its quota, how long it tried. */
-function throttledFailure(t: Target, api: string, f: ErrorFacts, seen: Throttled | undefined, startedAt: number): Failure {
+export function throttledFailure(
+  t: { reference: { id: string }; region: string },
+  api: string,
+  f: Pick<ErrorFacts, 'code'>,
+  seen: Throttled | undefined,
+  startedAt: number,
+): Failure {
   const tried = ((Date.now() - startedAt) / 1000).toFixed(1);
   const count = seen !== undefined ? `, ${seen.count} throttled answer(s) in this pod` : '';
   const quota = describeQuota(api);

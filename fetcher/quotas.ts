@@ -7,8 +7,10 @@ export interface Quota {
   perSecond: number;
   /** What else counts against the same quota. */
   sharedWith?: string;
-  /** Whether AWS raises it on request (Service Quotas or a support case). */
+  /** Whether AWS raises it on request (Service Quotas, a support case or a paid setting). */
   adjustable: boolean;
+  /** With SSM Parameter Store's paid higher-throughput setting. */
+  higher?: number;
   /** AWS's page that states it. */
   source: string;
 }
@@ -21,12 +23,8 @@ const STS = 'https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quot
 export const QUOTAS = {
   GetSecretValue: { perSecond: 10_000, adjustable: false, source: SECRETS_MANAGER },
   BatchGetSecretValue: { perSecond: 100, adjustable: false, source: SECRETS_MANAGER },
-  GetParameters: {
-    perSecond: 40,
-    sharedWith: 'GetParameter and GetParametersByPath; 3,000 with the paid higher-throughput setting',
-    adjustable: true,
-    source: SSM,
-  },
+  GetParameters: { perSecond: 40, higher: 3_000, sharedWith: 'GetParameter and GetParametersByPath', adjustable: true, source: SSM },
+  GetParametersByPath: { perSecond: 40, higher: 100, sharedWith: 'GetParameter and GetParameters', adjustable: true, source: SSM },
   AssumeRoleWithWebIdentity: { perSecond: 600, adjustable: true, source: STS },
   AssumeRole: { perSecond: 600, sharedWith: 'GetCallerIdentity and the other STS calls made with credentials', adjustable: true, source: STS },
   GetCallerIdentity: { perSecond: 600, sharedWith: 'AssumeRole and the other STS calls made with credentials', adjustable: true, source: STS },
@@ -34,15 +32,13 @@ export const QUOTAS = {
 
 export type QuotaApi = keyof typeof QUOTAS;
 
-/** SSM Parameter Store's GetParameter(s) quota with the higher-throughput setting on. */
-export const SSM_HIGHER_THROUGHPUT = 3_000;
-
 /** "10,000 requests per second per account and Region (shared with …; adjustable), https://…" */
 export function describeQuota(api: string): string | undefined {
   const q = (QUOTAS as Record<string, Quota>)[api];
   if (q === undefined) return undefined;
   const shared = q.sharedWith !== undefined ? `, shared with ${q.sharedWith}` : '';
-  return `${q.perSecond.toLocaleString('en-US')} requests per second per account and Region${shared} (${q.adjustable ? 'adjustable' : 'not adjustable'}; ${q.source})`;
+  const higher = q.higher !== undefined ? `; ${q.higher.toLocaleString('en-US')} with the paid higher-throughput setting` : '';
+  return `${q.perSecond.toLocaleString('en-US')} requests per second per account and Region${shared}${higher} (${q.adjustable ? 'adjustable' : 'not adjustable'}; ${q.source})`;
 }
 
 /** Secrets Manager bills $0.05 per 10,000 API calls (https://aws.amazon.com/secrets-manager/pricing/). */

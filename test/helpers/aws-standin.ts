@@ -18,6 +18,7 @@ const BUCKET: Record<string, string> = {
   BatchGetSecretValue: 'BatchGetSecretValue',
   GetParameters: 'GetParameters',
   GetParameter: 'GetParameters',
+  GetParametersByPath: 'GetParametersByPath',
   AssumeRoleWithWebIdentity: 'AssumeRoleWithWebIdentity',
   AssumeRole: 'AssumeRole',
   GetCallerIdentity: 'AssumeRole',

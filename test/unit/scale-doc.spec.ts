@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DOLLARS_PER_CALL, QUOTAS, refreshCallsPerMonth, SSM_HIGHER_THROUGHPUT } from '../../fetcher/quotas.js';
+import { DOLLARS_PER_CALL, QUOTAS, refreshCallsPerMonth, type Quota } from '../../fetcher/quotas.js';
 import { REPO_ROOT } from '../helpers/tools.js';
 
 const doc = readFileSync(join(REPO_ROOT, 'docs/scale.md'), 'utf8');
@@ -27,8 +27,8 @@ describe('docs/scale.md', () => {
     const rows = tableAfter('<!-- checked against fetcher/quotas.ts -->');
     expect(rows.map((r) => r[0]!.replace(/`/g, ''))).toEqual(Object.keys(QUOTAS));
     for (const [api, , perSecond, adjustable, source] of rows) {
-      const q = QUOTAS[api!.replace(/`/g, '') as keyof typeof QUOTAS];
-      const higher = api === '`GetParameters`' ? ` (${SSM_HIGHER_THROUGHPUT.toLocaleString('en-US')} with higher throughput)` : '';
+      const q: Quota = QUOTAS[api!.replace(/`/g, '') as keyof typeof QUOTAS];
+      const higher = q.higher !== undefined ? ` (${q.higher.toLocaleString('en-US')} with higher throughput)` : '';
       expect(perSecond).toBe(`${q.perSecond.toLocaleString('en-US')}${higher}`);
       expect(adjustable).toBe(q.adjustable ? 'yes' : 'no');
       expect(source).toContain(`(${q.source})`);
