@@ -11,7 +11,7 @@ import { formatFailure, redactor, type Failure, type Redactor, type ReportContex
 import type { AwsApi, FetchedValue } from './fetch.js';
 import { collect, DEFAULT_TIMEOUTS, identityContext, reportedStrings, stsRegionOf, valueStrings } from './main.js';
 import { findConflicts } from './render.js';
-import type { FetchSpec, SecretItem } from './spec.js';
+import type { FetchSpec, RefreshSignal, SecretItem } from './spec.js';
 import { readMarker, updateSecrets, type UpdateHooks } from './update.js';
 import { insideVolume } from './volume.js';
 import type { Marker, MarkerEntry } from './write.js';
@@ -49,6 +49,8 @@ export interface RefreshDeps {
   log: (line: string) => void;
   /** The final word when the sidecar gives up (the termination message). */
   report?: (text: string) => void;
+  /** Sends the spec's refresh signal to the app (signal.ts); returns the line to log. */
+  signal?: (target: RefreshSignal) => string;
   hooks?: UpdateHooks;
 }
 
@@ -58,6 +60,8 @@ export interface CycleResult {
   failures: Failure[];
   /** Redacted, one line. */
   summary?: string;
+  /** What the refresh signal did, when files changed and the pod asked for one. */
+  signalled?: string;
 }
 
 export const oneLine = (failures: Failure[], ctx: ReportContext, redact: Redactor): string =>
@@ -68,6 +72,7 @@ export class Refresher {
   private readonly polled: Array<{ index: number; item: SecretItem }>;
   private entries: Array<MarkerEntry | undefined>;
   private lastSuccess: number;
+  private lastChange: string | undefined;
   private failuresInRow = 0;
   private readonly cleaned = new Set<string>();
   /** The values of the pass in progress (or the last one), for redaction; replaced each pass. */
@@ -90,6 +95,7 @@ export class Refresher {
     if (marker === undefined) return;
     const at = marker.fetchedAt === undefined ? Number.NaN : Date.parse(marker.fetchedAt);
     if (Number.isFinite(at)) this.lastSuccess = Math.min(at, this.deps.now());
+    if (typeof marker.changedAt === 'string') this.lastChange = marker.changedAt;
     // The fetcher writes one entry per item, in order.
     if (marker.secrets.length === this.spec.items.length && marker.secrets.every((e, i) => e?.ref === this.spec.items[i]!.ref)) {
       this.entries = [...marker.secrets];
@@ -139,16 +145,22 @@ export class Refresher {
         const complete = failures.length === 0 && writeFailures.length === 0;
         if (!complete && changed.length === 0) return undefined;
         if (complete) completeAt = now();
+        if (changed.length > 0) this.lastChange = new Date(now()).toISOString();
         const marker: Marker = { version: 1, fetchedAt: new Date(completeAt ?? this.lastSuccess).toISOString(), secrets: this.entries.filter((e): e is MarkerEntry => e !== undefined) };
+        if (this.lastChange !== undefined) marker.changedAt = this.lastChange;
         return marker;
       },
       { remove, cleaned: this.cleaned, ...(this.deps.hooks !== undefined && { hooks: this.deps.hooks }) },
     );
     failures.push(...update.failures);
     if (failures.length === 0 && completeAt !== undefined) this.lastSuccess = completeAt;
-    if (failures.length === 0) return { ok: true, changed: update.changed, failures };
+    // After the files and the marker, and only when a file changed: the app re-reads what is new.
+    const target = this.spec.refresh?.signal;
+    const signalled = update.changed.length > 0 && target !== undefined && this.deps.signal !== undefined ? this.deps.signal(target) : undefined;
+    const result: CycleResult = { ok: failures.length === 0, changed: update.changed, failures, ...(signalled !== undefined && { signalled }) };
+    if (result.ok) return result;
     const ctx = c.awsFailed ? await identityContext(this.deps.api, stsRegionOf(this.spec, this.deps.envRegion), 3_000) : {};
-    return { ok: false, changed: update.changed, failures, summary: oneLine(failures, ctx, this.redactor(ctx)) };
+    return { ...result, summary: oneLine(failures, ctx, this.redactor(ctx)) };
   }
 
   /** The loop: returns the exit code (0 once `stop` aborts, 1 when stale). */
@@ -163,6 +175,7 @@ export class Refresher {
       const r = await this.cycle(stop);
       if (stop.aborted) return 0;
       if (r.changed.length > 0) log(`refresh: rewrote ${r.changed.length} file(s): ${r.changed.join(', ')}`);
+      if (r.signalled !== undefined) log(r.signalled);
       if (r.ok) {
         if (this.failuresInRow > 0) log(`refresh: recovered after ${this.failuresInRow} failed attempt(s)`);
         this.failuresInRow = 0;
