@@ -57,6 +57,7 @@ describe('loadConfig', () => {
       REFRESHER_CPU_LIMIT: '50m',
       REFRESHER_MEMORY_LIMIT: '',
       NATIVE_SIDECARS: 'false',
+      CPU_LIMIT_POLICY: 'fixed',
       FETCHER_NODE_CREDENTIALS: 'allow',
       SHUTDOWN_DELAY_SECONDS: '5',
       SHUTDOWN_TIMEOUT_SECONDS: '10',
@@ -80,6 +81,7 @@ describe('loadConfig', () => {
         nativeSidecars: false,
         refresherResources: { requests: { cpu: '1m', memory: '40Mi' }, limits: { cpu: '50m' } },
         nodeCredentials: 'allow',
+        cpuLimitPolicy: 'fixed',
       },
     });
   });

@@ -41,6 +41,12 @@ export interface MutationConfig {
    * default chain); the fetcher then carries NODE_CREDENTIALS_ENV=allow. Default `deny`.
    */
   nodeCredentials: 'deny' | 'allow';
+  /**
+   * `pod` (the default when unset): the fetcher's CPU limit is read from the pod, as large as the
+   * pod's own limits allow and never below `fetcherResources.limits.cpu`, and the refresher goes
+   * unlimited in an unlimited pod (webhook/cpu-limit.ts); `fixed`: exactly the configured limits.
+   */
+  cpuLimitPolicy?: 'pod' | 'fixed';
 }
 
 export const DEFAULT_MUTATION_CONFIG: MutationConfig = {
@@ -58,6 +64,7 @@ export const DEFAULT_MUTATION_CONFIG: MutationConfig = {
     limits: { cpu: '100m', memory: '64Mi' },
   },
   nodeCredentials: 'deny',
+  cpuLimitPolicy: 'pod',
 };
 
 /** How one review ended; the shell turns this into a log line and metrics. */
