@@ -47,6 +47,11 @@ export interface MutationConfig {
    * unlimited in an unlimited pod (webhook/cpu-limit.ts); `fixed`: exactly the configured limits.
    */
   cpuLimitPolicy?: 'pod' | 'fixed';
+  /**
+   * Where write-through keeps Kubernetes Secrets in Secrets Manager (WRITE_THROUGH_*), for pods'
+   * `fromSecret` entries; unset, such entries are refused.
+   */
+  store?: { cluster: string; prefix: string; region?: string };
 }
 
 export const DEFAULT_MUTATION_CONFIG: MutationConfig = {
