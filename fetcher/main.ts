@@ -59,8 +59,8 @@ export function valueStrings(values: Iterable<FetchedValue>): string[] {
     while (stack.length > 0) {
       const v = stack.pop();
       if (typeof v === 'string') out.push(v);
-      // Long numbers may be PINs or account numbers; short ones and booleans would only match noise.
-      else if (typeof v === 'number' && String(v).length >= 6) out.push(String(v));
+      // Every number: a PIN or an account number is one (the redactor takes short ones only as words of their own).
+      else if (typeof v === 'number') out.push(String(v));
       else if (Array.isArray(v)) for (const x of v) stack.push(x);
       else if (typeof v === 'object' && v !== null) for (const x of Object.values(v)) stack.push(x);
     }
