@@ -25,6 +25,7 @@ import {
 import { isPathReference, parsePathReference, parseReference } from '../fetcher/reference.js';
 import { MAX_ANNOTATIONS_BYTES, PREFIX, STATUS_ANNOTATION, STATUS_INJECTED, type InjectionRequest } from './annotations.js';
 import { problem, quote, type Problem } from './problems.js';
+import { cpuLimits, type CpuLimits } from './cpu-limit.js';
 import { quantityValue } from './quantity.js';
 import type { MutationConfig } from './types.js';
 
@@ -252,10 +253,11 @@ export function validateResources(pod: Pod, config: MutationConfig): Problem[] {
   const own = pod.spec.resources;
   if (!isObject(own)) return [];
   const problems: Problem[] = [];
+  const fetcher = fetcherResources(config, cpuLimits(pod, config));
   for (const kind of ['requests', 'limits'] as const) {
     const podSide = own[kind];
     if (!isObject(podSide)) continue;
-    for (const [resource, wanted] of Object.entries(config.fetcherResources[kind])) {
+    for (const [resource, wanted] of Object.entries(fetcher[kind])) {
       const have = podSide[resource];
       const haveValue = typeof have === 'string' ? quantityValue(have) : typeof have === 'number' ? have : undefined;
       const wantedValue = quantityValue(wanted);
@@ -388,12 +390,21 @@ function networkOf(config: MutationConfig, caVolume: string | undefined): { env:
   return { env, mounts };
 }
 
+/** The configured resources with the CPU limit chosen for this pod (none: no CPU limit). */
+function withCpuLimit(configured: MutationConfig['fetcherResources'], cpu: string | undefined) {
+  const { cpu: _configured, ...limits } = configured.limits;
+  return { requests: { ...configured.requests }, limits: cpu === undefined ? limits : { cpu, ...limits } };
+}
+
+export const fetcherResources = (config: MutationConfig, cpu: CpuLimits) => withCpuLimit(config.fetcherResources, cpu.fetcher);
+
 export function buildInitContainer(
   name: string,
   volume: string,
   spec: FetchSpec,
   identity: Identity,
   config: MutationConfig,
+  cpu: CpuLimits,
   caVolume?: string,
 ): V1Container {
   const network = networkOf(config, caVolume);
@@ -411,7 +422,7 @@ export function buildInitContainer(
       // Visible in the pod: this fetcher may fall back to the node's credentials.
       ...(config.nodeCredentials === 'allow' ? [{ name: NODE_CREDENTIALS_ENV, value: 'allow' }] : []),
     ],
-    resources: { requests: { ...config.fetcherResources.requests }, limits: { ...config.fetcherResources.limits } },
+    resources: fetcherResources(config, cpu),
     // Pod Security "restricted" asks for every one of these; the fetcher needs none of the rest.
     securityContext: {
       runAsNonRoot: true,
@@ -439,14 +450,15 @@ export function buildRefresher(
   spec: FetchSpec,
   identity: Identity,
   config: MutationConfig,
+  cpu: CpuLimits,
   caVolume?: string,
 ): V1Container {
-  const base = buildInitContainer(name, volume, spec, identity, config, caVolume);
+  const base = buildInitContainer(name, volume, spec, identity, config, cpu, caVolume);
   return {
     ...base,
     args: [...REFRESH_ARGS],
     env: [...(base.env ?? []), { name: 'NODE_OPTIONS', value: REFRESHER_NODE_OPTIONS }],
-    resources: structuredClone(config.refresherResources),
+    resources: withCpuLimit(config.refresherResources, cpu.refresher),
     restartPolicy: 'Always',
   };
 }
@@ -492,10 +504,11 @@ export function mutate(pod: Pod, request: InjectionRequest, config: MutationConf
   // app's /proc entries and signal it, and every file and directory has one owner throughout.
   const asApp = (c: V1Container): Container =>
     (runAs?.uid === undefined || runAs.gid === undefined ? c : { ...c, securityContext: { ...c.securityContext, runAsUser: runAs.uid, runAsGroup: runAs.gid } }) as Container;
-  const containers = [asApp(buildInitContainer(name, volume, spec, identity, config, caVolume))];
+  const cpu = cpuLimits(pod, config);
+  const containers = [asApp(buildInitContainer(name, volume, spec, identity, config, cpu, caVolume))];
   if (spec.refresh !== undefined) {
     const refresher = uniqueName(REFRESHER_NAME, new Set([...names, name]));
-    containers.push(asApp(buildRefresher(refresher, volume, spec, identity, config, caVolume)));
+    containers.push(asApp(buildRefresher(refresher, volume, spec, identity, config, cpu, caVolume)));
   } else if (request.refreshSeconds !== undefined) {
     warnings.push(`${PREFIX}refresh ignored: every secret is pinned to a versionId, so there is nothing to refresh`);
   }
