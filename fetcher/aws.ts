@@ -55,10 +55,12 @@ const JSON_PARSE_ERROR = /in JSON at position|is not valid JSON|Unexpected (toke
 /** Credentials are resolved again this long before they expire (the refresh sidecar outlives them). */
 export const CREDENTIALS_REFRESH_MS = 5 * 60_000;
 
-function tagged(stage: 'credentials' | 'assume-role', provider: AwsCredentialIdentityProvider): AwsCredentialIdentityProvider {
+type Forgettable = AwsCredentialIdentityProvider & { forget: () => void };
+
+function tagged(stage: 'credentials' | 'assume-role', provider: AwsCredentialIdentityProvider): Forgettable {
   let pending: Promise<AwsCredentialIdentity> | undefined;
   let expiresAt = Number.POSITIVE_INFINITY;
-  return () => {
+  const resolve = () => {
     // One resolution while it is good: every client shares it, so IRSA exchanges its token once
     // per credential lifetime. A failure is not kept: the refresh sidecar's next pass asks again.
     if (pending !== undefined && Date.now() >= expiresAt - CREDENTIALS_REFRESH_MS) pending = undefined;
@@ -78,6 +80,9 @@ function tagged(stage: 'credentials' | 'assume-role', provider: AwsCredentialIde
     );
     return pending;
   };
+  // memoized: the SDK takes this cache as its own instead of keeping the credentials in one of its
+  // own, which would go on signing with them after `forget` until their stated expiry.
+  return Object.assign(resolve, { forget: () => void (pending = undefined), memoized: true });
 }
 
 interface ProviderClientConfig {
@@ -142,7 +147,7 @@ export function createAwsApi(opts: AwsOptions): AwsApi {
     'credentials',
     sourceProvider(opts.source, opts.sessionName, { region: opts.stsRegion, maxAttempts: common.maxAttempts, requestHandler: common.requestHandler }),
   );
-  let credentials = base;
+  let credentials: Forgettable = base;
   if (opts.roleArn !== undefined) {
     const sts = new STSClient({ ...common, region: opts.stsRegion, credentials: base });
     const roleArn = opts.roleArn;
@@ -177,6 +182,11 @@ export function createAwsApi(opts: AwsOptions): AwsApi {
     batchGetSecretValue: (region, input, abortSignal) => sm(region).send(new BatchGetSecretValueCommand(input), { abortSignal }),
     getParameters: (region, input, abortSignal) => ssmIn(region).send(new GetParametersCommand(input), { abortSignal }),
     getParametersByPath: (region, input, abortSignal) => ssmIn(region).send(new GetParametersByPathCommand(input), { abortSignal }),
+    forgetCredentials: () => {
+      // Both: a chained role's session may outlive the source's, never the other way round.
+      base.forget();
+      credentials.forget();
+    },
     callerIdentity: async (region, abortSignal) => {
       const c = client(sts, region, () => new STSClient({ ...common, maxAttempts: 2, region, credentials }));
       const out = await c.send(new GetCallerIdentityCommand({}), { abortSignal });

@@ -37,7 +37,15 @@ export interface AwsApi {
   getParametersByPath(region: string, input: GetParametersByPathCommandInput, signal: AbortSignal): Promise<ParametersByPathOutput>;
   /** The ARN from STS GetCallerIdentity, for failure reports. */
   callerIdentity(region: string, signal: AbortSignal): Promise<string>;
+  /** Drops the credentials resolved so far: the next call resolves them again (AWS held them as expired). */
+  forgetCredentials?(): void;
 }
+
+/**
+ * AWS error codes that say the credentials themselves are no longer good (whatever their stated
+ * expiry: a node clock behind AWS's keeps them past it), so they must be resolved again.
+ */
+export const STALE_CREDENTIAL_CODES: ReadonlySet<string> = new Set(['ExpiredToken', 'ExpiredTokenException', 'InvalidClientTokenId']);
 
 /** Service limits: BatchGetSecretValue takes up to 20 SecretIds, GetParameters up to 10 Names. */
 export const SECRETS_PER_BATCH = 20;
