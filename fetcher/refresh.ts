@@ -132,7 +132,7 @@ export class Refresher {
     const deadline = AbortSignal.any([stop, AbortSignal.timeout(timeouts.deadlineSeconds * 1000)]);
     const pollSpec: FetchSpec = { ...this.spec, items: this.polled.map((p) => p.item) };
     this.seen = new Map();
-    const c = await collect(pollSpec, this.deps.api, this.deps.envRegion, deadline, this.seen);
+    const c = await collect(pollSpec, this.deps.api, this.deps.envRegion, deadline, this.seen, 'refresh');
     if (stop.aborted) return { ok: false, changed: [], failures: [] };
     const failures = [...c.failures];
     let files = c.files;
