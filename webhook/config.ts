@@ -8,6 +8,7 @@ import { Command, CommanderError, Option as CommanderOption } from 'commander';
 import { NODE_CREDENTIALS_VALUES } from '../fetcher/identity.js';
 import { NETWORK_ENV, NODE_CREDENTIALS_ENV, type NetworkEnvName } from '../fetcher/spec.js';
 import { reservedMountPath } from './annotations.js';
+import { PLAIN_HTTP_SETTING } from './validate-fetcher.js';
 import { quantityValue } from './quantity.js';
 import { DEFAULT_MUTATION_CONFIG, type MutationConfig } from './types.js';
 
@@ -114,7 +115,7 @@ function url(what: string, pathAllowed: boolean) {
     } catch {
       return fail(`must be a URL such as ${what}`);
     }
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') return fail(`must be an http:// or https:// URL such as ${what}`);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') return fail(`must be an ${what.startsWith('https:') ? '' : 'http:// or '}https:// URL such as ${what}`);
     if (u.username !== '' || u.password !== '') {
       return fail('must not carry a user name or password: it would be copied in clear into every injected pod\'s spec');
     }
@@ -302,7 +303,7 @@ export const OPTIONS = {
   fetcherEndpointSecretsManager: {
     env: 'FETCHER_AWS_ENDPOINT_URL_SECRETS_MANAGER',
     default: undefined,
-    doc: "The fetcher's `AWS_ENDPOINT_URL_SECRETS_MANAGER`: Secrets Manager at another URL, e.g. an interface VPC endpoint without private DNS, or an emulator in a test cluster.",
+    doc: "The fetcher's `AWS_ENDPOINT_URL_SECRETS_MANAGER`: Secrets Manager at another `https://` URL, e.g. an interface VPC endpoint without private DNS, or an emulator behind TLS in a test cluster.",
     parse: optional(url('https://vpce-0abc.secretsmanager.us-east-1.vpce.amazonaws.com', true)),
   },
   fetcherEndpointSsm: {
@@ -316,6 +317,12 @@ export const OPTIONS = {
     default: undefined,
     doc: "The fetcher's `AWS_ENDPOINT_URL_STS`: the same for STS (IRSA's token exchange, `role-arn` chaining, the failure report's identity).",
     parse: optional(url('https://vpce-0abc.sts.us-east-1.vpce.amazonaws.com', true)),
+  },
+  fetcherAllowPlainHttpEndpoints: {
+    env: PLAIN_HTTP_SETTING,
+    default: 'false',
+    doc: "`true`: the three endpoint URLs above may be plain `http://`, for a local emulator (moto, LocalStack) on a development machine only: IRSA's token, the session credentials and the secret values then cross the network in clear. `false`: an `http://` endpoint stops the webhook at start and refuses pods. The chart has no value for it.",
+    parse: bool,
   },
   fetcherCaBundleConfigMap: {
     env: 'FETCHER_CA_BUNDLE_CONFIGMAP',
@@ -434,6 +441,17 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     // Configuration"): every fetch would fail.
     if (on === true && endpoints) errors.push(`${name}=true cannot be combined with a FETCHER_AWS_ENDPOINT_URL_* setting: the endpoint URL already names the host`);
   }
+  if (v.fetcherAllowPlainHttpEndpoints !== true) {
+    for (const [name, value] of [
+      ['FETCHER_AWS_ENDPOINT_URL_SECRETS_MANAGER', v.fetcherEndpointSecretsManager],
+      ['FETCHER_AWS_ENDPOINT_URL_SSM', v.fetcherEndpointSsm],
+      ['FETCHER_AWS_ENDPOINT_URL_STS', v.fetcherEndpointSts],
+    ] as const) {
+      if (value !== undefined && !value.toLowerCase().startsWith('https://')) {
+        errors.push(`${name}=${JSON.stringify(value)} must be https://: IRSA's token, the session credentials and the secret values would cross the network in clear (${PLAIN_HTTP_SETTING}=true allows http:// for a local emulator only)`);
+      }
+    }
+  }
   if (errors.length > 0) return { errors };
 
   const requests: Record<string, string> = { cpu: v.fetcherCpuRequest!, memory: v.fetcherMemoryRequest! };
@@ -456,6 +474,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     },
     nodeCredentials: v.fetcherNodeCredentials!,
   };
+  if (v.fetcherAllowPlainHttpEndpoints === true) mutation.allowPlainHttpEndpoints = true;
   if (v.volumeSizeLimit !== undefined) mutation.volumeSizeLimit = v.volumeSizeLimit;
   if (v.fetchDeadlineSeconds !== undefined) mutation.fetchTimeouts = { deadlineSeconds: v.fetchDeadlineSeconds };
   const network: Record<NetworkEnvName, string | undefined> = {

@@ -23,6 +23,7 @@ import {
 } from '../fetcher/spec.js';
 import { parseReference } from '../fetcher/reference.js';
 import { MAX_ANNOTATIONS_BYTES, PREFIX, STATUS_ANNOTATION, STATUS_INJECTED, type InjectionRequest } from './annotations.js';
+import { kubeletLiteral } from './kubelet-env.js';
 import { problem, quote, type Problem } from './problems.js';
 import { quantityValue } from './quantity.js';
 import type { MutationConfig } from './types.js';
@@ -316,7 +317,7 @@ export function validateRefresh(request: InjectionRequest, config: MutationConfi
 
 /** The fetcher's network settings and CA bundle: env and mounts beside the identity's. */
 function networkOf(config: MutationConfig, caVolume: string | undefined): { env: V1EnvVar[]; mounts: V1VolumeMount[] } {
-  const env: V1EnvVar[] = (config.fetcherNetworkEnv ?? []).map((e) => ({ name: e.name, value: e.value }));
+  const env: V1EnvVar[] = (config.fetcherNetworkEnv ?? []).map((e) => ({ name: e.name, value: kubeletLiteral(e.value) }));
   const mounts: V1VolumeMount[] = [];
   if (config.fetcherCaBundle !== undefined && caVolume !== undefined) {
     env.push({ name: CA_BUNDLE_ENV, value: CA_BUNDLE_FILE });
@@ -340,7 +341,8 @@ export function buildInitContainer(
     imagePullPolicy: config.fetcherImagePullPolicy,
     args: [...FETCH_ARGS],
     env: [
-      { name: SPEC_ENV, value: serialiseSpec(spec) },
+      // Escaped: a `$(...)` in a key would otherwise be expanded by the kubelet.
+      { name: SPEC_ENV, value: kubeletLiteral(serialiseSpec(spec)) },
       { name: POD_NAME_ENV, valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.name' } } },
       { name: POD_NAMESPACE_ENV, valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } } },
       ...identity.env,

@@ -452,15 +452,15 @@ suite('chart: notable values', () => {
     ]);
     const endpoints = renderChart(HELM, {
       set: {
-        'fetcher.network.endpoints.secretsManager': 'http://moto.aws.svc:5000',
-        'fetcher.network.endpoints.ssm': 'http://moto.aws.svc:5000',
-        'fetcher.network.endpoints.sts': 'http://moto.aws.svc:5000',
+        'fetcher.network.endpoints.secretsManager': 'https://moto.aws.svc:5000',
+        'fetcher.network.endpoints.ssm': 'https://moto.aws.svc:5000',
+        'fetcher.network.endpoints.sts': 'https://moto.aws.svc:5000',
       },
     });
     expect(envOf(endpoints)).toMatchObject({
-      FETCHER_AWS_ENDPOINT_URL_SECRETS_MANAGER: 'http://moto.aws.svc:5000',
-      FETCHER_AWS_ENDPOINT_URL_SSM: 'http://moto.aws.svc:5000',
-      FETCHER_AWS_ENDPOINT_URL_STS: 'http://moto.aws.svc:5000',
+      FETCHER_AWS_ENDPOINT_URL_SECRETS_MANAGER: 'https://moto.aws.svc:5000',
+      FETCHER_AWS_ENDPOINT_URL_SSM: 'https://moto.aws.svc:5000',
+      FETCHER_AWS_ENDPOINT_URL_STS: 'https://moto.aws.svc:5000',
     });
     expect(loadChartEnv(endpoints)).toHaveProperty('config');
   });
@@ -602,6 +602,9 @@ suite('chart: bad values are refused with a clear message', () => {
     ['caBundle not base64', { 'webhook.caBundle': '-----BEGIN CERTIFICATE-----' }, /at '\/webhook\/caBundle'/],
     ['a proxy with credentials', { 'fetcher.network.httpsProxy': 'http://user:pw@proxy:3128' }, /at '\/fetcher\/network\/httpsProxy'/],
     ['an endpoint that is not a URL', { 'fetcher.network.endpoints.sts': 'sts.example' }, /at '\/fetcher\/network\/endpoints\/sts'/],
+    ['a plain http:// endpoint', { 'fetcher.network.endpoints.sts': 'http://moto.aws.svc:5000' }, /at '\/fetcher\/network\/endpoints\/sts'/],
+    ['a plain http:// Secrets Manager endpoint', { 'fetcher.network.endpoints.secretsManager': 'http://moto.aws.svc:5000' }, /at '\/fetcher\/network\/endpoints\/secretsManager'/],
+    ['a plain http:// SSM endpoint', { 'fetcher.network.endpoints.ssm': 'HTTP://moto.aws.svc:5000' }, /at '\/fetcher\/network\/endpoints\/ssm'/],
     ['a CA bundle ConfigMap name with capitals', { 'fetcher.network.caBundle.configMap': 'Corp' }, /at '\/fetcher\/network\/caBundle\/configMap'/],
     ['zero replicas', { replicaCount: 0 }, /at '\/replicaCount': minimum: got 0, want 1/],
     [
