@@ -21,6 +21,8 @@ const PULL_POLICIES = ['Always', 'IfNotPresent', 'Never'] as const;
 export interface WebhookConfig {
   host: string;
   port: number;
+  /** Undefined: no monitoring port of its own. */
+  monitorPort?: number;
   /** Both set, or both undefined (then a self-signed development certificate is served). */
   tlsCertFile?: string;
   tlsKeyFile?: string;
@@ -160,7 +162,13 @@ export const OPTIONS = {
     doc: 'Address to listen on. `::` listens on every IPv6 and IPv4 address (falls back to `0.0.0.0` where IPv6 is off).',
     parse: host,
   },
-  port: { env: 'PORT', default: '8443', doc: 'HTTPS port (0: any free port).', parse: integer(0, 65535) },
+  port: { env: 'PORT', default: '8443', doc: 'HTTPS port of the reviews (0: any free port).', parse: integer(0, 65535) },
+  monitorPort: {
+    env: 'MONITOR_PORT',
+    default: undefined,
+    doc: 'HTTPS port of `/healthz`, `/readyz` and `/metrics` alone (0: any free port), so that a client saturating the review port cannot fail the probes and have the pod restarted; the chart sets it. Unset: none (the review port answers them too, as it always does).',
+    parse: (raw: string): Parsed<number | undefined> => (raw === '' ? ok(undefined) : integer(0, 65535)(raw)),
+  },
   tlsCertFile: {
     env: 'TLS_CERT_FILE',
     default: undefined,
@@ -499,6 +507,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     shutdownTimeoutSeconds: v.shutdownTimeoutSeconds!,
     mutation,
   };
+  if (v.monitorPort !== undefined) config.monitorPort = v.monitorPort;
   if (v.tlsCertFile !== undefined && v.tlsKeyFile !== undefined) {
     config.tlsCertFile = v.tlsCertFile;
     config.tlsKeyFile = v.tlsKeyFile;

@@ -5,7 +5,7 @@ import { pino, type Logger } from 'pino';
 import { loadConfig, type WebhookConfig } from './config.js';
 import { WebhookMetrics } from './metrics.js';
 import { review } from './review.js';
-import { buildServer, setServingPair, type Lifecycle, type WebhookServer } from './server.js';
+import { buildMonitorServer, buildServer, setServingPair, type Lifecycle, type WebhookServer } from './server.js';
 import { describePair, developmentPair, readPair, TlsError, TlsReloader, type TlsPair } from './tls.js';
 
 export const EXIT_OK = 0;
@@ -53,7 +53,9 @@ async function serve(config: WebhookConfig, logger: Logger): Promise<number> {
   metrics.tlsInService(pair.notAfter);
   const lifecycle: Lifecycle = { draining: false };
   const app = buildServer({ mutation: config.mutation }, { review, logger, metrics, tls: pair, lifecycle });
-  await listen(app, config, logger);
+  await listen(app, config.host, config.port, logger, '/mutate');
+  const monitor = config.monitorPort === undefined ? undefined : buildMonitorServer({ logger, metrics, tls: pair, lifecycle });
+  if (monitor !== undefined) await listen(monitor, config.host, config.monitorPort!, logger, '/healthz');
 
   let reloader: TlsReloader | undefined;
   if (config.tlsCertFile !== undefined && config.tlsKeyFile !== undefined) {
@@ -61,7 +63,10 @@ async function serve(config: WebhookConfig, logger: Logger): Promise<number> {
       certFile: config.tlsCertFile,
       keyFile: config.tlsKeyFile,
       current: pair,
-      apply: (next) => setServingPair(app, next),
+      apply: (next) => {
+        setServingPair(app, next);
+        if (monitor !== undefined) setServingPair(monitor, next);
+      },
       log: logger,
       onResult: (result, next) => {
         metrics.tlsReload(result);
@@ -93,22 +98,23 @@ async function serve(config: WebhookConfig, logger: Logger): Promise<number> {
   timer.unref();
   await app.close();
   clearTimeout(timer);
+  await monitor?.close();
   logger.info('stopped');
   return timedOut ? EXIT_FAILURE : EXIT_OK;
 }
 
-async function listen(app: WebhookServer, config: WebhookConfig, logger: Logger): Promise<void> {
+async function listen(app: WebhookServer, wantedHost: string, wantedPort: number, logger: Logger, path: string): Promise<void> {
   try {
-    await app.listen({ host: config.host, port: config.port });
+    await app.listen({ host: wantedHost, port: wantedPort });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     // `::` where the kernel has IPv6 off: listen on every IPv4 address instead.
-    if (config.host !== '::' || (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL')) throw e;
-    await app.listen({ host: '0.0.0.0', port: config.port });
+    if (wantedHost !== '::' || (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL')) throw e;
+    await app.listen({ host: '0.0.0.0', port: wantedPort });
   }
   const address = app.server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : config.port;
-  const host = typeof address === 'object' && address !== null ? address.address : config.host;
+  const port = typeof address === 'object' && address !== null ? address.port : wantedPort;
+  const host = typeof address === 'object' && address !== null ? address.address : wantedHost;
   const shown = host === '::' || host === '0.0.0.0' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
-  logger.info({ address: host, port, url: `https://${shown}:${port}/mutate` }, 'listening');
+  logger.info({ address: host, port, url: `https://${shown}:${port}${path}` }, 'listening');
 }

@@ -5,6 +5,7 @@
 import type { Server as HttpsServer } from 'node:https';
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
+import { ConnectionGuard } from './connections.js';
 import type { WebhookMetrics } from './metrics.js';
 import type { TlsPair } from './tls.js';
 import type { MutationConfig, ReviewHandler } from './types.js';
@@ -34,8 +35,22 @@ export interface ServerLimits {
   keepAliveMs: number;
   /** How often the header and request deadlines are checked (Node's default of 30 s let them run up to 30 s over). */
   checkMs: number;
-  /** Connections held at once; more are closed as they arrive (the memory of this many stays within the chart's limit). */
+  /**
+   * Connections held at once (the memory of this many stays within the chart's limit). When all
+   * are held, an idle one of the address holding the most is closed for each new one; a new one
+   * is refused only while every connection has a request in flight.
+   */
   maxConnections: number;
+  /**
+   * Connections one source address may hold: a quarter of the cap, so one client, or three, cannot
+   * take them all. The apiserver holds one per review in flight (HTTP/1.1), and its own limit on
+   * mutating requests in flight is 200 by default.
+   */
+  maxPerAddress: number;
+  /** A keep-alive connection older than this is closed after its next answer. */
+  maxAgeMs: number;
+  /** A keep-alive connection is closed after this many answers. */
+  maxRequests: number;
 }
 
 export const SERVER_LIMITS: Readonly<ServerLimits> = {
@@ -46,7 +61,13 @@ export const SERVER_LIMITS: Readonly<ServerLimits> = {
   keepAliveMs: 120_000,
   checkMs: 1_000,
   maxConnections: 1_000,
+  maxPerAddress: 250,
+  maxAgeMs: 300_000,
+  maxRequests: 1_000,
 };
+
+/** The monitoring port (probes, metrics): a kubelet and a scraper or two, never many. */
+export const MONITOR_LIMITS: Readonly<ServerLimits> = { ...SERVER_LIMITS, maxConnections: 64, maxPerAddress: 16 };
 
 export interface ServerConfig {
   mutation: MutationConfig;
@@ -101,12 +122,8 @@ function field(value: unknown, key: string): unknown {
   return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>)[key] : undefined;
 }
 
-export function buildServer(config: ServerConfig, deps: ServerDeps): WebhookServer {
-  const { review, metrics } = deps;
-  const lifecycle = deps.lifecycle ?? { draining: false };
-
-  const limits: ServerLimits = { ...SERVER_LIMITS, ...deps.limits };
-
+/** The fastify instance over TLS with `limits` applied, its connections held to their share. */
+function tlsApp(deps: Pick<ServerDeps, 'logger' | 'tls'>, limits: ServerLimits, port: 'review' | 'monitor'): { app: WebhookServer; guard: ConnectionGuard } {
   const app = Fastify({
     loggerInstance: deps.logger,
     https: {
@@ -131,17 +148,51 @@ export function buildServer(config: ServerConfig, deps: ServerDeps): WebhookServ
     forceCloseConnections: 'idle',
   }) as unknown as WebhookServer;
 
-  app.server.maxConnections = limits.maxConnections;
+  // A backstop only: the guard below keeps the count at maxConnections, and a connection it
+  // closes still counts until its socket has closed.
+  app.server.maxConnections = limits.maxConnections + limits.maxPerAddress;
   // One line per burst, not per connection: the burst is what an operator needs to see.
-  let dropped = 0;
-  app.server.on('drop', () => {
-    if (dropped++ === 0) {
+  let burst: Record<string, number> | undefined;
+  const guard = new ConnectionGuard(app.server, limits, (event) => {
+    if (burst === undefined) {
+      burst = {};
       setTimeout(() => {
-        deps.logger.warn({ dropped, maxConnections: limits.maxConnections }, 'connections closed on arrival: the server holds its maximum');
-        dropped = 0;
+        deps.logger.warn(
+          { port, ...burst, maxConnections: limits.maxConnections, maxPerAddress: limits.maxPerAddress },
+          'connections closed: one address over its share (address-share), or idle ones closed for new ones (evicted), or all busy (all-busy)',
+        );
+        burst = undefined;
       }, 10_000).unref();
     }
+    burst[event] = (burst[event] ?? 0) + 1;
   });
+  return { app, guard };
+}
+
+/** Health and metrics routes; on the monitoring port, and on the review port for callers that use it there. */
+function monitorRoutes(app: WebhookServer, metrics: WebhookMetrics, lifecycle: Lifecycle): void {
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) =>
+    lifecycle.draining ? sendError(reply, 503, 'shutting down') : reply.send({ status: 'ok' }),
+  );
+  app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.render()));
+}
+
+/**
+ * The monitoring server: /healthz, /readyz and /metrics on a port of their own, so a client that
+ * saturates the review port cannot fail the kubelet's probes and have the pod restarted.
+ */
+export function buildMonitorServer(deps: Pick<ServerDeps, 'logger' | 'tls' | 'metrics' | 'lifecycle' | 'limits'>): WebhookServer {
+  const { app } = tlsApp(deps, { ...MONITOR_LIMITS, ...deps.limits }, 'monitor');
+  app.setNotFoundHandler((req, reply) => sendError(reply, 404, `no route ${req.method} ${pathOf(req.url)}`));
+  monitorRoutes(app, deps.metrics, deps.lifecycle ?? { draining: false });
+  return app;
+}
+
+export function buildServer(config: ServerConfig, deps: ServerDeps): WebhookServer {
+  const { review, metrics } = deps;
+  const lifecycle = deps.lifecycle ?? { draining: false };
+  const { app } = tlsApp(deps, { ...SERVER_LIMITS, ...deps.limits }, 'review');
 
   // JSON only: without the text/plain parser, every other content type is a 415.
   app.removeContentTypeParser('text/plain');
@@ -235,11 +286,7 @@ export function buildServer(config: ServerConfig, deps: ServerDeps): WebhookServ
     });
   }
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_req, reply) =>
-    lifecycle.draining ? sendError(reply, 503, 'shutting down') : reply.send({ status: 'ok' }),
-  );
-  app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.render()));
+  monitorRoutes(app, metrics, lifecycle);
 
   return app;
 }
