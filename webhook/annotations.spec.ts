@@ -197,6 +197,44 @@ describe('the full form (secrets)', () => {
   });
 });
 
+describe('fromSecret entries (write-through)', () => {
+  const STORE = { ...DEFAULTS, store: { cluster: 'prod-eu1', prefix: 'k8s' }, namespace: 'payments' };
+  const parse = (value: string, defaults: Parameters<typeof parseAnnotations>[1] = STORE) => parseAnnotations({ [k('secrets')]: value }, defaults);
+
+  it.each([
+    ['- fromSecret: db-creds', [{ ref: 'k8s/prod-eu1/payments/db-creds', explode: true, file: 'db-creds' }]],
+    ['- {fromSecret: db-creds, file: db, mode: "0400"}', [{ ref: 'k8s/prod-eu1/payments/db-creds', explode: true, file: 'db', mode: 0o400 }]],
+    ['- {fromSecret: db-creds, key: password}', [{ ref: 'k8s/prod-eu1/payments/db-creds', key: 'password', file: 'password' }]],
+    ['- {fromSecret: db-creds, key: password, file: pw}', [{ ref: 'k8s/prod-eu1/payments/db-creds', key: 'password', file: 'pw' }]],
+    ['- {fromSecret: db-creds, format: env, file: db.env}', [{ ref: 'k8s/prod-eu1/payments/db-creds', format: 'env', file: 'db.env' }]],
+    ['- {fromSecret: db-creds, explode: false}', [{ ref: 'k8s/prod-eu1/payments/db-creds', file: 'db-creds' }]],
+    ['- {fromSecret: db-creds, prefix: DB_}', [{ ref: 'k8s/prod-eu1/payments/db-creds', explode: true, file: 'db-creds', prefix: 'DB_' }]],
+  ])('%s resolves in the pod\'s namespace', (value, items) => {
+    const r = parse(value);
+    if ('problems' in r) throw new Error(JSON.stringify(r.problems));
+    expect(r.request.items).toEqual(items);
+  });
+
+  it('reads in the store\'s region, and refuses a pod region that differs', () => {
+    const withRegion = { ...STORE, store: { ...STORE.store, region: 'eu-west-1' } };
+    const r = parse('- fromSecret: db-creds', withRegion);
+    expect('request' in r && r.request.region).toBe('eu-west-1');
+    const clash = parseAnnotations({ [k('secrets')]: '- fromSecret: db-creds', [k('region')]: 'us-east-1' }, withRegion);
+    expect('problems' in clash && clash.problems.map((p) => p.message).join()).toContain('fromSecret entries are kept in "eu-west-1"');
+  });
+
+  it.each([
+    ['- {fromSecret: db, ref: x}', STORE, 'ref and fromSecret are mutually exclusive'],
+    ['- fromSecret: Not_A_Name', STORE, 'is not a Secret name'],
+    ['- fromSecret: db', DEFAULTS, 'needs the webhook setting WRITE_THROUGH_CLUSTER'],
+    ['- fromSecret: db', { ...DEFAULTS, store: STORE.store }, "needs the pod's namespace"],
+    ['- {fromSecret: db, explode: true, key: k}', STORE, 'key and explode are mutually exclusive'],
+  ])('%s is refused: %s', (value, defaults, message) => {
+    const r = parse(value, defaults);
+    expect('problems' in r && r.problems.map((p) => p.message).join()).toContain(message);
+  });
+});
+
 describe('should-inject', () => {
   it.each([
     [{ [k('sidecarInjectorWebhook')]: 'enabled', [k('secret-arn')]: ARN }, true],

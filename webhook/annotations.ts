@@ -24,6 +24,7 @@ import {
   type SecretItem,
 } from '../fetcher/spec.js';
 import { isValidRegion, parseReference, type Reference } from '../fetcher/reference.js';
+import { storeName } from '../store/layout.js';
 import { repeatedKey } from './yaml-keys.js';
 import { firstOf, MAX_LISTED_PROBLEMS, problem, quote, type Problem } from './problems.js';
 
@@ -164,8 +165,8 @@ export const SECRETS: AnnotationDef<SecretItem[]> = {
   name: 'secrets',
   values: 'YAML or JSON list',
   default: '—',
-  doc: 'Full form, one entry per secret: `ref` (required), `file`, `key`, `explode`, `prefix`, `versionStage` \\| `versionId`, `mode`, `format` (`raw` \\| `json` \\| `env`).',
-  parse: parseSecretsList,
+  doc: 'Full form, one entry per secret: `ref` or `fromSecret`, `file`, `key`, `explode`, `prefix`, `versionStage` \\| `versionId`, `mode`, `format` (`raw` \\| `json` \\| `env`). `fromSecret: <name>` reads a Kubernetes Secret of the pod\'s namespace kept in Secrets Manager (docs/write-through.md): one file per key under the directory `file` (default: the Secret\'s name).',
+  parse: (v) => parseSecretsList(v),
 };
 
 export const MOUNT_PATH_DEF: AnnotationDef<string> = {
@@ -290,7 +291,27 @@ export function registryNames(): string[] {
 // ---------------------------------------------------------------------------------------------
 // The full form
 
-const ENTRY_KEYS = ['ref', 'file', 'key', 'explode', 'prefix', 'versionStage', 'versionId', 'mode', 'format'] as const;
+const ENTRY_KEYS = ['ref', 'fromSecret', 'file', 'key', 'explode', 'prefix', 'versionStage', 'versionId', 'mode', 'format'] as const;
+const SECRET_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** Where `fromSecret` entries resolve: the webhook's write-through settings and the pod's namespace. */
+export interface StoreContext {
+  store?: { cluster: string; prefix: string };
+  namespace?: string;
+  /** Set when an entry used `fromSecret`. */
+  used?: boolean;
+}
+
+/** The store name a `fromSecret` entry reads, or why it cannot be resolved. */
+function fromSecretRef(name: string, context: StoreContext): Parsed<string> {
+  if (!SECRET_NAME.test(name) || name.length > 253) return { error: `fromSecret ${quote(name)} is not a Secret name (a DNS subdomain: lower-case letters, digits, "-", ".")` };
+  if (context.store === undefined) {
+    return { error: 'fromSecret needs the webhook setting WRITE_THROUGH_CLUSTER (chart writeThrough.cluster), which is not set' };
+  }
+  if (context.namespace === undefined) return { error: 'fromSecret needs the pod\'s namespace, which the request does not carry' };
+  const n = storeName(context.store, context.namespace, name);
+  return 'name' in n ? { value: n.name } : { error: `fromSecret ${quote(name)}: ${n.problem.message}` };
+}
 const VERSION_STAGE = /^[A-Za-z0-9_+=.@-]{1,256}$/;
 const VERSION_ID = /^[A-Za-z0-9-]{32,64}$/;
 
@@ -303,7 +324,7 @@ function defaultFileFor(ref: Reference): string | undefined {
   return last !== undefined && plainFileName(last) === undefined ? last : undefined;
 }
 
-function parseEntry(raw: unknown, n: number, errors: string[]): SecretItem | undefined {
+function parseEntry(raw: unknown, n: number, errors: string[], context: StoreContext): SecretItem | undefined {
   const where = `entry ${n}`;
   if (!isObject(raw)) {
     errors.push(`${where} must be a mapping with at least "ref"`);
@@ -326,10 +347,27 @@ function parseEntry(raw: unknown, n: number, errors: string[]): SecretItem | und
     }
     return v;
   };
-  const refText = str('ref');
+  // fromSecret: the store name of a Secret of the pod's namespace; by default every key becomes a
+  // file in the directory `file` (the Secret's name), as a Secret volume would give. With `key`,
+  // one file (named after the key); with format env, one file of every key.
+  const fromSecret = str('fromSecret');
+  let fromSecretName: string | undefined;
+  if (fromSecret !== undefined) {
+    if (raw.ref !== undefined && raw.ref !== null) errors.push(`${where}: ref and fromSecret are mutually exclusive`);
+    const resolved = fromSecretRef(fromSecret, context);
+    if ('error' in resolved) errors.push(`${where}: ${resolved.error}`);
+    else {
+      fromSecretName = resolved.value;
+      context.used = true;
+    }
+    // The entry is the parser's own copy of the annotation's text: the defaults are filled in place.
+    if (raw.explode === undefined || raw.explode === null) raw.explode = raw.key === undefined && raw.format !== 'env';
+    if (raw.file === undefined || raw.file === null) raw.file = raw.explode === true || typeof raw.key !== 'string' ? fromSecret : raw.key;
+  }
+  const refText = fromSecret !== undefined ? fromSecretName : str('ref');
   let ref: Reference | undefined;
   if (refText === undefined) {
-    if (raw.ref === undefined || raw.ref === null) errors.push(`${where}: ref is required`);
+    if (fromSecret === undefined && (raw.ref === undefined || raw.ref === null)) errors.push(`${where}: ref is required`);
   } else {
     const parsed = parseReference(refText);
     if ('error' in parsed) errors.push(`${where}: reference ${parsed.error}`);
@@ -394,7 +432,7 @@ function parseEntry(raw: unknown, n: number, errors: string[]): SecretItem | und
   return errors.length === before ? item : undefined;
 }
 
-function parseSecretsList(value: string): Parsed<SecretItem[]> {
+function parseSecretsList(value: string, context: StoreContext = {}): Parsed<SecretItem[]> {
   let raw: unknown;
   try {
     // JSON is YAML, so one parser reads both; aliases are capped against expansion bombs. The
@@ -425,7 +463,7 @@ function parseSecretsList(value: string): Parsed<SecretItem[]> {
   const errors: string[] = [];
   const items: SecretItem[] = [];
   raw.forEach((entry, i) => {
-    const item = parseEntry(entry, i + 1, errors);
+    const item = parseEntry(entry, i + 1, errors, context);
     if (item) items.push(item);
   });
   return errors.length > 0 ? { error: firstOf(errors).join('; ') } : { value: items };
@@ -623,6 +661,10 @@ export interface InjectionRequest {
 
 export interface Defaults {
   mountPath: string;
+  /** The webhook's write-through settings, for `fromSecret` entries. */
+  store?: { cluster: string; prefix: string; region?: string };
+  /** The pod's namespace (the review's), for `fromSecret` entries. */
+  namespace?: string;
 }
 
 export type ParseResult =
@@ -704,8 +746,21 @@ export function parseAnnotations(annotations: Annotations, defaults: Defaults): 
     if (fileErr === undefined && !('error' in parsed)) add({ ref: parsed.value, file }, k);
   }
 
-  const list = get(SECRETS);
-  list?.forEach((item, i) => add(item, `${key(SECRETS)} entry ${i + 1}`));
+  const context: StoreContext = {};
+  if (defaults.store !== undefined) context.store = defaults.store;
+  if (defaults.namespace !== undefined) context.namespace = defaults.namespace;
+  const listText = annotations[key(SECRETS)];
+  const list = listText === undefined ? undefined : parseSecretsList(listText, context);
+  if (list !== undefined && 'error' in list) problems.push(problem('WEBHOOK_INVALID_ANNOTATION', key(SECRETS), list.error));
+  else list?.value.forEach((item, i) => add(item, `${key(SECRETS)} entry ${i + 1}`));
+  // fromSecret entries are names, read in the region of the write-through settings.
+  const storeRegion = defaults.store?.region;
+  if (context.used && storeRegion !== undefined) {
+    if (request.region === undefined) request.region = storeRegion;
+    else if (request.region !== storeRegion) {
+      problems.push(problem('WEBHOOK_CONFLICTING_ANNOTATIONS', key(REGION), `is ${quote(request.region)}, but fromSecret entries are kept in ${quote(storeRegion)} (webhook setting WRITE_THROUGH_REGION): remove ${key(REGION)} and name other regions' secrets by ARN`));
+    }
+  }
 
   // A file that is a directory of another (`a` and `a/b`) cannot exist. Each directory is mapped
   // to the first path below it, so the check stays linear however many entries a pod lists.

@@ -8,6 +8,8 @@ import { Command, CommanderError, Option as CommanderOption } from 'commander';
 import { NODE_CREDENTIALS_VALUES } from '../fetcher/identity.js';
 import { NETWORK_ENV, NODE_CREDENTIALS_ENV, type NetworkEnvName } from '../fetcher/spec.js';
 import { reservedMountPath } from './annotations.js';
+import { DEFAULT_STORE_PREFIX, settingsProblems } from '../store/layout.js';
+import { isValidRegion } from '../fetcher/reference.js';
 import { PLAIN_HTTP_SETTING } from './validate-fetcher.js';
 import { quantityValue } from './quantity.js';
 import { DEFAULT_MUTATION_CONFIG, type MutationConfig } from './types.js';
@@ -344,6 +346,30 @@ export const OPTIONS = {
     doc: 'The key of that ConfigMap holding the PEM bundle.',
     parse: configMapKey,
   },
+  writeThroughCluster: {
+    env: 'WRITE_THROUGH_CLUSTER',
+    default: undefined,
+    doc: 'The cluster\'s name in write-through\'s Secrets Manager names (`<prefix>/<cluster>/<namespace>/<name>`), for pods\' `fromSecret` entries; unset, such entries are refused. The chart sets it from `writeThrough.cluster`.',
+    parse: optional((raw: string): Parsed<string> => {
+      const p = settingsProblems({ cluster: raw });
+      return p.length > 0 ? fail(p[0]!.message) : ok(raw);
+    }),
+  },
+  writeThroughPrefix: {
+    env: 'WRITE_THROUGH_PREFIX',
+    default: DEFAULT_STORE_PREFIX,
+    doc: 'The first part of those names.',
+    parse: (raw: string): Parsed<string> => {
+      const p = settingsProblems({ cluster: 'x', prefix: raw });
+      return p.length > 0 ? fail(p[0]!.message) : ok(raw);
+    },
+  },
+  writeThroughRegion: {
+    env: 'WRITE_THROUGH_REGION',
+    default: undefined,
+    doc: 'The region those secrets are kept in; injected pods with `fromSecret` entries read them there (unset: the fetcher\'s `AWS_REGION`).',
+    parse: optional((raw: string): Parsed<string> => (isValidRegion(raw) ? ok(raw) : fail('must be an AWS region such as us-east-1'))),
+  },
   shutdownDelaySeconds: {
     env: 'SHUTDOWN_DELAY_SECONDS',
     default: '0',
@@ -497,6 +523,10 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   };
   const networkEnv = NETWORK_ENV.flatMap((name) => (network[name] === undefined ? [] : [{ name, value: network[name]! }]));
   if (networkEnv.length > 0) mutation.fetcherNetworkEnv = networkEnv;
+  if (v.writeThroughCluster !== undefined) {
+    mutation.store = { cluster: v.writeThroughCluster, prefix: v.writeThroughPrefix! };
+    if (v.writeThroughRegion !== undefined) mutation.store.region = v.writeThroughRegion;
+  }
   if (v.fetcherCaBundleConfigMap !== undefined) mutation.fetcherCaBundle = { configMap: v.fetcherCaBundleConfigMap, key: v.fetcherCaBundleKey! };
 
   const config: WebhookConfig = {

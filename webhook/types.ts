@@ -46,6 +46,11 @@ export interface MutationConfig {
    * default chain); the fetcher then carries NODE_CREDENTIALS_ENV=allow. Default `deny`.
    */
   nodeCredentials: 'deny' | 'allow';
+  /**
+   * Where write-through keeps Kubernetes Secrets in Secrets Manager (WRITE_THROUGH_*), for pods'
+   * `fromSecret` entries; unset, such entries are refused.
+   */
+  store?: { cluster: string; prefix: string; region?: string };
 }
 
 export const DEFAULT_MUTATION_CONFIG: MutationConfig = {
