@@ -5,6 +5,7 @@ import { pino, type Logger } from 'pino';
 import { loadConfig, type WebhookConfig } from './config.js';
 import { WebhookMetrics } from './metrics.js';
 import { review } from './review.js';
+import { ReviewPool } from './review-pool.js';
 import { buildMonitorServer, buildServer, setServingPair, type Lifecycle, type WebhookServer } from './server.js';
 import { describePair, developmentPair, readPair, TlsError, TlsReloader, type TlsPair } from './tls.js';
 
@@ -52,7 +53,11 @@ async function serve(config: WebhookConfig, logger: Logger): Promise<number> {
   const metrics = new WebhookMetrics();
   metrics.tlsInService(pair.notAfter);
   const lifecycle: Lifecycle = { draining: false };
-  const app = buildServer({ mutation: config.mutation }, { review, logger, metrics, tls: pair, lifecycle });
+  // From the bundle, the worker runs the built module; from sources (tests of this file) it cannot,
+  // and large reviews are reviewed in line.
+  const worker = await import('./review-worker.js');
+  const offload = /\.m?js$/.test(worker.REVIEW_WORKER_URL) ? new ReviewPool({ url: worker.REVIEW_WORKER_URL, mark: worker.REVIEW_WORKER_MARK }) : undefined;
+  const app = buildServer({ mutation: config.mutation }, { review, logger, metrics, tls: pair, lifecycle, ...(offload ? { offload } : {}) });
   await listen(app, config.host, config.port, logger, '/mutate');
   const monitor = config.monitorPort === undefined ? undefined : buildMonitorServer({ logger, metrics, tls: pair, lifecycle });
   if (monitor !== undefined) await listen(monitor, config.host, config.monitorPort!, logger, '/healthz');
@@ -99,6 +104,7 @@ async function serve(config: WebhookConfig, logger: Logger): Promise<number> {
   await app.close();
   clearTimeout(timer);
   await monitor?.close();
+  await offload?.close();
   logger.info('stopped');
   return timedOut ? EXIT_FAILURE : EXIT_OK;
 }

@@ -3,16 +3,28 @@
 // names it logs; everything about the answer comes from the handler.
 
 import type { Server as HttpsServer } from 'node:https';
-import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { ConnectionGuard } from './connections.js';
 import type { WebhookMetrics } from './metrics.js';
 import type { TlsPair } from './tls.js';
-import type { MutationConfig, ReviewHandler } from './types.js';
+import { PoolBusyError, type ReviewOffload } from './review-pool.js';
+import type { MutationConfig, ReviewHandler, ReviewResult } from './types.js';
 
 // kube-apiserver accepts request bodies up to 3 MiB; a review may carry the object and the
 // oldObject (UPDATE) plus its envelope: 2 × 3 MiB + 1 MiB.
 export const BODY_LIMIT_BYTES = 7 * 1024 * 1024;
+/**
+ * Bodies larger than this are parsed and reviewed on a worker thread. Ordinary pods stay well
+ * below it (an annotated pod of 100 containers is 37 KiB); what reaches it carries annotations of
+ * tens of KiB, whose parsing would hold the event loop for tens to hundreds of milliseconds.
+ */
+export const OFFLOAD_BYTES = 64 * 1024;
+
+/** A review body kept as text for a worker thread. */
+class LargeBody {
+  constructor(readonly raw: string) {}
+}
 /**
  * How long the server waits on a client, and how many it holds. The apiserver completes TLS and
  * writes its review at once, abandons a call after the webhook's timeoutSeconds (at most 30 s),
@@ -86,6 +98,8 @@ export interface ServerDeps {
   lifecycle?: Lifecycle;
   /** SERVER_LIMITS unless set (tests shorten them). */
   limits?: Partial<ServerLimits>;
+  /** Where reviews over OFFLOAD_BYTES are parsed and reviewed (worker threads); unset: in line. */
+  offload?: ReviewOffload;
 }
 
 export type WebhookServer = FastifyInstance<HttpsServer>;
@@ -192,7 +206,8 @@ export function buildMonitorServer(deps: Pick<ServerDeps, 'logger' | 'tls' | 'me
 export function buildServer(config: ServerConfig, deps: ServerDeps): WebhookServer {
   const { review, metrics } = deps;
   const lifecycle = deps.lifecycle ?? { draining: false };
-  const { app } = tlsApp(deps, { ...SERVER_LIMITS, ...deps.limits }, 'review');
+  const limits: ServerLimits = { ...SERVER_LIMITS, ...deps.limits };
+  const { app } = tlsApp(deps, limits, 'review');
 
   // JSON only: without the text/plain parser, every other content type is a 415.
   app.removeContentTypeParser('text/plain');
@@ -221,33 +236,33 @@ export function buildServer(config: ServerConfig, deps: ServerDeps): WebhookServ
 
   app.setNotFoundHandler((req, reply) => sendError(reply, 404, `no route ${req.method} ${pathOf(req.url)}`));
 
-  // Synchronous and returning nothing, like the handler it wraps: fastify then sends the reply
-  // without a promise to settle.
-  app.post('/mutate', (req, reply) => {
-    // From the request's first byte: receiving and parsing the body count, as they do for the apiserver.
-    const seconds = (): number => reply.elapsedTime / 1000;
-    let result;
-    try {
-      result = review(req.body, config.mutation);
-    } catch (e) {
-      // The handler is meant never to throw; its message may quote pod data, so log its kind only.
-      const request = field(req.body, 'request');
-      const uid = field(request, 'uid');
-      const namespace = field(request, 'namespace');
-      metrics.observeReview('error', seconds(), undefined, false);
-      req.log.error(
-        {
-          uid: typeof uid === 'string' ? uid : undefined,
-          namespace: typeof namespace === 'string' ? namespace : undefined,
-          errorName: e instanceof Error ? e.name : typeof e,
-          outcome: 'error',
-        },
-        'review failed',
-      );
-      sendError(reply, 500, 'internal error while reviewing');
-      return;
-    }
-    const duration = seconds();
+  // A large review is handed over as text, to be parsed and reviewed on a worker thread.
+  const offload = deps.offload;
+  if (offload !== undefined) {
+    const json = app.getDefaultJsonParser('error', 'error');
+    app.removeContentTypeParser('application/json');
+    app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+      const text = typeof body === 'string' ? body : body.toString('utf8');
+      if (text.length > OFFLOAD_BYTES) done(null, new LargeBody(text));
+      else json(req, text, done);
+    });
+  }
+
+  /** The handler threw (never meant to): its message may quote pod data, so log its kind only. */
+  const failed = (req: FastifyRequest, reply: FastifyReply, body: unknown, errorName: string, duration: number): void => {
+    const request = field(body, 'request');
+    const uid = field(request, 'uid');
+    const namespace = field(request, 'namespace');
+    metrics.observeReview('error', duration, undefined, false);
+    req.log.error(
+      { uid: typeof uid === 'string' ? uid : undefined, namespace: typeof namespace === 'string' ? namespace : undefined, errorName, outcome: 'error' },
+      'review failed',
+    );
+    sendError(reply, 500, 'internal error while reviewing');
+  };
+
+  /** `worker`: reviewed on a worker thread (a large body), said on the review's log line. */
+  const answer = (req: FastifyRequest, reply: FastifyReply, result: ReviewResult, duration: number, worker?: true): void => {
     const durationMs = Math.round(duration * 1e6) / 1e3;
     if (result.kind === 'bad-request') {
       metrics.observeReview('bad-request', duration, undefined, false);
@@ -272,10 +287,46 @@ export function buildServer(config: ServerConfig, deps: ServerDeps): WebhookServ
         warnings: l.warnings,
         reason: l.reason,
         durationMs,
+        worker,
       },
       'review',
     );
     reply.send(result.response);
+  };
+
+  // Synchronous and returning nothing, like the handler it wraps: fastify then sends the reply
+  // without a promise to settle.
+  app.post('/mutate', (req, reply) => {
+    // From the request's first byte: receiving and parsing the body count, as they do for the apiserver.
+    const seconds = (): number => reply.elapsedTime / 1000;
+    if (req.body instanceof LargeBody && offload !== undefined) {
+      // Waiting for a worker is not a silent client: the inactivity deadline must not end it.
+      req.socket.setTimeout(limits.requestMs);
+      offload.run(req.body.raw, config.mutation).then(
+        (a) => {
+          if (a.kind === 'result') answer(req, reply, a.result, seconds(), true);
+          else if (a.kind === 'error') failed(req, reply, undefined, a.errorName, seconds());
+          else {
+            req.log.info({ method: req.method, path: pathOf(req.url), statusCode: 400, code: 'FST_ERR_CTP_INVALID_JSON_BODY' }, 'request rejected');
+            sendError(reply, 400, MESSAGES.FST_ERR_CTP_INVALID_JSON_BODY!);
+          }
+        },
+        (e: Error) => {
+          if (!(e instanceof PoolBusyError)) return failed(req, reply, undefined, e.name, seconds());
+          req.log.warn({ method: req.method, path: pathOf(req.url), statusCode: 503, reason: e.message }, 'large review refused: every review worker is busy');
+          sendError(reply, 503, 'too many large reviews at once; try again');
+        },
+      );
+      return;
+    }
+    let result: ReviewResult;
+    try {
+      result = review(req.body, config.mutation);
+    } catch (e) {
+      failed(req, reply, req.body, e instanceof Error ? e.name : typeof e, seconds());
+      return;
+    }
+    answer(req, reply, result, seconds());
   });
 
   for (const method of ['GET', 'PUT', 'PATCH', 'DELETE'] as const) {

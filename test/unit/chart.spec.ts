@@ -60,6 +60,7 @@ suite('chart: default values', () => {
         'ClusterRoleBinding/acme-aws-secret-injector',
         'Deployment/acme-aws-secret-injector',
         'MutatingWebhookConfiguration/0-acme-aws-secret-injector',
+        'NetworkPolicy/acme-aws-secret-injector',
         'PodDisruptionBudget/acme-aws-secret-injector',
         'Role/acme-aws-secret-injector',
         'RoleBinding/acme-aws-secret-injector',
