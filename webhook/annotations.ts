@@ -13,17 +13,19 @@ import {
   DEFAULT_MODE,
   FORMATS,
   MARKER_FILE,
+  MAX_PATH_SECRETS,
   MAX_REFRESH_SECONDS,
   MIN_REFRESH_SECONDS,
   formatMode,
   isSafeRelativePath,
   isValidMode,
   isValidRoleArn,
+  itemRules,
   parseMode,
   type Format,
   type SecretItem,
 } from '../fetcher/spec.js';
-import { isValidRegion, parseReference, type Reference } from '../fetcher/reference.js';
+import { isPathReference, isValidRegion, parsePathReference, parseReference, type PathReference, type Reference } from '../fetcher/reference.js';
 import { storeName } from '../store/layout.js';
 import { repeatedKey } from './yaml-keys.js';
 import { firstOf, MAX_LISTED_PROBLEMS, problem, quote, type Problem } from './problems.js';
@@ -165,7 +167,7 @@ export const SECRETS: AnnotationDef<SecretItem[]> = {
   name: 'secrets',
   values: 'YAML or JSON list',
   default: '—',
-  doc: 'Full form, one entry per secret: `ref` or `fromSecret`, `file`, `key`, `explode`, `prefix`, `versionStage` \\| `versionId`, `mode`, `format` (`raw` \\| `json` \\| `env`). `fromSecret: <name>` reads a Kubernetes Secret of the pod\'s namespace kept in Secrets Manager (docs/write-through.md): one file per key under the directory `file` (default: the Secret\'s name).',
+  doc: `Full form, one entry per secret: \`ref\` (ending in \`/*\`, a whole path of at most ${MAX_PATH_SECRETS} secrets, one file each under \`file\`) or \`fromSecret\`, \`file\`, \`key\` (a top-level key, or a JSON Pointer such as \`/db/host\`), \`template\` (\`{{ path }}\` placeholders), \`explode\`, \`prefix\`, \`versionStage\` \\| \`versionId\`, \`mode\`, \`format\` (\`raw\` \\| \`json\` \\| \`env\`). \`fromSecret: <name>\` reads a Kubernetes Secret of the pod's namespace kept in Secrets Manager (docs/write-through.md): one file per key under the directory \`file\` (default: the Secret's name).`,
   parse: (v) => parseSecretsList(v),
 };
 
@@ -291,7 +293,7 @@ export function registryNames(): string[] {
 // ---------------------------------------------------------------------------------------------
 // The full form
 
-const ENTRY_KEYS = ['ref', 'fromSecret', 'file', 'key', 'explode', 'prefix', 'versionStage', 'versionId', 'mode', 'format'] as const;
+const ENTRY_KEYS = ['ref', 'fromSecret', 'file', 'key', 'template', 'explode', 'prefix', 'versionStage', 'versionId', 'mode', 'format'] as const;
 const SECRET_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /** Where `fromSecret` entries resolve: the webhook's write-through settings and the pod's namespace. */
@@ -319,8 +321,9 @@ type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** The last path segment of a reference's name, when it can serve as a file name. */
-function defaultFileFor(ref: Reference): string | undefined {
-  const last = ref.name.split('/').filter((s) => s !== '').pop();
+function defaultFileFor(ref: Reference | PathReference): string | undefined {
+  const name = 'name' in ref ? ref.name : ref.service === 'ssm' ? ref.path : ref.prefix;
+  const last = name.split('/').filter((s) => s !== '').pop();
   return last !== undefined && plainFileName(last) === undefined ? last : undefined;
 }
 
@@ -366,14 +369,19 @@ function parseEntry(raw: unknown, n: number, errors: string[], context: StoreCon
   }
   const refText = fromSecret !== undefined ? fromSecretName : str('ref');
   let ref: Reference | undefined;
+  let path: PathReference | undefined;
   if (refText === undefined) {
     if (fromSecret === undefined && (raw.ref === undefined || raw.ref === null)) errors.push(`${where}: ref is required`);
+  } else if (isPathReference(refText)) {
+    const parsed = parsePathReference(refText);
+    if ('error' in parsed) errors.push(`${where}: whole path ${parsed.error}`);
+    else path = parsed.path;
   } else {
     const parsed = parseReference(refText);
     if ('error' in parsed) errors.push(`${where}: reference ${parsed.error}`);
     else ref = parsed.reference;
   }
-  const item: SecretItem = { ref: ref?.id ?? '' };
+  const item: SecretItem = { ref: ref?.id ?? path?.id ?? '' };
 
   let explode = false;
   if (raw.explode !== undefined && raw.explode !== null) {
@@ -385,8 +393,8 @@ function parseEntry(raw: unknown, n: number, errors: string[], context: StoreCon
     if (!isSafeRelativePath(file) || file.split('/').includes(MARKER_FILE)) {
       errors.push(`${where}: file ${quote(file)} must be a relative path inside the mount (segments of letters, digits, ".", "_", "-"; no "." or "..")`);
     } else item.file = file;
-  } else if (!explode && ref !== undefined) {
-    const dflt = defaultFileFor(ref);
+  } else if (!explode && (ref ?? path) !== undefined) {
+    const dflt = defaultFileFor((ref ?? path)!);
     if (dflt === undefined) errors.push(`${where}: file is required (the secret's name gives no usable file name)`);
     else item.file = dflt;
   }
@@ -394,6 +402,8 @@ function parseEntry(raw: unknown, n: number, errors: string[], context: StoreCon
 
   const key = str('key');
   if (key !== undefined) item.key = key;
+  const template = str('template');
+  if (template !== undefined) item.template = template;
   const prefix = str('prefix');
   if (prefix !== undefined) {
     if (!explode) errors.push(`${where}: prefix only applies with explode: true`);
@@ -429,6 +439,7 @@ function parseEntry(raw: unknown, n: number, errors: string[], context: StoreCon
     else item.format = raw.format as Format;
   }
   if (explode && item.format === 'env') errors.push(`${where}: format env writes one file; it does not apply with explode`);
+  errors.push(...itemRules(item).map((e) => `${where}: ${e}`));
   return errors.length === before ? item : undefined;
 }
 
@@ -717,8 +728,10 @@ export function parseAnnotations(annotations: Annotations, defaults: Defaults): 
   const origin = new Map<string, string>();
   const dirs = new Map<string, string>();
   const add = (item: SecretItem, from: string): void => {
-    if (item.file !== undefined && item.explode && !dirs.has(item.file)) dirs.set(item.file, from);
-    if (item.file !== undefined && !item.explode) {
+    // A whole path writes a directory, as explode does.
+    const dir = item.explode === true || isPathReference(item.ref);
+    if (item.file !== undefined && dir && !dirs.has(item.file)) dirs.set(item.file, from);
+    if (item.file !== undefined && !dir) {
       const other = origin.get(item.file);
       if (other !== undefined) {
         problems.push(problem('WEBHOOK_CONFLICTING_ANNOTATIONS', from, `writes file "${item.file}", which ${other} writes too`));
@@ -760,6 +773,9 @@ export function parseAnnotations(annotations: Annotations, defaults: Defaults): 
     else if (request.region !== storeRegion) {
       problems.push(problem('WEBHOOK_CONFLICTING_ANNOTATIONS', key(REGION), `is ${quote(request.region)}, but fromSecret entries are kept in ${quote(storeRegion)} (webhook setting WRITE_THROUGH_REGION): remove ${key(REGION)} and name other regions' secrets by ARN`));
     }
+  }
+  if (request.failoverRegion !== undefined && list !== undefined && 'value' in list && list.value.some((i) => isPathReference(i.ref))) {
+    problems.push(problem('WEBHOOK_CONFLICTING_ANNOTATIONS', key(FAILOVER_REGION), `does not apply to whole-path references (ref ending in "/*") in ${key(SECRETS)}: a path is listed in one region`));
   }
 
   // A file that is a directory of another (`a` and `a/b`) cannot exist. Each directory is mapped

@@ -8,6 +8,7 @@ import { Command, CommanderError, Option as CommanderOption } from 'commander';
 import { NODE_CREDENTIALS_VALUES } from '../fetcher/identity.js';
 import { NETWORK_ENV, NODE_CREDENTIALS_ENV, type NetworkEnvName } from '../fetcher/spec.js';
 import { reservedMountPath } from './annotations.js';
+import { CPU_LIMIT_POLICIES } from './cpu-limit.js';
 import { DEFAULT_STORE_PREFIX, settingsProblems } from '../store/layout.js';
 import { isValidRegion } from '../fetcher/reference.js';
 import { PLAIN_HTTP_SETTING } from './validate-fetcher.js';
@@ -32,6 +33,14 @@ export interface WebhookConfig {
   shutdownDelaySeconds: number;
   shutdownTimeoutSeconds: number;
   mutation: MutationConfig;
+  /** The writer's settings (`aws-secret-injector write-through`); the cluster and prefix are mutation.store's. */
+  writeThrough: {
+    kmsKeyId?: string;
+    deletionPolicy: 'Retain' | 'Delete';
+    recoveryDays: number;
+    deadlineSeconds: number;
+    namespace?: string;
+  };
 }
 
 type Parsed<T> = { value: T } | { error: string };
@@ -274,6 +283,12 @@ export const OPTIONS = {
     doc: 'Memory limit of the refresh sidecar (empty: none). Must not be below the request.',
     parse: quantity(true),
   },
+  cpuLimitPolicy: {
+    env: 'CPU_LIMIT_POLICY',
+    default: d.cpuLimitPolicy,
+    doc: "`pod`: the fetcher's CPU limit is read from each pod: as large as the pod's own limits allow without raising the pod's effective CPU limit (the largest limit among its containers, or its pod-level limit), none in a pod without a CPU limit, and never below `FETCHER_CPU_LIMIT`; the refresher keeps `REFRESHER_CPU_LIMIT`, or none in a pod without a CPU limit. `fixed`: exactly `FETCHER_CPU_LIMIT` and `REFRESHER_CPU_LIMIT` in every pod. Why: the chart's README.",
+    parse: oneOf(CPU_LIMIT_POLICIES),
+  },
   nativeSidecars: {
     env: 'NATIVE_SIDECARS',
     default: String(d.nativeSidecars),
@@ -369,6 +384,36 @@ export const OPTIONS = {
     default: undefined,
     doc: 'The region those secrets are kept in; injected pods with `fromSecret` entries read them there (unset: the fetcher\'s `AWS_REGION`).',
     parse: optional((raw: string): Parsed<string> => (isValidRegion(raw) ? ok(raw) : fail('must be an AWS region such as us-east-1'))),
+  },
+  writeThroughKmsKeyId: {
+    env: 'WRITE_THROUGH_KMS_KEY_ID',
+    default: undefined,
+    doc: 'Writer only (`aws-secret-injector write-through`): the KMS key (id, ARN or alias) of the secrets it creates (unset: `aws/secretsmanager`).',
+    parse: optional((raw: string): Parsed<string> => (/^[A-Za-z0-9:/_+=.@-]{1,2048}$/.test(raw) ? ok(raw) : fail('must be a KMS key id, ARN or alias'))),
+  },
+  writeThroughDeletionPolicy: {
+    env: 'WRITE_THROUGH_DELETION_POLICY',
+    default: 'Retain',
+    doc: 'Writer only: what deleting a written-through Secret does to its Secrets Manager secret. `Retain`: nothing. `Delete`: deletion is scheduled with a recovery window, and creating the Secret again restores it.',
+    parse: oneOf(['Retain', 'Delete'] as const),
+  },
+  writeThroughRecoveryDays: {
+    env: 'WRITE_THROUGH_RECOVERY_DAYS',
+    default: '30',
+    doc: 'Writer only: the recovery window of `Delete`, 7 to 30 days.',
+    parse: integer(7, 30),
+  },
+  writeThroughDeadlineSeconds: {
+    env: 'WRITE_THROUGH_DEADLINE_SECONDS',
+    default: '8',
+    doc: "Writer only: how long one review may spend on Secrets Manager, retries of throttled calls included, before it is denied; below the writer's webhook timeoutSeconds.",
+    parse: integer(1, 29),
+  },
+  writeThroughNamespace: {
+    env: 'WRITE_THROUGH_NAMESPACE',
+    default: undefined,
+    doc: "Writer only: its own namespace, whose Secrets it never reviews (the chart sets it).",
+    parse: optional((raw: string): Parsed<string> => (/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(raw) && raw.length <= 63 ? ok(raw) : fail('must be a namespace name'))),
   },
   shutdownDelaySeconds: {
     env: 'SHUTDOWN_DELAY_SECONDS',
@@ -507,6 +552,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
       limits: refresherLimits,
     },
     nodeCredentials: v.fetcherNodeCredentials!,
+    cpuLimitPolicy: v.cpuLimitPolicy!,
   };
   if (v.fetcherAllowPlainHttpEndpoints === true) mutation.allowPlainHttpEndpoints = true;
   if (v.volumeSizeLimit !== undefined) mutation.volumeSizeLimit = v.volumeSizeLimit;
@@ -536,8 +582,15 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     shutdownDelaySeconds: v.shutdownDelaySeconds!,
     shutdownTimeoutSeconds: v.shutdownTimeoutSeconds!,
     mutation,
+    writeThrough: {
+      deletionPolicy: v.writeThroughDeletionPolicy!,
+      recoveryDays: v.writeThroughRecoveryDays!,
+      deadlineSeconds: v.writeThroughDeadlineSeconds!,
+    },
   };
   if (v.monitorPort !== undefined) config.monitorPort = v.monitorPort;
+  if (v.writeThroughKmsKeyId !== undefined) config.writeThrough.kmsKeyId = v.writeThroughKmsKeyId;
+  if (v.writeThroughNamespace !== undefined) config.writeThrough.namespace = v.writeThroughNamespace;
   if (v.tlsCertFile !== undefined && v.tlsKeyFile !== undefined) {
     config.tlsCertFile = v.tlsCertFile;
     config.tlsKeyFile = v.tlsKeyFile;

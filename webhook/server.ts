@@ -9,7 +9,7 @@ import { ConnectionGuard } from './connections.js';
 import type { WebhookMetrics } from './metrics.js';
 import type { TlsPair } from './tls.js';
 import { PoolBusyError, type ReviewOffload } from './review-pool.js';
-import type { MutationConfig, ReviewHandler, ReviewResult } from './types.js';
+import type { AsyncReviewHandler, MutationConfig, ReviewHandler, ReviewResult } from './types.js';
 
 // kube-apiserver accepts request bodies up to 3 MiB; a review may carry the object and the
 // oldObject (UPDATE) plus its envelope: 2 × 3 MiB + 1 MiB.
@@ -91,7 +91,8 @@ export interface Lifecycle {
 }
 
 export interface ServerDeps {
-  review: ReviewHandler;
+  /** The pods' handler (synchronous), or the write-through writer's (it awaits AWS). */
+  review: ReviewHandler | AsyncReviewHandler;
   logger: Logger;
   metrics: WebhookMetrics;
   tls: Pick<TlsPair, 'cert' | 'key'>;
@@ -319,14 +320,17 @@ export function buildServer(config: ServerConfig, deps: ServerDeps): WebhookServ
       );
       return;
     }
-    let result: ReviewResult;
+    const threw = (e: unknown): void => failed(req, reply, req.body, e instanceof Error ? e.name : typeof e, seconds());
+    let result: ReviewResult | Promise<ReviewResult>;
     try {
       result = review(req.body, config.mutation);
     } catch (e) {
-      failed(req, reply, req.body, e instanceof Error ? e.name : typeof e, seconds());
+      threw(e);
       return;
     }
-    answer(req, reply, result, seconds());
+    // The pods' handler answers at once; the writer's when its promise settles.
+    if (result instanceof Promise) result.then((r) => answer(req, reply, r, seconds()), threw);
+    else answer(req, reply, result, seconds());
   });
 
   for (const method of ['GET', 'PUT', 'PATCH', 'DELETE'] as const) {

@@ -47,6 +47,12 @@ export interface MutationConfig {
    */
   nodeCredentials: 'deny' | 'allow';
   /**
+   * `pod` (the default when unset): the fetcher's CPU limit is read from the pod, as large as the
+   * pod's own limits allow and never below `fetcherResources.limits.cpu`, and the refresher goes
+   * unlimited in an unlimited pod (webhook/cpu-limit.ts); `fixed`: exactly the configured limits.
+   */
+  cpuLimitPolicy?: 'pod' | 'fixed';
+  /**
    * Where write-through keeps Kubernetes Secrets in Secrets Manager (WRITE_THROUGH_*), for pods'
    * `fromSecret` entries; unset, such entries are refused.
    */
@@ -68,6 +74,7 @@ export const DEFAULT_MUTATION_CONFIG: MutationConfig = {
     limits: { cpu: '100m', memory: '64Mi' },
   },
   nodeCredentials: 'deny',
+  cpuLimitPolicy: 'pod',
 };
 
 /** How one review ended; the shell turns this into a log line and metrics. */
@@ -75,7 +82,8 @@ export type ReviewOutcome =
   | 'injected' // patched: the pod asked for secrets and got the volume + init container
   | 'skipped' // allowed unchanged: not a pod, not a CREATE, no annotations of ours, or opted out
   | 'already-injected' // allowed unchanged: the pod carries our status annotation
-  | 'denied'; // refused: bad annotations or a pod we cannot inject without breaking it
+  | 'denied' // refused: bad annotations or a pod we cannot inject without breaking it
+  | 'stored'; // the write-through writer: a Secret's value written (or deleted) in Secrets Manager
 
 export interface ReviewLog {
   uid: string;
@@ -117,3 +125,6 @@ export type ReviewResult =
   | { kind: 'bad-request'; statusCode: 400; message: string };
 
 export type ReviewHandler = (body: unknown, config: MutationConfig) => ReviewResult;
+
+/** A handler that calls out before answering (the write-through writer, which writes to AWS). */
+export type AsyncReviewHandler = (body: unknown, config: MutationConfig) => Promise<ReviewResult>;
