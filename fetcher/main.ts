@@ -428,6 +428,7 @@ async function runRefresh(spec: FetchSpec, deps: ExecuteDeps): Promise<number> {
     api: deps.api(spec, stsRegionOf(spec, deps.envRegion), deps.credentials.source),
     ...(deps.envRegion !== undefined && { envRegion: deps.envRegion }),
     now: Date.now,
+    monotonic: () => performance.now(),
     random: Math.random,
     sleep,
     log: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`),

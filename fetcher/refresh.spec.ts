@@ -377,6 +377,58 @@ describe('Refresher.run', () => {
     expect(read('token')).toBe('token-1');
   });
 
+  it('a step back of the wall clock neither stretches the staleness bound nor moves fetchedAt backwards', async () => {
+    const aws = fakeAws();
+    aws.put('token', 'token-1');
+    const s = spec([{ ref: 'token', file: 'token' }], 10);
+    expect((await execute(s, { credentials: IRSA, api: () => aws.api })).ok).toBe(true);
+    const wall = clock(Date.now());
+    const mono = clock(1_000);
+    const waits: number[] = [];
+    const { d } = deps(aws.api, wall, {
+      monotonic: mono.now,
+      random: () => 1,
+      sleep: async (ms) => {
+        waits.push(ms);
+        mono.advance(ms);
+        wall.advance(ms);
+        if (waits.length === 1) wall.advance(-3_600_000); // the node's clock steps back an hour
+        if (waits.length === 2) aws.state.fail = 'AccessDeniedException';
+      },
+    });
+    const r = new Refresher(s, d);
+    await r.resume();
+    const before = Date.parse(marker().fetchedAt);
+    const stop = new AbortController();
+    const code = await r.run(stop.signal);
+    expect(code).toBe(1);
+    // The first refresh (after the step back) succeeded: fetchedAt did not go backwards.
+    expect(Date.parse(marker().fetchedAt)).toBeGreaterThanOrEqual(before);
+    // Given up past 300 s on the monotonic clock, not 3,900 s.
+    const total = waits.reduce((a, b) => a + b, 0);
+    expect(total).toBeGreaterThan(300_000);
+    expect(total).toBeLessThan(400_000);
+  });
+
+  it('ExpiredToken or InvalidClientTokenId from AWS makes it resolve credentials again', async () => {
+    for (const code of ['ExpiredTokenException', 'InvalidClientTokenId']) {
+      const aws = fakeAws();
+      aws.put('token', 'token-1');
+      const s = spec([{ ref: 'token', file: 'token' }]);
+      expect((await execute(s, { credentials: IRSA, api: () => aws.api })).ok).toBe(true);
+      let forgotten = 0;
+      const api: AwsApi = { ...aws.api, forgetCredentials: () => void forgotten++ };
+      const r = new Refresher(s, deps(api).d);
+      await r.resume();
+      aws.state.fail = 'AccessDeniedException';
+      await r.cycle(never);
+      expect(forgotten).toBe(0);
+      aws.state.fail = code;
+      expect((await r.cycle(never)).ok).toBe(false);
+      expect(forgotten).toBe(1);
+    }
+  });
+
   it('stops with 0 as soon as it is told to, between refreshes', async () => {
     const aws = fakeAws();
     aws.put('token', 'token-1');
