@@ -17,6 +17,8 @@ export type FetchErrorCode =
   | 'FETCH_AWS'
   /** The overall deadline passed before every secret was fetched. */
   | 'FETCH_DEADLINE'
+  /** AWS kept throttling a call (its per-account quota) until the fetcher's retry budget ran out. */
+  | 'FETCH_THROTTLED'
   /** `key` names a key the secret's JSON does not have. */
   | 'FETCH_KEY_MISSING'
   /** `key`, `explode` or `format: env` was asked of a secret that is not a JSON object. */
@@ -76,7 +78,7 @@ function paragraph(f: Failure, ctx: ReportContext): string {
   // A message may end in quoted text (AWS's own sentence, with its period) and its closing mark.
   parts.push(f.message.replace(/\uE001$/, '').endsWith('.') ? f.message : `${f.message}.`);
   if (f.awsCode !== undefined) parts.push(`AWS error code: ${f.awsCode}.`);
-  if (f.code === 'FETCH_AWS' || f.code === 'FETCH_DEADLINE') {
+  if (f.code === 'FETCH_AWS' || f.code === 'FETCH_DEADLINE' || f.code === 'FETCH_THROTTLED') {
     if (ctx.identity !== undefined) parts.push(`Identity: ${ctx.identity}.`);
     else if (ctx.identityError !== undefined) parts.push(`Identity: unknown (${ctx.identityError}).`);
   }

@@ -34,6 +34,11 @@ export interface MutationConfig {
   };
   /** The fetcher's network variables (proxy, FIPS/dual-stack, endpoint URLs), validated; only those set. */
   fetcherNetworkEnv?: Array<{ name: NetworkEnvName; value: string }>;
+  /**
+   * Endpoint overrides in fetcherNetworkEnv may be plain http:// (a local emulator); otherwise a
+   * pod is refused while one is (webhook setting FETCHER_ALLOW_PLAIN_HTTP_ENDPOINTS).
+   */
+  allowPlainHttpEndpoints?: boolean;
   /** A ConfigMap key in the pod's namespace holding PEM CA certificates the fetcher trusts too. */
   fetcherCaBundle?: { configMap: string; key: string };
   /**
@@ -41,6 +46,12 @@ export interface MutationConfig {
    * default chain); the fetcher then carries NODE_CREDENTIALS_ENV=allow. Default `deny`.
    */
   nodeCredentials: 'deny' | 'allow';
+  /**
+   * `pod` (the default when unset): the fetcher's CPU limit is read from the pod, as large as the
+   * pod's own limits allow and never below `fetcherResources.limits.cpu`, and the refresher goes
+   * unlimited in an unlimited pod (webhook/cpu-limit.ts); `fixed`: exactly the configured limits.
+   */
+  cpuLimitPolicy?: 'pod' | 'fixed';
   /**
    * Where write-through keeps Kubernetes Secrets in Secrets Manager (WRITE_THROUGH_*), for pods'
    * `fromSecret` entries; unset, such entries are refused.
@@ -63,6 +74,7 @@ export const DEFAULT_MUTATION_CONFIG: MutationConfig = {
     limits: { cpu: '100m', memory: '64Mi' },
   },
   nodeCredentials: 'deny',
+  cpuLimitPolicy: 'pod',
 };
 
 /** How one review ended; the shell turns this into a log line and metrics. */
