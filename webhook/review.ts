@@ -165,7 +165,14 @@ const clip = (w: string): string => {
   return printable.length > MAX_WARNING ? `${printable.slice(0, MAX_WARNING - 1)}…` : printable;
 };
 
-export const review: ReviewHandler = (body, config) => {
+export interface Envelope {
+  request: Obj;
+  uid: string;
+  gvk: { group?: unknown; version: string; kind: string };
+}
+
+/** The envelope every handler checks first (the pods' and the writer's): its request, or a 400. */
+export function readEnvelope(body: unknown): { envelope: Envelope } | ReviewResult {
   if (!isObject(body)) return badRequest('body must be a JSON object (an AdmissionReview)');
   if (body.apiVersion !== ADMISSION_API_VERSION) return badRequest(`apiVersion must be ${ADMISSION_API_VERSION}`);
   if (body.kind !== 'AdmissionReview') return badRequest('kind must be AdmissionReview');
@@ -177,6 +184,13 @@ export const review: ReviewHandler = (body, config) => {
   if (!isObject(gvk) || typeof gvk.kind !== 'string' || typeof gvk.version !== 'string') {
     return badRequest('request.kind must be {group, version, kind}');
   }
+  return { envelope: { request, uid, gvk: gvk as Envelope['gvk'] } };
+}
+
+export const review: ReviewHandler = (body, config) => {
+  const read = readEnvelope(body);
+  if (!('envelope' in read)) return read;
+  const { request, uid, gvk } = read.envelope;
 
   const object = request.object;
   const metadata = isObject(object) && isObject(object.metadata) ? object.metadata : {};
