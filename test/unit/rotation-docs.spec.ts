@@ -45,20 +45,23 @@ async function watcher(start: (marker: string) => ChildProcess): Promise<void> {
     let out = '';
     child.stdout!.on('data', (d) => (out += d));
     child.stderr!.on('data', (d) => (out += d));
-    await new Promise((r) => setTimeout(r, 1_500));
+    // Once it has read the marker as it was (a slow start must not see the rotation first).
+    const ready = Date.now() + 20_000;
+    while (!out.includes('ready') && Date.now() < ready && child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
     writeMarker(marker, '2026-01-01T00:00:00.000Z', '2026-01-01T00:05:00.000Z'); // a refresh that changed nothing
     await new Promise((r) => setTimeout(r, 1_000));
     writeMarker(marker, '2026-01-01T00:10:00.000Z', '2026-01-01T00:10:00.000Z'); // a rotation
     const until = Date.now() + 20_000;
     while (!out.includes('reload') && Date.now() < until && child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
     await new Promise((r) => setTimeout(r, 1_500));
-    expect(out).toBe('reload\n');
+    expect(out).toBe('ready\nreload\n');
   } finally {
     child.kill('SIGKILL');
   }
 }
 
-// The examples poll every 5 s; here every 200 ms, the one edit made to them.
+// The examples poll every 5 s; here every 200 ms. The other edit: they say when they have read the
+// marker as it was.
 const fast = (text: string, from: string, to: string) => {
   expect(text).toContain(from);
   return text.replace(from, to);
@@ -66,7 +69,7 @@ const fast = (text: string, from: string, to: string) => {
 
 describe('docs/rotation.md, run', () => {
   it('the Node.js watcher reloads once per rotation', async () => {
-    const src = fast(block('js'), '}, 5_000);', '}, 200);');
+    const src = fast(fast(block('js'), '}, 5_000);', '}, 200);'), 'let seen = await changedAt();', "let seen = await changedAt();\nconsole.log('ready');");
     await watcher((marker) => {
       const file = join(dir, 'watch.mjs');
       writeFileSync(file, `const reload = () => console.log('reload');\n${src.replace('/tmp/.secrets-ready', marker)}`);
@@ -76,7 +79,7 @@ describe('docs/rotation.md, run', () => {
 
   const python = spawnSync('python3', ['--version']).status === 0;
   it.skipIf(!python && !inCI())('the Python watcher reloads once per rotation', async () => {
-    const src = fast(block('python'), 'time.sleep(5)', 'time.sleep(0.2)');
+    const src = fast(fast(block('python'), 'time.sleep(5)', 'time.sleep(0.2)'), 'seen = changed_at()\n', 'seen = changed_at()\nprint("ready", flush=True)\n');
     await watcher((marker) => {
       const file = join(dir, 'watch.py');
       writeFileSync(file, `def reload():\n    print("reload", flush=True)\n\n\n${src.replace('/tmp/.secrets-ready', marker)}`);
@@ -86,7 +89,7 @@ describe('docs/rotation.md, run', () => {
 
   const go = spawnSync('go', ['version']).status === 0;
   it.skipIf(!go && !inCI())('the Go watcher reloads once per rotation', async () => {
-    const src = fast(block('go'), '5 * time.Second', '200 * time.Millisecond');
+    const src = fast(fast(block('go'), '5 * time.Second', '200 * time.Millisecond'), 'seen := changedAt()\n', 'seen := changedAt()\n\tfmt.Println("ready")\n');
     const mod = mkdtempSync(join(dir, 'go-'));
     writeFileSync(join(mod, 'go.mod'), 'module watch\n\ngo 1.21\n');
     await watcher((marker) => {
