@@ -19,11 +19,12 @@ describeNode('signal-on-refresh on a real node', () => {
     const { core, images, awsEndpoint } = nodeSuite();
     const ns = namespace();
     const arn = await createSecret(`signal-${ns}`, 'value-1');
-    // `wait` returns when a trapped signal arrives, so the trap runs at once.
+    // `wait` returns when a trapped signal arrives, so the trap runs at once. `$$$$` is the
+    // shell's `$$`: the kubelet reads `$$` in a command as an escaped `$`.
     const app = [
       'n=0',
       'trap \'n=$((n+1)); echo "hup $n: $(cat /tmp/secret)"\' HUP',
-      'echo "start: $(cat /tmp/secret) as $(id -u):$(id -g), pid $$"',
+      'echo "start: $(cat /tmp/secret) as $(id -u):$(id -g), pid $$$$"',
       'while :; do sleep 1 & wait $!; done',
     ].join('\n');
     const pod: V1Pod = withIrsa({
