@@ -31,6 +31,8 @@ function fakeAws() {
       state.calls++;
       state.batchCalls++;
       if (state.fail) throw denied();
+      // A whole path: the name filter's prefix, every secret on one page.
+      if (input.Filters !== undefined) return { SecretValues: [...store.keys()].filter((id) => id.startsWith(input.Filters![0]!.Values![0]!)).map(get) };
       return { SecretValues: (input.SecretIdList as string[]).map(get), Errors: [] };
     },
     async getParameters() {
@@ -44,7 +46,8 @@ function fakeAws() {
     },
   };
   const put = (id: string, value: string) => store.set(id, { value, version: (store.get(id)?.version ?? 0) + 1 });
-  return { api, state, put };
+  const remove = (id: string) => store.delete(id);
+  return { api, state, put, remove };
 }
 
 let dir: string;
@@ -150,6 +153,7 @@ describe('Refresher.cycle', () => {
     expect(marker()).toEqual({
       version: 1,
       fetchedAt: new Date(c.now()).toISOString(),
+      changedAt: new Date(c.now()).toISOString(),
       secrets: [
         { ref: 'db', arn: expect.any(String), versionId: 'v2', files: ['db/password'] },
         { ref: 'db', arn: expect.any(String), versionId: 'v2', files: ['db/username'] },
@@ -157,6 +161,64 @@ describe('Refresher.cycle', () => {
       ],
     });
     expect(readFileSync(join(dir, MARKER_FILE), 'utf8')).not.toContain('pw-');
+  });
+
+  it('changedAt moves only with a refresh that changed a file; fetchedAt with every complete one', async () => {
+    const { aws, s } = await start([{ ref: 'token', file: 'token' }]);
+    const first = marker();
+    expect(first.changedAt).toBe(first.fetchedAt);
+    const c = clock(Date.parse(first.fetchedAt) + 60_000);
+    const r = new Refresher(s, deps(aws.api, c).d);
+    await r.resume();
+    await r.cycle(never);
+    expect(marker()).toMatchObject({ fetchedAt: new Date(c.now()).toISOString(), changedAt: first.changedAt });
+    aws.put('token', 'token-2');
+    c.advance(60_000);
+    await r.cycle(never);
+    expect(marker()).toMatchObject({ fetchedAt: new Date(c.now()).toISOString(), changedAt: new Date(c.now()).toISOString() });
+  });
+
+  it('refresh signal: sent after a refresh that changed a file, after the marker, and only then', async () => {
+    const { aws, s } = await start([{ ref: 'token', file: 'token' }]);
+    const signalled: Array<{ signal: string; marker: unknown; token: string }> = [];
+    const withSignal: FetchSpec = { ...s, refresh: { intervalSeconds: 60, signal: { container: 'app', signal: 'SIGHUP' } } };
+    const r = new Refresher(withSignal, deps(aws.api, clock(), { signal: (t) => (signalled.push({ signal: t.signal, marker: marker().secrets[0].versionId, token: read('token') }), 'sent') }).d);
+    await r.resume();
+    expect(await r.cycle(never)).not.toHaveProperty('signalled');
+    aws.put('token', 'token-2');
+    expect(await r.cycle(never)).toMatchObject({ ok: true, changed: ['token'], signalled: 'sent' });
+    expect(await r.cycle(never)).not.toHaveProperty('signalled');
+    aws.put('token', 'token-3');
+    await r.cycle(never);
+    expect(signalled).toEqual([
+      { signal: 'SIGHUP', marker: 'v2', token: 'token-2' },
+      { signal: 'SIGHUP', marker: 'v3', token: 'token-3' },
+    ]);
+    // A failed refresh that changed nothing sends nothing.
+    aws.state.fail = 'AccessDeniedException';
+    expect(await r.cycle(never)).toMatchObject({ ok: false, changed: [] });
+    expect(signalled).toHaveLength(2);
+  });
+
+  it('a whole path: a secret created under it appears as a file, one deleted disappears, and the marker follows', async () => {
+    const aws = fakeAws();
+    aws.put('app/a', 'a-1');
+    aws.put('app/b', 'b-1');
+    aws.put('application', 'not under the path');
+    const s = spec([{ ref: 'app/*', file: 'app' }]);
+    expect((await execute(s, { credentials: IRSA, api: () => aws.api })).ok).toBe(true);
+    expect([read('app/a'), read('app/b')]).toEqual(['a-1', 'b-1']);
+    const r = new Refresher(s, deps(aws.api).d);
+    await r.resume();
+    aws.put('app/c', 'c-1');
+    aws.remove('app/a');
+    aws.put('app/b', 'b-2');
+    const c = await r.cycle(never);
+    expect(c).toMatchObject({ ok: true });
+    expect([...c.changed].sort()).toEqual(['app/a', 'app/b', 'app/c']);
+    expect(existsSync(join(dir, 'app/a'))).toBe(false);
+    expect([read('app/b'), read('app/c')]).toEqual(['b-2', 'c-1']);
+    expect(marker().secrets[0]).toMatchObject({ ref: 'app/*', files: ['app/b', 'app/c'], members: [{ name: 'b', versionId: 'v2' }, { name: 'c', versionId: 'v1' }] });
   });
 
   it('makes no more AWS calls per refresh than the first fetch (one batch), and never polls versionId-pinned entries', async () => {

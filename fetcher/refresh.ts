@@ -13,7 +13,7 @@ import { formatFailure, redactor, type Failure, type Redactor, type ReportContex
 import { STALE_CREDENTIAL_CODES, type AwsApi, type FetchedValue } from './fetch.js';
 import { collect, DEFAULT_TIMEOUTS, identityContext, reportedStrings, stsRegionOf, valueStrings } from './main.js';
 import { findConflicts } from './render.js';
-import type { FetchSpec, SecretItem } from './spec.js';
+import type { FetchSpec, RefreshSignal, SecretItem } from './spec.js';
 import { readMarker, updateSecrets, type UpdateHooks } from './update.js';
 import { insideVolume } from './volume.js';
 import type { Marker, MarkerEntry } from './write.js';
@@ -57,6 +57,8 @@ export interface RefreshDeps {
   log: (line: string) => void;
   /** The final word when the sidecar gives up (the termination message). */
   report?: (text: string) => void;
+  /** Sends the spec's refresh signal to the app (signal.ts); returns the line to log. */
+  signal?: (target: RefreshSignal) => string;
   hooks?: UpdateHooks;
 }
 
@@ -66,6 +68,8 @@ export interface CycleResult {
   failures: Failure[];
   /** Redacted, one line. */
   summary?: string;
+  /** What the refresh signal did, when files changed and the pod asked for one. */
+  signalled?: string;
 }
 
 export const oneLine = (failures: Failure[], ctx: ReportContext, redact: Redactor): string =>
@@ -79,6 +83,8 @@ export class Refresher {
   private lastSuccess: number;
   /** Wall time written as `fetchedAt`: never earlier than the one before it. */
   private fetchedAt: number;
+  /** Wall time written as `changedAt`: when a file last changed, never earlier than the one before it. */
+  private changedAt: number | undefined;
   private failuresInRow = 0;
   private readonly cleaned = new Set<string>();
   /** The values of the pass in progress (or the last one), for redaction; replaced each pass. */
@@ -110,6 +116,8 @@ export class Refresher {
       this.lastSuccess = this.mono() - Math.max(0, this.deps.now() - at);
       this.fetchedAt = at;
     }
+    const changed = marker.changedAt === undefined ? Number.NaN : Date.parse(marker.changedAt);
+    if (Number.isFinite(changed)) this.changedAt = changed;
     // The fetcher writes one entry per item, in order.
     if (marker.secrets.length === this.spec.items.length && marker.secrets.every((e, i) => e?.ref === this.spec.items[i]!.ref)) {
       this.entries = [...marker.secrets];
@@ -162,7 +170,9 @@ export class Refresher {
           completeAt = this.mono();
           this.fetchedAt = Math.max(this.fetchedAt, this.deps.now());
         }
+        if (changed.length > 0) this.changedAt = Math.max(this.changedAt ?? 0, this.deps.now());
         const marker: Marker = { version: 1, fetchedAt: new Date(this.fetchedAt).toISOString(), secrets: this.entries.filter((e): e is MarkerEntry => e !== undefined) };
+        if (this.changedAt !== undefined) marker.changedAt = new Date(this.changedAt).toISOString();
         return marker;
       },
       { remove, cleaned: this.cleaned, ...(this.deps.hooks !== undefined && { hooks: this.deps.hooks }) },
@@ -172,9 +182,13 @@ export class Refresher {
     // AWS held the credentials as expired (a node clock behind AWS's keeps them past their stated
     // expiry): the next call, the identity lookup below included, resolves them again.
     if (failures.some((f) => f.awsCode !== undefined && STALE_CREDENTIAL_CODES.has(f.awsCode))) this.deps.api.forgetCredentials?.();
-    if (failures.length === 0) return { ok: true, changed: update.changed, failures };
+    // After the files and the marker, and only when a file changed: the app re-reads what is new.
+    const target = this.spec.refresh?.signal;
+    const signalled = update.changed.length > 0 && target !== undefined && this.deps.signal !== undefined ? this.deps.signal(target) : undefined;
+    const result: CycleResult = { ok: failures.length === 0, changed: update.changed, failures, ...(signalled !== undefined && { signalled }) };
+    if (result.ok) return result;
     const ctx = c.awsFailed ? await identityContext(this.deps.api, stsRegionOf(this.spec, this.deps.envRegion), 3_000) : {};
-    return { ok: false, changed: update.changed, failures, summary: oneLine(failures, ctx, this.redactor(ctx)) };
+    return { ...result, summary: oneLine(failures, ctx, this.redactor(ctx)) };
   }
 
   /** The loop: returns the exit code (0 once `stop` aborts, 1 when stale). */
@@ -190,6 +204,7 @@ export class Refresher {
       const r = await this.cycle(stop);
       if (stop.aborted) return 0;
       if (r.changed.length > 0) log(`refresh: rewrote ${r.changed.length} file(s): ${r.changed.join(', ')}`);
+      if (r.signalled !== undefined) log(r.signalled);
       if (r.ok) {
         if (this.failuresInRow > 0) log(`refresh: recovered after ${this.failuresInRow} failed attempt(s)`);
         this.failuresInRow = 0;

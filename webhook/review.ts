@@ -7,7 +7,7 @@
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { parseSpec, serialiseSpec, SPEC_ENV, type FetchSpec } from '../fetcher/spec.js';
 import { checkBounds, parseAnnotations, shouldInject, STATUS_ANNOTATION, type Annotations, type Defaults } from './annotations.js';
-import { buildSpec, checkPod, mutate, validateRefresh, validateResources, validateTarget, type Pod } from './mutate.js';
+import { buildSpec, checkPod, mutate, validateRefresh, validateResources, validateSignal, validateTarget, type Pod } from './mutate.js';
 import { firstOf, formatProblems, problem, quote, type Problem, type Stage, type StageProblems } from './problems.js';
 import type { AdmissionReviewResponse, MutationConfig, ReviewHandler, ReviewLog, ReviewOutcome, ReviewResult } from './types.js';
 
@@ -139,7 +139,7 @@ export function reviewPod(obj: unknown, config: MutationConfig, namespace?: stri
   const pod = obj as Pod;
   const fit = validateTarget(pod, request, 'problems' in parsed ? parsed.refused : undefined);
   warnings.push(...fit.warnings);
-  const fitProblems = [...fit.problems, ...validateResources(pod, config), ...validateRefresh(request, config)];
+  const fitProblems = [...fit.problems, ...validateResources(pod, config), ...validateRefresh(request, config), ...validateSignal(pod, request, 'problems' in parsed ? parsed.refused : undefined)];
   if (fitProblems.length > 0) groups.push({ stage: 'validate', problems: fitProblems });
   if (groups.length > 0) return denyAll(groups, warnings);
 
@@ -165,7 +165,14 @@ const clip = (w: string): string => {
   return printable.length > MAX_WARNING ? `${printable.slice(0, MAX_WARNING - 1)}…` : printable;
 };
 
-export const review: ReviewHandler = (body, config) => {
+export interface Envelope {
+  request: Obj;
+  uid: string;
+  gvk: { group?: unknown; version: string; kind: string };
+}
+
+/** The envelope every handler checks first (the pods' and the writer's): its request, or a 400. */
+export function readEnvelope(body: unknown): { envelope: Envelope } | ReviewResult {
   if (!isObject(body)) return badRequest('body must be a JSON object (an AdmissionReview)');
   if (body.apiVersion !== ADMISSION_API_VERSION) return badRequest(`apiVersion must be ${ADMISSION_API_VERSION}`);
   if (body.kind !== 'AdmissionReview') return badRequest('kind must be AdmissionReview');
@@ -177,6 +184,13 @@ export const review: ReviewHandler = (body, config) => {
   if (!isObject(gvk) || typeof gvk.kind !== 'string' || typeof gvk.version !== 'string') {
     return badRequest('request.kind must be {group, version, kind}');
   }
+  return { envelope: { request, uid, gvk: gvk as Envelope['gvk'] } };
+}
+
+export const review: ReviewHandler = (body, config) => {
+  const read = readEnvelope(body);
+  if (!('envelope' in read)) return read;
+  const { request, uid, gvk } = read.envelope;
 
   const object = request.object;
   const metadata = isObject(object) && isObject(object.metadata) ? object.metadata : {};
