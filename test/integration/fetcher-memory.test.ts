@@ -5,19 +5,27 @@
 // and an empty one; nothing is left on the volume.
 
 import { randomBytes } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
 import { createServer } from 'node:http';
 import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_PATH_SECRETS } from '../../fetcher/spec.js';
+import { REPO_ROOT } from '../helpers/tools.js';
 import { memoryGroup, memoryGroupUnavailable, tmpfsVolume } from '../helpers/memory-cgroup.js';
 import { ACCOUNT, integrationContext, REGION, runFetcher, Scratch, seedClients, unique } from './context.js';
 
 const { ctx, skip } = integrationContext();
 const unavailable = memoryGroupUnavailable();
 if (unavailable !== undefined && process.env.CI === 'true') throw new Error(`fetcher memory suite: ${unavailable}`);
-/** The chart's default fetcher memory limit (values.yaml fetcher.resources.limits.memory). */
-const LIMIT = Number(process.env.FETCHER_LIMIT_MIB ?? 64) * 1024 * 1024;
+/** The chart's default fetcher memory limit (values.yaml fetcher.resources.limits.memory), in bytes. */
+const LIMIT = (() => {
+  const values = parse(readFileSync(join(REPO_ROOT, 'charts/aws-secret-injector/values.yaml'), 'utf8')) as { fetcher: { resources: { limits: { memory: string } } } };
+  const mi = /^(\d+)Mi$/.exec(values.fetcher.resources.limits.memory);
+  if (!mi) throw new Error(`the chart's fetcher memory limit is not in Mi: ${values.fetcher.resources.limits.memory}`);
+  return Number(mi[1]) * 1024 * 1024;
+})();
 /** The most secrets one pod fetches (a whole path's bound, MAX_PATH_SECRETS). */
 const ITEM_BOUND = MAX_PATH_SECRETS;
 const keys = { AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE', AWS_SECRET_ACCESS_KEY: 'example', AWS_REGION: REGION, SECRET_INJECTOR_NODE_CREDENTIALS: 'allow' };
@@ -54,7 +62,7 @@ describe.skipIf(skip !== false || unavailable !== undefined)(`fetcher memory und
     }
   }
 
-  it('two exploded secrets of 64 KiB with a key per 10 bytes: FETCH_BUDGET with the numbers, not an OOM kill; nothing written', async () => {
+  it('two exploded secrets of 64 KiB with a key per 10 bytes (11,000 files): FETCH_BUDGET with the numbers, not an OOM kill; nothing written', async () => {
     const a = unique('wide-a');
     const b = unique('wide-b');
     const value = widest();
@@ -66,7 +74,7 @@ describe.skipIf(skip !== false || unavailable !== undefined)(`fetcher memory und
     expect(r.oom).toBe(false);
     expect(r.code).toBe(1);
     expect(r.termination).toMatch(/^fetch failed:\n\nFETCH_BUDGET: writing \d+ file\(s\) of \d+ bytes would take [\d.]+ MiB of the fetcher's memory/);
-    expect(r.termination).toMatch(/that is over its limit of 64\.0 MiB; nothing was written/);
+    expect(r.termination).toContain(`that is over its limit of ${(LIMIT / 1048576).toFixed(1)} MiB; nothing was written`);
     expect(r.files).toEqual([]);
   });
 
