@@ -135,7 +135,7 @@ describe('review: answers', () => {
   });
 
   it('skips the checks that depend on a refused value instead of running them on its default', () => {
-    const scratch = { name: 'scratch', emptyDir: {} };
+    const scratch = { name: 'scratch', configMap: { name: 'scratch' } };
     const withTmp = (annotations: Record<string, string>) => ({
       metadata: { name: 'p', annotations },
       spec: { containers: [{ name: 'app', image: 'busybox', volumeMounts: [{ name: 'scratch', mountPath: '/tmp' }] }], volumes: [scratch] },
