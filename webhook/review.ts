@@ -15,7 +15,13 @@ const { compare } = jsonpatch;
 
 export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
 /** The apiserver drops warnings beyond 256 characters; keep ours whole by staying under. */
-const MAX_WARNING = 250;
+export const MAX_WARNING = 250;
+/**
+ * Warnings one answer carries at most, the last of them counting the rest. The apiserver passes a
+ * client 4 KB of warnings from all webhooks and policies of a request and drops the rest: ours keep
+ * within about half of that (9 × 250 characters).
+ */
+export const MAX_WARNINGS = 8;
 
 type Obj = Record<string, unknown>;
 const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -156,6 +162,14 @@ const clip = (w: string): string => {
   return printable.length > MAX_WARNING ? `${printable.slice(0, MAX_WARNING - 1)}…` : printable;
 };
 
+/** The warnings as an answer carries them: each printable and cut short, the first few, the rest counted. */
+export function admissionWarnings(warnings: readonly string[]): string[] {
+  const shown = warnings.slice(0, MAX_WARNINGS).map(clip);
+  const more = warnings.length - shown.length;
+  if (more > 0) shown.push(`… and ${more} more aws-secret-injector warning${more === 1 ? '' : 's'}; \`aws-secret-injector inject -f <manifest>\` lists them all`);
+  return shown;
+}
+
 export const review: ReviewHandler = (body, config) => {
   if (!isObject(body)) return badRequest('body must be a JSON object (an AdmissionReview)');
   if (body.apiVersion !== ADMISSION_API_VERSION) return badRequest(`apiVersion must be ${ADMISSION_API_VERSION}`);
@@ -184,7 +198,7 @@ export const review: ReviewHandler = (body, config) => {
   const done = (outcome: ReviewOutcome, warnings: string[]): ReviewResult => {
     log.outcome = outcome;
     log.warnings = warnings.length;
-    if (warnings.length > 0) response.response.warnings = warnings.map(clip);
+    if (warnings.length > 0) response.response.warnings = admissionWarnings(warnings);
     return { kind: 'review', response, log };
   };
 
