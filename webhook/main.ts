@@ -5,6 +5,7 @@ import { pino, type Logger } from 'pino';
 import { loadConfig, type WebhookConfig } from './config.js';
 import { WebhookMetrics } from './metrics.js';
 import { review } from './review.js';
+import { reviewTemplate } from './templates.js';
 import { buildServer, setServingPair, type Lifecycle, type WebhookServer } from './server.js';
 import { describePair, developmentPair, readPair, TlsError, TlsReloader, type TlsPair } from './tls.js';
 
@@ -52,7 +53,7 @@ async function serve(config: WebhookConfig, logger: Logger): Promise<number> {
   const metrics = new WebhookMetrics();
   metrics.tlsInService(pair.notAfter);
   const lifecycle: Lifecycle = { draining: false };
-  const app = buildServer({ mutation: config.mutation }, { review, logger, metrics, tls: pair, lifecycle });
+  const app = buildServer({ mutation: config.mutation }, { review, reviewTemplate, logger, metrics, tls: pair, lifecycle });
   await listen(app, config, logger);
 
   let reloader: TlsReloader | undefined;

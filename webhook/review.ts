@@ -170,7 +170,18 @@ export function admissionWarnings(warnings: readonly string[]): string[] {
   return shown;
 }
 
-export const review: ReviewHandler = (body, config) => {
+/** A well-formed AdmissionReview, read up to the object: what every handler starts from. */
+export interface Envelope {
+  request: Obj;
+  gvk: { group: string; version: string; kind: string };
+  operation?: string;
+  object: unknown;
+  log: ReviewLog;
+  response: AdmissionReviewResponse;
+}
+
+/** Stage envelope, shared by every handler: the AdmissionReview's shape, and the names for its log line. */
+export function readEnvelope(body: unknown): Envelope | ReviewResult {
   if (!isObject(body)) return badRequest('body must be a JSON object (an AdmissionReview)');
   if (body.apiVersion !== ADMISSION_API_VERSION) return badRequest(`apiVersion must be ${ADMISSION_API_VERSION}`);
   if (body.kind !== 'AdmissionReview') return badRequest('kind must be AdmissionReview');
@@ -193,33 +204,47 @@ export const review: ReviewHandler = (body, config) => {
   const operation = str(request.operation);
   if (operation !== undefined) log.operation = operation;
   log.kind = gvk.kind;
-
   const response: AdmissionReviewResponse = { apiVersion: ADMISSION_API_VERSION, kind: 'AdmissionReview', response: { uid, allowed: true } };
-  const done = (outcome: ReviewOutcome, warnings: string[]): ReviewResult => {
-    log.outcome = outcome;
-    log.warnings = warnings.length;
-    if (warnings.length > 0) response.response.warnings = admissionWarnings(warnings);
-    return { kind: 'review', response, log };
-  };
+  const envelope: Envelope = { request, gvk: { group: typeof gvk.group === 'string' ? gvk.group : '', version: gvk.version, kind: gvk.kind }, object, log, response };
+  if (operation !== undefined) envelope.operation = operation;
+  return envelope;
+}
 
-  const isPod = (gvk.group ?? '') === '' && gvk.version === 'v1' && gvk.kind === 'Pod';
-  if (!isPod || operation !== 'CREATE' || str(request.subResource) !== undefined) return done('skipped', []);
+/** The answer: the outcome and warnings into the log line, the warnings (capped) into the response. */
+export function answer(e: Envelope, outcome: ReviewOutcome, warnings: readonly string[]): ReviewResult {
+  e.log.outcome = outcome;
+  e.log.warnings = warnings.length;
+  if (warnings.length > 0) e.response.response.warnings = admissionWarnings(warnings);
+  return { kind: 'review', response: e.response, log: e.log };
+}
 
-  const result = reviewPod(object, config);
+/** A denial of the pod pipeline's problems: its one message to the user, annotation names and codes to the log. */
+export function refuse(e: Envelope, outcome: ReviewOutcome, denied: Extract<PodOutcome, { outcome: 'denied' }>): ReviewResult {
+  e.response.response.allowed = false;
+  e.response.response.status = { code: 403, reason: 'Forbidden', message: denied.message };
+  // The log names annotations and problem codes only: the message quotes values, and a
+  // value typed into the wrong annotation could be a secret.
+  e.log.reason = denied.groups.map((g) => `${g.stage}: ${firstOf(g.problems.map((p) => `${p.subject} (${p.code})`)).join(', ')}`).join('; ');
+  return answer(e, outcome, denied.warnings);
+}
+
+export const review: ReviewHandler = (body, config) => {
+  const e = readEnvelope(body);
+  if ('kind' in e) return e;
+  const { gvk, operation } = e;
+  const isPod = gvk.group === '' && gvk.version === 'v1' && gvk.kind === 'Pod';
+  if (!isPod || operation !== 'CREATE' || str(e.request.subResource) !== undefined) return answer(e, 'skipped', []);
+
+  const result = reviewPod(e.object, config);
   switch (result.outcome) {
     case 'skipped':
     case 'already-injected':
-      return done(result.outcome, result.warnings);
+      return answer(e, result.outcome, result.warnings);
     case 'denied':
-      response.response.allowed = false;
-      response.response.status = { code: 403, reason: 'Forbidden', message: result.message };
-      // The log names annotations and problem codes only: the message quotes values, and a
-      // value typed into the wrong annotation could be a secret.
-      log.reason = result.groups.map((g) => `${g.stage}: ${firstOf(g.problems.map((p) => `${p.subject} (${p.code})`)).join(', ')}`).join('; ');
-      return done('denied', result.warnings);
+      return refuse(e, 'denied', result);
     case 'injected':
-      response.response.patchType = 'JSONPatch';
-      response.response.patch = Buffer.from(JSON.stringify(result.patch)).toString('base64');
-      return done('injected', result.warnings);
+      e.response.response.patchType = 'JSONPatch';
+      e.response.response.patch = Buffer.from(JSON.stringify(result.patch)).toString('base64');
+      return answer(e, 'injected', result.warnings);
   }
 };

@@ -3,7 +3,7 @@
 // names it logs; everything about the answer comes from the handler.
 
 import type { Server as HttpsServer } from 'node:https';
-import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { WebhookMetrics } from './metrics.js';
 import type { TlsPair } from './tls.js';
@@ -58,7 +58,10 @@ export interface Lifecycle {
 }
 
 export interface ServerDeps {
+  /** Pods, at POST /mutate. */
   review: ReviewHandler;
+  /** Workload pod templates, at POST /templates (served when set). */
+  reviewTemplate?: ReviewHandler;
   logger: Logger;
   metrics: WebhookMetrics;
   tls: Pick<TlsPair, 'cert' | 'key'>;
@@ -172,7 +175,7 @@ export function buildServer(config: ServerConfig, deps: ServerDeps): WebhookServ
 
   // Synchronous and returning nothing, like the handler it wraps: fastify then sends the reply
   // without a promise to settle.
-  app.post('/mutate', (req, reply) => {
+  const serve = (review: ReviewHandler) => (req: FastifyRequest, reply: FastifyReply): void => {
     // From the request's first byte: receiving and parsing the body count, as they do for the apiserver.
     const seconds = (): number => reply.elapsedTime / 1000;
     let result;
@@ -225,14 +228,19 @@ export function buildServer(config: ServerConfig, deps: ServerDeps): WebhookServ
       'review',
     );
     reply.send(result.response);
-  });
+  };
 
-  for (const method of ['GET', 'PUT', 'PATCH', 'DELETE'] as const) {
-    app.route({
-      method,
-      url: '/mutate',
-      handler: (_req, reply) => sendError(reply.header('allow', 'POST'), 405, 'use POST with an AdmissionReview'),
-    });
+  const routes: Array<[string, ReviewHandler]> = [['/mutate', review]];
+  if (deps.reviewTemplate !== undefined) routes.push(['/templates', deps.reviewTemplate]);
+  for (const [url, handler] of routes) {
+    app.post(url, serve(handler));
+    for (const method of ['GET', 'PUT', 'PATCH', 'DELETE'] as const) {
+      app.route({
+        method,
+        url,
+        handler: (_req, reply) => sendError(reply.header('allow', 'POST'), 405, 'use POST with an AdmissionReview'),
+      });
+    }
   }
 
   app.get('/healthz', async () => ({ status: 'ok' }));
