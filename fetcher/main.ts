@@ -7,9 +7,10 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { createAwsApi, sessionName } from './aws.js';
 import { fitTerminationMessage, formatReport, NOTHING_TO_REDACT, quoted, redactor, type Failure, FetchError, type Redactor, type ReportContext } from './errors.js';
-import { fetchTargets, fetchWithFailover, plan, untilAborted, type AwsApi, type FetchedValue, type FetchResult } from './fetch.js';
+import { fetchTargets, fetchWithFailover, plan, untilAborted, type AwsApi, type FetchedValue, type FetchOptions, type FetchResult } from './fetch.js';
 import { chooseCredentials, type CredentialChoice, type CredentialSource } from './identity.js';
-import { networkFromEnv } from './network.js';
+import { networkFromEnv, type Network } from './network.js';
+import { fetchPaths, planPaths } from './paths.js';
 import { parseReference } from './reference.js';
 import { findConflicts, renderItem, type OutputFile } from './render.js';
 import {
@@ -58,13 +59,14 @@ export function valueStrings(values: Iterable<FetchedValue>): string[] {
     while (stack.length > 0) {
       const v = stack.pop();
       if (typeof v === 'string') out.push(v);
-      // Long numbers may be PINs or account numbers; short ones and booleans would only match noise.
-      else if (typeof v === 'number' && String(v).length >= 6) out.push(String(v));
+      // Every number: a PIN or an account number is one (the redactor takes short ones only as words of their own).
+      else if (typeof v === 'number') out.push(String(v));
       else if (Array.isArray(v)) for (const x of v) stack.push(x);
       else if (typeof v === 'object' && v !== null) for (const x of Object.values(v)) stack.push(x);
     }
   };
-  for (const v of values) {
+  const all = [...values].flatMap((v) => [v, ...(v.members ?? []).map((m) => m.value)]);
+  for (const v of all) {
     if (v.text === undefined) continue;
     out.push(String(v.text));
     try {
@@ -160,16 +162,26 @@ export async function collect(
   envRegion: string | undefined,
   signal: AbortSignal,
   seen: Map<string, FetchedValue>,
+  mode: FetchOptions['mode'] = 'start',
 ): Promise<Collected> {
   const { targets, itemTargets, failures } = plan(spec, envRegion);
+  const paths = planPaths(spec, envRegion);
+  failures.push(...paths.failures);
+  for (const [i, key] of paths.itemTargets) itemTargets.set(i, key);
   let result: FetchResult;
   let failedOver = 0;
   if (spec.failoverRegion !== undefined) {
-    const r = await fetchWithFailover(targets, spec.failoverRegion, api, { signal, values: seen });
+    const r = await fetchWithFailover(targets, spec.failoverRegion, api, { signal, values: seen, mode });
     failedOver = r.failedOver;
     result = r;
-  } else result = await fetchTargets(targets, api, { signal, values: seen });
+  } else result = await fetchTargets(targets, api, { signal, values: seen, mode });
   failures.push(...result.failures);
+  if (paths.targets.length > 0) {
+    const listed = await fetchPaths(paths.targets, api, { signal, values: seen });
+    failures.push(...listed.failures);
+    for (const [k, v] of listed.values) result.values.set(k, v);
+    if (listed.awsFailed) result = { ...result, awsFailed: true };
+  }
 
   const files: OutputFile[] = [];
   const entries = new Map<number, MarkerEntry>();
@@ -186,6 +198,9 @@ export async function collect(
     const entry: MarkerEntry = { ref: item.ref, files: rendered.files.map((f) => f.path) };
     if (value.arn !== undefined) entry.arn = value.arn;
     if (value.versionId !== undefined) entry.versionId = value.versionId;
+    if (value.members !== undefined) {
+      entry.members = value.members.map((m) => ({ name: m.name, ...(m.value.arn !== undefined && { arn: m.value.arn }), ...(m.value.versionId !== undefined && { versionId: m.value.versionId }) }));
+    }
     entries.set(index, entry);
   });
   return { files, entries, failures, awsFailed: result.awsFailed, targets: targets.length, failedOver };
@@ -199,7 +214,7 @@ export function stsRegionOf(spec: FetchSpec, envRegion: string | undefined): str
 /** Who the calls were made as, for a failure report, within `leftMs`. */
 export async function identityContext(api: AwsApi, stsRegion: string, leftMs: number): Promise<ReportContext> {
   const context: ReportContext = {};
-  const left = Math.min(IDENTITY_LOOKUP_MS, leftMs);
+  const left = Math.floor(Math.min(IDENTITY_LOOKUP_MS, leftMs));
   if (left <= 0) context.identityError = 'not asked, the fetch deadline had passed';
   else {
     const signal = AbortSignal.timeout(left);
@@ -227,7 +242,8 @@ async function fetchAndWrite(spec: FetchSpec, deps: ExecuteDeps, seen: Map<strin
   const stsRegion = stsRegionOf(spec, deps.envRegion);
   const api = deps.api(spec, stsRegion, deps.credentials.source);
   const deadline = new AbortController();
-  const deadlineAt = Date.now() + timeouts.deadlineSeconds * 1000;
+  // Monotonic: a step of the wall clock neither stretches nor cuts the deadline.
+  const deadlineAt = performance.now() + timeouts.deadlineSeconds * 1000;
   const timer = setTimeout(() => deadline.abort(), timeouts.deadlineSeconds * 1000);
   let collected: Collected;
   try {
@@ -241,14 +257,15 @@ async function fetchAndWrite(spec: FetchSpec, deps: ExecuteDeps, seen: Map<strin
   if (failures.length > 0) {
     // Asking STS who we are stays inside the deadline too: credentials that never resolved, or
     // an STS endpoint that never answers, must not hold the pod's start up.
-    const context = collected.awsFailed ? await identityContext(api, stsRegion, deadlineAt - Date.now()) : {};
+    const context = collected.awsFailed ? await identityContext(api, stsRegion, deadlineAt - performance.now()) : {};
     return { ok: false, failures, context };
   }
 
   try {
     const entries = spec.items.map((_, i) => collected.entries.get(i)).filter((e): e is MarkerEntry => e !== undefined);
     const marker: Marker = { version: 1, fetchedAt: new Date().toISOString(), secrets: entries };
-    await writeSecrets(spec.dir, files, marker);
+    // Writing is inside the deadline too: the pod waits on this container.
+    await writeSecrets(spec.dir, files, marker, { expired: () => performance.now() >= deadlineAt });
   } catch (e) {
     if (e instanceof FetchError) return { ok: false, failures: e.failures, context: {} };
     throw e;
@@ -356,18 +373,8 @@ export async function run(argv: string[]): Promise<number> {
   }
   const envRegion = process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || undefined;
   const pod = sessionName(process.env[POD_NAMESPACE_ENV], process.env[POD_NAME_ENV]);
-  const timeouts = { ...DEFAULT_TIMEOUTS, ...spec.timeouts };
   const credentials = chooseCredentials(process.env);
-  const api: ExecuteDeps['api'] = (s, stsRegion, source) =>
-    createAwsApi({
-      source,
-      ...(s.roleArn !== undefined && { roleArn: s.roleArn }),
-      sessionName: pod,
-      stsRegion,
-      callTimeoutMs: timeouts.callSeconds * 1000,
-      maxAttempts: Math.max(1, Math.floor(timeouts.maxAttempts)),
-      agents: network.agents,
-    });
+  const api = awsApiFactory(pod, network.agents);
   if (args.command === 'refresh') return runRefresh(spec, { credentials, api, ...(envRegion !== undefined && { envRegion }) });
   const started = Date.now();
   let result: ExecuteResult;
@@ -383,6 +390,28 @@ export async function run(argv: string[]): Promise<number> {
   const from = result.failedOver > 0 ? ` (${result.failedOver} from the failover region ${spec.failoverRegion})` : '';
   process.stdout.write(`fetch: wrote ${result.files} file(s) from ${result.secrets} secret(s)${from} to ${spec.dir} in ${Date.now() - started} ms\n`);
   return 0;
+}
+
+/**
+ * The AWS API of a fetch: the pod's session name, the spec's timeouts. Throttled calls are retried
+ * until a call timeout before the deadline, so a fetch AWS kept throttling reports that, not the deadline.
+ */
+export function awsApiFactory(pod: string, agents?: Network['agents']): ExecuteDeps['api'] {
+  return (s, stsRegion, source) => {
+    const timeouts = { ...DEFAULT_TIMEOUTS, ...s.timeouts };
+    const callTimeoutMs = timeouts.callSeconds * 1000;
+    const deadlineMs = timeouts.deadlineSeconds * 1000;
+    return createAwsApi({
+      source,
+      ...(s.roleArn !== undefined && { roleArn: s.roleArn }),
+      sessionName: pod,
+      stsRegion,
+      callTimeoutMs,
+      maxAttempts: Math.max(1, Math.floor(timeouts.maxAttempts)),
+      throttleBudgetMs: Math.max(deadlineMs - Math.min(callTimeoutMs, deadlineMs / 4), 0),
+      ...(agents !== undefined && { agents }),
+    });
+  };
 }
 
 /** The refresh sidecar: one AWS client set for the pod's life, the loop until SIGTERM or staleness. */

@@ -69,18 +69,18 @@ describe('renderItem', () => {
     expect(files(renderItem({ ref: REF, explode: true }, { text: '{"a":"1"}' }, 0o444))[0]!.path).toBe('a');
   });
 
-  // Every error names the reference (and the key), never the value.
+  // Every error names the reference (and the key the spec asked for), never a value nor a key name the secret holds.
   it.each<[string, Partial<SecretItem>, string, string, RegExp]>([
-    ['missing key', { key: 'nope' }, JSON_SECRET, 'FETCH_KEY_MISSING', /key "nope" is not in the secret's JSON \(its keys are "username", "password"/],
+    ['missing key', { key: 'nope' }, JSON_SECRET, 'FETCH_KEY_MISSING', /^key "nope" is not in the secret's JSON \(it has 5 other keys, not listed here\)$/],
     ['key of non-JSON', { key: 'k' }, 'not-json SECRET-VALUE', 'FETCH_NOT_JSON', /not JSON, but key "k"/],
     ['key of a JSON array', { key: 'k' }, '["SECRET-VALUE"]', 'FETCH_NOT_JSON', /not a JSON object/],
     ['explode of non-JSON', { explode: true, file: undefined }, 'SECRET-VALUE', 'FETCH_NOT_JSON', /explode/],
     ['env of non-JSON', { format: 'env' }, 'SECRET-VALUE', 'FETCH_NOT_JSON', /format env/],
     ['json of non-JSON', { format: 'json' }, 'SECRET-VALUE {', 'FETCH_NOT_JSON', /format json/],
     ['env of a scalar key', { format: 'env', key: 'k' }, '{"k":"SECRET-VALUE"}', 'FETCH_NOT_JSON', /format env needs a JSON object/],
-    ['env with a bad name', { format: 'env' }, '{"bad-name":"SECRET-VALUE"}', 'FETCH_BAD_KEY', /"bad-name" is not a valid shell variable name/],
-    ['env setting BASH_ENV', { format: 'env' }, '{"BASH_ENV":"$(touch /tmp/x)"}', 'FETCH_BAD_KEY', /"BASH_ENV" is a variable the shell itself sets or acts on/],
-    ['env setting LD_PRELOAD', { format: 'env' }, '{"LD_PRELOAD":"/x.so"}', 'FETCH_BAD_KEY', /"LD_PRELOAD" is a variable of the dynamic loader/],
+    ['env with a bad name', { format: 'env' }, '{"bad-name":"SECRET-VALUE"}', 'FETCH_BAD_KEY', /^key 1 of 1 in the secret's JSON object is not a valid shell variable name/],
+    ['env setting BASH_ENV', { format: 'env' }, '{"BASH_ENV":"$(touch /tmp/x)"}', 'FETCH_BAD_KEY', /^key 1 of 1 in the secret's JSON object is a variable the shell itself sets or acts on/],
+    ['env setting LD_PRELOAD', { format: 'env' }, '{"LD_PRELOAD":"/x.so"}', 'FETCH_BAD_KEY', /^key 1 of 1 in the secret's JSON object is a variable of the dynamic loader/],
     ['env with NUL', { format: 'env' }, '{"K":"SECRET-VALUE\\u0000"}', 'FETCH_FORMAT', /NUL/],
     ['explode with a bad file name', { explode: true, file: undefined }, '{"../x":"SECRET-VALUE"}', 'FETCH_BAD_KEY', /cannot be a file name/],
     ['explode with env', { explode: true, file: undefined, format: 'env' }, '{"a":"SECRET-VALUE"}', 'FETCH_FORMAT', /format env does not apply/],
@@ -91,6 +91,10 @@ describe('renderItem', () => {
     expect(f!.ref).toBe(REF);
     expect(f!.message).toMatch(message);
     expect(JSON.stringify(f)).not.toContain('SECRET-VALUE');
+    // No key name the secret holds (the one the spec asked for is the user's own).
+    for (const k of Object.keys((() => { try { return JSON.parse(text) as object; } catch { return {}; } })() ?? {})) {
+      if (k !== extra.key && k.length > 3) expect(f!.message).not.toContain(k.slice(0, 20));
+    }
   });
 
   it('refuses keys and formats on a binary secret', () => {
@@ -104,6 +108,71 @@ describe('renderItem', () => {
   });
 });
 
+describe('JSON Pointer keys, templates and whole paths', () => {
+  const NESTED = JSON.stringify({ db: { hosts: ['h1', 'h2'], 'a/b': 'slash', port: 5432 }, top: 'SECRET-VALUE' });
+
+  it.each([
+    ['/db/hosts/1', 'h2'],
+    ['/db/a~1b', 'slash'],
+    ['/db/port', '5432'],
+    ['/db/hosts', '["h1","h2"]'],
+    ['/top', 'SECRET-VALUE'],
+  ])('key %s', (key, text) => {
+    expect(files(renderItem(item({ key }), { text: NESTED }, 0o444))[0]!.text).toBe(text);
+  });
+
+  it('a pointer reaches into a JSON array secret; format json encodes what it finds', () => {
+    expect(files(renderItem(item({ key: '/1/u' }), { text: '[{"u":"a"},{"u":"b"}]' }, 0o444))[0]!.text).toBe('b');
+    expect(files(renderItem(item({ key: '/db', format: 'json' }), { text: NESTED }, 0o444))[0]!.text).toBe('{"hosts":["h1","h2"],"a/b":"slash","port":5432}');
+  });
+
+  it('a pointer that finds nothing fails with FETCH_KEY_MISSING naming it, never a value', () => {
+    const [f] = failures(renderItem(item({ key: '/db/hosts/5' }), { text: NESTED }, 0o444));
+    expect(f).toMatchObject({ code: 'FETCH_KEY_MISSING', ref: REF, message: `JSON Pointer /db/hosts/5 finds nothing in the secret's JSON: no index "5" in the array under /db/hosts (2 item(s))` });
+    expect(JSON.stringify(f)).not.toMatch(/SECRET-VALUE|h1|slash/);
+  });
+
+  it('a template renders an RDS-managed secret into a connection URL', () => {
+    const rds = JSON.stringify({ username: 'app', password: 'pw', host: 'db.example', port: 5432, dbname: 'orders' });
+    const out = files(renderItem(item({ template: 'postgres://{{username}}:{{password}}@{{host}}:{{port}}/{{dbname}}', mode: 0o400 }), { text: rds }, 0o444));
+    expect(out).toEqual([{ path: 'out', text: 'postgres://app:pw@db.example:5432/orders', mode: 0o400 }]);
+  });
+
+  it('a template placeholder that finds nothing fails naming the placeholder, one failure each', () => {
+    const f = failures(renderItem(item({ template: '{{ top }} {{ db.user }} {{ /nope }}' }), { text: NESTED }, 0o444));
+    expect(f.map((x) => [x.code, x.message])).toEqual([
+      ['FETCH_KEY_MISSING', `template placeholder "{{ db.user }}" finds nothing in the secret's JSON: no key "user" under /db`],
+      ['FETCH_KEY_MISSING', `template placeholder "{{ /nope }}" finds nothing in the secret's JSON: no key "nope" at the top level`],
+    ]);
+    expect(JSON.stringify(f)).not.toContain('SECRET-VALUE');
+  });
+
+  it('a template of a secret that is not JSON, or binary, fails without the value', () => {
+    expect(failures(renderItem(item({ template: '{{ a }}' }), { text: 'SECRET-VALUE' }, 0o444))[0]).toMatchObject({ code: 'FETCH_NOT_JSON', message: 'the secret is not JSON, but a template was asked of it' });
+    expect(failures(renderItem(item({ template: '{{ a }}' }), { binary: new Uint8Array([1]) }, 0o444))[0]!.code).toBe('FETCH_FORMAT');
+  });
+
+  it("a whole path's secrets go under file, each as the entry asks", () => {
+    const members = [
+      { name: 'db/password', value: { text: '{"password":"p1"}' } },
+      { name: 'api', value: { text: '{"password":"p2"}' } },
+    ];
+    const out = files(renderItem({ ref: 'prod/*', file: 'conf', key: '/password', mode: 0o400 }, { members }, 0o444));
+    expect(out).toEqual([
+      { path: 'conf/db/password', text: 'p1', mode: 0o400 },
+      { path: 'conf/api', text: 'p2', mode: 0o400 },
+    ]);
+    expect(files(renderItem({ ref: 'prod/*', file: 'conf' }, { members: [] }, 0o444))).toEqual([]);
+  });
+
+  it("a whole path's secret whose name cannot be a file fails, naming it", () => {
+    const f = failures(renderItem({ ref: 'prod/*', file: 'conf' }, { members: [{ name: 'a+b@c', value: { text: 'SECRET-VALUE' } }, { name: 'ok', value: { text: 'x' } }] }, 0o444));
+    expect(f).toEqual([expect.objectContaining({ code: 'FETCH_BAD_KEY', ref: 'prod/*', message: expect.stringContaining('the secret "a+b@c" under this path cannot be a file name') })]);
+    const missing = failures(renderItem({ ref: 'prod/*', file: 'conf', key: 'k' }, { members: [{ name: 'x', value: { text: '{}' } }] }, 0o444));
+    expect(missing[0]).toMatchObject({ code: 'FETCH_KEY_MISSING', ref: 'prod/* (x)' });
+  });
+});
+
 describe('no value in any failure (property)', () => {
   const options = fc.constantFrom<Partial<SecretItem>>(
     { key: 'k' },
@@ -113,6 +182,10 @@ describe('no value in any failure (property)', () => {
     { format: 'json' },
     { format: 'env', key: 'k' },
     { explode: true, file: undefined, format: 'env' },
+    { key: '/k/deep' },
+    { key: '/0' },
+    { key: '/absent/x' },
+    { template: '{{ k }}:{{ k.deep }}:{{ /0 }}:{{ absent }}' },
   );
   // A value with a marker that cannot occur in our own messages, alone or inside JSON of any shape.
   const value = fc.string({ minLength: 1, maxLength: 30 }).map((s) => `VALUE_${s}_END`);
@@ -213,13 +286,14 @@ describe('format env in a real shell', () => {
     ['LD_LIBRARY_PATH', 'chooses the libraries every process loads'],
     ['LD_AUDIT', 'loads code into every process'],
     ['TMOUT', 'ends reads and shells'],
-  ])('refuses the key %s (%s), naming it and the reference', (key) => {
+  ])('refuses the key %s (%s), naming the reference and the key\'s position, never its name', (key) => {
     const r = renderEnv({ APP_OK: 'x', [key]: 'SECRET-VALUE' }, 'arn:ref');
     expect('failures' in r).toBe(true);
     if (!('failures' in r)) return;
     expect(r.failures).toHaveLength(1);
     expect(r.failures[0]).toMatchObject({ code: 'FETCH_BAD_KEY', ref: 'arn:ref' });
-    expect(r.failures[0]!.message).toContain(JSON.stringify(key));
+    expect(r.failures[0]!.message).toMatch(/^key 2 of 2 in the secret's JSON object /);
+    expect(r.failures[0]!.message).not.toContain(key);
     expect(JSON.stringify(r.failures)).not.toContain('SECRET-VALUE');
   });
 

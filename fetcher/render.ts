@@ -1,9 +1,12 @@
 // Values -> file contents: key extraction, explode and the three formats. Pure; every error names
-// the reference and the key, never the value (nor a JSON parser's message, which quotes it).
+// the reference and the key the spec asked for, never a value (nor a JSON parser's message, which
+// quotes it) nor a key name the secret holds: a key of the secret is named by its position.
 
 import { failure, type Failure } from './errors.js';
 import type { FetchedValue } from './fetch.js';
-import { MARKER_FILE, type Format, type SecretItem } from './spec.js';
+import { formatPointer, parsePointer, resolve } from './pointer.js';
+import { isSafeRelativePath, MARKER_FILE, type Format, type SecretItem } from './spec.js';
+import { parseTemplate, renderTemplate, valueText } from './template.js';
 
 export interface OutputFile {
   /** Relative to the mount. */
@@ -62,6 +65,9 @@ const NAME_MAX = 255;
 
 type JsonObject = Record<string, unknown>;
 
+/** A key of the secret, named by its position only (its name may be sensitive). */
+const nth = (i: number, of: number): string => `key ${i + 1} of ${of} in the secret's JSON object`;
+
 function parseJson(text: string): { ok: true; value: unknown } | { ok: false } {
   try {
     return { ok: true, value: JSON.parse(text) as unknown };
@@ -72,10 +78,7 @@ function parseJson(text: string): { ok: true; value: unknown } | { ok: false } {
 
 const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** A JSON value as file text: strings as they are, anything else as JSON. */
-function scalarText(v: unknown): string {
-  return typeof v === 'string' ? v : JSON.stringify(v);
-}
+const scalarText = valueText;
 
 /** Single-quoted for POSIX sh: nothing inside single quotes is special except the quote itself. */
 export function shellQuote(value: string): string {
@@ -90,10 +93,12 @@ export function shellQuote(value: string): string {
 export function renderEnv(obj: JsonObject, ref: string): { text: string } | { failures: Failure[] } {
   const failures: Failure[] = [];
   const lines: string[] = [];
-  for (const [k, v] of Object.entries(obj)) {
+  const entries = Object.entries(obj);
+  for (const [i, [k, v]] of entries.entries()) {
+    const which = nth(i, entries.length);
     if (!SHELL_NAME.test(k)) {
       failures.push(
-        failure('FETCH_BAD_KEY', `key ${JSON.stringify(k)} is not a valid shell variable name (letters, digits, _; not starting with a digit)`, {
+        failure('FETCH_BAD_KEY', `${which} is not a valid shell variable name (letters, digits, _; not starting with a digit)`, {
           ref,
           hint: 'use format raw or json, or rename the key',
         }),
@@ -103,7 +108,7 @@ export function renderEnv(obj: JsonObject, ref: string): { text: string } | { fa
     const owned = shellOwned(k);
     if (owned !== undefined) {
       failures.push(
-        failure('FETCH_BAD_KEY', `key ${JSON.stringify(k)} is ${owned}: setting it by sourcing the file would change what the app runs`, {
+        failure('FETCH_BAD_KEY', `${which} is ${owned}: setting it by sourcing the file would change what the app runs`, {
           ref,
           hint: 'rename the key (an app prefix such as APP_ works), or use format raw or json',
         }),
@@ -112,7 +117,7 @@ export function renderEnv(obj: JsonObject, ref: string): { text: string } | { fa
     }
     const text = v === null ? '' : scalarText(v);
     if (text.includes('\u0000')) {
-      failures.push(failure('FETCH_FORMAT', `the value of key ${JSON.stringify(k)} holds a NUL byte, which no shell variable can hold`, { ref }));
+      failures.push(failure('FETCH_FORMAT', `the value of ${which} holds a NUL byte, which no shell variable can hold`, { ref }));
       continue;
     }
     lines.push(`${k}=${shellQuote(text)}`);
@@ -124,10 +129,18 @@ function notJson(ref: string, why: string): Failure {
   return failure('FETCH_NOT_JSON', why, { ref, hint: 'store the secret as a JSON object, or drop key/explode and use format raw' });
 }
 
-function selectKey(obj: JsonObject, key: string, ref: string): { value: unknown } | { failure: Failure } {
-  if (!Object.hasOwn(obj, key)) {
-    const keys = Object.keys(obj);
-    const known = keys.length === 0 ? 'it has no keys' : `its keys are ${keys.slice(0, 20).map((k) => JSON.stringify(k)).join(', ')}${keys.length > 20 ? ', …' : ''}`;
+function selectKey(obj: JsonObject | unknown[], key: string, ref: string): { value: unknown } | { failure: Failure } {
+  if (key.startsWith('/')) {
+    const p = parsePointer(key);
+    if ('error' in p) return { failure: failure('FETCH_SPEC_INVALID', `key: ${p.error}`, { ref }) };
+    const r = resolve(obj, p.tokens);
+    if (!r.found) return { failure: failure('FETCH_KEY_MISSING', `JSON Pointer ${formatPointer(p.tokens)} finds nothing in the secret's JSON: ${r.missing}`, { ref }) };
+    return { value: r.value };
+  }
+  if (Array.isArray(obj) || !Object.hasOwn(obj, key)) {
+    const count = Object.keys(obj).length;
+    // Its keys are not listed: a key name may itself be sensitive (a hostname, a user name).
+    const known = count === 0 ? 'it has no keys' : `it has ${count} other key${count === 1 ? '' : 's'}, not listed here`;
     return { failure: failure('FETCH_KEY_MISSING', `key ${JSON.stringify(key)} is not in the secret's JSON (${known})`, { ref }) };
   }
   return { value: obj[key] };
@@ -145,17 +158,18 @@ function encode(value: unknown, format: Format, ref: string, what: string): { da
 }
 
 export function renderItem(item: SecretItem, value: FetchedValue, defaultMode: number): RenderResult {
+  if (value.members !== undefined) return renderMembers(item, value.members, defaultMode);
   const ref = item.ref;
   const mode = item.mode ?? defaultMode;
   const format: Format = item.format ?? 'raw';
-  const needsJson = item.key !== undefined || item.explode === true || format !== 'raw';
+  const needsJson = item.key !== undefined || item.explode === true || format !== 'raw' || item.template !== undefined;
 
   if (value.text === undefined) {
     const bytes = value.binary ?? new Uint8Array();
     if (needsJson) {
       return {
         failures: [
-          failure('FETCH_FORMAT', 'the secret is binary (SecretBinary); key, explode and formats json and env need a JSON SecretString', { ref }),
+          failure('FETCH_FORMAT', 'the secret is binary (SecretBinary); key, explode, template and formats json and env need a JSON SecretString', { ref }),
         ],
       };
     }
@@ -167,8 +181,29 @@ export function renderItem(item: SecretItem, value: FetchedValue, defaultMode: n
 
   const parsed = parseJson(text);
   if (!parsed.ok) {
-    const what = item.key !== undefined ? `key ${JSON.stringify(item.key)} was asked of it` : item.explode ? 'explode was asked of it' : `format ${format} was asked of it`;
+    const what =
+      item.key !== undefined
+        ? `key ${JSON.stringify(item.key)} was asked of it`
+        : item.explode
+          ? 'explode was asked of it'
+          : item.template !== undefined
+            ? 'a template was asked of it'
+            : `format ${format} was asked of it`;
     return { failures: [notJson(ref, `the secret is not JSON, but ${what}`)] };
+  }
+
+  if (item.template !== undefined) {
+    const t = parseTemplate(item.template);
+    if ('error' in t) return { failures: [failure('FETCH_SPEC_INVALID', `template ${t.error}`, { ref })] };
+    const r = renderTemplate(t.parts, parsed.value);
+    if ('missing' in r) {
+      return {
+        failures: r.missing.map((m) =>
+          failure('FETCH_KEY_MISSING', `template placeholder ${JSON.stringify(m.placeholder)} finds nothing in the secret's JSON: ${m.why}`, { ref }),
+        ),
+      };
+    }
+    return { files: [{ path: item.file as string, data: Buffer.from(r.text), mode, ref }] };
   }
 
   if (item.explode) {
@@ -176,16 +211,17 @@ export function renderItem(item: SecretItem, value: FetchedValue, defaultMode: n
     if (format === 'env') return { failures: [failure('FETCH_FORMAT', 'explode writes one file per key; format env does not apply', { ref })] };
     const failures: Failure[] = [];
     const files: OutputFile[] = [];
-    for (const [k, v] of Object.entries(parsed.value)) {
+    const entries = Object.entries(parsed.value);
+    for (const [i, [k, v]] of entries.entries()) {
       const name = `${item.prefix ?? ''}${k}`;
       if (!FILE_SEGMENT.test(name) || name === '.' || name === '..') {
         failures.push(
-          failure('FETCH_BAD_KEY', `key ${JSON.stringify(k)} cannot be a file name (letters, digits, ".", "_" and "-" only)`, { ref }),
+          failure('FETCH_BAD_KEY', `${nth(i, entries.length)} cannot be a file name (letters, digits, ".", "_" and "-" only)`, { ref }),
         );
         continue;
       }
       if (name.length > NAME_MAX) {
-        failures.push(failure('FETCH_BAD_KEY', `key ${JSON.stringify(k.slice(0, 40) + '…')} makes a file name longer than ${NAME_MAX} characters`, { ref }));
+        failures.push(failure('FETCH_BAD_KEY', `${nth(i, entries.length)} makes a file name longer than ${NAME_MAX} characters`, { ref }));
         continue;
       }
       const path = item.file !== undefined ? `${item.file}/${name}` : name;
@@ -197,7 +233,7 @@ export function renderItem(item: SecretItem, value: FetchedValue, defaultMode: n
   let selected: unknown = parsed.value;
   let what = 'the secret';
   if (item.key !== undefined) {
-    if (!isObject(parsed.value)) return { failures: [notJson(ref, `key ${JSON.stringify(item.key)} was asked of a secret that is not a JSON object`)] };
+    if (!isObject(parsed.value) && !(item.key.startsWith('/') && Array.isArray(parsed.value))) return { failures: [notJson(ref, `key ${JSON.stringify(item.key)} was asked of a secret that is not a JSON object`)] };
     const s = selectKey(parsed.value, item.key, ref);
     if ('failure' in s) return { failures: [s.failure] };
     selected = s.value;
@@ -209,6 +245,32 @@ export function renderItem(item: SecretItem, value: FetchedValue, defaultMode: n
   const encoded = encode(selected, format, ref, what);
   if ('failure' in encoded) return { failures: [encoded.failure] };
   return { files: [{ path: item.file as string, data: encoded.data, mode, ref }] };
+}
+
+/**
+ * A whole path's secrets, each rendered as the item would render one secret, into `file` (a
+ * directory) under the rest of its name. A name that cannot be a path inside the mount fails
+ * the item, naming the secret (a name, never a value).
+ */
+function renderMembers(item: SecretItem, members: NonNullable<FetchedValue['members']>, defaultMode: number): RenderResult {
+  const failures: Failure[] = [];
+  const files: OutputFile[] = [];
+  for (const m of members) {
+    if (!isSafeRelativePath(m.name) || m.name.split('/').includes(MARKER_FILE)) {
+      failures.push(
+        failure('FETCH_BAD_KEY', `the secret ${JSON.stringify(m.name)} under this path cannot be a file name (segments of letters, digits, ".", "_" and "-")`, {
+          ref: item.ref,
+          hint: 'rename the secret, or reference it on its own with a file name',
+        }),
+      );
+      continue;
+    }
+    const path = item.file !== undefined ? `${item.file}/${m.name}` : m.name;
+    const r = renderItem({ ...item, ref: `${item.ref} (${m.name})`, file: path }, m.value, defaultMode);
+    if ('failures' in r) failures.push(...r.failures);
+    else files.push(...r.files.map((f) => ({ ...f, ref: item.ref })));
+  }
+  return failures.length > 0 ? { failures } : { files };
 }
 
 /** Two items writing one path, a file where another needs a directory, or the marker's name. */

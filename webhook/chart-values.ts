@@ -15,6 +15,7 @@ export const VALUE_ENV: ReadonlyArray<readonly [env: string, path: string]> = [
   ['FETCHER_MEMORY_REQUEST', 'fetcher.resources.requests.memory'],
   ['FETCHER_CPU_LIMIT', 'fetcher.resources.limits.cpu'],
   ['FETCHER_MEMORY_LIMIT', 'fetcher.resources.limits.memory'],
+  ['CPU_LIMIT_POLICY', 'cpuLimitPolicy'],
   ['FETCHER_UID', 'fetcher.uid'],
   ['FETCHER_NODE_CREDENTIALS', 'fetcher.nodeCredentials'],
   ['DEFAULT_MOUNT_PATH', 'defaultMountPath'],

@@ -114,7 +114,8 @@ function injectObject(
   const template = valueAt(obj, templatePath);
   if (!isObject(template)) return;
   // A template is a pod without apiVersion/kind; the pipeline reads metadata and spec only.
-  const outcome = reviewPod(templatePath.length === 0 ? template : templatePod(template), config);
+  const namespace = isObject(obj.metadata) && typeof obj.metadata.namespace === 'string' ? obj.metadata.namespace : undefined;
+  const outcome = reviewPod(templatePath.length === 0 ? template : templatePod(template), config, namespace);
   result.warnings.push(...outcome.warnings.map((w) => `${where}: ${w}`));
   if (outcome.outcome === 'denied') result.errors.push(`${where}: ${outcome.message}`);
   if (outcome.outcome !== 'injected') return;

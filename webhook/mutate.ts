@@ -21,9 +21,10 @@ import {
   serialiseSpec,
   type FetchSpec,
 } from '../fetcher/spec.js';
-import { parseReference } from '../fetcher/reference.js';
+import { isPathReference, parsePathReference, parseReference } from '../fetcher/reference.js';
 import { MAX_ANNOTATIONS_BYTES, PREFIX, STATUS_ANNOTATION, STATUS_INJECTED, type InjectionRequest } from './annotations.js';
 import { problem, quote, type Problem } from './problems.js';
+import { cpuLimits, type CpuLimits } from './cpu-limit.js';
 import { quantityValue } from './quantity.js';
 import type { MutationConfig } from './types.js';
 
@@ -283,8 +284,8 @@ export function validateTarget(pod: Pod, request: InjectionRequest, refused: Rea
     problems.push(problem('WEBHOOK_UNKNOWN_CONTAINER', containersKey, 'selects no container'));
   }
   const regionless = request.items.filter((i) => {
-    const r = parseReference(i.ref);
-    return 'reference' in r && r.reference.region === undefined;
+    const r = isPathReference(i.ref) ? parsePathReference(i.ref) : parseReference(i.ref);
+    return 'reference' in r ? r.reference.region === undefined : 'path' in r && r.path.region === undefined;
   });
   const envRegion = identity.env.some((e) => e.name === 'AWS_REGION' || e.name === 'AWS_DEFAULT_REGION');
   if (regionless.length > 0 && request.region === undefined && !refused.has(`${PREFIX}region`) && !envRegion) {
@@ -311,10 +312,11 @@ export function validateResources(pod: Pod, config: MutationConfig): Problem[] {
   const own = pod.spec.resources;
   if (!isObject(own)) return [];
   const problems: Problem[] = [];
+  const fetcher = fetcherResources(config, cpuLimits(pod, config));
   for (const kind of ['requests', 'limits'] as const) {
     const podSide = own[kind];
     if (!isObject(podSide)) continue;
-    for (const [resource, wanted] of Object.entries(config.fetcherResources[kind])) {
+    for (const [resource, wanted] of Object.entries(fetcher[kind])) {
       const have = podSide[resource];
       const haveValue = typeof have === 'string' ? quantityValue(have) : typeof have === 'number' ? have : undefined;
       const wantedValue = quantityValue(wanted);
@@ -385,12 +387,21 @@ function networkOf(config: MutationConfig, caVolume: string | undefined): { env:
   return { env, mounts };
 }
 
+/** The configured resources with the CPU limit chosen for this pod (none: no CPU limit). */
+function withCpuLimit(configured: MutationConfig['fetcherResources'], cpu: string | undefined) {
+  const { cpu: _configured, ...limits } = configured.limits;
+  return { requests: { ...configured.requests }, limits: cpu === undefined ? limits : { cpu, ...limits } };
+}
+
+export const fetcherResources = (config: MutationConfig, cpu: CpuLimits) => withCpuLimit(config.fetcherResources, cpu.fetcher);
+
 export function buildInitContainer(
   name: string,
   volume: string,
   spec: FetchSpec,
   identity: Identity,
   config: MutationConfig,
+  cpu: CpuLimits,
   caVolume?: string,
 ): V1Container {
   const network = networkOf(config, caVolume);
@@ -408,7 +419,7 @@ export function buildInitContainer(
       // Visible in the pod: this fetcher may fall back to the node's credentials.
       ...(config.nodeCredentials === 'allow' ? [{ name: NODE_CREDENTIALS_ENV, value: 'allow' }] : []),
     ],
-    resources: { requests: { ...config.fetcherResources.requests }, limits: { ...config.fetcherResources.limits } },
+    resources: fetcherResources(config, cpu),
     // Pod Security "restricted" asks for every one of these; the fetcher needs none of the rest.
     securityContext: {
       runAsNonRoot: true,
@@ -436,14 +447,15 @@ export function buildRefresher(
   spec: FetchSpec,
   identity: Identity,
   config: MutationConfig,
+  cpu: CpuLimits,
   caVolume?: string,
 ): V1Container {
-  const base = buildInitContainer(name, volume, spec, identity, config, caVolume);
+  const base = buildInitContainer(name, volume, spec, identity, config, cpu, caVolume);
   return {
     ...base,
     args: [...REFRESH_ARGS],
     env: [...(base.env ?? []), { name: 'NODE_OPTIONS', value: REFRESHER_NODE_OPTIONS }],
-    resources: structuredClone(config.refresherResources),
+    resources: withCpuLimit(config.refresherResources, cpu.refresher),
     restartPolicy: 'Always',
   };
 }
@@ -489,10 +501,11 @@ export function mutate(pod: Pod, request: InjectionRequest, config: MutationConf
   // In the app's own emptyDir the fetcher sees what the app sees: the same subPath of it.
   const sub = (c: V1Container): Container =>
     shared?.subPath === undefined ? (c as Container) : { ...c, volumeMounts: list(c.volumeMounts).map((m) => (m.name === volume ? { ...m, subPath: shared.subPath } : m)) };
-  const containers = [sub(buildInitContainer(name, volume, spec, identity, config, caVolume))];
+  const cpu = cpuLimits(pod, config);
+  const containers = [sub(buildInitContainer(name, volume, spec, identity, config, cpu, caVolume))];
   if (spec.refresh !== undefined) {
     const refresher = uniqueName(REFRESHER_NAME, new Set([...names, name]));
-    containers.push(sub(buildRefresher(refresher, volume, spec, identity, config, caVolume)));
+    containers.push(sub(buildRefresher(refresher, volume, spec, identity, config, cpu, caVolume)));
   } else if (request.refreshSeconds !== undefined) {
     warnings.push(`${PREFIX}refresh ignored: every secret is pinned to a versionId, so there is nothing to refresh`);
   }

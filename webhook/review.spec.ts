@@ -233,7 +233,8 @@ describe('review: refresh', () => {
     pod({ [`${PREFIX}secret.db`]: ARN, [`${PREFIX}refresh`]: '2m', ...extra });
 
   it('adds the refresh sidecar right after the fetcher: the same container, restartPolicy Always, its own resources', () => {
-    const r = reviewPod(refreshPod(), CONFIG);
+    // Under the fixed policy: the configured resources, whatever the pod (cpu-limit.spec.ts: the pod policy).
+    const r = reviewPod(refreshPod(), { ...CONFIG, cpuLimitPolicy: 'fixed' });
     if (r.outcome !== 'injected') throw new Error(r.outcome);
     const [fetcher, refresher, ...rest] = r.pod.spec.initContainers!;
     expect(rest).toEqual([]);
@@ -350,5 +351,28 @@ describe('review: annotations sized to stall the webhook', () => {
   it('finds a container named twice at the end of a long list', () => {
     const names = [...Array.from({ length: 24_000 }, (_, i) => `c${i}`), 'c0'].join(',');
     expect(timed({ [`${PREFIX}secret-arn`]: ARN, [`${PREFIX}containers`]: names }).response.status!.message).toContain('names container "c0" twice');
+  });
+});
+
+describe('review: fromSecret entries', () => {
+  const STORE_CONFIG = { ...CONFIG, store: { cluster: 'prod-eu1', prefix: 'k8s', region: 'eu-west-1' } };
+
+  it("resolve in the review's namespace to the store name, one file per key, read in the store's region", () => {
+    const body = envelope({ namespace: 'payments', object: pod({ [`${PREFIX}secrets`]: '- fromSecret: db-creds' }) });
+    const r = review(body, STORE_CONFIG);
+    if (r.kind !== 'review') throw new Error(r.message);
+    expect(r.response.response.allowed).toBe(true);
+    const patch = JSON.parse(Buffer.from(r.response.response.patch!, 'base64').toString()) as Array<{ path: string; value: unknown }>;
+    const fetcher = JSON.stringify(patch);
+    const spec = JSON.parse(JSON.parse(fetcher.match(/"name":"SECRET_INJECTOR_SPEC","value":("(?:[^"\\]|\\.)*")/)![1]!) as string);
+    expect(spec.items).toEqual([{ ref: 'k8s/prod-eu1/payments/db-creds', explode: true, file: 'db-creds' }]);
+    expect(spec.region).toBe('eu-west-1');
+  });
+
+  it('are refused, naming the setting, where the webhook has no write-through settings', () => {
+    const body = envelope({ namespace: 'payments', object: pod({ [`${PREFIX}secrets`]: '- fromSecret: db-creds' }) });
+    const r = answer(body);
+    expect(r.response.response.allowed).toBe(false);
+    expect(r.response.response.status!.message).toContain('fromSecret needs the webhook setting WRITE_THROUGH_CLUSTER');
   });
 });

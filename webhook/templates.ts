@@ -68,7 +68,7 @@ export const reviewTemplate: ReviewHandler = (body, config) => {
   const misplaced = misplacedAnnotations(e.object, e.gvk.kind, workload.path);
   const before = misplaced === undefined ? [] : [misplaced];
   if (!isObject(template)) return answer(e, 'skipped', before);
-  const result = reviewPod(templatePod(template), config);
+  const result = reviewPod(templatePod(template), config, e.log.namespace);
   switch (result.outcome) {
     case 'denied':
       return refuse(e, 'template-denied', { ...result, warnings: [...before, ...result.warnings] });

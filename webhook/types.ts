@@ -41,6 +41,17 @@ export interface MutationConfig {
    * default chain); the fetcher then carries NODE_CREDENTIALS_ENV=allow. Default `deny`.
    */
   nodeCredentials: 'deny' | 'allow';
+  /**
+   * `pod` (the default when unset): the fetcher's CPU limit is read from the pod, as large as the
+   * pod's own limits allow and never below `fetcherResources.limits.cpu`, and the refresher goes
+   * unlimited in an unlimited pod (webhook/cpu-limit.ts); `fixed`: exactly the configured limits.
+   */
+  cpuLimitPolicy?: 'pod' | 'fixed';
+  /**
+   * Where write-through keeps Kubernetes Secrets in Secrets Manager (WRITE_THROUGH_*), for pods'
+   * `fromSecret` entries; unset, such entries are refused.
+   */
+  store?: { cluster: string; prefix: string; region?: string };
 }
 
 export const DEFAULT_MUTATION_CONFIG: MutationConfig = {
@@ -58,6 +69,7 @@ export const DEFAULT_MUTATION_CONFIG: MutationConfig = {
     limits: { cpu: '100m', memory: '64Mi' },
   },
   nodeCredentials: 'deny',
+  cpuLimitPolicy: 'pod',
 };
 
 /** How one review ended; the shell turns this into a log line and metrics. */
@@ -67,7 +79,8 @@ export type ReviewOutcome =
   | 'already-injected' // allowed unchanged: the pod carries our status annotation
   | 'denied' // refused: bad annotations or a pod we cannot inject without breaking it
   | 'template-allowed' // a workload's pod template reviewed: admitted unchanged (warnings, if any, to the client)
-  | 'template-denied'; // a workload refused: every pod of its template would be denied
+  | 'template-denied' // a workload refused: every pod of its template would be denied
+  | 'stored'; // the write-through writer: a Secret's value written (or deleted) in Secrets Manager
 
 export interface ReviewLog {
   uid: string;
@@ -109,3 +122,6 @@ export type ReviewResult =
   | { kind: 'bad-request'; statusCode: 400; message: string };
 
 export type ReviewHandler = (body: unknown, config: MutationConfig) => ReviewResult;
+
+/** A handler that calls out before answering (the write-through writer, which writes to AWS). */
+export type AsyncReviewHandler = (body: unknown, config: MutationConfig) => Promise<ReviewResult>;

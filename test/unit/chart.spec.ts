@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isMap, parseDocument, type YAMLMap } from 'yaml';
 import { SPEC_ENV } from '../../fetcher/spec.js';
-import { envFromValues } from '../../webhook/chart-values.js';
+import { envFromValues, VALUE_ENV } from '../../webhook/chart-values.js';
 import { loadConfig, OPTIONS } from '../../webhook/config.js';
 import { DEFAULT_MUTATION_CONFIG } from '../../webhook/types.js';
 import { findTool, missingToolMessage } from '../helpers/tools.js';
@@ -175,6 +175,9 @@ suite('chart: default values', () => {
       };
       expect(mutationEnv(envFromValues(values))).toEqual(mutationEnv(chart));
       expect(mutationEnv(envFromValues({}, '1.36.3'))).toEqual(mutationEnv(envOf(objects)));
+      // Every variable the chart gives the webhook is in inject's table, or a server setting.
+      const mapped = new Set([...VALUE_ENV.map(([env]) => env), 'FETCHER_IMAGE', 'NATIVE_SIDECARS']);
+      expect(Object.keys(chart).filter((k) => !mapped.has(k) && !/^(PORT|TLS_|LOG_LEVEL|SHUTDOWN_)/.test(k))).toEqual([]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
