@@ -58,10 +58,12 @@ const JSON_PARSE_ERROR = /in JSON at position|is not valid JSON|Unexpected (toke
 /** Credentials are resolved again this long before they expire (the refresh sidecar outlives them). */
 export const CREDENTIALS_REFRESH_MS = 5 * 60_000;
 
-function tagged(stage: 'credentials' | 'assume-role', provider: AwsCredentialIdentityProvider): AwsCredentialIdentityProvider {
+type Forgettable = AwsCredentialIdentityProvider & { forget: () => void };
+
+function tagged(stage: 'credentials' | 'assume-role', provider: AwsCredentialIdentityProvider): Forgettable {
   let pending: Promise<AwsCredentialIdentity> | undefined;
   let expiresAt = Number.POSITIVE_INFINITY;
-  return () => {
+  const resolve = () => {
     // One resolution while it is good: every client shares it, so IRSA exchanges its token once
     // per credential lifetime. A failure is not kept: the refresh sidecar's next pass asks again.
     if (pending !== undefined && Date.now() >= expiresAt - CREDENTIALS_REFRESH_MS) pending = undefined;
@@ -81,6 +83,9 @@ function tagged(stage: 'credentials' | 'assume-role', provider: AwsCredentialIde
     );
     return pending;
   };
+  // memoized: the SDK takes this cache as its own instead of keeping the credentials in one of its
+  // own, which would go on signing with them after `forget` until their stated expiry.
+  return Object.assign(resolve, { forget: () => void (pending = undefined), memoized: true });
 }
 
 interface ProviderClientConfig {
@@ -153,7 +158,7 @@ export function createAwsApi(opts: AwsOptions): AwsApi {
       requestHandler: common.requestHandler,
     }),
   );
-  let credentials = base;
+  let credentials: Forgettable = base;
   if (opts.roleArn !== undefined) {
     const sts = new STSClient({ ...common, retryStrategy: retry('AssumeRole', opts.stsRegion), region: opts.stsRegion, credentials: base });
     const roleArn = opts.roleArn;
@@ -196,6 +201,11 @@ export function createAwsApi(opts: AwsOptions): AwsApi {
       inCallScope({ api: 'GetParameters' }, () => ssmIn(region).send(new GetParametersCommand(input), { abortSignal })),
     getParametersByPath: (region, input, abortSignal) =>
       inCallScope({ api: 'GetParametersByPath' }, () => ssmIn(region).send(new GetParametersByPathCommand(input), { abortSignal })),
+    forgetCredentials: () => {
+      // Both: a chained role's session may outlive the source's, never the other way round.
+      base.forget();
+      credentials.forget();
+    },
     callerIdentity: async (region, abortSignal) => {
       const c = client(sts, region, () => new STSClient({ ...common, maxAttempts: 2, retryStrategy: retry('GetCallerIdentity', region, false, { ...policy, maxAttempts: 2 }), region, credentials }));
       const out = await c.send(new GetCallerIdentityCommand({}), { abortSignal });

@@ -49,7 +49,15 @@ export interface AwsApi {
   callerIdentity(region: string, signal: AbortSignal): Promise<string>;
   /** Every API AWS throttled so far, with how often and over how long (aws.ts keeps count). */
   throttled?(): Throttled[];
+  /** Drops the credentials resolved so far: the next call resolves them again (AWS held them as expired). */
+  forgetCredentials?(): void;
 }
+
+/**
+ * AWS error codes that say the credentials themselves are no longer good (whatever their stated
+ * expiry: a node clock behind AWS's keeps them past it), so they must be resolved again.
+ */
+export const STALE_CREDENTIAL_CODES: ReadonlySet<string> = new Set(['ExpiredToken', 'ExpiredTokenException', 'InvalidClientTokenId']);
 
 export { PARAMETERS_PER_CALL, SECRETS_PER_BATCH };
 /** Calls in flight at once: enough to hide latency, few enough not to trip throttling. */

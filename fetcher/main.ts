@@ -26,6 +26,7 @@ import {
 } from './spec.js';
 import { writeSecrets, type Marker, type MarkerEntry } from './write.js';
 import { Refresher, sleep } from './refresh.js';
+import { signalContainer } from './signal.js';
 
 /** At most this long is spent asking STS for the identity to put in a failure report. */
 export const IDENTITY_LOOKUP_MS = 3_000;
@@ -263,7 +264,8 @@ async function fetchAndWrite(spec: FetchSpec, deps: ExecuteDeps, seen: Map<strin
 
   try {
     const entries = spec.items.map((_, i) => collected.entries.get(i)).filter((e): e is MarkerEntry => e !== undefined);
-    const marker: Marker = { version: 1, fetchedAt: new Date().toISOString(), secrets: entries };
+    const now = new Date().toISOString();
+    const marker: Marker = { version: 1, fetchedAt: now, changedAt: now, secrets: entries };
     // Writing is inside the deadline too: the pod waits on this container.
     await writeSecrets(spec.dir, files, marker, { expired: () => performance.now() >= deadlineAt });
   } catch (e) {
@@ -428,10 +430,12 @@ async function runRefresh(spec: FetchSpec, deps: ExecuteDeps): Promise<number> {
     api: deps.api(spec, stsRegionOf(spec, deps.envRegion), deps.credentials.source),
     ...(deps.envRegion !== undefined && { envRegion: deps.envRegion }),
     now: Date.now,
+    monotonic: () => performance.now(),
     random: Math.random,
     sleep,
     log: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`),
     report: writeTerminationLog,
+    signal: (target) => signalContainer(target),
   });
   try {
     await refresher.resume();

@@ -16,6 +16,7 @@ import {
   REFRESHER_NODE_OPTIONS,
   POD_NAME_ENV,
   POD_NAMESPACE_ENV,
+  SIGNAL_TARGET_ENV,
   SPEC_ENV,
   SPEC_VERSION,
   serialiseSpec,
@@ -352,7 +353,10 @@ export function buildSpec(request: InjectionRequest, config: MutationConfig): Fe
   if (request.roleArn !== undefined) spec.roleArn = request.roleArn;
   if (request.failoverRegion !== undefined) spec.failoverRegion = request.failoverRegion;
   if (config.fetchTimeouts !== undefined) spec.timeouts = config.fetchTimeouts;
-  if (request.refreshSeconds !== undefined && polled(request)) spec.refresh = { intervalSeconds: request.refreshSeconds };
+  if (request.refreshSeconds !== undefined && polled(request)) {
+    spec.refresh = { intervalSeconds: request.refreshSeconds };
+    if (request.refreshSignal !== undefined) spec.refresh.signal = request.refreshSignal;
+  }
   return spec;
 }
 
@@ -374,6 +378,65 @@ export function validateRefresh(request: InjectionRequest, config: MutationConfi
       'needs native sidecars (Kubernetes 1.29+), which this cluster does not run (webhook setting NATIVE_SIDECARS=false); remove the annotation to have the files written once at start, or upgrade the cluster',
     ),
   ];
+}
+
+/** The uid and gid a container runs as, where the pod states them (the container's own, else the pod's). */
+function statedIds(pod: Pod, c: Container): { uid?: number; gid?: number } {
+  const own = isObject(c.securityContext) ? c.securityContext : {};
+  const podCtx = isObject(pod.spec.securityContext) ? pod.spec.securityContext : {};
+  const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : undefined);
+  const ids: { uid?: number; gid?: number } = {};
+  const uid = num(own.runAsUser) ?? num(podCtx.runAsUser);
+  const gid = num(own.runAsGroup) ?? num(podCtx.runAsGroup);
+  if (uid !== undefined) ids.uid = uid;
+  if (gid !== undefined) ids.gid = gid;
+  return ids;
+}
+
+/**
+ * Stage validate (signal): `signal-on-refresh` needs an app container that gets the volume and
+ * whose uid and gid the pod states (not root): the fetcher and the refresher run as them, so
+ * reading the app's /proc entries and signalling it need no capability. A pod that keeps its
+ * process namespace unshared on purpose, or uses the node's, is refused rather than changed.
+ */
+export function validateSignal(pod: Pod, request: InjectionRequest, refused: ReadonlySet<string> = new Set()): Problem[] {
+  const s = request.refreshSignal;
+  if (s === undefined) return [];
+  const subject = `${PREFIX}signal-on-refresh`;
+  const problems: Problem[] = [];
+  const app = pod.spec.containers.find((c) => c.name === s.container);
+  if (app === undefined) {
+    const init = list(pod.spec.initContainers).some((c) => c.name === s.container);
+    return [
+      problem(
+        'WEBHOOK_UNKNOWN_CONTAINER',
+        subject,
+        `names container ${quote(s.container)}, which ${init ? 'is an init container; name an app container' : `the pod does not have (containers: ${pod.spec.containers.map((c) => c.name).join(', ')})`}`,
+      ),
+    ];
+  }
+  if (!refused.has(`${PREFIX}containers`) && request.containers !== undefined && !request.containers.includes(s.container)) {
+    problems.push(problem('WEBHOOK_CONFLICTING_ANNOTATIONS', subject, `names container ${quote(s.container)}, which ${PREFIX}containers leaves without the secrets volume`));
+  }
+  const { uid, gid } = statedIds(pod, app);
+  if (uid === undefined || gid === undefined) {
+    problems.push(
+      problem(
+        'WEBHOOK_UNSUPPORTED_POD',
+        subject,
+        `the refresher signals container ${quote(s.container)} as its own uid and gid, with no added capability, so the pod must state them: set securityContext.runAsUser and runAsGroup on the container or the pod (${uid === undefined ? 'runAsUser' : 'runAsGroup'} is not set)`,
+      ),
+    );
+  } else if (uid === 0) {
+    problems.push(problem('WEBHOOK_UNSUPPORTED_POD', subject, `container ${quote(s.container)} runs as root (runAsUser 0), and the fetcher and refresher never do: run the app as a non-root uid`));
+  }
+  if (pod.spec.shareProcessNamespace === false) {
+    problems.push(problem('WEBHOOK_CONFLICTING_ANNOTATIONS', subject, 'needs the pod\'s process namespace shared, and the pod sets spec.shareProcessNamespace: false'));
+  }
+  if (pod.spec.hostPID === true) {
+    problems.push(problem('WEBHOOK_UNSUPPORTED_POD', subject, 'needs the pod\'s own shared process namespace, and the pod uses the node\'s (spec.hostPID: true)'));
+  }
+  return problems;
 }
 
 /** The fetcher's network settings and CA bundle: env and mounts beside the identity's. */
@@ -479,6 +542,9 @@ export interface MutationResult {
 export function mutate(pod: Pod, request: InjectionRequest, config: MutationConfig): MutationResult {
   const spec = buildSpec(request, config);
   const identity = findIdentity(pod, request);
+  const signal = spec.refresh?.signal;
+  const signalled = signal === undefined ? undefined : pod.spec.containers.find((c) => c.name === signal.container);
+  const runAs = signalled === undefined ? undefined : statedIds(pod, signalled);
 
   const volumes = list(pod.spec.volumes);
   const volumeNames = new Set(volumes.map((v) => v.name));
@@ -498,14 +564,18 @@ export function mutate(pod: Pod, request: InjectionRequest, config: MutationConf
   ]);
   const name = uniqueName(INIT_CONTAINER_NAME, names);
   const warnings: string[] = [];
+  // With a refresh signal, both run as the app's uid and gid: the refresher may then read the
+  // app's /proc entries and signal it, and every file and directory has one owner throughout.
   // In the app's own emptyDir the fetcher sees what the app sees: the same subPath of it.
-  const sub = (c: V1Container): Container =>
-    shared?.subPath === undefined ? (c as Container) : { ...c, volumeMounts: list(c.volumeMounts).map((m) => (m.name === volume ? { ...m, subPath: shared.subPath } : m)) };
+  const asApp = (c: V1Container): Container => {
+    const own = runAs?.uid === undefined || runAs.gid === undefined ? c : { ...c, securityContext: { ...c.securityContext, runAsUser: runAs.uid, runAsGroup: runAs.gid } };
+    return (shared?.subPath === undefined ? own : { ...own, volumeMounts: list(own.volumeMounts).map((m) => (m.name === volume ? { ...m, subPath: shared.subPath } : m)) }) as Container;
+  };
   const cpu = cpuLimits(pod, config);
-  const containers = [sub(buildInitContainer(name, volume, spec, identity, config, cpu, caVolume))];
+  const containers = [asApp(buildInitContainer(name, volume, spec, identity, config, cpu, caVolume))];
   if (spec.refresh !== undefined) {
     const refresher = uniqueName(REFRESHER_NAME, new Set([...names, name]));
-    containers.push(sub(buildRefresher(refresher, volume, spec, identity, config, cpu, caVolume)));
+    containers.push(asApp(buildRefresher(refresher, volume, spec, identity, config, cpu, caVolume)));
   } else if (request.refreshSeconds !== undefined) {
     warnings.push(`${PREFIX}refresh ignored: every secret is pinned to a versionId, so there is nothing to refresh`);
   }
@@ -515,7 +585,11 @@ export function mutate(pod: Pod, request: InjectionRequest, config: MutationConf
   // Read-write, as the original sample had it: the default path is /tmp, where apps write their
   // own temporary files. The secret files themselves are read-only (mode 0444 by default).
   const mount: V1VolumeMount = shared?.subPath === undefined ? { name: volume, mountPath: request.mountPath } : { name: volume, mountPath: request.mountPath, subPath: shared.subPath };
-  const withVolume = (c: Container): Container => (mounted.has(c) ? { ...c, volumeMounts: [...list(c.volumeMounts), mount] } : c);
+  const withVolume = (c: Container): Container => {
+    const out = mounted.has(c) ? { ...c, volumeMounts: [...list(c.volumeMounts), mount] } : c;
+    // The mark the refresher finds the signalled container's processes by.
+    return c === signalled ? { ...out, env: [...list(c.env), { name: SIGNAL_TARGET_ENV, value: c.name }] } : out;
+  };
   const emptyDir = config.volumeSizeLimit === undefined ? { medium: 'Memory' } : { medium: 'Memory', sizeLimit: config.volumeSizeLimit };
   const added: Array<V1Volume & Record<string, unknown>> = shared === undefined ? [{ name: volume, emptyDir }] : [];
   if (ca !== undefined && caVolume !== undefined) {
@@ -535,6 +609,7 @@ export function mutate(pod: Pod, request: InjectionRequest, config: MutationConf
       containers: pod.spec.containers.map(withVolume),
       volumes: [...volumes, ...added],
       initContainers: [...containers, ...list(pod.spec.initContainers).map(withVolume)],
+      ...(signalled !== undefined && spec.refresh !== undefined && { shareProcessNamespace: true }),
     },
     metadata: { ...pod.metadata, annotations: { ...pod.metadata?.annotations, [STATUS_ANNOTATION]: STATUS_INJECTED } },
   };

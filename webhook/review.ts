@@ -7,7 +7,7 @@
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { parseSpec, serialiseSpec, SPEC_ENV, type FetchSpec } from '../fetcher/spec.js';
 import { checkBounds, parseAnnotations, shouldInject, STATUS_ANNOTATION, type Annotations, type Defaults } from './annotations.js';
-import { buildSpec, checkPod, mutate, validateRefresh, validateResources, validateTarget, type Pod } from './mutate.js';
+import { buildSpec, checkPod, mutate, validateRefresh, validateResources, validateSignal, validateTarget, type Pod } from './mutate.js';
 import { firstOf, formatProblems, problem, quote, type Problem, type Stage, type StageProblems } from './problems.js';
 import type { AdmissionReviewResponse, MutationConfig, ReviewHandler, ReviewLog, ReviewOutcome, ReviewResult } from './types.js';
 
@@ -145,7 +145,7 @@ export function reviewPod(obj: unknown, config: MutationConfig, namespace?: stri
   const pod = obj as Pod;
   const fit = validateTarget(pod, request, 'problems' in parsed ? parsed.refused : undefined);
   warnings.push(...fit.warnings);
-  const fitProblems = [...fit.problems, ...validateResources(pod, config), ...validateRefresh(request, config)];
+  const fitProblems = [...fit.problems, ...validateResources(pod, config), ...validateRefresh(request, config), ...validateSignal(pod, request, 'problems' in parsed ? parsed.refused : undefined)];
   if (fitProblems.length > 0) groups.push({ stage: 'validate', problems: fitProblems });
   if (groups.length > 0) return denyAll(groups, warnings);
 
@@ -179,18 +179,14 @@ export function admissionWarnings(warnings: readonly string[]): string[] {
   return shown;
 }
 
-/** A well-formed AdmissionReview, read up to the object: what every handler starts from. */
 export interface Envelope {
   request: Obj;
-  gvk: { group: string; version: string; kind: string };
-  operation?: string;
-  object: unknown;
-  log: ReviewLog;
-  response: AdmissionReviewResponse;
+  uid: string;
+  gvk: { group?: unknown; version: string; kind: string };
 }
 
-/** Stage envelope, shared by every handler: the AdmissionReview's shape, and the names for its log line. */
-export function readEnvelope(body: unknown): Envelope | ReviewResult {
+/** The envelope every handler checks first (the pods' and the writer's): its request, or a 400. */
+export function readEnvelope(body: unknown): { envelope: Envelope } | ReviewResult {
   if (!isObject(body)) return badRequest('body must be a JSON object (an AdmissionReview)');
   if (body.apiVersion !== ADMISSION_API_VERSION) return badRequest(`apiVersion must be ${ADMISSION_API_VERSION}`);
   if (body.kind !== 'AdmissionReview') return badRequest('kind must be AdmissionReview');
@@ -202,7 +198,24 @@ export function readEnvelope(body: unknown): Envelope | ReviewResult {
   if (!isObject(gvk) || typeof gvk.kind !== 'string' || typeof gvk.version !== 'string') {
     return badRequest('request.kind must be {group, version, kind}');
   }
+  return { envelope: { request, uid, gvk: gvk as Envelope['gvk'] } };
+}
 
+/** A review on its way through a handler: the request, and the log line and answer it fills in. */
+export interface Review {
+  request: Obj;
+  gvk: { group: string; version: string; kind: string };
+  operation?: string;
+  object: unknown;
+  log: ReviewLog;
+  response: AdmissionReviewResponse;
+}
+
+/** The envelope read, and the names for the review's log line: where the pods' and the templates' handlers start. */
+export function openReview(body: unknown): Review | ReviewResult {
+  const read = readEnvelope(body);
+  if (!('envelope' in read)) return read;
+  const { request, uid, gvk } = read.envelope;
   const object = request.object;
   const metadata = isObject(object) && isObject(object.metadata) ? object.metadata : {};
   const log: ReviewLog = { uid, dryRun: request.dryRun === true, outcome: 'skipped', warnings: 0 };
@@ -214,13 +227,13 @@ export function readEnvelope(body: unknown): Envelope | ReviewResult {
   if (operation !== undefined) log.operation = operation;
   log.kind = gvk.kind;
   const response: AdmissionReviewResponse = { apiVersion: ADMISSION_API_VERSION, kind: 'AdmissionReview', response: { uid, allowed: true } };
-  const envelope: Envelope = { request, gvk: { group: typeof gvk.group === 'string' ? gvk.group : '', version: gvk.version, kind: gvk.kind }, object, log, response };
-  if (operation !== undefined) envelope.operation = operation;
-  return envelope;
+  const review: Review = { request, gvk: { group: typeof gvk.group === 'string' ? gvk.group : '', version: gvk.version, kind: gvk.kind }, object, log, response };
+  if (operation !== undefined) review.operation = operation;
+  return review;
 }
 
 /** The answer: the outcome and warnings into the log line, the warnings (capped) into the response. */
-export function answer(e: Envelope, outcome: ReviewOutcome, warnings: readonly string[]): ReviewResult {
+export function answer(e: Review, outcome: ReviewOutcome, warnings: readonly string[]): ReviewResult {
   e.log.outcome = outcome;
   e.log.warnings = warnings.length;
   if (warnings.length > 0) e.response.response.warnings = admissionWarnings(warnings);
@@ -228,7 +241,7 @@ export function answer(e: Envelope, outcome: ReviewOutcome, warnings: readonly s
 }
 
 /** A denial of the pod pipeline's problems: its one message to the user, annotation names and codes to the log. */
-export function refuse(e: Envelope, outcome: ReviewOutcome, denied: Extract<PodOutcome, { outcome: 'denied' }>): ReviewResult {
+export function refuse(e: Review, outcome: ReviewOutcome, denied: Extract<PodOutcome, { outcome: 'denied' }>): ReviewResult {
   e.response.response.allowed = false;
   e.response.response.status = { code: 403, reason: 'Forbidden', message: denied.message };
   // The log names annotations and problem codes only: the message quotes values, and a
@@ -238,7 +251,7 @@ export function refuse(e: Envelope, outcome: ReviewOutcome, denied: Extract<PodO
 }
 
 export const review: ReviewHandler = (body, config) => {
-  const e = readEnvelope(body);
+  const e = openReview(body);
   if ('kind' in e) return e;
   const { gvk, operation } = e;
   const isPod = gvk.group === '' && gvk.version === 'v1' && gvk.kind === 'Pod';

@@ -7,7 +7,7 @@
 //   envelope -> template (the kind's pod template) -> changed? -> the pod pipeline -> allowed / denied
 
 import { PREFIX } from './annotations.js';
-import { answer, readEnvelope, refuse, reviewPod } from './review.js';
+import { answer, openReview, refuse, reviewPod } from './review.js';
 import type { ReviewHandler } from './types.js';
 
 type Obj = Record<string, unknown>;
@@ -54,7 +54,7 @@ function same(a: unknown, b: unknown): boolean {
 }
 
 export const reviewTemplate: ReviewHandler = (body, config) => {
-  const e = readEnvelope(body);
+  const e = openReview(body);
   if ('kind' in e) return e;
   const workload = WORKLOADS[e.gvk.kind];
   const subResource = e.request.subResource;
