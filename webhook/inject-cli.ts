@@ -14,7 +14,7 @@ export const EXIT_DENIED = 1;
 export const EXIT_USAGE = 2;
 
 /** The webhook options of its HTTP server; every other option shapes the mutation. */
-const SERVER_OPTIONS: readonly OptionKey[] = ['host', 'port', 'tlsCertFile', 'tlsKeyFile', 'logLevel', 'shutdownDelaySeconds', 'shutdownTimeoutSeconds'];
+export const SERVER_OPTIONS: readonly OptionKey[] = ['host', 'port', 'monitorPort', 'tlsCertFile', 'tlsKeyFile', 'logLevel', 'shutdownDelaySeconds', 'shutdownTimeoutSeconds'];
 const MUTATION_OPTIONS = (Object.keys(OPTIONS) as OptionKey[]).filter((k) => !SERVER_OPTIONS.includes(k));
 
 export interface Io {

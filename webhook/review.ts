@@ -7,8 +7,10 @@
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { parseSpec, serialiseSpec, SPEC_ENV, type FetchSpec } from '../fetcher/spec.js';
 import { checkBounds, parseAnnotations, shouldInject, STATUS_ANNOTATION, type Annotations, type Defaults } from './annotations.js';
+import { expandLikeKubelet } from './kubelet-env.js';
 import { buildSpec, checkPod, mutate, validateRefresh, validateResources, validateSignal, validateTarget, type Pod } from './mutate.js';
 import { firstOf, formatProblems, problem, quote, type Problem, type Stage, type StageProblems } from './problems.js';
+import { validateFetcher } from './validate-fetcher.js';
 import type { AdmissionReviewResponse, MutationConfig, ReviewHandler, ReviewLog, ReviewOutcome, ReviewResult } from './types.js';
 
 const { compare } = jsonpatch;
@@ -93,7 +95,7 @@ function injectedDrift(obj: unknown, annotations: Annotations, config: MutationC
   const inits = Array.isArray(spec.initContainers) ? spec.initContainers : [];
   const env = inits.flatMap((c) => (isObject(c) && Array.isArray(c.env) ? (c.env as unknown[]) : [])).find((e) => isObject(e) && e.name === SPEC_ENV);
   if (!isObject(env)) return `${STATUS_ANNOTATION} is set but the pod has no fetcher init container, so no secret is fetched; remove ${STATUS_ANNOTATION}`;
-  const had = typeof env.value === 'string' ? parseSpec(env.value) : undefined;
+  const had = typeof env.value === 'string' ? parseSpec(expandLikeKubelet(env.value)) : undefined;
   const wanted = parseAnnotations(annotations, parseDefaults(config, namespaceOf(obj)));
   if (had === undefined || 'errors' in had || 'problems' in wanted) return undefined;
   // Both through the fetcher's own parser, so they compare in one shape.
@@ -145,7 +147,13 @@ export function reviewPod(obj: unknown, config: MutationConfig, namespace?: stri
   const pod = obj as Pod;
   const fit = validateTarget(pod, request, 'problems' in parsed ? parsed.refused : undefined);
   warnings.push(...fit.warnings);
-  const fitProblems = [...fit.problems, ...validateResources(pod, config), ...validateRefresh(request, config), ...validateSignal(pod, request, 'problems' in parsed ? parsed.refused : undefined)];
+  const fitProblems = [
+    ...fit.problems,
+    ...validateResources(pod, config),
+    ...validateRefresh(request, config),
+    ...validateSignal(pod, request, 'problems' in parsed ? parsed.refused : undefined),
+    ...validateFetcher(pod, request, config),
+  ];
   if (fitProblems.length > 0) groups.push({ stage: 'validate', problems: fitProblems });
   if (groups.length > 0) return denyAll(groups, warnings);
 

@@ -2,6 +2,7 @@ import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { PREFIX } from './annotations.js';
 import { review } from './review.js';
+import { handleTask } from './review-worker.js';
 import { reviewTemplate, WORKLOADS } from './templates.js';
 import { DEFAULT_MUTATION_CONFIG as CONFIG, type ReviewResult } from './types.js';
 
@@ -74,6 +75,13 @@ describe('reviewTemplate', () => {
     expect(r.response.response.warnings).toEqual([
       `${PREFIX}secret-arn on the CronJob's own metadata are ignored; put them on the pod template (spec.jobTemplate.spec.template.metadata.annotations)`,
     ]);
+  });
+
+  it('a large template review handed to a review worker gets the template handler', () => {
+    const body = envelope('Deployment', workload('Deployment', template({ [`${PREFIX}secret-arn`]: ARN, [`${PREFIX}refesh`]: '5m' })));
+    const a = handleTask({ id: 1, raw: JSON.stringify(body), config: CONFIG, route: '/templates' });
+    expect(a).toMatchObject({ kind: 'result', result: { kind: 'review', log: { outcome: 'template-allowed' } } });
+    expect(handleTask({ id: 2, raw: JSON.stringify(body), config: CONFIG })).toMatchObject({ result: { log: { outcome: 'skipped' } } });
   });
 
   it('answers a malformed review with a 400, as the pod review does', () => {

@@ -10,6 +10,7 @@ import { isMap, parseDocument, type YAMLMap } from 'yaml';
 import { SPEC_ENV } from '../../fetcher/spec.js';
 import { envFromValues, VALUE_ENV } from '../../webhook/chart-values.js';
 import { loadConfig, OPTIONS } from '../../webhook/config.js';
+import { SERVER_OPTIONS } from '../../webhook/inject-cli.js';
 import { DEFAULT_MUTATION_CONFIG } from '../../webhook/types.js';
 import { findTool, missingToolMessage } from '../helpers/tools.js';
 import { ANNOTATED_POD_CONDITION, ANNOTATED_TEMPLATE_CONDITION, TEMPLATES_WEBHOOK_NAME, WEBHOOK_NAME } from '../helpers/webhook-process.js';
@@ -63,6 +64,7 @@ suite('chart: default values', () => {
         'ClusterRoleBinding/acme-aws-secret-injector',
         'Deployment/acme-aws-secret-injector',
         'MutatingWebhookConfiguration/0-acme-aws-secret-injector',
+        'NetworkPolicy/acme-aws-secret-injector',
         'ValidatingAdmissionPolicy/acme-aws-secret-injector-guard',
         'ValidatingAdmissionPolicyBinding/acme-aws-secret-injector-guard',
         'PodDisruptionBudget/acme-aws-secret-injector',
@@ -164,12 +166,13 @@ suite('chart: default values', () => {
       },
       refresher: { resources: { requests: { cpu: '6m' }, limits: null } },
     };
+    const server = new Set(SERVER_OPTIONS.map((k) => OPTIONS[k].env));
     const dir = mkdtempSync(join(tmpdir(), 'asi-values-'));
     try {
       writeFileSync(join(dir, 'values.yaml'), JSON.stringify(values));
       const chart = envOf(renderChart(HELM, { extra: ['--values', join(dir, 'values.yaml')] }));
       const mutationEnv = (env: Record<string, string>) => {
-        const loaded = loadConfig([], Object.fromEntries(Object.entries(env).filter(([k]) => !/^(PORT|TLS_|LOG_LEVEL|SHUTDOWN_)/.test(k))));
+        const loaded = loadConfig([], Object.fromEntries(Object.entries(env).filter(([k]) => !server.has(k))));
         if (!('config' in loaded)) throw new Error(JSON.stringify(loaded));
         return loaded.config.mutation;
       };
@@ -177,7 +180,7 @@ suite('chart: default values', () => {
       expect(mutationEnv(envFromValues({}, '1.36.3'))).toEqual(mutationEnv(envOf(objects)));
       // Every variable the chart gives the webhook is in inject's table, or a server setting.
       const mapped = new Set([...VALUE_ENV.map(([env]) => env), 'FETCHER_IMAGE', 'NATIVE_SIDECARS']);
-      expect(Object.keys(chart).filter((k) => !mapped.has(k) && !/^(PORT|TLS_|LOG_LEVEL|SHUTDOWN_)/.test(k))).toEqual([]);
+      expect(Object.keys(chart).filter((k) => !mapped.has(k) && !server.has(k))).toEqual([]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -243,12 +246,16 @@ suite('chart: default values', () => {
     expect(container(objects).resources.requests).toBeDefined();
   });
 
-  it('probes /healthz and /readyz over HTTPS on the webhook port', () => {
+  it('probes /healthz and /readyz over HTTPS on the monitoring port, apart from the reviews', () => {
     const c = container(objects);
-    expect(c.ports).toEqual([{ name: 'https', containerPort: 8443, protocol: 'TCP' }]);
-    expect(c.startupProbe.httpGet).toEqual({ path: '/healthz', port: 'https', scheme: 'HTTPS' });
-    expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'https', scheme: 'HTTPS' });
-    expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'https', scheme: 'HTTPS' });
+    expect(c.ports).toEqual([
+      { name: 'https', containerPort: 8443, protocol: 'TCP' },
+      { name: 'monitor', containerPort: 8444, protocol: 'TCP' },
+    ]);
+    expect(envOf(objects)).toMatchObject({ PORT: '8443', MONITOR_PORT: '8444' });
+    expect(c.startupProbe.httpGet).toEqual({ path: '/healthz', port: 'monitor', scheme: 'HTTPS' });
+    expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'monitor', scheme: 'HTTPS' });
+    expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'monitor', scheme: 'HTTPS' });
     expect(c.args).toEqual(['webhook']);
   });
 
@@ -527,15 +534,15 @@ suite('chart: notable values', () => {
     ]);
     const endpoints = renderChart(HELM, {
       set: {
-        'fetcher.network.endpoints.secretsManager': 'http://moto.aws.svc:5000',
-        'fetcher.network.endpoints.ssm': 'http://moto.aws.svc:5000',
-        'fetcher.network.endpoints.sts': 'http://moto.aws.svc:5000',
+        'fetcher.network.endpoints.secretsManager': 'https://moto.aws.svc:5000',
+        'fetcher.network.endpoints.ssm': 'https://moto.aws.svc:5000',
+        'fetcher.network.endpoints.sts': 'https://moto.aws.svc:5000',
       },
     });
     expect(envOf(endpoints)).toMatchObject({
-      FETCHER_AWS_ENDPOINT_URL_SECRETS_MANAGER: 'http://moto.aws.svc:5000',
-      FETCHER_AWS_ENDPOINT_URL_SSM: 'http://moto.aws.svc:5000',
-      FETCHER_AWS_ENDPOINT_URL_STS: 'http://moto.aws.svc:5000',
+      FETCHER_AWS_ENDPOINT_URL_SECRETS_MANAGER: 'https://moto.aws.svc:5000',
+      FETCHER_AWS_ENDPOINT_URL_SSM: 'https://moto.aws.svc:5000',
+      FETCHER_AWS_ENDPOINT_URL_STS: 'https://moto.aws.svc:5000',
     });
     expect(loadChartEnv(endpoints)).toHaveProperty('config');
   });
@@ -589,27 +596,50 @@ suite('chart: notable values', () => {
     expect(ps.hostNetwork).toBe(true);
     expect(ps.dnsPolicy).toBe('ClusterFirstWithHostNet');
     // The port is then taken on the node: the scheduler keeps two replicas off one node by it.
-    expect(ps.containers[0].ports).toEqual([{ name: 'https', containerPort: 10260, protocol: 'TCP' }]);
+    expect(ps.containers[0].ports).toEqual([
+      { name: 'https', containerPort: 10260, protocol: 'TCP' },
+      { name: 'monitor', containerPort: 8444, protocol: 'TCP' },
+    ]);
   });
 
-  it('networkPolicy: none by default; when enabled, ingress on the webhook port only, from the given peers', () => {
-    expect(renderChart(HELM).filter((o) => o.kind === 'NetworkPolicy')).toEqual([]);
-    const open = spec(one(renderChart(HELM, { set: { 'networkPolicy.enabled': true, port: 9443 } }), 'NetworkPolicy'));
+  it('networkPolicy: on by default, ingress on the review and monitoring ports only, each from its own peers', () => {
+    const open = spec(one(renderChart(HELM, { set: { port: 9443, monitorPort: 9444 } }), 'NetworkPolicy'));
     expect(open.policyTypes).toEqual(['Ingress']);
-    expect(open.ingress).toEqual([{ ports: [{ port: 9443, protocol: 'TCP' }] }]);
+    expect(open.ingress).toEqual([{ ports: [{ port: 9443, protocol: 'TCP' }] }, { ports: [{ port: 9444, protocol: 'TCP' }] }]);
     const objects = renderChart(HELM, {
-      set: { 'networkPolicy.enabled': true, 'networkPolicy.from[0].ipBlock.cidr': '10.0.0.0/24', 'networkPolicy.from[1].ipBlock.cidr': '10.0.1.0/24' },
+      set: {
+        'networkPolicy.from[0].ipBlock.cidr': '10.0.0.0/24',
+        'networkPolicy.from[1].ipBlock.cidr': '10.0.1.0/24',
+        'networkPolicy.monitorFrom[0].namespaceSelector.matchLabels.team': 'monitoring',
+      },
     });
     const np = one(objects, 'NetworkPolicy');
-    expect(spec(np).ingress).toEqual([{ ports: [{ port: 8443, protocol: 'TCP' }], from: [{ ipBlock: { cidr: '10.0.0.0/24' } }, { ipBlock: { cidr: '10.0.1.0/24' } }] }]);
+    expect(spec(np).ingress).toEqual([
+      { ports: [{ port: 8443, protocol: 'TCP' }], from: [{ ipBlock: { cidr: '10.0.0.0/24' } }, { ipBlock: { cidr: '10.0.1.0/24' } }] },
+      { ports: [{ port: 8444, protocol: 'TCP' }], from: [{ namespaceSelector: { matchLabels: { team: 'monitoring' } } }] },
+    ]);
     // It selects exactly the webhook's pods.
     expect(spec(np).podSelector.matchLabels).toEqual(spec(one(objects, 'Deployment')).selector.matchLabels);
+    expect(renderChart(HELM, { set: { 'networkPolicy.enabled': false } }).filter((o) => o.kind === 'NetworkPolicy')).toEqual([]);
   });
 
-  it('networkPolicy with hostNetwork is refused, naming both values', () => {
-    const r = runHelm(HELM, ['template', 'r', CHART_DIR, ...valueArgs({ 'networkPolicy.enabled': true, hostNetwork: true })]);
+  it('no networkPolicy with hostNetwork, where it would not apply', () => {
+    expect(renderChart(HELM, { set: { hostNetwork: true } }).filter((o) => o.kind === 'NetworkPolicy')).toEqual([]);
+  });
+
+  it('the metrics Service and the probes follow monitorPort; port and monitorPort must differ', () => {
+    const objects = renderChart(HELM, { set: { monitorPort: 9100 } });
+    expect(spec(one(objects, 'Service', 'r-aws-secret-injector-metrics')).ports).toEqual([{ name: 'https-metrics', port: 9100, targetPort: 'monitor', protocol: 'TCP' }]);
+    expect(container(objects).ports[1]).toEqual({ name: 'monitor', containerPort: 9100, protocol: 'TCP' });
+    const r = runHelm(HELM, ['template', 'r', CHART_DIR, ...valueArgs({ monitorPort: 8443 })]);
     expect(r.ok).toBe(false);
-    expect(r.stderr).toContain('networkPolicy.enabled has no effect with hostNetwork');
+    expect(r.stderr).toContain('port and monitorPort must differ');
+  });
+
+  it('never sets the webhook\'s escape for plain http:// endpoints, whatever the values', () => {
+    expect(Object.keys(envOf(renderChart(HELM)))).not.toContain('FETCHER_ALLOW_PLAIN_HTTP_ENDPOINTS');
+    const r = runHelm(HELM, ['template', 'r', CHART_DIR, ...valueArgs({ 'fetcher.network.allowPlainHttpEndpoints': true })]);
+    expect(r.ok).toBe(false);
   });
 
   it('metrics Service off; PDB off', () => {
@@ -677,6 +707,9 @@ suite('chart: bad values are refused with a clear message', () => {
     ['caBundle not base64', { 'webhook.caBundle': '-----BEGIN CERTIFICATE-----' }, /at '\/webhook\/caBundle'/],
     ['a proxy with credentials', { 'fetcher.network.httpsProxy': 'http://user:pw@proxy:3128' }, /at '\/fetcher\/network\/httpsProxy'/],
     ['an endpoint that is not a URL', { 'fetcher.network.endpoints.sts': 'sts.example' }, /at '\/fetcher\/network\/endpoints\/sts'/],
+    ['a plain http:// endpoint', { 'fetcher.network.endpoints.sts': 'http://moto.aws.svc:5000' }, /at '\/fetcher\/network\/endpoints\/sts'/],
+    ['a plain http:// Secrets Manager endpoint', { 'fetcher.network.endpoints.secretsManager': 'http://moto.aws.svc:5000' }, /at '\/fetcher\/network\/endpoints\/secretsManager'/],
+    ['a plain http:// SSM endpoint', { 'fetcher.network.endpoints.ssm': 'HTTP://moto.aws.svc:5000' }, /at '\/fetcher\/network\/endpoints\/ssm'/],
     ['a CA bundle ConfigMap name with capitals', { 'fetcher.network.caBundle.configMap': 'Corp' }, /at '\/fetcher\/network\/caBundle\/configMap'/],
     ['zero replicas', { replicaCount: 0 }, /at '\/replicaCount': minimum: got 0, want 1/],
     [
