@@ -92,10 +92,10 @@ describeE2E('annotation errors and warnings in kubectl', () => {
     expect(stored.spec.resources.limits.memory).toBe('128Mi');
   });
 
-  it('denies a mount path that clashes with an existing mount', async () => {
+  it('denies a mount path that clashes with an existing mount other than an emptyDir, naming the fix', async () => {
     const { cluster } = e2e();
     const manifest = JSON.parse(pod('clash', { 'secrets.k8s.aws/secret-arn': ARN }));
-    manifest.spec.volumes = [{ name: 'scratch', emptyDir: {} }];
+    manifest.spec.volumes = [{ name: 'scratch', configMap: { name: 'scratch' } }];
     manifest.spec.containers[0].volumeMounts = [{ name: 'scratch', mountPath: '/tmp' }];
     const out = await cluster.kubectl(['apply', '--dry-run=server', '-n', namespace(), '-f', '-'], {
       input: JSON.stringify(manifest),
@@ -103,7 +103,7 @@ describeE2E('annotation errors and warnings in kubectl', () => {
     });
     expect(out.code).not.toBe(0);
     expect(out.stderr).toContain('denied the request');
-    expect(out.stderr).toContain('/tmp');
+    expect(out.stderr).toContain('set secrets.k8s.aws/mount-path to a free path such as /var/run/app-secrets');
   });
 
   it('a token mounted where the fetcher mounts its volume: our denial names it, not the apiserver\'s duplicate mountPath after the patch', async () => {
