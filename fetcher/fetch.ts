@@ -60,6 +60,9 @@ export interface AwsApi {
 export const STALE_CREDENTIAL_CODES: ReadonlySet<string> = new Set(['ExpiredToken', 'ExpiredTokenException', 'InvalidClientTokenId']);
 
 export { PARAMETERS_PER_CALL, SECRETS_PER_BATCH };
+const ANSWER_HINT =
+  "an endpoint that is not AWS (a proxy, an emulator) answered more than AWS ever does; or raise the fetcher's memory limit (chart fetcher.resources.limits.memory) if many large secrets are fetched at once";
+
 /** Calls in flight at once: enough to hide latency, few enough not to trip throttling. */
 export const DEFAULT_CONCURRENCY = 8;
 
@@ -102,8 +105,16 @@ export interface FetchResult {
 }
 
 /** The region of a reference: its ARN's, else the spec's, else AWS_REGION / AWS_DEFAULT_REGION. */
-export function resolveRegion(reference: Reference, spec: Pick<FetchSpec, 'region'>, envRegion?: string): string | undefined {
+export function resolveRegion(reference: Pick<Reference, 'region'>, spec: Pick<FetchSpec, 'region'>, envRegion?: string): string | undefined {
   return reference.region ?? spec.region ?? (envRegion || undefined);
+}
+
+/** A reference (or whole path) that resolveRegion finds no region for. */
+export function noRegion(ref: string): Failure {
+  return failure('FETCH_NO_REGION', 'the reference carries no region, and neither the spec nor AWS_REGION/AWS_DEFAULT_REGION sets one', {
+    ref,
+    hint: "use the secret's full ARN, or set the pod's region annotation (or AWS_REGION in the pod)",
+  });
 }
 
 export function targetKey(t: Omit<Target, 'key'>): string {
@@ -125,12 +136,7 @@ export function plan(spec: Pick<FetchSpec, 'region' | 'items'>, envRegion?: stri
     const reference = parsed.reference;
     const region = resolveRegion(reference, spec, envRegion);
     if (region === undefined) {
-      failures.push(
-        failure('FETCH_NO_REGION', 'the reference carries no region, and neither the spec nor AWS_REGION/AWS_DEFAULT_REGION sets one', {
-          ref: item.ref,
-          hint: 'use the secret\'s full ARN, or set the pod\'s region annotation (or AWS_REGION in the pod)',
-        }),
-      );
+      failures.push(noRegion(item.ref));
       return;
     }
     if (reference.service === 'ssm' && (item.versionStage !== undefined || item.versionId !== undefined)) {
@@ -460,6 +466,11 @@ export async function fetchTargets(targets: Target[], api: AwsApi, opts: FetchOp
       const seen = credentialFailures.get(k);
       if (seen) seen.refs.push(t.reference.id);
       else credentialFailures.set(k, { error: e, refs: [t.reference.id] });
+      return;
+    }
+    if ((e as Error)?.name === 'AnswerTooLarge') {
+      // The fetcher's own words (budget.ts), with its numbers: not AWS's.
+      record(t, failure('FETCH_BUDGET', (e as Error).message.split('\n')[0]!, { ref: t.reference.id, hint: ANSWER_HINT }), false);
       return;
     }
     awsFailed = true;

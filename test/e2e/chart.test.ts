@@ -397,6 +397,8 @@ describeE2E('chart: helm install and server-side dry-run against the real apiser
       'fetcher.resources.requests.memory': '40Mi',
       'fetcher.resources.limits.memory': '80Mi',
       'fetcher.uid': 4242,
+      // The pod below has no CPU limit: under the default policy its fetcher would have none either.
+      cpuLimitPolicy: 'fixed',
       defaultMountPath: '/var/run/app-secrets',
       volumeSizeLimit: '4Mi',
       ...CERT_MODES.provided,

@@ -12,6 +12,9 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startAwsProxy, type AwsProxy } from '../helpers/aws-proxy.js';
 import { etcdGet, type Cluster } from '../helpers/cluster.js';
 import { startWebhook, type WebhookProcess } from '../helpers/webhook-process.js';
+import { findTool } from '../helpers/tools.js';
+import { renderChart } from '../unit/chart-render.js';
+import { stringify } from 'yaml';
 import { awsClients, describeE2E, e2e, useNamespace } from './context.js';
 
 const LABEL = 'secrets.k8s.aws/write-through';
@@ -65,8 +68,10 @@ async function writerInEffect(cluster: Cluster, namespace: string): Promise<bool
       body: { metadata: { generateName: 'probe-', labels: { [LABEL]: 'true' } }, stringData: { k: 'v' } },
     });
     return s.data === undefined;
-  } catch {
-    return true; // refused: generateName is refused by the writer, and a writer that is down refuses too
+  } catch (e) {
+    // Refused: by the writer (generateName), by a writer that is down, or, with no writer
+    // configured, by the chart's policy, which is not the writer.
+    return !String((e as { body?: unknown }).body ?? e).includes('stored without data');
   }
 }
 
@@ -115,13 +120,22 @@ describeE2E('write-through (writer, real apiserver and etcd, emulator)', () => {
     return stored!;
   }
 
+  // The chart's ValidatingAdmissionPolicy and its binding, as the chart renders them.
+  const policy = () =>
+    renderChart(findTool('helm')!, { release: 'e2e', namespace: 'asi', set: { 'writeThrough.enabled': true, 'writeThrough.cluster': 'cluster-a' }, extra: ['--kube-version', '1.31.0'] })
+      .filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy'));
+
   beforeAll(async () => {
     const { cluster, bundleDir, awsEndpoint } = e2e();
+    const objects = policy();
+    expect(objects.map((o) => o.kind).sort()).toEqual(['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
+    await cluster.kubectl(['apply', '-f', '-'], { input: objects.map((o) => stringify(o)).join('---\n') });
     proxy = await startAwsProxy(awsEndpoint);
     writerA = await startWebhook({ bundleDir, command: 'write-through', env: writerEnv('cluster-a', 'Retain') });
     await register(cluster, writerA, namespace());
   });
   afterAll(async () => {
+    await e2e().cluster.kubectl(['delete', '-f', '-', '--ignore-not-found'], { input: policy().map((o) => stringify(o)).join('---\n'), allowFailure: true });
     await unregister(e2e().cluster, namespace());
     await writerA?.stop();
     await writerB?.stop();
@@ -251,5 +265,14 @@ describeE2E('write-through (writer, real apiserver and etcd, emulator)', () => {
     // The control: an unlabelled Secret's value is in etcd as it is, where the reading above looks.
     const stored = await etcdGet(e2e().cluster.etcdUrl!, `/registry/secrets/${namespace()}/plain`);
     expect(stored!.includes(Buffer.from(PASSWORD))).toBe(true);
+  });
+
+  it("without the writer's configuration, the chart's ValidatingAdmissionPolicy still refuses a labelled Secret with data", async () => {
+    const { cluster } = e2e();
+    await unregister(cluster, namespace());
+    const refused = await cluster.kubectl(['apply', '-n', namespace(), '-f', '-'], { input: secretManifest('unguarded'), allowFailure: true });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('is stored without data');
+    expect(await etcdGet(cluster.etcdUrl!, `/registry/secrets/${namespace()}/unguarded`)).toBeUndefined();
   });
 });
