@@ -4,14 +4,13 @@
 // apply alike. Versions, dry runs, two clusters, DELETE with each policy, the writer down, and the
 // reference-only manifests `secrets push` prints.
 
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { DescribeSecretCommand, GetSecretValueCommand, ListSecretVersionIdsCommand } from '@aws-sdk/client-secrets-manager';
 import { AdmissionregistrationV1Api, CoreV1Api, type V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startAwsProxy, type AwsProxy } from '../helpers/aws-proxy.js';
 import { etcdGet, type Cluster } from '../helpers/cluster.js';
 import { startWebhook, type WebhookProcess } from '../helpers/webhook-process.js';
+import { secretsPush } from '../helpers/secrets-push.js';
 import { findTool } from '../helpers/tools.js';
 import { renderChart } from '../unit/chart-render.js';
 import { stringify } from 'yaml';
@@ -238,14 +237,9 @@ describeE2E('write-through (writer, real apiserver and etcd, emulator)', () => {
   it('the printed manifests of secrets push apply cleanly and hold no value', async () => {
     const { cluster, bundleDir, awsEndpoint } = e2e();
     const input = JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'pushed', namespace: namespace() }, stringData: { token: 'e2e-Push3d-t0ken' } });
-    const child = spawn(process.execPath, [join(bundleDir, 'cli.mjs'), 'secrets', 'push', '--cluster', 'cluster-a', '-f', '-'], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', AWS_ENDPOINT_URL: awsEndpoint, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'op', AWS_SECRET_ACCESS_KEY: 'op', AWS_EC2_METADATA_DISABLED: 'true' },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stdin.end(input);
-    expect(await new Promise((r) => child.on('close', r))).toBe(0);
+    const pushed = await secretsPush(bundleDir, awsEndpoint, ['--cluster', 'cluster-a', '-f', '-'], input);
+    expect(pushed.code, pushed.stderr).toBe(0);
+    const stdout = pushed.stdout;
     expect(stdout).not.toContain('e2e-Push3d-t0ken');
     const applied = await cluster.kubectl(['apply', '-f', '-'], { input: stdout });
     expect(applied.stdout).toContain('secret/pushed created');
