@@ -10,16 +10,21 @@
 import { setPriority } from 'node:os';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { review } from './review.js';
+import { reviewTemplate } from './templates.js';
 import type { MutationConfig, ReviewResult } from './types.js';
 
 export const REVIEW_WORKER_URL: string = import.meta.url;
 /** workerData marking a review worker (the file may be loaded on other threads for its export). */
 export const REVIEW_WORKER_MARK = 'aws-secret-injector-review-worker';
 
+/** The route a review came in on, which names its handler. */
+export type ReviewRoute = '/mutate' | '/templates';
+
 export interface WorkerTask {
   id: number;
   raw: string;
   config: MutationConfig;
+  route?: ReviewRoute;
 }
 
 export type WorkerAnswer =
@@ -36,7 +41,7 @@ export function handleTask(task: WorkerTask): WorkerAnswer {
     return { id: task.id, kind: 'invalid-json' };
   }
   try {
-    return { id: task.id, kind: 'result', result: review(body, task.config) };
+    return { id: task.id, kind: 'result', result: (task.route === '/templates' ? reviewTemplate : review)(body, task.config) };
   } catch (e) {
     return { id: task.id, kind: 'error', errorName: e instanceof Error ? e.name : typeof e };
   }
