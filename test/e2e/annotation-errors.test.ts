@@ -55,6 +55,27 @@ describeE2E('annotation errors and warnings in kubectl', () => {
     expect(out.stderr).toContain('secrets.k8s.aws/containers: names container "nope"');
   });
 
+  it('names a bad template, JSON Pointer and whole path, and a signal the pod cannot take, in one denial', async () => {
+    const { cluster } = e2e();
+    const out = await cluster.kubectl(['apply', '--dry-run=server', '-n', namespace(), '-f', '-'], {
+      input: pod('files', {
+        'secrets.k8s.aws/secrets': [
+          `- {ref: ${ARN}, file: db.url, template: "postgresql://{{ username }}:{{ password }@{{ host }}"}`,
+          `- {ref: ${ARN}, file: pw, key: /db/pass~2word}`,
+          '- {ref: "!prod/*", file: conf}',
+        ].join('\n'),
+        'secrets.k8s.aws/refresh': '1m',
+        'secrets.k8s.aws/signal-on-refresh': 'app',
+      }),
+      allowFailure: true,
+    });
+    expect(out.code).not.toBe(0);
+    expect(out.stderr).toContain('entry 1: template placeholder "{{ password }@{{ host }}": "password }@{{ host" is not a path');
+    expect(out.stderr).toContain('entry 2: key: JSON Pointer "/db/pass~2word" has a "~" not followed by 0 or 1');
+    expect(out.stderr).toContain('entry 3: whole path "!prod/*" starts with "!"');
+    expect(out.stderr).toContain('secrets.k8s.aws/signal-on-refresh: the refresher signals container "app" as its own uid and gid');
+  });
+
   it('pod-level resources: below the fetcher\'s, our denial names them; with room, the injected pod is valid to the apiserver', async () => {
     const { cluster } = e2e();
     const withResources = (name: string, memory: string) => {
