@@ -196,7 +196,7 @@ if (existsSync(entry)) {
   const g = group('sidecar');
   const argv = [process.execPath, entry, 'refresh'];
   const full = g ? g.joinArgs(argv) : argv;
-  const proc = spawn(full[0], full.slice(1), { env: { ...env, NODE_OPTIONS: nodeFlags.join(' ')}, stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn(full[0], full.slice(1), { env: { ...env, NODE_OPTIONS: nodeFlags.join(' ') }, stdio: ['ignore', 'ignore', 'pipe'] });
   cleanups.push(() => proc.exitCode === null && proc.kill('SIGKILL'));
   let log = '';
   proc.stderr.on('data', (d) => (log += d));
