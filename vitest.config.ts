@@ -24,7 +24,7 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['{bin,webhook,fetcher,certs}/**/*.spec.ts', 'test/unit/**/*.spec.ts'],
+          include: ['{bin,webhook,fetcher,certs,store}/**/*.spec.ts', 'test/unit/**/*.spec.ts'],
         },
       },
       {

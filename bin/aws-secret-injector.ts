@@ -37,6 +37,17 @@ const commands: Array<{ name: string; summary: string; load: () => Promise<Runne
     exitWhenDone: (args) => args[0] === 'bootstrap' || args[0] === 'generate',
   },
   {
+    name: 'write-through',
+    summary: 'serve the opt-in write-through writer: labelled Secrets stored in Secrets Manager, etcd holding a reference',
+    load: async () => (await import('../store/writer-main.js')).run,
+  },
+  {
+    name: 'secrets',
+    summary: 'write Secret manifests to Secrets Manager and print reference-only manifests (secrets push)',
+    load: async () => (await import('../store/push.js')).run,
+    exitWhenDone: () => true,
+  },
+  {
     name: 'inject',
     summary: 'print manifests with every pod template mutated as the webhook would',
     load: async () => (await import('../webhook/inject-cli.js')).run,

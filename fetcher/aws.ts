@@ -6,7 +6,7 @@
 // AWS_ENDPOINT_URL and the per-service variants (emulator, VPC endpoints).
 
 import { BatchGetSecretValueCommand, GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { GetParametersCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { GetParametersByPathCommand, GetParametersCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { CredentialError, errorFacts, type AwsApi } from './fetch.js';
 import type { CredentialSource } from './identity.js';
@@ -170,14 +170,13 @@ export function createAwsApi(opts: AwsOptions): AwsApi {
     return c;
   };
   const sm = (region: string) => client(secrets, region, () => new SecretsManagerClient({ ...common, region, credentials }));
+  const ssmIn = (region: string) => client(ssm, region, () => new SSMClient({ ...common, region, credentials }));
 
   return {
     getSecretValue: (region, input, abortSignal) => sm(region).send(new GetSecretValueCommand(input), { abortSignal }),
     batchGetSecretValue: (region, input, abortSignal) => sm(region).send(new BatchGetSecretValueCommand(input), { abortSignal }),
-    getParameters: (region, input, abortSignal) =>
-      client(ssm, region, () => new SSMClient({ ...common, region, credentials })).send(new GetParametersCommand(input), {
-        abortSignal,
-      }),
+    getParameters: (region, input, abortSignal) => ssmIn(region).send(new GetParametersCommand(input), { abortSignal }),
+    getParametersByPath: (region, input, abortSignal) => ssmIn(region).send(new GetParametersByPathCommand(input), { abortSignal }),
     callerIdentity: async (region, abortSignal) => {
       const c = client(sts, region, () => new STSClient({ ...common, maxAttempts: 2, region, credentials }));
       const out = await c.send(new GetCallerIdentityCommand({}), { abortSignal });

@@ -25,6 +25,8 @@ export type FetchErrorCode =
   | 'FETCH_BAD_KEY'
   /** The secret cannot be written in the asked format (e.g. binary as env, NUL byte in env). */
   | 'FETCH_FORMAT'
+  /** A whole path (`prefix/*`) holds more secrets than the maximum. */
+  | 'FETCH_TOO_MANY'
   /** Two items would write the same file. */
   | 'FETCH_FILE_CONFLICT'
   /** Writing the files failed (permissions, full volume, a symlink in the way…). */

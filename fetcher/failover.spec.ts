@@ -25,6 +25,7 @@ function regionalAws(answers: Record<string, Answer>): { api: AwsApi; asked: str
     getSecretValue: (region, input) => get(region, input.SecretId as string),
     batchGetSecretValue: async () => ({}),
     getParameters: async () => ({}),
+    getParametersByPath: async () => ({}),
     callerIdentity: async () => 'arn:aws:sts::123456789012:assumed-role/web/team-a.web',
   };
   return { api, asked };

@@ -62,6 +62,7 @@ function fakeAws(opts: {
       return out;
     }),
     callerIdentity: vi.fn(async () => `arn:aws:sts::${ACCOUNT}:assumed-role/app/pod`),
+    getParametersByPath: vi.fn(async () => ({ Parameters: [] })),
   };
   return { api, calls };
 }

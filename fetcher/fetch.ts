@@ -13,20 +13,28 @@ import type {
   GetSecretValueCommandInput,
   GetSecretValueCommandOutput,
 } from '@aws-sdk/client-secrets-manager';
-import type { GetParametersCommandInput, GetParametersCommandOutput } from '@aws-sdk/client-ssm';
+import type {
+  GetParametersByPathCommandInput,
+  GetParametersByPathCommandOutput,
+  GetParametersCommandInput,
+  GetParametersCommandOutput,
+} from '@aws-sdk/client-ssm';
 import { failure, quoted, type Failure } from './errors.js';
-import { parseReference, type Reference } from './reference.js';
+import { isPathReference, parseReference, type Reference } from './reference.js';
 import type { FetchSpec, SecretItem } from './spec.js';
 
-export type BatchOutput = Pick<BatchGetSecretValueCommandOutput, 'SecretValues' | 'Errors'>;
+export type BatchOutput = Pick<BatchGetSecretValueCommandOutput, 'SecretValues' | 'Errors' | 'NextToken'>;
 export type GetOutput = Pick<GetSecretValueCommandOutput, 'ARN' | 'Name' | 'VersionId' | 'SecretString' | 'SecretBinary'>;
 export type ParametersOutput = Pick<GetParametersCommandOutput, 'Parameters' | 'InvalidParameters'>;
+export type ParametersByPathOutput = Pick<GetParametersByPathCommandOutput, 'Parameters' | 'NextToken'>;
 
 /** The AWS calls the fetcher makes, one identity, the region explicit on every call. */
 export interface AwsApi {
   getSecretValue(region: string, input: GetSecretValueCommandInput, signal: AbortSignal): Promise<GetOutput>;
   batchGetSecretValue(region: string, input: BatchGetSecretValueCommandInput, signal: AbortSignal): Promise<BatchOutput>;
   getParameters(region: string, input: GetParametersCommandInput, signal: AbortSignal): Promise<ParametersOutput>;
+  /** Whole SSM paths (paths.ts). */
+  getParametersByPath(region: string, input: GetParametersByPathCommandInput, signal: AbortSignal): Promise<ParametersByPathOutput>;
   /** The ARN from STS GetCallerIdentity, for failure reports. */
   callerIdentity(region: string, signal: AbortSignal): Promise<string>;
 }
@@ -53,6 +61,8 @@ export interface FetchedValue {
   binary?: Uint8Array;
   arn?: string;
   versionId?: string;
+  /** A whole path's secrets (paths.ts), each named by the rest of its name; no text of its own. */
+  members?: Array<{ name: string; value: FetchedValue }>;
 }
 
 export interface Plan {
@@ -85,6 +95,8 @@ export function plan(spec: Pick<FetchSpec, 'region' | 'items'>, envRegion?: stri
   const itemTargets = new Map<number, string>();
   const failures: Failure[] = [];
   spec.items.forEach((item: SecretItem, index) => {
+    // Whole paths (`prefix/*`) are listed, not got: paths.ts plans them.
+    if (isPathReference(item.ref)) return;
     const parsed = parseReference(item.ref);
     if ('error' in parsed) {
       failures.push(failure('FETCH_SPEC_INVALID', `the reference ${parsed.error}`, { ref: item.ref }));

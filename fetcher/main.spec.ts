@@ -30,6 +30,9 @@ const api: AwsApi = {
   async getParameters() {
     return { Parameters: [], InvalidParameters: [] };
   },
+  async getParametersByPath() {
+    return { Parameters: [] };
+  },
   async callerIdentity() {
     return 'arn:aws:sts::123456789012:assumed-role/app/ns.pod';
   },

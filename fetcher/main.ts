@@ -10,6 +10,7 @@ import { fitTerminationMessage, formatReport, NOTHING_TO_REDACT, quoted, redacto
 import { fetchTargets, fetchWithFailover, plan, untilAborted, type AwsApi, type FetchedValue, type FetchResult } from './fetch.js';
 import { chooseCredentials, type CredentialChoice, type CredentialSource } from './identity.js';
 import { networkFromEnv } from './network.js';
+import { fetchPaths, planPaths } from './paths.js';
 import { parseReference } from './reference.js';
 import { findConflicts, renderItem, type OutputFile } from './render.js';
 import {
@@ -64,7 +65,8 @@ export function valueStrings(values: Iterable<FetchedValue>): string[] {
       else if (typeof v === 'object' && v !== null) for (const x of Object.values(v)) stack.push(x);
     }
   };
-  for (const v of values) {
+  const all = [...values].flatMap((v) => [v, ...(v.members ?? []).map((m) => m.value)]);
+  for (const v of all) {
     if (v.text === undefined) continue;
     out.push(String(v.text));
     try {
@@ -162,6 +164,9 @@ export async function collect(
   seen: Map<string, FetchedValue>,
 ): Promise<Collected> {
   const { targets, itemTargets, failures } = plan(spec, envRegion);
+  const paths = planPaths(spec, envRegion);
+  failures.push(...paths.failures);
+  for (const [i, key] of paths.itemTargets) itemTargets.set(i, key);
   let result: FetchResult;
   let failedOver = 0;
   if (spec.failoverRegion !== undefined) {
@@ -170,6 +175,12 @@ export async function collect(
     result = r;
   } else result = await fetchTargets(targets, api, { signal, values: seen });
   failures.push(...result.failures);
+  if (paths.targets.length > 0) {
+    const listed = await fetchPaths(paths.targets, api, { signal, values: seen });
+    failures.push(...listed.failures);
+    for (const [k, v] of listed.values) result.values.set(k, v);
+    if (listed.awsFailed) result = { ...result, awsFailed: true };
+  }
 
   const files: OutputFile[] = [];
   const entries = new Map<number, MarkerEntry>();
@@ -186,6 +197,9 @@ export async function collect(
     const entry: MarkerEntry = { ref: item.ref, files: rendered.files.map((f) => f.path) };
     if (value.arn !== undefined) entry.arn = value.arn;
     if (value.versionId !== undefined) entry.versionId = value.versionId;
+    if (value.members !== undefined) {
+      entry.members = value.members.map((m) => ({ name: m.name, ...(m.value.arn !== undefined && { arn: m.value.arn }), ...(m.value.versionId !== undefined && { versionId: m.value.versionId }) }));
+    }
     entries.set(index, entry);
   });
   return { files, entries, failures, awsFailed: result.awsFailed, targets: targets.length, failedOver };
@@ -199,7 +213,7 @@ export function stsRegionOf(spec: FetchSpec, envRegion: string | undefined): str
 /** Who the calls were made as, for a failure report, within `leftMs`. */
 export async function identityContext(api: AwsApi, stsRegion: string, leftMs: number): Promise<ReportContext> {
   const context: ReportContext = {};
-  const left = Math.min(IDENTITY_LOOKUP_MS, leftMs);
+  const left = Math.floor(Math.min(IDENTITY_LOOKUP_MS, leftMs));
   if (left <= 0) context.identityError = 'not asked, the fetch deadline had passed';
   else {
     const signal = AbortSignal.timeout(left);
@@ -227,7 +241,8 @@ async function fetchAndWrite(spec: FetchSpec, deps: ExecuteDeps, seen: Map<strin
   const stsRegion = stsRegionOf(spec, deps.envRegion);
   const api = deps.api(spec, stsRegion, deps.credentials.source);
   const deadline = new AbortController();
-  const deadlineAt = Date.now() + timeouts.deadlineSeconds * 1000;
+  // Monotonic: a step of the wall clock neither stretches nor cuts the deadline.
+  const deadlineAt = performance.now() + timeouts.deadlineSeconds * 1000;
   const timer = setTimeout(() => deadline.abort(), timeouts.deadlineSeconds * 1000);
   let collected: Collected;
   try {
@@ -241,14 +256,15 @@ async function fetchAndWrite(spec: FetchSpec, deps: ExecuteDeps, seen: Map<strin
   if (failures.length > 0) {
     // Asking STS who we are stays inside the deadline too: credentials that never resolved, or
     // an STS endpoint that never answers, must not hold the pod's start up.
-    const context = collected.awsFailed ? await identityContext(api, stsRegion, deadlineAt - Date.now()) : {};
+    const context = collected.awsFailed ? await identityContext(api, stsRegion, deadlineAt - performance.now()) : {};
     return { ok: false, failures, context };
   }
 
   try {
     const entries = spec.items.map((_, i) => collected.entries.get(i)).filter((e): e is MarkerEntry => e !== undefined);
     const marker: Marker = { version: 1, fetchedAt: new Date().toISOString(), secrets: entries };
-    await writeSecrets(spec.dir, files, marker);
+    // Writing is inside the deadline too: the pod waits on this container.
+    await writeSecrets(spec.dir, files, marker, { expired: () => performance.now() >= deadlineAt });
   } catch (e) {
     if (e instanceof FetchError) return { ok: false, failures: e.failures, context: {} };
     throw e;

@@ -34,8 +34,9 @@ export type ReferenceResult = { reference: Reference } | { error: string };
 const PARTITION = /^aws(-[a-z]+)*$/;
 const REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/;
 const ACCOUNT = /^\d{12}$/;
-// Secrets Manager secret names: 1-512 of letters, digits and /_+=.@-
-const SECRET_NAME = /^[A-Za-z0-9/_+=.@-]{1,512}$/;
+// Secrets Manager secret names: 1-512 of letters, digits and /_+=.@-, and "!" in the names AWS
+// services give the secrets they manage (RDS: rds!db-<id>, rds!cluster-<id>).
+const SECRET_NAME = /^[A-Za-z0-9/_+=.@!-]{1,512}$/;
 // SSM parameter names: letters, digits and . - _ / (hierarchy levels separated by /), 1-2048.
 const PARAMETER_NAME = /^[A-Za-z0-9._\-/]{1,2048}$/;
 // Secrets Manager appends `-` and six random characters to a secret's name to form its ARN.
@@ -99,4 +100,44 @@ export function parseReference(raw: string): ReferenceResult {
   }
 
   return { error: `"${ref}" is an ARN of service "${service}"; only secretsmanager and ssm (Parameter Store) are supported` };
+}
+
+/**
+ * A whole path: every Secrets Manager secret whose name starts with `prefix` (listed with
+ * BatchGetSecretValue and a name filter), or every SSM parameter under `path` (GetParametersByPath,
+ * recursive). Written `prefix/*`: a secret name or Secrets Manager ARN, or an SSM parameter ARN,
+ * whose last segment is `*`.
+ */
+export type PathReference =
+  | { service: 'secretsmanager'; id: string; /** Ends in "/". */ prefix: string; region?: string; account?: string; partition?: string }
+  | { service: 'ssm'; id: string; /** Starts with "/", no trailing "/". */ path: string; region: string; account: string; partition: string };
+
+export type PathReferenceResult = { path: PathReference } | { error: string };
+
+export function isPathReference(raw: string): boolean {
+  return raw.trim().endsWith('/*');
+}
+
+export function parsePathReference(raw: string): PathReferenceResult {
+  const ref = raw.trim();
+  if (!ref.endsWith('/*')) return { error: `"${ref}" is not a whole path (it must end in "/*")` };
+  // The reference without "*" names a prefix; with a placeholder segment it parses as a plain one.
+  const base = ref.slice(0, -1);
+  const parsed = parseReference(`${base}x`);
+  if ('error' in parsed) return { error: parsed.error.replace(`${base}x`, ref) };
+  const r = parsed.reference;
+  const rest = r.name.slice(0, -1);
+  if (r.service === 'ssm') {
+    const path = rest.replace(/\/$/, '');
+    if (!path.startsWith('/') || path === '') return { error: `"${ref}" names no parameter path: write arn:…:parameter/<path>/*` };
+    return { path: { service: 'ssm', id: ref, path, region: r.region, account: r.account, partition: r.partition } };
+  }
+  if (rest === '/' || rest === '') return { error: `"${ref}" names no prefix: write <prefix>/*, such as prod/app/*` };
+  // A name filter starting with "!" lists every secret that does NOT match it.
+  if (rest.startsWith('!')) return { error: `"${ref}" starts with "!", which a Secrets Manager name filter reads as "not"` };
+  const out: PathReference = { service: 'secretsmanager', id: ref, prefix: rest };
+  if (r.region !== undefined) out.region = r.region;
+  if (r.account !== undefined) out.account = r.account;
+  if (r.partition !== undefined) out.partition = r.partition;
+  return { path: out };
 }

@@ -1,4 +1,4 @@
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -35,6 +35,9 @@ function fakeAws() {
     },
     async getParameters() {
       return { Parameters: [], InvalidParameters: [] };
+    },
+    async getParametersByPath() {
+      return { Parameters: [] };
     },
     async callerIdentity() {
       return 'arn:aws:sts::123456789012:assumed-role/app/ns.pod';
@@ -212,15 +215,42 @@ describe('Refresher.cycle', () => {
     expect(marker().secrets).toEqual([expect.objectContaining({ ref: 'db', versionId: 'v1' }), expect.objectContaining({ ref: 'token', versionId: 'v2' })]);
   });
 
-  it('explode: a new key gets its file; a key gone from the JSON keeps its last file (never deleted) and leaves the marker', async () => {
+  it('explode: a new key gets its file; a key gone from the JSON loses its file (a revoked credential is not left readable) and leaves the marker', async () => {
     const { aws, s } = await start([{ ref: 'db', explode: true, file: 'conf', prefix: 'DB_' }]);
+    writeFileSync(join(dir, 'conf/app-file'), 'app');
     const r = new Refresher(s, deps(aws.api).d);
     await r.resume();
     aws.put('db', JSON.stringify({ password: 'pw-2', host: 'h' }));
     const c = await r.cycle(never);
-    expect(c).toMatchObject({ ok: true, changed: ['conf/DB_password', 'conf/DB_host'] });
-    expect(read('conf/DB_username')).toBe('admin');
+    expect(c).toMatchObject({ ok: true, changed: ['conf/DB_password', 'conf/DB_host', 'conf/DB_username'] });
+    expect(existsSync(join(dir, 'conf/DB_username'))).toBe(false);
+    expect(read('conf/app-file')).toBe('app');
     expect(marker().secrets[0].files).toEqual(['conf/DB_password', 'conf/DB_host']);
+  });
+
+  it('explode: a key gone while the sidecar was restarted still loses its file (the marker says what was written)', async () => {
+    const { aws, s } = await start([{ ref: 'db', explode: true }]);
+    aws.put('db', JSON.stringify({ password: 'pw-2' }));
+    const r = new Refresher(s, deps(aws.api).d);
+    await r.resume();
+    expect(await r.cycle(never)).toMatchObject({ ok: true });
+    expect(existsSync(join(dir, 'username'))).toBe(false);
+    expect(read('password')).toBe('pw-2');
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('a directory another uid swapped in between refreshes is refused: no 0440 file lands in it', async () => {
+    const { aws, s } = await start([{ ref: 'db', file: 'db/password', key: 'password', mode: 0o440 }]);
+    renameSync(join(dir, 'db'), join(dir, 'db.old'));
+    mkdirSync(join(dir, 'db'));
+    chownSync(join(dir, 'db'), 4242, 4242);
+    chmodSync(join(dir, 'db'), 0o2777);
+    aws.put('db', JSON.stringify({ username: 'admin', password: 'pw-2' }));
+    const r = new Refresher(s, deps(aws.api).d);
+    await r.resume();
+    const c = await r.cycle(never);
+    expect(c.ok).toBe(false);
+    expect(c.summary).toMatch(/FETCH_WRITE: writing db\/password failed: db belongs to uid 4242/);
+    expect(existsSync(join(dir, 'db/password'))).toBe(false);
   });
 
   it('format env rotates as a whole file', async () => {

@@ -13,6 +13,7 @@ import { collect, DEFAULT_TIMEOUTS, identityContext, reportedStrings, stsRegionO
 import { findConflicts } from './render.js';
 import type { FetchSpec, SecretItem } from './spec.js';
 import { readMarker, updateSecrets, type UpdateHooks } from './update.js';
+import { insideVolume } from './volume.js';
 import type { Marker, MarkerEntry } from './write.js';
 
 /** Each wait is the interval shortened by up to this fraction: a file is never older than one interval. */
@@ -122,6 +123,10 @@ export class Refresher {
     const fresh = new Map<number, MarkerEntry>();
     if (conflicts.length === 0) for (const [i, entry] of c.entries) fresh.set(this.polled[i]!.index, entry);
 
+    // Files of a key gone from a secret that rendered (explode): not left beside a fresh marker.
+    const keep = new Set([...files.map((f) => f.path), ...this.entries.filter((e, i) => e !== undefined && !fresh.has(i)).flatMap((e) => e!.files)]);
+    const remove = [...fresh].flatMap(([i]) => (this.entries[i]?.files ?? []).filter((p) => !keep.has(p) && insideVolume(p)));
+
     const now = this.deps.now;
     let completeAt: number | undefined;
     const update = await updateSecrets(
@@ -137,8 +142,7 @@ export class Refresher {
         const marker: Marker = { version: 1, fetchedAt: new Date(completeAt ?? this.lastSuccess).toISOString(), secrets: this.entries.filter((e): e is MarkerEntry => e !== undefined) };
         return marker;
       },
-      this.cleaned,
-      this.deps.hooks,
+      { remove, cleaned: this.cleaned, ...(this.deps.hooks !== undefined && { hooks: this.deps.hooks }) },
     );
     failures.push(...update.failures);
     if (failures.length === 0 && completeAt !== undefined) this.lastSuccess = completeAt;

@@ -104,6 +104,71 @@ describe('renderItem', () => {
   });
 });
 
+describe('JSON Pointer keys, templates and whole paths', () => {
+  const NESTED = JSON.stringify({ db: { hosts: ['h1', 'h2'], 'a/b': 'slash', port: 5432 }, top: 'SECRET-VALUE' });
+
+  it.each([
+    ['/db/hosts/1', 'h2'],
+    ['/db/a~1b', 'slash'],
+    ['/db/port', '5432'],
+    ['/db/hosts', '["h1","h2"]'],
+    ['/top', 'SECRET-VALUE'],
+  ])('key %s', (key, text) => {
+    expect(files(renderItem(item({ key }), { text: NESTED }, 0o444))[0]!.text).toBe(text);
+  });
+
+  it('a pointer reaches into a JSON array secret; format json encodes what it finds', () => {
+    expect(files(renderItem(item({ key: '/1/u' }), { text: '[{"u":"a"},{"u":"b"}]' }, 0o444))[0]!.text).toBe('b');
+    expect(files(renderItem(item({ key: '/db', format: 'json' }), { text: NESTED }, 0o444))[0]!.text).toBe('{"hosts":["h1","h2"],"a/b":"slash","port":5432}');
+  });
+
+  it('a pointer that finds nothing fails with FETCH_KEY_MISSING naming it, never a value', () => {
+    const [f] = failures(renderItem(item({ key: '/db/hosts/5' }), { text: NESTED }, 0o444));
+    expect(f).toMatchObject({ code: 'FETCH_KEY_MISSING', ref: REF, message: `JSON Pointer /db/hosts/5 finds nothing in the secret's JSON: no index "5" in the array under /db/hosts (2 item(s))` });
+    expect(JSON.stringify(f)).not.toMatch(/SECRET-VALUE|h1|slash/);
+  });
+
+  it('a template renders an RDS-managed secret into a connection URL', () => {
+    const rds = JSON.stringify({ username: 'app', password: 'pw', host: 'db.example', port: 5432, dbname: 'orders' });
+    const out = files(renderItem(item({ template: 'postgres://{{username}}:{{password}}@{{host}}:{{port}}/{{dbname}}', mode: 0o400 }), { text: rds }, 0o444));
+    expect(out).toEqual([{ path: 'out', text: 'postgres://app:pw@db.example:5432/orders', mode: 0o400 }]);
+  });
+
+  it('a template placeholder that finds nothing fails naming the placeholder, one failure each', () => {
+    const f = failures(renderItem(item({ template: '{{ top }} {{ db.user }} {{ /nope }}' }), { text: NESTED }, 0o444));
+    expect(f.map((x) => [x.code, x.message])).toEqual([
+      ['FETCH_KEY_MISSING', `template placeholder "{{ db.user }}" finds nothing in the secret's JSON: no key "user" under /db`],
+      ['FETCH_KEY_MISSING', `template placeholder "{{ /nope }}" finds nothing in the secret's JSON: no key "nope" at the top level`],
+    ]);
+    expect(JSON.stringify(f)).not.toContain('SECRET-VALUE');
+  });
+
+  it('a template of a secret that is not JSON, or binary, fails without the value', () => {
+    expect(failures(renderItem(item({ template: '{{ a }}' }), { text: 'SECRET-VALUE' }, 0o444))[0]).toMatchObject({ code: 'FETCH_NOT_JSON', message: 'the secret is not JSON, but a template was asked of it' });
+    expect(failures(renderItem(item({ template: '{{ a }}' }), { binary: new Uint8Array([1]) }, 0o444))[0]!.code).toBe('FETCH_FORMAT');
+  });
+
+  it("a whole path's secrets go under file, each as the entry asks", () => {
+    const members = [
+      { name: 'db/password', value: { text: '{"password":"p1"}' } },
+      { name: 'api', value: { text: '{"password":"p2"}' } },
+    ];
+    const out = files(renderItem({ ref: 'prod/*', file: 'conf', key: '/password', mode: 0o400 }, { members }, 0o444));
+    expect(out).toEqual([
+      { path: 'conf/db/password', text: 'p1', mode: 0o400 },
+      { path: 'conf/api', text: 'p2', mode: 0o400 },
+    ]);
+    expect(files(renderItem({ ref: 'prod/*', file: 'conf' }, { members: [] }, 0o444))).toEqual([]);
+  });
+
+  it("a whole path's secret whose name cannot be a file fails, naming it", () => {
+    const f = failures(renderItem({ ref: 'prod/*', file: 'conf' }, { members: [{ name: 'a+b@c', value: { text: 'SECRET-VALUE' } }, { name: 'ok', value: { text: 'x' } }] }, 0o444));
+    expect(f).toEqual([expect.objectContaining({ code: 'FETCH_BAD_KEY', ref: 'prod/*', message: expect.stringContaining('the secret "a+b@c" under this path cannot be a file name') })]);
+    const missing = failures(renderItem({ ref: 'prod/*', file: 'conf', key: 'k' }, { members: [{ name: 'x', value: { text: '{}' } }] }, 0o444));
+    expect(missing[0]).toMatchObject({ code: 'FETCH_KEY_MISSING', ref: 'prod/* (x)' });
+  });
+});
+
 describe('no value in any failure (property)', () => {
   const options = fc.constantFrom<Partial<SecretItem>>(
     { key: 'k' },
@@ -113,6 +178,10 @@ describe('no value in any failure (property)', () => {
     { format: 'json' },
     { format: 'env', key: 'k' },
     { explode: true, file: undefined, format: 'env' },
+    { key: '/k/deep' },
+    { key: '/0' },
+    { key: '/absent/x' },
+    { template: '{{ k }}:{{ k.deep }}:{{ /0 }}:{{ absent }}' },
   );
   // A value with a marker that cannot occur in our own messages, alone or inside JSON of any shape.
   const value = fc.string({ minLength: 1, maxLength: 30 }).map((s) => `VALUE_${s}_END`);

@@ -3,7 +3,9 @@
 
 import { failure, type Failure } from './errors.js';
 import type { FetchedValue } from './fetch.js';
-import { MARKER_FILE, type Format, type SecretItem } from './spec.js';
+import { formatPointer, parsePointer, resolve } from './pointer.js';
+import { isSafeRelativePath, MARKER_FILE, type Format, type SecretItem } from './spec.js';
+import { parseTemplate, renderTemplate, valueText } from './template.js';
 
 export interface OutputFile {
   /** Relative to the mount. */
@@ -72,10 +74,7 @@ function parseJson(text: string): { ok: true; value: unknown } | { ok: false } {
 
 const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** A JSON value as file text: strings as they are, anything else as JSON. */
-function scalarText(v: unknown): string {
-  return typeof v === 'string' ? v : JSON.stringify(v);
-}
+const scalarText = valueText;
 
 /** Single-quoted for POSIX sh: nothing inside single quotes is special except the quote itself. */
 export function shellQuote(value: string): string {
@@ -124,8 +123,15 @@ function notJson(ref: string, why: string): Failure {
   return failure('FETCH_NOT_JSON', why, { ref, hint: 'store the secret as a JSON object, or drop key/explode and use format raw' });
 }
 
-function selectKey(obj: JsonObject, key: string, ref: string): { value: unknown } | { failure: Failure } {
-  if (!Object.hasOwn(obj, key)) {
+function selectKey(obj: JsonObject | unknown[], key: string, ref: string): { value: unknown } | { failure: Failure } {
+  if (key.startsWith('/')) {
+    const p = parsePointer(key);
+    if ('error' in p) return { failure: failure('FETCH_SPEC_INVALID', `key: ${p.error}`, { ref }) };
+    const r = resolve(obj, p.tokens);
+    if (!r.found) return { failure: failure('FETCH_KEY_MISSING', `JSON Pointer ${formatPointer(p.tokens)} finds nothing in the secret's JSON: ${r.missing}`, { ref }) };
+    return { value: r.value };
+  }
+  if (Array.isArray(obj) || !Object.hasOwn(obj, key)) {
     const keys = Object.keys(obj);
     const known = keys.length === 0 ? 'it has no keys' : `its keys are ${keys.slice(0, 20).map((k) => JSON.stringify(k)).join(', ')}${keys.length > 20 ? ', …' : ''}`;
     return { failure: failure('FETCH_KEY_MISSING', `key ${JSON.stringify(key)} is not in the secret's JSON (${known})`, { ref }) };
@@ -145,17 +151,18 @@ function encode(value: unknown, format: Format, ref: string, what: string): { da
 }
 
 export function renderItem(item: SecretItem, value: FetchedValue, defaultMode: number): RenderResult {
+  if (value.members !== undefined) return renderMembers(item, value.members, defaultMode);
   const ref = item.ref;
   const mode = item.mode ?? defaultMode;
   const format: Format = item.format ?? 'raw';
-  const needsJson = item.key !== undefined || item.explode === true || format !== 'raw';
+  const needsJson = item.key !== undefined || item.explode === true || format !== 'raw' || item.template !== undefined;
 
   if (value.text === undefined) {
     const bytes = value.binary ?? new Uint8Array();
     if (needsJson) {
       return {
         failures: [
-          failure('FETCH_FORMAT', 'the secret is binary (SecretBinary); key, explode and formats json and env need a JSON SecretString', { ref }),
+          failure('FETCH_FORMAT', 'the secret is binary (SecretBinary); key, explode, template and formats json and env need a JSON SecretString', { ref }),
         ],
       };
     }
@@ -167,8 +174,29 @@ export function renderItem(item: SecretItem, value: FetchedValue, defaultMode: n
 
   const parsed = parseJson(text);
   if (!parsed.ok) {
-    const what = item.key !== undefined ? `key ${JSON.stringify(item.key)} was asked of it` : item.explode ? 'explode was asked of it' : `format ${format} was asked of it`;
+    const what =
+      item.key !== undefined
+        ? `key ${JSON.stringify(item.key)} was asked of it`
+        : item.explode
+          ? 'explode was asked of it'
+          : item.template !== undefined
+            ? 'a template was asked of it'
+            : `format ${format} was asked of it`;
     return { failures: [notJson(ref, `the secret is not JSON, but ${what}`)] };
+  }
+
+  if (item.template !== undefined) {
+    const t = parseTemplate(item.template);
+    if ('error' in t) return { failures: [failure('FETCH_SPEC_INVALID', `template ${t.error}`, { ref })] };
+    const r = renderTemplate(t.parts, parsed.value);
+    if ('missing' in r) {
+      return {
+        failures: r.missing.map((m) =>
+          failure('FETCH_KEY_MISSING', `template placeholder ${JSON.stringify(m.placeholder)} finds nothing in the secret's JSON: ${m.why}`, { ref }),
+        ),
+      };
+    }
+    return { files: [{ path: item.file as string, data: Buffer.from(r.text), mode, ref }] };
   }
 
   if (item.explode) {
@@ -197,7 +225,7 @@ export function renderItem(item: SecretItem, value: FetchedValue, defaultMode: n
   let selected: unknown = parsed.value;
   let what = 'the secret';
   if (item.key !== undefined) {
-    if (!isObject(parsed.value)) return { failures: [notJson(ref, `key ${JSON.stringify(item.key)} was asked of a secret that is not a JSON object`)] };
+    if (!isObject(parsed.value) && !(item.key.startsWith('/') && Array.isArray(parsed.value))) return { failures: [notJson(ref, `key ${JSON.stringify(item.key)} was asked of a secret that is not a JSON object`)] };
     const s = selectKey(parsed.value, item.key, ref);
     if ('failure' in s) return { failures: [s.failure] };
     selected = s.value;
@@ -209,6 +237,32 @@ export function renderItem(item: SecretItem, value: FetchedValue, defaultMode: n
   const encoded = encode(selected, format, ref, what);
   if ('failure' in encoded) return { failures: [encoded.failure] };
   return { files: [{ path: item.file as string, data: encoded.data, mode, ref }] };
+}
+
+/**
+ * A whole path's secrets, each rendered as the item would render one secret, into `file` (a
+ * directory) under the rest of its name. A name that cannot be a path inside the mount fails
+ * the item, naming the secret (a name, never a value).
+ */
+function renderMembers(item: SecretItem, members: NonNullable<FetchedValue['members']>, defaultMode: number): RenderResult {
+  const failures: Failure[] = [];
+  const files: OutputFile[] = [];
+  for (const m of members) {
+    if (!isSafeRelativePath(m.name) || m.name.split('/').includes(MARKER_FILE)) {
+      failures.push(
+        failure('FETCH_BAD_KEY', `the secret ${JSON.stringify(m.name)} under this path cannot be a file name (segments of letters, digits, ".", "_" and "-")`, {
+          ref: item.ref,
+          hint: 'rename the secret, or reference it on its own with a file name',
+        }),
+      );
+      continue;
+    }
+    const path = item.file !== undefined ? `${item.file}/${m.name}` : m.name;
+    const r = renderItem({ ...item, ref: `${item.ref} (${m.name})`, file: path }, m.value, defaultMode);
+    if ('failures' in r) failures.push(...r.failures);
+    else files.push(...r.files.map((f) => ({ ...f, ref: item.ref })));
+  }
+  return failures.length > 0 ? { failures } : { files };
 }
 
 /** Two items writing one path, a file where another needs a directory, or the marker's name. */

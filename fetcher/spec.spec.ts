@@ -35,8 +35,8 @@ describe('parseSpec refresh', () => {
     [{ intervalSeconds: 86_401 }, 'refresh.intervalSeconds must be a whole number from 10 to 86400'],
     [{ intervalSeconds: 30.5 }, 'refresh.intervalSeconds must be a whole number from 10 to 86400'],
     [{ intervalSeconds: '30' }, 'refresh.intervalSeconds must be a whole number from 10 to 86400'],
-    [{ intervalSeconds: 30, jitter: 1 }, 'refresh must be an object with intervalSeconds only'],
-    [30, 'refresh must be an object with intervalSeconds only'],
+    [{ intervalSeconds: 30, jitter: 1 }, 'refresh must be an object with intervalSeconds and signal only'],
+    [30, 'refresh must be an object with intervalSeconds and signal only'],
   ])('refuses %j', (refresh, error) => {
     expect(parseSpec(withRefresh(refresh))).toEqual({ errors: [error] });
   });

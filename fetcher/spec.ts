@@ -2,7 +2,9 @@
 // annotations (webhook/ imports this module); the fetcher only ever sees this, never annotations.
 // It carries references and options, never secret values.
 
-import { parseReference } from './reference.js';
+import { parsePointer } from './pointer.js';
+import { isPathReference, parsePathReference, parseReference } from './reference.js';
+import { parseTemplate } from './template.js';
 
 /** The environment variable that carries the serialised spec (JSON). */
 export const SPEC_ENV = 'SECRET_INJECTOR_SPEC';
@@ -54,6 +56,22 @@ export const REFRESHER_NODE_OPTIONS = '--jitless --max-semi-space-size=1';
 export const MIN_REFRESH_SECONDS = 10;
 export const MAX_REFRESH_SECONDS = 86_400;
 
+/**
+ * The most secrets one whole-path reference (`prefix/*`) may bring: each is a file and, on
+ * Secrets Manager, a share of a paginated BatchGetSecretValue. Over it the fetch fails with the count.
+ */
+export const MAX_PATH_SECRETS = 100;
+/** Signals the refresh sidecar may send the app after a refresh that changed its files. */
+export const REFRESH_SIGNALS = ['SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGINT', 'SIGTERM', 'SIGQUIT', 'SIGWINCH'] as const;
+export type RefreshSignalName = (typeof REFRESH_SIGNALS)[number];
+export const DEFAULT_REFRESH_SIGNAL: RefreshSignalName = 'SIGHUP';
+/**
+ * Set by the webhook on the container `refresh-signal` names, to the container's name: the
+ * sidecar finds the container's process by it in the shared process namespace (/proc/<pid>/environ
+ * is readable by the same uid and gid, which the sidecar then runs as).
+ */
+export const SIGNAL_TARGET_ENV = 'SECRET_INJECTOR_SIGNAL_TARGET';
+
 export const SPEC_VERSION = 1;
 export const FORMATS = ['raw', 'json', 'env'] as const;
 export type Format = (typeof FORMATS)[number];
@@ -63,8 +81,10 @@ export interface SecretItem {
   ref: string;
   /** Path relative to `dir`. Required unless `explode`; with `explode` a sub-directory (default: `dir` itself). */
   file?: string;
-  /** Extract one top-level key of a JSON secret. */
+  /** Extract one value of a JSON secret: a top-level key, or a JSON Pointer (RFC 6901) starting with `/`. */
   key?: string;
+  /** Text with `{{ path }}` placeholders into the secret's JSON (template.ts), written instead of the value. */
+  template?: string;
   /** Write every top-level key of a JSON secret as its own file, named `prefix + key`. */
   explode?: boolean;
   prefix?: string;
@@ -84,9 +104,17 @@ export interface Timeouts {
   maxAttempts?: number;
 }
 
+export interface RefreshSignal {
+  /** The container whose process gets the signal (marked with SIGNAL_TARGET_ENV). */
+  container: string;
+  signal: RefreshSignalName;
+}
+
 export interface Refresh {
   /** Seconds between refreshes, before jitter. */
   intervalSeconds: number;
+  /** Sent after a refresh that changed files, and only then. */
+  signal?: RefreshSignal;
 }
 
 export interface FetchSpec {
@@ -154,7 +182,7 @@ export function serialiseSpec(spec: FetchSpec): string {
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
-const ITEM_KEYS = new Set(['ref', 'file', 'key', 'explode', 'prefix', 'versionStage', 'versionId', 'mode', 'format']);
+const ITEM_KEYS = new Set(['ref', 'file', 'key', 'template', 'explode', 'prefix', 'versionStage', 'versionId', 'mode', 'format']);
 const SPEC_KEYS = new Set(['version', 'dir', 'region', 'roleArn', 'failoverRegion', 'mode', 'items', 'timeouts', 'refresh']);
 
 function modeField(value: unknown, where: string, errors: string[]): number | undefined {
@@ -177,6 +205,30 @@ function optionalString(obj: Json, key: string, where: string, errors: string[])
   return v;
 }
 
+/**
+ * The rules on `key`, `template` and whole-path references that the webhook (at admission) and the
+ * fetcher (on its input) both apply: problems, each naming the field.
+ */
+export function itemRules(item: SecretItem): string[] {
+  const errors: string[] = [];
+  if (item.key?.startsWith('/')) {
+    const p = parsePointer(item.key);
+    if ('error' in p) errors.push(`key: ${p.error}`);
+  }
+  if (item.template !== undefined) {
+    const t = parseTemplate(item.template);
+    if ('error' in t) errors.push(`template ${t.error}`);
+    for (const k of ['key', 'explode', 'format'] as const) {
+      if (item[k] !== undefined && !(k === 'format' && item.format === 'raw')) errors.push(`template and ${k} are mutually exclusive (placeholders reach into the secret's JSON themselves)`);
+    }
+  }
+  if (isPathReference(item.ref)) {
+    if (item.explode) errors.push('explode does not apply to a whole path (ref ending in "/*"); each secret is one file');
+    if (item.versionStage !== undefined || item.versionId !== undefined) errors.push('versionStage and versionId do not apply to a whole path (ref ending in "/*")');
+  }
+  return errors;
+}
+
 function parseItem(raw: unknown, index: number, errors: string[]): SecretItem | undefined {
   const where = `items[${index}]`;
   if (!isObject(raw)) {
@@ -188,7 +240,7 @@ function parseItem(raw: unknown, index: number, errors: string[]): SecretItem | 
   const ref = optionalString(raw, 'ref', where, errors);
   if (ref === undefined) errors.push(`${where}: ref is required`);
   else {
-    const parsed = parseReference(ref);
+    const parsed = isPathReference(ref) ? parsePathReference(ref) : parseReference(ref);
     if ('error' in parsed) errors.push(`${where}: ref ${parsed.error}`);
   }
   const item: SecretItem = { ref: ref ?? '' };
@@ -197,7 +249,7 @@ function parseItem(raw: unknown, index: number, errors: string[]): SecretItem | 
     if (!isSafeRelativePath(file)) errors.push(`${where}: file "${file}" must be a relative path inside the mount`);
     item.file = file;
   }
-  for (const k of ['key', 'prefix', 'versionStage', 'versionId'] as const) {
+  for (const k of ['key', 'template', 'prefix', 'versionStage', 'versionId'] as const) {
     const v = optionalString(raw, k, where, errors);
     if (v !== undefined) item[k] = v;
   }
@@ -215,6 +267,7 @@ function parseItem(raw: unknown, index: number, errors: string[]): SecretItem | 
     errors.push(`${where}: versionStage and versionId are mutually exclusive`);
   }
   if (item.explode && item.key !== undefined) errors.push(`${where}: explode and key are mutually exclusive`);
+  errors.push(...itemRules(item).map((e) => `${where}: ${e}`));
   if (!item.explode && item.file === undefined) errors.push(`${where}: file is required unless explode is set`);
   if (item.prefix !== undefined && !item.explode) errors.push(`${where}: prefix only applies with explode`);
   if (item.prefix !== undefined && !FILE_SEGMENT.test(item.prefix)) {
@@ -241,6 +294,9 @@ export function parseSpec(text: string): SpecResult {
   const failoverRegion = optionalString(raw, 'failoverRegion', 'spec', errors);
   if (failoverRegion !== undefined && !/^[a-z]{2}(-[a-z]+)+-\d+$/.test(failoverRegion)) errors.push(`failoverRegion "${failoverRegion}" is not valid`);
   else if (failoverRegion !== undefined && failoverRegion === region) errors.push(`failoverRegion "${failoverRegion}" must differ from region`);
+  if (failoverRegion !== undefined && Array.isArray(raw.items) && raw.items.some((i) => isObject(i) && typeof i.ref === 'string' && isPathReference(i.ref))) {
+    errors.push('failoverRegion does not apply to whole-path references (ref ending in "/*")');
+  }
   const roleArn = optionalString(raw, 'roleArn', 'spec', errors);
   if (roleArn !== undefined && !isValidRoleArn(roleArn)) errors.push(`roleArn "${roleArn}" is not an IAM role ARN`);
   const mode = modeField(raw.mode, 'spec', errors) ?? DEFAULT_MODE;
@@ -269,11 +325,24 @@ export function parseSpec(text: string): SpecResult {
   let refresh: Refresh | undefined;
   if (raw.refresh !== undefined) {
     const interval = isObject(raw.refresh) ? raw.refresh.intervalSeconds : undefined;
-    if (!isObject(raw.refresh) || Object.keys(raw.refresh).some((k) => k !== 'intervalSeconds')) {
-      errors.push('refresh must be an object with intervalSeconds only');
+    const signal = isObject(raw.refresh) ? raw.refresh.signal : undefined;
+    if (!isObject(raw.refresh) || Object.keys(raw.refresh).some((k) => k !== 'intervalSeconds' && k !== 'signal')) {
+      errors.push('refresh must be an object with intervalSeconds and signal only');
     } else if (typeof interval !== 'number' || !Number.isInteger(interval) || interval < MIN_REFRESH_SECONDS || interval > MAX_REFRESH_SECONDS) {
       errors.push(`refresh.intervalSeconds must be a whole number from ${MIN_REFRESH_SECONDS} to ${MAX_REFRESH_SECONDS}`);
-    } else refresh = { intervalSeconds: interval };
+    } else if (
+      signal !== undefined &&
+      (!isObject(signal) ||
+        Object.keys(signal).some((k) => k !== 'container' && k !== 'signal') ||
+        typeof signal.container !== 'string' ||
+        signal.container === '' ||
+        !REFRESH_SIGNALS.includes(signal.signal as RefreshSignalName))
+    ) {
+      errors.push(`refresh.signal must be an object with container (a name) and signal (one of ${REFRESH_SIGNALS.join(', ')})`);
+    } else {
+      refresh = { intervalSeconds: interval };
+      if (isObject(signal)) refresh.signal = { container: signal.container as string, signal: signal.signal as RefreshSignalName };
+    }
   }
   if (errors.length > 0) return { errors };
   const spec: FetchSpec = { version: SPEC_VERSION, dir: dir as string, mode, items };

@@ -1,11 +1,12 @@
-import { chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FetchError } from './errors.js';
 import type { OutputFile } from './render.js';
 import { MARKER_FILE } from './spec.js';
-import { writeAtomic, writeSecrets, type Marker } from './write.js';
+import { writeSecrets, type Marker } from './write.js';
 
 let dir: string;
 beforeEach(() => {
@@ -132,29 +133,125 @@ describe('writeSecrets', () => {
   });
 });
 
-describe('writeAtomic', () => {
-  it('never leaves a temp file, and the old content stays until the rename', async () => {
-    const path = join(dir, 'f');
-    await writeAtomic(path, Buffer.from('one'), 0o444);
-    await writeAtomic(path, Buffer.from('two'), 0o444);
-    expect(readFileSync(path, 'utf8')).toBe('two');
-    expect(readdirSync(dir)).toEqual(['f']);
+describe('writeSecrets: one file at a time, atomically', () => {
+  it('never leaves a temp file, and replaces the old content whole', async () => {
+    await writeSecrets(dir, [file('f', 'one')], marker);
+    await writeSecrets(dir, [file('f', 'two')], marker);
+    expect(readFileSync(join(dir, 'f'), 'utf8')).toBe('two');
+    expect(tree()).toEqual(['.secrets-ready', 'f']);
   });
 
   it('writes a file whose name is as long as a name can be', async () => {
-    const path = join(dir, 'n'.repeat(255));
-    await writeAtomic(path, Buffer.from('long'), 0o444);
-    expect(readFileSync(path, 'utf8')).toBe('long');
-    expect(readdirSync(dir)).toEqual(['n'.repeat(255)]);
+    await writeSecrets(dir, [file('n'.repeat(255), 'long')], marker);
+    expect(readFileSync(join(dir, 'n'.repeat(255)), 'utf8')).toBe('long');
   });
 
   it('does not follow a symbolic link planted at the final name', async () => {
     const outside = join(dir, 'outside');
     writeFileSync(outside, 'untouched');
     symlinkSync(outside, join(dir, 'f'));
-    await writeAtomic(join(dir, 'f'), Buffer.from('secret'), 0o444);
+    await writeSecrets(dir, [file('f', 'secret')], marker);
     expect(readFileSync(outside, 'utf8')).toBe('untouched');
     expect(lstatSync(join(dir, 'f')).isSymbolicLink()).toBe(false);
-    expect(existsSync(outside)).toBe(true);
+  });
+});
+
+describe('writeSecrets: another container changing the volume', () => {
+  let outside: string;
+  beforeEach(() => {
+    outside = mkdtempSync(join(tmpdir(), 'fetcher-outside-'));
+  });
+  afterEach(() => rmSync(outside, { recursive: true, force: true }));
+
+  it('a directory swapped for a link out of the volume while it is written: nothing lands outside, no marker, nothing left', async () => {
+    mkdirSync(join(dir, 'db'));
+    const hooks = {
+      afterOpen: (rel: string) => {
+        if (rel !== 'db') return;
+        renameSync(join(dir, 'db'), join(dir, 'db.moved'));
+        symlinkSync(outside, join(dir, 'db'));
+      },
+    };
+    const err = await writeSecrets(dir, [file('db/password', 'pw'), file('db/username', 'u')], marker, { hooks }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FetchError);
+    expect((err as FetchError).failures[0]!.message).toMatch(/db was moved away while it was being written/);
+    expect(readdirSync(outside)).toEqual([]);
+    expect(existsSync(join(dir, MARKER_FILE))).toBe(false);
+    expect(readdirSync(join(dir, 'db.moved'))).toEqual([]);
+  });
+
+  it('a directory moved away while it is written never ends in a "success" with the app\'s file missing', async () => {
+    const hooks = { afterOpen: (rel: string) => void (rel === 'db' && renameSync(join(dir, 'db'), join(dir, 'elsewhere'))) };
+    const err = await writeSecrets(dir, [file('db/password', 'pw')], marker, { hooks }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FetchError);
+    expect(existsSync(join(dir, MARKER_FILE))).toBe(false);
+  });
+
+  it('a FIFO where a directory should be is refused at once, never opened', async () => {
+    execFileSync('mkfifo', [join(dir, 'db')]);
+    const err = await writeSecrets(dir, [file('db/password', 'pw')], marker).catch((e: unknown) => e);
+    expect((err as FetchError).failures[0]!.message).toMatch(/writing db\/password failed: db exists and is not a directory/);
+  });
+
+  it('a FIFO where a file should be is replaced, never opened', async () => {
+    execFileSync('mkfifo', [join(dir, 'token')]);
+    await writeSecrets(dir, [file('token', 'T')], marker);
+    expect(readFileSync(join(dir, 'token'), 'utf8')).toBe('T');
+  });
+
+  it('stops at the deadline and leaves nothing behind', async () => {
+    let calls = 0;
+    const err = await writeSecrets(dir, [file('a', '1'), file('b', '2')], marker, { expired: () => ++calls > 1 }).catch((e: unknown) => e);
+    expect((err as FetchError).failures[0]).toMatchObject({ code: 'FETCH_DEADLINE' });
+    expect(tree()).toEqual([]);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('refuses a directory another uid owns (or swapped in), and writes nothing into it', async () => {
+    mkdirSync(join(dir, 'db'));
+    chownSync(join(dir, 'db'), 4242, 4242);
+    chmodSync(join(dir, 'db'), 0o2777);
+    const err = await writeSecrets(dir, [file('db/password', 'pw', 0o440)], marker).catch((e: unknown) => e);
+    expect((err as FetchError).failures[0]!.message).toMatch(/db belongs to uid 4242, not to the writer's uid 0/);
+    expect(readdirSync(join(dir, 'db'))).toEqual([]);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('refuses a setgid directory whose group is not the volume\'s', async () => {
+    mkdirSync(join(dir, 'db'));
+    chownSync(join(dir, 'db'), 0, 4242);
+    chmodSync(join(dir, 'db'), 0o2755);
+    const err = await writeSecrets(dir, [file('db/password', 'pw', 0o440)], marker).catch((e: unknown) => e);
+    expect((err as FetchError).failures[0]!.message).toMatch(/db passes group 4242 on to its files \(setgid\)/);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('keeps the setgid bit of an fsGroup volume on the directories it creates: files below get the fsGroup', async () => {
+    chownSync(dir, 0, 3000);
+    chmodSync(dir, 0o2777);
+    await writeSecrets(dir, [file('db/deeper/password', 'pw', 0o440), file('top', 't', 0o440)], marker);
+    expect(statSync(join(dir, 'db')).mode & 0o7777).toBe(0o2755);
+    expect(statSync(join(dir, 'db/deeper')).mode & 0o7777).toBe(0o2755);
+    expect(statSync(join(dir, 'db/deeper/password')).gid).toBe(3000);
+    expect(statSync(join(dir, 'top')).gid).toBe(3000);
+  });
+});
+
+describe('writeSecrets: a run after an earlier one', () => {
+  it('removes the files the earlier run wrote that this one does not (a key gone from an exploded secret)', async () => {
+    const first: Marker = { version: 1, secrets: [{ ref: 'db', files: ['conf/user', 'conf/password'] }] };
+    await writeSecrets(dir, [file('conf/user', 'u'), file('conf/password', 'p')], first);
+    writeFileSync(join(dir, 'conf/app-file'), 'app');
+    await writeSecrets(dir, [file('conf/user', 'u2')], { version: 1, secrets: [{ ref: 'db', files: ['conf/user'] }] });
+    expect(tree()).toEqual(['.secrets-ready', 'conf/', 'conf/app-file', 'conf/user']);
+  });
+
+  it('never removes outside the volume, whatever a forged marker lists', async () => {
+    const outside = mkdtempSync(join(tmpdir(), 'fetcher-outside-'));
+    try {
+      writeFileSync(join(outside, 'victim'), 'v');
+      writeFileSync(join(dir, MARKER_FILE), JSON.stringify({ version: 1, secrets: [{ ref: 'x', files: [`../${outside.split('/').pop()}/victim`, '/etc/hostname'] }] }));
+      await writeSecrets(dir, [file('a', 'A')], marker);
+      expect(readFileSync(join(outside, 'victim'), 'utf8')).toBe('v');
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
   });
 });

@@ -160,6 +160,16 @@ describe('the full form (secrets)', () => {
     [`- {ref: ${ARN}, file: a, mode: 0o440}`, [{ ref: ARN, file: 'a', mode: 0o440 }]],
     [`- {ref: ${ARN}, file: a, mode: 440}`, [{ ref: ARN, file: 'a', mode: 0o440 }]],
     [`- {ref: ${ARN}, file: .env, format: env}`, [{ ref: ARN, file: '.env', format: 'env' }]],
+    [`- {ref: ${ARN}, key: /db/hosts/0, file: host}`, [{ ref: ARN, key: '/db/hosts/0', file: 'host' }]],
+    [`- {ref: ${ARN}, key: "/a~1b/c~0d", file: x}`, [{ ref: ARN, key: '/a~1b/c~0d', file: 'x' }]],
+    [
+      `- ref: ${ARN}\n  file: db.url\n  template: "postgres://{{ username }}:{{ password }}@{{host}}:{{ port }}/{{ /dbname }}"`,
+      [{ ref: ARN, file: 'db.url', template: 'postgres://{{ username }}:{{ password }}@{{host}}:{{ port }}/{{ /dbname }}' }],
+    ],
+    [`- {ref: ${ARN}, file: u, template: "{{ a.b.0 }}", format: raw}`, [{ ref: ARN, file: 'u', template: '{{ a.b.0 }}', format: 'raw' }]],
+    ['- ref: prod/app/*', [{ ref: 'prod/app/*', file: 'app' }]],
+    ['- {ref: prod/app/*, file: conf}', [{ ref: 'prod/app/*', file: 'conf' }]],
+    [`- {ref: "arn:aws:ssm:us-east-1:123456789012:parameter/app/config/*", key: /a, mode: "0400"}`, [{ ref: 'arn:aws:ssm:us-east-1:123456789012:parameter/app/config/*', file: 'config', key: '/a', mode: 0o400 }]],
   ])('%s', (value, items) => {
     expect(ok({ [k('secrets')]: value }).items).toEqual(items);
   });
@@ -186,14 +196,76 @@ describe('the full form (secrets)', () => {
     [`- {ref: ${ARN}, file: a}\n- {ref: ${ARN}, file: a/b}`, 'is also a directory of "a/b"'],
     ['- {ref: "arn:aws:secretsmanager:us-east-1:123456789012:secret:"}', 'entry 1: reference'],
     ['a: &a [1]\nb: *a\nc: {ref: x, ref: y}', 'not valid YAML'],
+    [`- {ref: ${ARN}, file: x, key: /a~2b}`, 'entry 1: key: JSON Pointer "/a~2b" has a "~" not followed by 0 or 1'],
+    [`- {ref: ${ARN}, file: x, template: "{{ host }"}`, 'entry 1: template has a "{{" at character 1 that no "}}" closes'],
+    [`- {ref: ${ARN}, file: x, template: "a {{ }} b"}`, 'entry 1: template has an empty placeholder "{{ }}"'],
+    [`- {ref: ${ARN}, file: x, template: "{{#users}}x{{/users}}"}`, 'entry 1: template placeholder "{{#users}}" is not a path: templates have no sections'],
+    [`- {ref: ${ARN}, file: x, template: "{{{ password }}}"}`, 'placeholder "{{{ password }}" is not a path'],
+    [`- {ref: ${ARN}, file: x, template: "{{ user name }}"}`, 'entry 1: template placeholder "{{ user name }}": "user name" is not a path'],
+    [`- {ref: ${ARN}, file: x, template: "{{ /a~9 }}"}`, 'has a "~" not followed by 0 or 1'],
+    [`- {ref: ${ARN}, file: x, template: "no placeholder"}`, 'entry 1: template has no {{ path }} placeholder'],
+    [`- {ref: ${ARN}, file: x, template: "{{ a }}", key: a}`, 'entry 1: template and key are mutually exclusive'],
+    [`- {ref: ${ARN}, file: x, template: "{{ a }}", format: env}`, 'entry 1: template and format are mutually exclusive'],
+    [`- {ref: ${ARN}, explode: true, template: "{{ a }}"}`, 'entry 1: template and explode are mutually exclusive'],
+    [`- {ref: ${ARN}, file: x, template: "${'{{ a }}'.repeat(3000)}"}`, 'entry 1: template is 21000 characters long, over the maximum of 16384'],
+    ['- {ref: prod/app/*, explode: true}', 'entry 1: explode does not apply to a whole path'],
+    ['- {ref: prod/app/*, file: x, versionStage: AWSPREVIOUS}', 'entry 1: versionStage and versionId do not apply to a whole path'],
+    ['- {ref: /*, file: x}', 'entry 1: whole path "/*" names no prefix'],
+    ['- {ref: "arn:aws:ssm:us-east-1:123456789012:parameter/*", file: x}', 'names no parameter path'],
+    ['- {ref: "prod/a b/*", file: x}', 'entry 1: whole path "prod/a b/*" is neither an ARN nor a valid secret name'],
+    [`- {ref: prod/app/*, file: a}\n- {ref: ${ARN}, file: a}`, 'file "a" is also the directory secrets.k8s.aws/secrets entry 1 explodes into'],
   ])('%s is refused: %s', (value, message) => {
     expect(bad({ [k('secrets')]: value }).join('\n')).toContain(message);
+  });
+
+  it('refuses whole paths with failover-region, naming both', () => {
+    expect(bad({ [k('secrets')]: '- ref: prod/app/*', [k('region')]: 'us-east-1', [k('failover-region')]: 'us-east-2' })).toEqual([
+      `${k('failover-region')}: does not apply to whole-path references (ref ending in "/*") in ${k('secrets')}: a path is listed in one region`,
+    ]);
   });
 
   it('reports every bad entry', () => {
     const [msg] = bad({ [k('secrets')]: '- {file: a}\n- {ref: x, file: ../b}' });
     expect(msg).toContain('entry 1: ref is required');
     expect(msg).toContain('entry 2: file "../b"');
+  });
+});
+
+describe('fromSecret entries (write-through)', () => {
+  const STORE = { ...DEFAULTS, store: { cluster: 'prod-eu1', prefix: 'k8s' }, namespace: 'payments' };
+  const parse = (value: string, defaults: Parameters<typeof parseAnnotations>[1] = STORE) => parseAnnotations({ [k('secrets')]: value }, defaults);
+
+  it.each([
+    ['- fromSecret: db-creds', [{ ref: 'k8s/prod-eu1/payments/db-creds', explode: true, file: 'db-creds' }]],
+    ['- {fromSecret: db-creds, file: db, mode: "0400"}', [{ ref: 'k8s/prod-eu1/payments/db-creds', explode: true, file: 'db', mode: 0o400 }]],
+    ['- {fromSecret: db-creds, key: password}', [{ ref: 'k8s/prod-eu1/payments/db-creds', key: 'password', file: 'password' }]],
+    ['- {fromSecret: db-creds, key: password, file: pw}', [{ ref: 'k8s/prod-eu1/payments/db-creds', key: 'password', file: 'pw' }]],
+    ['- {fromSecret: db-creds, format: env, file: db.env}', [{ ref: 'k8s/prod-eu1/payments/db-creds', format: 'env', file: 'db.env' }]],
+    ['- {fromSecret: db-creds, explode: false}', [{ ref: 'k8s/prod-eu1/payments/db-creds', file: 'db-creds' }]],
+    ['- {fromSecret: db-creds, prefix: DB_}', [{ ref: 'k8s/prod-eu1/payments/db-creds', explode: true, file: 'db-creds', prefix: 'DB_' }]],
+  ])('%s resolves in the pod\'s namespace', (value, items) => {
+    const r = parse(value);
+    if ('problems' in r) throw new Error(JSON.stringify(r.problems));
+    expect(r.request.items).toEqual(items);
+  });
+
+  it('reads in the store\'s region, and refuses a pod region that differs', () => {
+    const withRegion = { ...STORE, store: { ...STORE.store, region: 'eu-west-1' } };
+    const r = parse('- fromSecret: db-creds', withRegion);
+    expect('request' in r && r.request.region).toBe('eu-west-1');
+    const clash = parseAnnotations({ [k('secrets')]: '- fromSecret: db-creds', [k('region')]: 'us-east-1' }, withRegion);
+    expect('problems' in clash && clash.problems.map((p) => p.message).join()).toContain('fromSecret entries are kept in "eu-west-1"');
+  });
+
+  it.each([
+    ['- {fromSecret: db, ref: x}', STORE, 'ref and fromSecret are mutually exclusive'],
+    ['- fromSecret: Not_A_Name', STORE, 'is not a Secret name'],
+    ['- fromSecret: db', DEFAULTS, 'needs the webhook setting WRITE_THROUGH_CLUSTER'],
+    ['- fromSecret: db', { ...DEFAULTS, store: STORE.store }, "needs the pod's namespace"],
+    ['- {fromSecret: db, explode: true, key: k}', STORE, 'key and explode are mutually exclusive'],
+  ])('%s is refused: %s', (value, defaults, message) => {
+    const r = parse(value, defaults);
+    expect('problems' in r && r.problems.map((p) => p.message).join()).toContain(message);
   });
 });
 

@@ -13,17 +13,20 @@ import {
   DEFAULT_MODE,
   FORMATS,
   MARKER_FILE,
+  MAX_PATH_SECRETS,
   MAX_REFRESH_SECONDS,
   MIN_REFRESH_SECONDS,
   formatMode,
   isSafeRelativePath,
   isValidMode,
   isValidRoleArn,
+  itemRules,
   parseMode,
   type Format,
   type SecretItem,
 } from '../fetcher/spec.js';
-import { isValidRegion, parseReference, type Reference } from '../fetcher/reference.js';
+import { isPathReference, isValidRegion, parsePathReference, parseReference, type PathReference, type Reference } from '../fetcher/reference.js';
+import { storeName } from '../store/layout.js';
 import { repeatedKey } from './yaml-keys.js';
 import { firstOf, MAX_LISTED_PROBLEMS, problem, quote, type Problem } from './problems.js';
 
@@ -164,8 +167,8 @@ export const SECRETS: AnnotationDef<SecretItem[]> = {
   name: 'secrets',
   values: 'YAML or JSON list',
   default: '—',
-  doc: 'Full form, one entry per secret: `ref` (required), `file`, `key`, `explode`, `prefix`, `versionStage` \\| `versionId`, `mode`, `format` (`raw` \\| `json` \\| `env`).',
-  parse: parseSecretsList,
+  doc: `Full form, one entry per secret: \`ref\` (ending in \`/*\`, a whole path of at most ${MAX_PATH_SECRETS} secrets, one file each under \`file\`) or \`fromSecret\`, \`file\`, \`key\` (a top-level key, or a JSON Pointer such as \`/db/host\`), \`template\` (\`{{ path }}\` placeholders), \`explode\`, \`prefix\`, \`versionStage\` \\| \`versionId\`, \`mode\`, \`format\` (\`raw\` \\| \`json\` \\| \`env\`). \`fromSecret: <name>\` reads a Kubernetes Secret of the pod's namespace kept in Secrets Manager (docs/write-through.md): one file per key under the directory \`file\` (default: the Secret's name).`,
+  parse: (v) => parseSecretsList(v),
 };
 
 export const MOUNT_PATH_DEF: AnnotationDef<string> = {
@@ -290,7 +293,27 @@ export function registryNames(): string[] {
 // ---------------------------------------------------------------------------------------------
 // The full form
 
-const ENTRY_KEYS = ['ref', 'file', 'key', 'explode', 'prefix', 'versionStage', 'versionId', 'mode', 'format'] as const;
+const ENTRY_KEYS = ['ref', 'fromSecret', 'file', 'key', 'template', 'explode', 'prefix', 'versionStage', 'versionId', 'mode', 'format'] as const;
+const SECRET_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** Where `fromSecret` entries resolve: the webhook's write-through settings and the pod's namespace. */
+export interface StoreContext {
+  store?: { cluster: string; prefix: string };
+  namespace?: string;
+  /** Set when an entry used `fromSecret`. */
+  used?: boolean;
+}
+
+/** The store name a `fromSecret` entry reads, or why it cannot be resolved. */
+function fromSecretRef(name: string, context: StoreContext): Parsed<string> {
+  if (!SECRET_NAME.test(name) || name.length > 253) return { error: `fromSecret ${quote(name)} is not a Secret name (a DNS subdomain: lower-case letters, digits, "-", ".")` };
+  if (context.store === undefined) {
+    return { error: 'fromSecret needs the webhook setting WRITE_THROUGH_CLUSTER (chart writeThrough.cluster), which is not set' };
+  }
+  if (context.namespace === undefined) return { error: 'fromSecret needs the pod\'s namespace, which the request does not carry' };
+  const n = storeName(context.store, context.namespace, name);
+  return 'name' in n ? { value: n.name } : { error: `fromSecret ${quote(name)}: ${n.problem.message}` };
+}
 const VERSION_STAGE = /^[A-Za-z0-9_+=.@-]{1,256}$/;
 const VERSION_ID = /^[A-Za-z0-9-]{32,64}$/;
 
@@ -298,12 +321,13 @@ type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** The last path segment of a reference's name, when it can serve as a file name. */
-function defaultFileFor(ref: Reference): string | undefined {
-  const last = ref.name.split('/').filter((s) => s !== '').pop();
+function defaultFileFor(ref: Reference | PathReference): string | undefined {
+  const name = 'name' in ref ? ref.name : ref.service === 'ssm' ? ref.path : ref.prefix;
+  const last = name.split('/').filter((s) => s !== '').pop();
   return last !== undefined && plainFileName(last) === undefined ? last : undefined;
 }
 
-function parseEntry(raw: unknown, n: number, errors: string[]): SecretItem | undefined {
+function parseEntry(raw: unknown, n: number, errors: string[], context: StoreContext): SecretItem | undefined {
   const where = `entry ${n}`;
   if (!isObject(raw)) {
     errors.push(`${where} must be a mapping with at least "ref"`);
@@ -326,16 +350,38 @@ function parseEntry(raw: unknown, n: number, errors: string[]): SecretItem | und
     }
     return v;
   };
-  const refText = str('ref');
+  // fromSecret: the store name of a Secret of the pod's namespace; by default every key becomes a
+  // file in the directory `file` (the Secret's name), as a Secret volume would give. With `key`,
+  // one file (named after the key); with format env, one file of every key.
+  const fromSecret = str('fromSecret');
+  let fromSecretName: string | undefined;
+  if (fromSecret !== undefined) {
+    if (raw.ref !== undefined && raw.ref !== null) errors.push(`${where}: ref and fromSecret are mutually exclusive`);
+    const resolved = fromSecretRef(fromSecret, context);
+    if ('error' in resolved) errors.push(`${where}: ${resolved.error}`);
+    else {
+      fromSecretName = resolved.value;
+      context.used = true;
+    }
+    // The entry is the parser's own copy of the annotation's text: the defaults are filled in place.
+    if (raw.explode === undefined || raw.explode === null) raw.explode = raw.key === undefined && raw.format !== 'env';
+    if (raw.file === undefined || raw.file === null) raw.file = raw.explode === true || typeof raw.key !== 'string' ? fromSecret : raw.key;
+  }
+  const refText = fromSecret !== undefined ? fromSecretName : str('ref');
   let ref: Reference | undefined;
+  let path: PathReference | undefined;
   if (refText === undefined) {
-    if (raw.ref === undefined || raw.ref === null) errors.push(`${where}: ref is required`);
+    if (fromSecret === undefined && (raw.ref === undefined || raw.ref === null)) errors.push(`${where}: ref is required`);
+  } else if (isPathReference(refText)) {
+    const parsed = parsePathReference(refText);
+    if ('error' in parsed) errors.push(`${where}: whole path ${parsed.error}`);
+    else path = parsed.path;
   } else {
     const parsed = parseReference(refText);
     if ('error' in parsed) errors.push(`${where}: reference ${parsed.error}`);
     else ref = parsed.reference;
   }
-  const item: SecretItem = { ref: ref?.id ?? '' };
+  const item: SecretItem = { ref: ref?.id ?? path?.id ?? '' };
 
   let explode = false;
   if (raw.explode !== undefined && raw.explode !== null) {
@@ -347,8 +393,8 @@ function parseEntry(raw: unknown, n: number, errors: string[]): SecretItem | und
     if (!isSafeRelativePath(file) || file.split('/').includes(MARKER_FILE)) {
       errors.push(`${where}: file ${quote(file)} must be a relative path inside the mount (segments of letters, digits, ".", "_", "-"; no "." or "..")`);
     } else item.file = file;
-  } else if (!explode && ref !== undefined) {
-    const dflt = defaultFileFor(ref);
+  } else if (!explode && (ref ?? path) !== undefined) {
+    const dflt = defaultFileFor((ref ?? path)!);
     if (dflt === undefined) errors.push(`${where}: file is required (the secret's name gives no usable file name)`);
     else item.file = dflt;
   }
@@ -356,6 +402,8 @@ function parseEntry(raw: unknown, n: number, errors: string[]): SecretItem | und
 
   const key = str('key');
   if (key !== undefined) item.key = key;
+  const template = str('template');
+  if (template !== undefined) item.template = template;
   const prefix = str('prefix');
   if (prefix !== undefined) {
     if (!explode) errors.push(`${where}: prefix only applies with explode: true`);
@@ -391,10 +439,11 @@ function parseEntry(raw: unknown, n: number, errors: string[]): SecretItem | und
     else item.format = raw.format as Format;
   }
   if (explode && item.format === 'env') errors.push(`${where}: format env writes one file; it does not apply with explode`);
+  errors.push(...itemRules(item).map((e) => `${where}: ${e}`));
   return errors.length === before ? item : undefined;
 }
 
-function parseSecretsList(value: string): Parsed<SecretItem[]> {
+function parseSecretsList(value: string, context: StoreContext = {}): Parsed<SecretItem[]> {
   let raw: unknown;
   try {
     // JSON is YAML, so one parser reads both; aliases are capped against expansion bombs. The
@@ -425,7 +474,7 @@ function parseSecretsList(value: string): Parsed<SecretItem[]> {
   const errors: string[] = [];
   const items: SecretItem[] = [];
   raw.forEach((entry, i) => {
-    const item = parseEntry(entry, i + 1, errors);
+    const item = parseEntry(entry, i + 1, errors, context);
     if (item) items.push(item);
   });
   return errors.length > 0 ? { error: firstOf(errors).join('; ') } : { value: items };
@@ -623,6 +672,10 @@ export interface InjectionRequest {
 
 export interface Defaults {
   mountPath: string;
+  /** The webhook's write-through settings, for `fromSecret` entries. */
+  store?: { cluster: string; prefix: string; region?: string };
+  /** The pod's namespace (the review's), for `fromSecret` entries. */
+  namespace?: string;
 }
 
 export type ParseResult =
@@ -675,8 +728,10 @@ export function parseAnnotations(annotations: Annotations, defaults: Defaults): 
   const origin = new Map<string, string>();
   const dirs = new Map<string, string>();
   const add = (item: SecretItem, from: string): void => {
-    if (item.file !== undefined && item.explode && !dirs.has(item.file)) dirs.set(item.file, from);
-    if (item.file !== undefined && !item.explode) {
+    // A whole path writes a directory, as explode does.
+    const dir = item.explode === true || isPathReference(item.ref);
+    if (item.file !== undefined && dir && !dirs.has(item.file)) dirs.set(item.file, from);
+    if (item.file !== undefined && !dir) {
       const other = origin.get(item.file);
       if (other !== undefined) {
         problems.push(problem('WEBHOOK_CONFLICTING_ANNOTATIONS', from, `writes file "${item.file}", which ${other} writes too`));
@@ -704,8 +759,24 @@ export function parseAnnotations(annotations: Annotations, defaults: Defaults): 
     if (fileErr === undefined && !('error' in parsed)) add({ ref: parsed.value, file }, k);
   }
 
-  const list = get(SECRETS);
-  list?.forEach((item, i) => add(item, `${key(SECRETS)} entry ${i + 1}`));
+  const context: StoreContext = {};
+  if (defaults.store !== undefined) context.store = defaults.store;
+  if (defaults.namespace !== undefined) context.namespace = defaults.namespace;
+  const listText = annotations[key(SECRETS)];
+  const list = listText === undefined ? undefined : parseSecretsList(listText, context);
+  if (list !== undefined && 'error' in list) problems.push(problem('WEBHOOK_INVALID_ANNOTATION', key(SECRETS), list.error));
+  else list?.value.forEach((item, i) => add(item, `${key(SECRETS)} entry ${i + 1}`));
+  // fromSecret entries are names, read in the region of the write-through settings.
+  const storeRegion = defaults.store?.region;
+  if (context.used && storeRegion !== undefined) {
+    if (request.region === undefined) request.region = storeRegion;
+    else if (request.region !== storeRegion) {
+      problems.push(problem('WEBHOOK_CONFLICTING_ANNOTATIONS', key(REGION), `is ${quote(request.region)}, but fromSecret entries are kept in ${quote(storeRegion)} (webhook setting WRITE_THROUGH_REGION): remove ${key(REGION)} and name other regions' secrets by ARN`));
+    }
+  }
+  if (request.failoverRegion !== undefined && list !== undefined && 'value' in list && list.value.some((i) => isPathReference(i.ref))) {
+    problems.push(problem('WEBHOOK_CONFLICTING_ANNOTATIONS', key(FAILOVER_REGION), `does not apply to whole-path references (ref ending in "/*") in ${key(SECRETS)}: a path is listed in one region`));
+  }
 
   // A file that is a directory of another (`a` and `a/b`) cannot exist. Each directory is mapped
   // to the first path below it, so the check stays linear however many entries a pod lists.

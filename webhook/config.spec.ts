@@ -32,6 +32,7 @@ describe('loadConfig', () => {
       shutdownDelaySeconds: 0,
       shutdownTimeoutSeconds: 25,
       mutation: DEFAULT_MUTATION_CONFIG,
+      writeThrough: { deletionPolicy: 'Retain', recoveryDays: 30, deadlineSeconds: 8 },
     });
   });
 
@@ -60,6 +61,14 @@ describe('loadConfig', () => {
       FETCHER_NODE_CREDENTIALS: 'allow',
       SHUTDOWN_DELAY_SECONDS: '5',
       SHUTDOWN_TIMEOUT_SECONDS: '10',
+      WRITE_THROUGH_CLUSTER: 'prod-eu1',
+      WRITE_THROUGH_PREFIX: 'teams/k8s',
+      WRITE_THROUGH_REGION: 'eu-west-1',
+      WRITE_THROUGH_KMS_KEY_ID: 'alias/k8s-secrets',
+      WRITE_THROUGH_DELETION_POLICY: 'Delete',
+      WRITE_THROUGH_RECOVERY_DAYS: '7',
+      WRITE_THROUGH_DEADLINE_SECONDS: '5',
+      WRITE_THROUGH_NAMESPACE: 'aws-secret-injector',
     });
     expect(c).toEqual({
       host: '127.0.0.1',
@@ -80,7 +89,9 @@ describe('loadConfig', () => {
         nativeSidecars: false,
         refresherResources: { requests: { cpu: '1m', memory: '40Mi' }, limits: { cpu: '50m' } },
         nodeCredentials: 'allow',
+        store: { cluster: 'prod-eu1', prefix: 'teams/k8s', region: 'eu-west-1' },
       },
+      writeThrough: { kmsKeyId: 'alias/k8s-secrets', deletionPolicy: 'Delete', recoveryDays: 7, deadlineSeconds: 5, namespace: 'aws-secret-injector' },
     });
   });
 

@@ -8,6 +8,8 @@ import { Command, CommanderError, Option as CommanderOption } from 'commander';
 import { NODE_CREDENTIALS_VALUES } from '../fetcher/identity.js';
 import { NETWORK_ENV, NODE_CREDENTIALS_ENV, type NetworkEnvName } from '../fetcher/spec.js';
 import { reservedMountPath } from './annotations.js';
+import { DEFAULT_STORE_PREFIX, settingsProblems } from '../store/layout.js';
+import { isValidRegion } from '../fetcher/reference.js';
 import { quantityValue } from './quantity.js';
 import { DEFAULT_MUTATION_CONFIG, type MutationConfig } from './types.js';
 
@@ -27,6 +29,14 @@ export interface WebhookConfig {
   shutdownDelaySeconds: number;
   shutdownTimeoutSeconds: number;
   mutation: MutationConfig;
+  /** The writer's settings (`aws-secret-injector write-through`); the cluster and prefix are mutation.store's. */
+  writeThrough: {
+    kmsKeyId?: string;
+    deletionPolicy: 'Retain' | 'Delete';
+    recoveryDays: number;
+    deadlineSeconds: number;
+    namespace?: string;
+  };
 }
 
 type Parsed<T> = { value: T } | { error: string };
@@ -329,6 +339,60 @@ export const OPTIONS = {
     doc: 'The key of that ConfigMap holding the PEM bundle.',
     parse: configMapKey,
   },
+  writeThroughCluster: {
+    env: 'WRITE_THROUGH_CLUSTER',
+    default: undefined,
+    doc: 'The cluster\'s name in write-through\'s Secrets Manager names (`<prefix>/<cluster>/<namespace>/<name>`), for pods\' `fromSecret` entries; unset, such entries are refused. The chart sets it from `writeThrough.cluster`.',
+    parse: optional((raw: string): Parsed<string> => {
+      const p = settingsProblems({ cluster: raw });
+      return p.length > 0 ? fail(p[0]!.message) : ok(raw);
+    }),
+  },
+  writeThroughPrefix: {
+    env: 'WRITE_THROUGH_PREFIX',
+    default: DEFAULT_STORE_PREFIX,
+    doc: 'The first part of those names.',
+    parse: (raw: string): Parsed<string> => {
+      const p = settingsProblems({ cluster: 'x', prefix: raw });
+      return p.length > 0 ? fail(p[0]!.message) : ok(raw);
+    },
+  },
+  writeThroughRegion: {
+    env: 'WRITE_THROUGH_REGION',
+    default: undefined,
+    doc: 'The region those secrets are kept in; injected pods with `fromSecret` entries read them there (unset: the fetcher\'s `AWS_REGION`).',
+    parse: optional((raw: string): Parsed<string> => (isValidRegion(raw) ? ok(raw) : fail('must be an AWS region such as us-east-1'))),
+  },
+  writeThroughKmsKeyId: {
+    env: 'WRITE_THROUGH_KMS_KEY_ID',
+    default: undefined,
+    doc: 'Writer only (`aws-secret-injector write-through`): the KMS key (id, ARN or alias) of the secrets it creates (unset: `aws/secretsmanager`).',
+    parse: optional((raw: string): Parsed<string> => (/^[A-Za-z0-9:/_+=.@-]{1,2048}$/.test(raw) ? ok(raw) : fail('must be a KMS key id, ARN or alias'))),
+  },
+  writeThroughDeletionPolicy: {
+    env: 'WRITE_THROUGH_DELETION_POLICY',
+    default: 'Retain',
+    doc: 'Writer only: what deleting a written-through Secret does to its Secrets Manager secret. `Retain`: nothing. `Delete`: deletion is scheduled with a recovery window, and creating the Secret again restores it.',
+    parse: oneOf(['Retain', 'Delete'] as const),
+  },
+  writeThroughRecoveryDays: {
+    env: 'WRITE_THROUGH_RECOVERY_DAYS',
+    default: '30',
+    doc: 'Writer only: the recovery window of `Delete`, 7 to 30 days.',
+    parse: integer(7, 30),
+  },
+  writeThroughDeadlineSeconds: {
+    env: 'WRITE_THROUGH_DEADLINE_SECONDS',
+    default: '8',
+    doc: "Writer only: how long one review may spend on Secrets Manager, retries of throttled calls included, before it is denied; below the writer's webhook timeoutSeconds.",
+    parse: integer(1, 29),
+  },
+  writeThroughNamespace: {
+    env: 'WRITE_THROUGH_NAMESPACE',
+    default: undefined,
+    doc: "Writer only: its own namespace, whose Secrets it never reviews (the chart sets it).",
+    parse: optional((raw: string): Parsed<string> => (/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(raw) && raw.length <= 63 ? ok(raw) : fail('must be a namespace name'))),
+  },
   shutdownDelaySeconds: {
     env: 'SHUTDOWN_DELAY_SECONDS',
     default: '0',
@@ -470,6 +534,10 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   };
   const networkEnv = NETWORK_ENV.flatMap((name) => (network[name] === undefined ? [] : [{ name, value: network[name]! }]));
   if (networkEnv.length > 0) mutation.fetcherNetworkEnv = networkEnv;
+  if (v.writeThroughCluster !== undefined) {
+    mutation.store = { cluster: v.writeThroughCluster, prefix: v.writeThroughPrefix! };
+    if (v.writeThroughRegion !== undefined) mutation.store.region = v.writeThroughRegion;
+  }
   if (v.fetcherCaBundleConfigMap !== undefined) mutation.fetcherCaBundle = { configMap: v.fetcherCaBundleConfigMap, key: v.fetcherCaBundleKey! };
 
   const config: WebhookConfig = {
@@ -479,7 +547,14 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     shutdownDelaySeconds: v.shutdownDelaySeconds!,
     shutdownTimeoutSeconds: v.shutdownTimeoutSeconds!,
     mutation,
+    writeThrough: {
+      deletionPolicy: v.writeThroughDeletionPolicy!,
+      recoveryDays: v.writeThroughRecoveryDays!,
+      deadlineSeconds: v.writeThroughDeadlineSeconds!,
+    },
   };
+  if (v.writeThroughKmsKeyId !== undefined) config.writeThrough.kmsKeyId = v.writeThroughKmsKeyId;
+  if (v.writeThroughNamespace !== undefined) config.writeThrough.namespace = v.writeThroughNamespace;
   if (v.tlsCertFile !== undefined && v.tlsKeyFile !== undefined) {
     config.tlsCertFile = v.tlsCertFile;
     config.tlsKeyFile = v.tlsKeyFile;

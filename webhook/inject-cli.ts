@@ -24,6 +24,9 @@ const MUTATION_OPTIONS: OptionKey[] = [
   'volumeSizeLimit',
   'fetchDeadlineSeconds',
   'fetcherNodeCredentials',
+  'writeThroughCluster',
+  'writeThroughPrefix',
+  'writeThroughRegion',
 ];
 
 export interface Io {

@@ -125,7 +125,8 @@ function injectObject(
   // A template is a pod without apiVersion/kind; the pipeline reads metadata and spec only.
   const pod: Obj = templatePath.length === 0 ? template : { metadata: template.metadata, spec: template.spec };
   if (pod.metadata === undefined) delete pod.metadata;
-  const outcome = reviewPod(pod, config);
+  const namespace = isObject(obj.metadata) && typeof obj.metadata.namespace === 'string' ? obj.metadata.namespace : undefined;
+  const outcome = reviewPod(pod, config, namespace);
   result.warnings.push(...outcome.warnings.map((w) => `${where}: ${w}`));
   if (outcome.outcome === 'denied') result.errors.push(`${where}: ${outcome.message}`);
   if (outcome.outcome !== 'injected') return;

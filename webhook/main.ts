@@ -5,7 +5,7 @@ import { pino, type Logger } from 'pino';
 import { loadConfig, type WebhookConfig } from './config.js';
 import { WebhookMetrics } from './metrics.js';
 import { review } from './review.js';
-import { buildServer, setServingPair, type Lifecycle, type WebhookServer } from './server.js';
+import { buildServer, setServingPair, type Lifecycle, type ServerDeps, type WebhookServer } from './server.js';
 import { describePair, developmentPair, readPair, TlsError, TlsReloader, type TlsPair } from './tls.js';
 
 export const EXIT_OK = 0;
@@ -13,19 +13,33 @@ export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
 export async function run(argv: string[]): Promise<number> {
+  return runWith(argv, 'webhook', () => review);
+}
+
+/**
+ * Loads the settings and serves the handler `handlerFor` makes of them (the pods' for `webhook`,
+ * the writer's for `write-through`), or prints why the settings do not do.
+ */
+export async function runWith(
+  argv: string[],
+  command: string,
+  handlerFor: (config: WebhookConfig) => ServerDeps['review'] | { errors: string[] },
+): Promise<number> {
   const loaded = loadConfig(argv, process.env);
   if ('help' in loaded) {
     process.stdout.write(loaded.help);
     return EXIT_OK;
   }
-  if ('errors' in loaded) {
-    process.stderr.write(`webhook: invalid configuration:\n${loaded.errors.map((e) => `  - ${e}\n`).join('')}`);
+  const handler = 'config' in loaded ? handlerFor(loaded.config) : undefined;
+  const errors = 'errors' in loaded ? loaded.errors : handler !== undefined && 'errors' in handler ? handler.errors : [];
+  if (errors.length > 0) {
+    process.stderr.write(`${command}: invalid configuration:\n${errors.map((e) => `  - ${e}\n`).join('')}`);
     return EXIT_USAGE;
   }
-  const config = loaded.config;
+  const config = (loaded as { config: WebhookConfig }).config;
   const logger = pino({ level: config.logLevel, base: { pid: process.pid } });
   try {
-    return await serve(config, logger);
+    return await serve(config, logger, handler as ServerDeps['review']);
   } catch (e) {
     const message = e instanceof TlsError ? e.message : e instanceof Error ? `${e.name}: ${e.message}` : String(e);
     logger.fatal({ code: (e as { code?: string }).code }, message);
@@ -33,7 +47,8 @@ export async function run(argv: string[]): Promise<number> {
   }
 }
 
-async function serve(config: WebhookConfig, logger: Logger): Promise<number> {
+/** Serves `handler` (the pods' by default; the write-through writer passes its own) until a signal. */
+export async function serve(config: WebhookConfig, logger: Logger, handler: ServerDeps['review'] = review): Promise<number> {
   // Settings only: none of them is a secret (the TLS key is named by its path).
   logger.info({ config: { ...config } }, 'configuration');
   let pair: TlsPair;
@@ -52,7 +67,7 @@ async function serve(config: WebhookConfig, logger: Logger): Promise<number> {
   const metrics = new WebhookMetrics();
   metrics.tlsInService(pair.notAfter);
   const lifecycle: Lifecycle = { draining: false };
-  const app = buildServer({ mutation: config.mutation }, { review, logger, metrics, tls: pair, lifecycle });
+  const app = buildServer({ mutation: config.mutation }, { review: handler, logger, metrics, tls: pair, lifecycle });
   await listen(app, config, logger);
 
   let reloader: TlsReloader | undefined;

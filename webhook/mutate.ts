@@ -21,7 +21,7 @@ import {
   serialiseSpec,
   type FetchSpec,
 } from '../fetcher/spec.js';
-import { parseReference } from '../fetcher/reference.js';
+import { isPathReference, parsePathReference, parseReference } from '../fetcher/reference.js';
 import { MAX_ANNOTATIONS_BYTES, PREFIX, STATUS_ANNOTATION, STATUS_INJECTED, type InjectionRequest } from './annotations.js';
 import { problem, quote, type Problem } from './problems.js';
 import { quantityValue } from './quantity.js';
@@ -223,8 +223,8 @@ export function validateTarget(pod: Pod, request: InjectionRequest, refused: Rea
     problems.push(problem('WEBHOOK_UNKNOWN_CONTAINER', containersKey, 'selects no container'));
   }
   const regionless = request.items.filter((i) => {
-    const r = parseReference(i.ref);
-    return 'reference' in r && r.reference.region === undefined;
+    const r = isPathReference(i.ref) ? parsePathReference(i.ref) : parseReference(i.ref);
+    return 'reference' in r ? r.reference.region === undefined : 'path' in r && r.path.region === undefined;
   });
   const envRegion = identity.env.some((e) => e.name === 'AWS_REGION' || e.name === 'AWS_DEFAULT_REGION');
   if (regionless.length > 0 && request.region === undefined && !refused.has(`${PREFIX}region`) && !envRegion) {

@@ -341,3 +341,26 @@ describe('review: annotations sized to stall the webhook', () => {
     expect(timed({ [`${PREFIX}secret-arn`]: ARN, [`${PREFIX}containers`]: names }).response.status!.message).toContain('names container "c0" twice');
   });
 });
+
+describe('review: fromSecret entries', () => {
+  const STORE_CONFIG = { ...CONFIG, store: { cluster: 'prod-eu1', prefix: 'k8s', region: 'eu-west-1' } };
+
+  it("resolve in the review's namespace to the store name, one file per key, read in the store's region", () => {
+    const body = envelope({ namespace: 'payments', object: pod({ [`${PREFIX}secrets`]: '- fromSecret: db-creds' }) });
+    const r = review(body, STORE_CONFIG);
+    if (r.kind !== 'review') throw new Error(r.message);
+    expect(r.response.response.allowed).toBe(true);
+    const patch = JSON.parse(Buffer.from(r.response.response.patch!, 'base64').toString()) as Array<{ path: string; value: unknown }>;
+    const fetcher = JSON.stringify(patch);
+    const spec = JSON.parse(JSON.parse(fetcher.match(/"name":"SECRET_INJECTOR_SPEC","value":("(?:[^"\\]|\\.)*")/)![1]!) as string);
+    expect(spec.items).toEqual([{ ref: 'k8s/prod-eu1/payments/db-creds', explode: true, file: 'db-creds' }]);
+    expect(spec.region).toBe('eu-west-1');
+  });
+
+  it('are refused, naming the setting, where the webhook has no write-through settings', () => {
+    const body = envelope({ namespace: 'payments', object: pod({ [`${PREFIX}secrets`]: '- fromSecret: db-creds' }) });
+    const r = answer(body);
+    expect(r.response.response.allowed).toBe(false);
+    expect(r.response.response.status!.message).toContain('fromSecret needs the webhook setting WRITE_THROUGH_CLUSTER');
+  });
+});

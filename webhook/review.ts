@@ -6,7 +6,7 @@
 
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { parseSpec, serialiseSpec, SPEC_ENV, type FetchSpec } from '../fetcher/spec.js';
-import { checkBounds, parseAnnotations, shouldInject, STATUS_ANNOTATION, type Annotations } from './annotations.js';
+import { checkBounds, parseAnnotations, shouldInject, STATUS_ANNOTATION, type Annotations, type Defaults } from './annotations.js';
 import { buildSpec, checkPod, mutate, validateRefresh, validateResources, validateTarget, type Pod } from './mutate.js';
 import { firstOf, formatProblems, problem, quote, type Problem, type Stage, type StageProblems } from './problems.js';
 import type { AdmissionReviewResponse, MutationConfig, ReviewHandler, ReviewLog, ReviewOutcome, ReviewResult } from './types.js';
@@ -88,7 +88,7 @@ function injectedDrift(obj: unknown, annotations: Annotations, config: MutationC
   const env = inits.flatMap((c) => (isObject(c) && Array.isArray(c.env) ? (c.env as unknown[]) : [])).find((e) => isObject(e) && e.name === SPEC_ENV);
   if (!isObject(env)) return `${STATUS_ANNOTATION} is set but the pod has no fetcher init container, so no secret is fetched; remove ${STATUS_ANNOTATION}`;
   const had = typeof env.value === 'string' ? parseSpec(env.value) : undefined;
-  const wanted = parseAnnotations(annotations, { mountPath: config.defaultMountPath });
+  const wanted = parseAnnotations(annotations, parseDefaults(config, namespaceOf(obj)));
   if (had === undefined || 'errors' in had || 'problems' in wanted) return undefined;
   // Both through the fetcher's own parser, so they compare in one shape.
   const now = parseSpec(serialiseSpec(buildSpec(wanted.request, config)));
@@ -97,8 +97,17 @@ function injectedDrift(obj: unknown, annotations: Annotations, config: MutationC
   return `${STATUS_ANNOTATION} is set, but the fetcher was made for other secret annotations than the pod has now and fetches the old set; inject the manifest again`;
 }
 
+const namespaceOf = (obj: unknown): string | undefined => (isObject(obj) && isObject(obj.metadata) ? str(obj.metadata.namespace) : undefined);
+
+function parseDefaults(config: MutationConfig, namespace: string | undefined): Defaults {
+  const defaults: Defaults = { mountPath: config.defaultMountPath };
+  if (config.store !== undefined) defaults.store = config.store;
+  if (namespace !== undefined) defaults.namespace = namespace;
+  return defaults;
+}
+
 /** The whole pipeline for one pod object (also used by the inject preview for pod templates). */
-export function reviewPod(obj: unknown, config: MutationConfig): PodOutcome {
+export function reviewPod(obj: unknown, config: MutationConfig, namespace?: string): PodOutcome {
   const annotations = annotationsOf(obj);
   if ('code' in annotations) return deny('should-inject', [annotations as Problem], []);
   // Alone and first: past these bounds every later stage would cost more than any real pod's.
@@ -120,7 +129,7 @@ export function reviewPod(obj: unknown, config: MutationConfig): PodOutcome {
     groups.push({ stage: 'should-inject', problems: decision.problems });
   }
 
-  const parsed = parseAnnotations(annotations, { mountPath: config.defaultMountPath });
+  const parsed = parseAnnotations(annotations, parseDefaults(config, namespace ?? namespaceOf(obj)));
   warnings.push(...parsed.warnings);
   const request = 'problems' in parsed ? parsed.partial : parsed.request;
   if ('problems' in parsed) groups.push({ stage: 'parse', problems: parsed.problems });
@@ -191,7 +200,8 @@ export const review: ReviewHandler = (body, config) => {
   const isPod = (gvk.group ?? '') === '' && gvk.version === 'v1' && gvk.kind === 'Pod';
   if (!isPod || operation !== 'CREATE' || str(request.subResource) !== undefined) return done('skipped', []);
 
-  const result = reviewPod(object, config);
+  // The review's namespace: a pod made by a controller may not carry its own yet.
+  const result = reviewPod(object, config, namespace);
   switch (result.outcome) {
     case 'skipped':
     case 'already-injected':

@@ -7,7 +7,7 @@ import Fastify, { LogController, type FastifyError, type FastifyInstance, type F
 import type { Logger } from 'pino';
 import type { WebhookMetrics } from './metrics.js';
 import type { TlsPair } from './tls.js';
-import type { MutationConfig, ReviewHandler } from './types.js';
+import type { AsyncReviewHandler, MutationConfig, ReviewHandler, ReviewResult } from './types.js';
 
 // kube-apiserver accepts request bodies up to 3 MiB; a review may carry the object and the
 // oldObject (UPDATE) plus its envelope: 2 × 3 MiB + 1 MiB.
@@ -58,7 +58,8 @@ export interface Lifecycle {
 }
 
 export interface ServerDeps {
-  review: ReviewHandler;
+  /** The pods' handler (synchronous), or the write-through writer's (it awaits AWS). */
+  review: ReviewHandler | AsyncReviewHandler;
   logger: Logger;
   metrics: WebhookMetrics;
   tls: Pick<TlsPair, 'cert' | 'key'>;
@@ -170,15 +171,12 @@ export function buildServer(config: ServerConfig, deps: ServerDeps): WebhookServ
 
   app.setNotFoundHandler((req, reply) => sendError(reply, 404, `no route ${req.method} ${pathOf(req.url)}`));
 
-  // Synchronous and returning nothing, like the handler it wraps: fastify then sends the reply
-  // without a promise to settle.
+  // Synchronous and returning nothing, like the pods' handler it wraps: fastify then sends the
+  // reply without a promise to settle. The writer's handler answers when its promise settles.
   app.post('/mutate', (req, reply) => {
     // From the request's first byte: receiving and parsing the body count, as they do for the apiserver.
     const seconds = (): number => reply.elapsedTime / 1000;
-    let result;
-    try {
-      result = review(req.body, config.mutation);
-    } catch (e) {
+    const failed = (e: unknown): void => {
       // The handler is meant never to throw; its message may quote pod data, so log its kind only.
       const request = field(req.body, 'request');
       const uid = field(request, 'uid');
@@ -194,37 +192,47 @@ export function buildServer(config: ServerConfig, deps: ServerDeps): WebhookServ
         'review failed',
       );
       sendError(reply, 500, 'internal error while reviewing');
+    };
+    const answer = (result: ReviewResult): void => {
+      const duration = seconds();
+      const durationMs = Math.round(duration * 1e6) / 1e3;
+      if (result.kind === 'bad-request') {
+        metrics.observeReview('bad-request', duration, undefined, false);
+        req.log.info({ outcome: 'bad-request', reason: result.message, durationMs }, 'review');
+        sendError(reply, result.statusCode, result.message);
+        return;
+      }
+      const l = result.log;
+      metrics.observeReview(l.outcome, duration, l.namespace, l.dryRun);
+      // One line per review, so the review's names go on the line itself: a child logger for them
+      // would serialise them once more for nothing.
+      req.log.info(
+        {
+          uid: l.uid,
+          namespace: l.namespace,
+          name: l.name,
+          operation: l.operation,
+          kind: l.kind,
+          dryRun: l.dryRun,
+          outcome: l.outcome,
+          allowed: result.response.response.allowed,
+          warnings: l.warnings,
+          reason: l.reason,
+          durationMs,
+        },
+        'review',
+      );
+      reply.send(result.response);
+    };
+    let result: ReviewResult | Promise<ReviewResult>;
+    try {
+      result = review(req.body, config.mutation);
+    } catch (e) {
+      failed(e);
       return;
     }
-    const duration = seconds();
-    const durationMs = Math.round(duration * 1e6) / 1e3;
-    if (result.kind === 'bad-request') {
-      metrics.observeReview('bad-request', duration, undefined, false);
-      req.log.info({ outcome: 'bad-request', reason: result.message, durationMs }, 'review');
-      sendError(reply, result.statusCode, result.message);
-      return;
-    }
-    const l = result.log;
-    metrics.observeReview(l.outcome, duration, l.namespace, l.dryRun);
-    // One line per review, so the review's names go on the line itself: a child logger for them
-    // would serialise them once more for nothing.
-    req.log.info(
-      {
-        uid: l.uid,
-        namespace: l.namespace,
-        name: l.name,
-        operation: l.operation,
-        kind: l.kind,
-        dryRun: l.dryRun,
-        outcome: l.outcome,
-        allowed: result.response.response.allowed,
-        warnings: l.warnings,
-        reason: l.reason,
-        durationMs,
-      },
-      'review',
-    );
-    reply.send(result.response);
+    if (result instanceof Promise) result.then(answer, failed);
+    else answer(result);
   });
 
   for (const method of ['GET', 'PUT', 'PATCH', 'DELETE'] as const) {

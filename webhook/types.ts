@@ -41,6 +41,11 @@ export interface MutationConfig {
    * default chain); the fetcher then carries NODE_CREDENTIALS_ENV=allow. Default `deny`.
    */
   nodeCredentials: 'deny' | 'allow';
+  /**
+   * Where write-through keeps Kubernetes Secrets in Secrets Manager (WRITE_THROUGH_*), for pods'
+   * `fromSecret` entries; unset, such entries are refused.
+   */
+  store?: { cluster: string; prefix: string; region?: string };
 }
 
 export const DEFAULT_MUTATION_CONFIG: MutationConfig = {
@@ -65,7 +70,8 @@ export type ReviewOutcome =
   | 'injected' // patched: the pod asked for secrets and got the volume + init container
   | 'skipped' // allowed unchanged: not a pod, not a CREATE, no annotations of ours, or opted out
   | 'already-injected' // allowed unchanged: the pod carries our status annotation
-  | 'denied'; // refused: bad annotations or a pod we cannot inject without breaking it
+  | 'denied' // refused: bad annotations or a pod we cannot inject without breaking it
+  | 'stored'; // the write-through writer: a Secret's value written (or deleted) in Secrets Manager
 
 export interface ReviewLog {
   uid: string;
@@ -107,3 +113,6 @@ export type ReviewResult =
   | { kind: 'bad-request'; statusCode: 400; message: string };
 
 export type ReviewHandler = (body: unknown, config: MutationConfig) => ReviewResult;
+
+/** A handler that calls out before answering (the write-through writer, which writes to AWS). */
+export type AsyncReviewHandler = (body: unknown, config: MutationConfig) => Promise<ReviewResult>;

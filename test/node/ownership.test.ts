@@ -83,4 +83,25 @@ describeNode('file ownership on a real node', () => {
     expect(outsider).toContain('refused: 1');
     expect(outsider).not.toContain(VALUE);
   });
+
+  it('with fsGroup and mode 0440, files in sub-directories (a file path, explode into a directory) take the fsGroup too: the app reads them', async () => {
+    const { core } = nodeSuite();
+    const ns = namespace();
+    const json = await createSecret(`owner-json-${ns}`, JSON.stringify({ user: 'app-user', password: 'app-password' }));
+    const entries = [
+      { ref: arn, file: 'db/deeper/password', mode: '0440' },
+      { ref: json, file: 'conf', explode: true, mode: '0440' },
+    ];
+    const show = 'for f in /tmp/db/deeper/password /tmp/conf/user /tmp/conf/password; do echo "stat $f: $(stat -c "%a %u %g" $f)"; echo "read $f: $(cat $f)"; done; echo "dirs: $(stat -c "%a %g" /tmp/db /tmp/db/deeper /tmp/conf | tr "\\n" " ")"';
+    await core.createNamespacedPod({
+      namespace: ns,
+      body: withIrsa(pod('fsgroup-dirs', { 'secrets.k8s.aws/secrets': JSON.stringify(entries) }, [app('member', 1000, show)], 3000)),
+    });
+    await podWhen(ns, 'fsgroup-dirs', 'the app running', allRunning);
+    const member = await printed(ns, 'fsgroup-dirs', 'member', /^done$/m);
+    expect(member).toContain('stat /tmp/db/deeper/password: 440 65532 3000\nread /tmp/db/deeper/password: shared by uids');
+    expect(member).toContain('stat /tmp/conf/user: 440 65532 3000\nread /tmp/conf/user: app-user');
+    expect(member).toContain('stat /tmp/conf/password: 440 65532 3000\nread /tmp/conf/password: app-password');
+    expect(member).toContain('dirs: 2755 3000 2755 3000 2755 3000');
+  });
 });
