@@ -22,6 +22,7 @@ COPY bin bin
 COPY certs certs
 COPY fetcher fetcher
 COPY webhook webhook
+COPY store store
 # The bundles need no node_modules at run time; only they leave this stage.
 RUN BUNDLE_OUT=/out node scripts/bundle.mjs
 

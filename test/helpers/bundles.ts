@@ -13,7 +13,7 @@ import { REPO_ROOT } from './tools.js';
 
 /** What the bundles are built from: the program's sources (not its specs) and the build's inputs. */
 const SOURCE_DIRS = ['bin', 'webhook', 'fetcher', 'certs', 'store'];
-const BUILD_FILES = ['scripts/bundle.mjs', 'package.json', 'package-lock.json', 'tsconfig.json'];
+const BUILD_FILES = ['scripts/bundle.mjs', 'scripts/code-cache.mjs', 'package.json', 'package-lock.json', 'tsconfig.json'];
 const STAMP = '.sources-sha256';
 /** A lock older than this was left by a killed run. */
 const STALE_LOCK_MS = 5 * 60_000;
