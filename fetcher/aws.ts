@@ -11,6 +11,7 @@ import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk
 import { CredentialError, errorFacts, type AwsApi } from './fetch.js';
 import type { CredentialSource } from './identity.js';
 import type { Network } from './network.js';
+import { FleetRetryStrategy, inCallScope, ThrottleLog, type RetryPolicy } from './retry.js';
 
 interface AwsCredentialIdentity {
   accessKeyId: string;
@@ -31,8 +32,10 @@ export interface AwsOptions {
   stsRegion: string;
   /** Per-attempt timeout of one call. */
   callTimeoutMs: number;
-  /** Attempts per call, the first included (SDK standard retry mode). */
+  /** Attempts per call for timeouts and 5xx, the first included. */
   maxAttempts: number;
+  /** How long a throttled call keeps being retried (retry.ts); default: 4 × callTimeoutMs. */
+  throttleBudgetMs?: number;
   /** Agent options of every AWS client (the proxy; see network.ts). */
   agents?: Network['agents'];
 }
@@ -55,10 +58,12 @@ const JSON_PARSE_ERROR = /in JSON at position|is not valid JSON|Unexpected (toke
 /** Credentials are resolved again this long before they expire (the refresh sidecar outlives them). */
 export const CREDENTIALS_REFRESH_MS = 5 * 60_000;
 
-function tagged(stage: 'credentials' | 'assume-role', provider: AwsCredentialIdentityProvider): AwsCredentialIdentityProvider {
+type Forgettable = AwsCredentialIdentityProvider & { forget: () => void };
+
+function tagged(stage: 'credentials' | 'assume-role', provider: AwsCredentialIdentityProvider): Forgettable {
   let pending: Promise<AwsCredentialIdentity> | undefined;
   let expiresAt = Number.POSITIVE_INFINITY;
-  return () => {
+  const resolve = () => {
     // One resolution while it is good: every client shares it, so IRSA exchanges its token once
     // per credential lifetime. A failure is not kept: the refresh sidecar's next pass asks again.
     if (pending !== undefined && Date.now() >= expiresAt - CREDENTIALS_REFRESH_MS) pending = undefined;
@@ -78,11 +83,15 @@ function tagged(stage: 'credentials' | 'assume-role', provider: AwsCredentialIde
     );
     return pending;
   };
+  // memoized: the SDK takes this cache as its own instead of keeping the credentials in one of its
+  // own, which would go on signing with them after `forget` until their stated expiry.
+  return Object.assign(resolve, { forget: () => void (pending = undefined), memoized: true });
 }
 
 interface ProviderClientConfig {
   region: string;
   maxAttempts: number;
+  retryStrategy: FleetRetryStrategy;
   requestHandler: { requestTimeout: number; connectionTimeout: number; throwOnRequestTimeout: boolean } & Network['agents'];
 }
 
@@ -124,9 +133,11 @@ function sourceProvider(source: CredentialSource, roleSessionName: string, clien
 }
 
 export function createAwsApi(opts: AwsOptions): AwsApi {
+  const throttled = new ThrottleLog();
+  const policy: RetryPolicy = { maxAttempts: opts.maxAttempts, throttleBudgetMs: opts.throttleBudgetMs ?? 4 * opts.callTimeoutMs };
+  const retry = (api: string, region: string, scoped = false, p = policy) => new FleetRetryStrategy({ api, region, scoped }, p, throttled);
   const common = {
     maxAttempts: opts.maxAttempts,
-    retryMode: 'standard',
     // Without throwOnRequestTimeout the SDK only logs a warning when requestTimeout passes, and
     // the call goes on waiting: the per-call timeout would exist in name only.
     requestHandler: {
@@ -137,14 +148,19 @@ export function createAwsApi(opts: AwsOptions): AwsApi {
     },
   } as const;
   // The chain's own STS client (IRSA's AssumeRoleWithWebIdentity) gets the same per-call timeout
-  // and attempts: without them a silent STS endpoint holds the exchange open forever.
+  // and retries: without them a silent STS endpoint holds the exchange open forever.
   const base = tagged(
     'credentials',
-    sourceProvider(opts.source, opts.sessionName, { region: opts.stsRegion, maxAttempts: common.maxAttempts, requestHandler: common.requestHandler }),
+    sourceProvider(opts.source, opts.sessionName, {
+      region: opts.stsRegion,
+      maxAttempts: common.maxAttempts,
+      retryStrategy: retry('AssumeRoleWithWebIdentity', opts.stsRegion),
+      requestHandler: common.requestHandler,
+    }),
   );
-  let credentials = base;
+  let credentials: Forgettable = base;
   if (opts.roleArn !== undefined) {
-    const sts = new STSClient({ ...common, region: opts.stsRegion, credentials: base });
+    const sts = new STSClient({ ...common, retryStrategy: retry('AssumeRole', opts.stsRegion), region: opts.stsRegion, credentials: base });
     const roleArn = opts.roleArn;
     credentials = tagged('assume-role', async () => {
       const out = await sts.send(
@@ -169,19 +185,33 @@ export function createAwsApi(opts: AwsOptions): AwsApi {
     if (!c) cache.set(region, (c = make()));
     return c;
   };
-  const sm = (region: string) => client(secrets, region, () => new SecretsManagerClient({ ...common, region, credentials }));
-  const ssmIn = (region: string) => client(ssm, region, () => new SSMClient({ ...common, region, credentials }));
+  const sm = (region: string) =>
+    client(secrets, region, () => new SecretsManagerClient({ ...common, retryStrategy: retry('GetSecretValue', region, true), region, credentials }));
+  const ssmIn = (region: string) =>
+    client(ssm, region, () => new SSMClient({ ...common, retryStrategy: retry('GetParameters', region, true), region, credentials }));
 
   return {
-    getSecretValue: (region, input, abortSignal) => sm(region).send(new GetSecretValueCommand(input), { abortSignal }),
-    batchGetSecretValue: (region, input, abortSignal) => sm(region).send(new BatchGetSecretValueCommand(input), { abortSignal }),
-    getParameters: (region, input, abortSignal) => ssmIn(region).send(new GetParametersCommand(input), { abortSignal }),
-    getParametersByPath: (region, input, abortSignal) => ssmIn(region).send(new GetParametersByPathCommand(input), { abortSignal }),
+    getSecretValue: (region, input, abortSignal) =>
+      inCallScope({ api: 'GetSecretValue' }, () => sm(region).send(new GetSecretValueCommand(input), { abortSignal })),
+    batchGetSecretValue: (region, input, abortSignal, how) =>
+      inCallScope({ api: 'BatchGetSecretValue', failFast: how?.failFast === true }, () =>
+        sm(region).send(new BatchGetSecretValueCommand(input), { abortSignal }),
+      ),
+    getParameters: (region, input, abortSignal) =>
+      inCallScope({ api: 'GetParameters' }, () => ssmIn(region).send(new GetParametersCommand(input), { abortSignal })),
+    getParametersByPath: (region, input, abortSignal) =>
+      inCallScope({ api: 'GetParametersByPath' }, () => ssmIn(region).send(new GetParametersByPathCommand(input), { abortSignal })),
+    forgetCredentials: () => {
+      // Both: a chained role's session may outlive the source's, never the other way round.
+      base.forget();
+      credentials.forget();
+    },
     callerIdentity: async (region, abortSignal) => {
-      const c = client(sts, region, () => new STSClient({ ...common, maxAttempts: 2, region, credentials }));
+      const c = client(sts, region, () => new STSClient({ ...common, maxAttempts: 2, retryStrategy: retry('GetCallerIdentity', region, false, { ...policy, maxAttempts: 2 }), region, credentials }));
       const out = await c.send(new GetCallerIdentityCommand({}), { abortSignal });
       if (out.Arn === undefined) throw new Error('GetCallerIdentity returned no ARN');
       return out.Arn;
     },
+    throttled: () => throttled.list(),
   };
 }

@@ -64,9 +64,21 @@ describe('redactor', () => {
     ]);
   });
 
-  it('leaves what the report says itself, and short words, whatever a secret holds', () => {
-    const text = 'User: arn:aws:sts::123456789012:assumed-role/web is not authorized on arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db in prod';
+  it('leaves what the report says itself, whatever a secret holds', () => {
+    const text = 'User: arn:aws:sts::123456789012:assumed-role/web is not authorized on arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db';
     expect(redact([text])).toEqual([text]);
+    // A reference's segments are what the report says too (reportedStrings lists them).
+    expect(redactor(['prod'], ['prod'])(['in prod'])).toEqual(['in prod']);
+  });
+
+  it('hides a value of any length, a number of any length and any word that is a piece of a value', () => {
+    const r = redactor(['7', 'pin', '123456', 'Pa55-w0rd-never-shown', '{"password":"x"}', 'abcdefghijklmnopqrstuvwxyz0123456789'], []);
+    expect(r(['got 7 and pin and 123456 here'])).toEqual(['got [REDACTED] and [REDACTED] and [REDACTED] here']);
+    // A short value only where it is a word of its own: not every 7 or "pin" inside other words.
+    expect(r(['HTTP 307 spinning'])).toEqual(['HTTP 307 spinning']);
+    expect(r(['it said w0rd, then never-shown'])).toEqual(['it said [REDACTED], then [REDACTED]-[REDACTED]']);
+    expect(r(['key password missing'])).toEqual(['key [REDACTED] missing']);
+    expect(r(['cut: klmnop…'])).toEqual(['cut: [REDACTED]…']);
   });
 
   it('hides a reported string that runs on into a value', () => {

@@ -17,6 +17,8 @@ export type FetchErrorCode =
   | 'FETCH_AWS'
   /** The overall deadline passed before every secret was fetched. */
   | 'FETCH_DEADLINE'
+  /** AWS kept throttling a call (its per-account quota) until the fetcher's retry budget ran out. */
+  | 'FETCH_THROTTLED'
   /** `key` names a key the secret's JSON does not have. */
   | 'FETCH_KEY_MISSING'
   /** `key`, `explode` or `format: env` was asked of a secret that is not a JSON object. */
@@ -76,7 +78,7 @@ function paragraph(f: Failure, ctx: ReportContext): string {
   // A message may end in quoted text (AWS's own sentence, with its period) and its closing mark.
   parts.push(f.message.replace(/\uE001$/, '').endsWith('.') ? f.message : `${f.message}.`);
   if (f.awsCode !== undefined) parts.push(`AWS error code: ${f.awsCode}.`);
-  if (f.code === 'FETCH_AWS' || f.code === 'FETCH_DEADLINE') {
+  if (f.code === 'FETCH_AWS' || f.code === 'FETCH_DEADLINE' || f.code === 'FETCH_THROTTLED') {
     if (ctx.identity !== undefined) parts.push(`Identity: ${ctx.identity}.`);
     else if (ctx.identityError !== undefined) parts.push(`Identity: unknown (${ctx.identityError}).`);
   }
@@ -128,18 +130,28 @@ export type Redactor = (texts: readonly string[]) => string[];
 export const NOTHING_TO_REDACT: Redactor = (texts) => [...texts];
 
 export const REDACTED = '[REDACTED]';
-/** A value, a JSON string in it or one of its lines, this long or longer, is redacted where it appears whole. */
-export const MIN_WHOLE = 8;
-/** Any run of this many characters of a value is redacted too (a value cut short, or inside other text). */
+/**
+ * A value (a JSON string or number in it, one of its lines) this long or longer is redacted
+ * wherever it appears; a shorter one where it stands as a word of its own (a one-letter value
+ * would otherwise take every such letter with it).
+ */
+export const MIN_ANYWHERE = 4;
+/** A word of quoted text this long or longer that is a piece of a value is redacted. */
+export const MIN_WORD_PIECE = 4;
+/** Any run of this many characters of a value is redacted too, across words (a value cut short, or inside other text). */
 export const MIN_PIECE = 16;
 
+const WORD = /[A-Za-z0-9]+/g;
+const isWordChar = (c: string | undefined): boolean => c !== undefined && /[A-Za-z0-9]/.test(c);
+
 /**
- * A redactor for quoted text. `values`: every fetched value and each string inside it (JSON
- * scalars). `known`: what the report itself says (references and their names, regions and
- * accounts, the identity): a stretch of quoted text that is one of these is left as it is, since
- * hiding it would only tell the reader that a secret holds it. So is anything shorter than
- * MIN_WHOLE: a short word matches everywhere, and its disappearance would say which words a
- * secret holds.
+ * A redactor for quoted text. `values`: every fetched value and each string and number inside it
+ * (JSON scalars). Redacted: a value of any length (a short one where it is a word of its own),
+ * every run of MIN_PIECE characters of a value, and every word (letters and digits) of
+ * MIN_WORD_PIECE or more that is a piece of a value. `known`: what the report itself says
+ * (references and their names, regions and accounts, the identity): a stretch of quoted text that
+ * lies within one of these is left as it is, since hiding it would only tell the reader that a
+ * secret holds it.
  */
 export function redactor(values: Iterable<unknown>, known: Iterable<string>): Redactor {
   return (texts) => {
@@ -156,11 +168,13 @@ export function redactor(values: Iterable<unknown>, known: Iterable<string>): Re
       else windows.set(w, [i]);
     }
     const whole = new Set<string>();
+    const all: string[] = [];
     for (const raw of values) {
       const v = String(raw);
+      all.push(v);
       for (const piece of [v, ...v.split('\n')]) {
         const p = piece.trim();
-        if (p.length >= MIN_WHOLE && p.length < MIN_PIECE) whole.add(p);
+        if (p !== '' && p.length < MIN_PIECE) whole.add(p);
       }
       if (v.length < MIN_PIECE || windows.size === 0) continue;
       for (let i = 0; i + MIN_PIECE <= v.length; i++) {
@@ -168,12 +182,29 @@ export function redactor(values: Iterable<unknown>, known: Iterable<string>): Re
         if (at) for (const j of at) mark(j, MIN_PIECE);
       }
     }
-    for (const w of whole) for (let i = text.indexOf(w); i !== -1; i = text.indexOf(w, i + 1)) mark(i, w.length);
+    for (const w of whole) {
+      for (let i = text.indexOf(w); i !== -1; i = text.indexOf(w, i + 1)) {
+        if (w.length >= MIN_ANYWHERE || (!isWordChar(text[i - 1]) && !isWordChar(text[i + w.length]))) mark(i, w.length);
+      }
+    }
+    // Words that are pieces of a value: one search of all values per distinct word.
+    const joined = all.join('\u0000');
+    const piece = new Map<string, boolean>();
+    for (const m of text.matchAll(WORD)) {
+      const w = m[0];
+      if (w.length < MIN_WORD_PIECE || w.length >= MIN_PIECE) continue;
+      let is = piece.get(w);
+      if (is === undefined) piece.set(w, (is = joined.includes(w)));
+      if (is) mark(m.index, w.length);
+    }
 
     const open = new Uint8Array(text.length);
     for (const k of known) {
-      if (k.length < MIN_WHOLE) continue;
-      for (let i = text.indexOf(k); i !== -1; i = text.indexOf(k, i + 1)) open.fill(1, i, i + k.length);
+      if (k === '') continue;
+      for (let i = text.indexOf(k); i !== -1; i = text.indexOf(k, i + 1)) {
+        // A short known word counts where it is a word of its own, never as a piece of another.
+        if (k.length >= MIN_ANYWHERE || (!isWordChar(text[i - 1]) && !isWordChar(text[i + k.length]))) open.fill(1, i, i + k.length);
+      }
     }
     let out = '';
     for (let i = 0; i < text.length; ) {

@@ -371,3 +371,87 @@ describe('errorFacts', () => {
     expect(errorFacts(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }))).toEqual({ code: 'ECONNREFUSED', aborted: false });
   });
 });
+
+describe('what the fleet can afford', () => {
+  const names = Array.from({ length: 20 }, (_, i) => `s${i}`);
+  const secrets = Object.fromEntries(names.map((n) => [n, `value-${n}`]));
+  const items: SecretItem[] = names.map((n) => ({ ref: n, file: n }));
+  const throttledBatch = (how: unknown[]) => async (ids: string[]) => {
+    how.push(ids.length);
+    throw serviceError('ThrottlingException', 'Rate exceeded');
+  };
+
+  it('at start, asks for the batch fail-fast and splits it into GetSecretValue calls when AWS throttles it', async () => {
+    const sizes: unknown[] = [];
+    const { api, calls } = fakeAws({ secrets, batch: throttledBatch(sizes) });
+    const p = plan({ region: 'eu-west-1', items });
+    const r = await fetchTargets(p.targets, api, { signal: signal() });
+    expect(r.failures).toEqual([]);
+    expect(r.values.size).toBe(20);
+    expect(r.splitBatches).toBe(1);
+    expect(calls.map((c) => c.op)).toEqual(['batch', ...Array(20).fill('get')]);
+    expect(vi.mocked(api.batchGetSecretValue).mock.calls[0]![3]).toEqual({ failFast: true });
+  });
+
+  it('on refresh, lets the batch be retried (it pays per call), and still splits it once the retries are spent', async () => {
+    const { api, calls } = fakeAws({ secrets, batch: throttledBatch([]) });
+    const p = plan({ region: 'eu-west-1', items });
+    const r = await fetchTargets(p.targets, api, { signal: signal(), mode: 'refresh' });
+    expect(r.failures).toEqual([]);
+    expect(vi.mocked(api.batchGetSecretValue).mock.calls[0]![3]).toEqual({ failFast: false });
+    expect(calls.filter((c) => c.op === 'get')).toHaveLength(20);
+  });
+
+  it('an unthrottled pod makes one batch call, as before', async () => {
+    const { api, calls } = fakeAws({ secrets });
+    await fetchTargets(plan({ region: 'eu-west-1', items }).targets, api, { signal: signal() });
+    expect(calls.map((c) => c.op)).toEqual(['batch']);
+  });
+
+  it('a call AWS kept throttling is reported as FETCH_THROTTLED: the API, its quota, how long it tried, the hint', async () => {
+    const { api } = fakeAws({
+      get: async () => {
+        await new Promise((r) => setTimeout(r, 120));
+        throw serviceError('ThrottlingException', 'Rate exceeded');
+      },
+    });
+    api.throttled = () => [{ api: 'GetSecretValue', region: 'eu-west-1', count: 7, firstAt: 0, lastAt: 100 }];
+    const r = await run([{ ref: 'db', file: 'db' }], api, 'eu-west-1');
+    expect(r.failures).toHaveLength(1);
+    const f = r.failures[0]!;
+    expect(f).toMatchObject({ code: 'FETCH_THROTTLED', ref: 'db', awsCode: 'ThrottlingException' });
+    expect(f.message).toMatch(/^GetSecretValue in eu-west-1 was throttled by AWS \(ThrottlingException\) for 0\.\d s of retries, 7 throttled answer\(s\) in this pod; the fetcher gave up\. Quota: 10,000 requests per second per account and Region \(not adjustable; https:\/\/docs\.aws\.amazon\.com\/secretsmanager\/latest\/userguide\/reference_limits\.html\)$/);
+    expect(f.hint).toMatch(/raise it where AWS allows, spread the rollout \(fewer pods starting at once\), or give pods fewer secrets/);
+  });
+
+  it('names the SSM quota and the higher-throughput setting for GetParameters', async () => {
+    const { api } = fakeAws();
+    api.getParameters = async () => {
+      throw serviceError('ThrottlingException', 'Rate exceeded');
+    };
+    const r = await run([{ ref: ssmArn('p'), file: 'p' }], api);
+    expect(r.failures[0]!.message).toContain('Quota: 40 requests per second per account and Region, shared with GetParameter and GetParametersByPath; 3,000 with the paid higher-throughput setting');
+  });
+
+  it('a deadline that passes while AWS throttles says so', async () => {
+    const { api } = fakeAws({ get: () => new Promise(() => undefined) });
+    api.throttled = () => [{ api: 'GetSecretValue', region: 'eu-west-1', count: 3, firstAt: 1_000, lastAt: 3_500 }];
+    const p = plan({ region: 'eu-west-1', items: [{ ref: 'db', file: 'db' }] });
+    const r = await fetchTargets(p.targets, api, { signal: AbortSignal.timeout(20) });
+    expect(r.failures[0]).toMatchObject({ code: 'FETCH_DEADLINE' });
+    expect(r.failures[0]!.message).toContain('while AWS throttled this pod\'s calls (GetSecretValue in eu-west-1: 3 throttled answer(s) over 2.5 s)');
+    expect(r.failures[0]!.hint).toContain('spread the rollout');
+  });
+
+  it('STS throttling that leaves the pod without credentials is reported with the STS quota', async () => {
+    const { api } = fakeAws({
+      get: async () => {
+        throw new CredentialError('credentials', 'Throttling', 'Rate exceeded');
+      },
+    });
+    const r = await run([{ ref: 'db', file: 'db' }], api, 'eu-west-1');
+    expect(r.failures[0]).toMatchObject({ code: 'FETCH_THROTTLED', awsCode: 'Throttling' });
+    expect(r.failures[0]!.message).toContain('AssumeRoleWithWebIdentity (STS) was throttled by AWS (Throttling)');
+    expect(r.failures[0]!.message).toContain('Quota: 600 requests per second per account and Region');
+  });
+});

@@ -6,6 +6,13 @@
 // version are fetched with BatchGetSecretValue, at most 20 per call; the others with
 // GetSecretValue. SSM Parameter Store: GetParameters, at most 10 names per call, WithDecryption.
 // All calls run concurrently up to a bound, under one deadline.
+//
+// What a fleet can afford (docs/scale.md): a batch is one call where 20 would be, but its quota is
+// a hundredth of GetSecretValue's (quotas.ts). A pod starting (mode 'start') is waited for: a
+// throttled batch is not retried but split into GetSecretValue calls at once, so a rollout that
+// overruns the batch quota spills into the larger one. The refresh sidecar (mode 'refresh') pays
+// per call and has the interval to wait in: its batches are retried when throttled (full jitter,
+// retry.ts), and split only when the retry budget is spent.
 
 import type {
   BatchGetSecretValueCommandInput,
@@ -20,8 +27,10 @@ import type {
   GetParametersCommandOutput,
 } from '@aws-sdk/client-ssm';
 import { failure, quoted, type Failure } from './errors.js';
+import { describeQuota, PARAMETERS_PER_CALL, SECRETS_PER_BATCH } from './quotas.js';
 import { isPathReference, parseReference, type Reference } from './reference.js';
 import type { FetchSpec, SecretItem } from './spec.js';
+import type { Throttled } from './retry.js';
 
 export type BatchOutput = Pick<BatchGetSecretValueCommandOutput, 'SecretValues' | 'Errors' | 'NextToken'>;
 export type GetOutput = Pick<GetSecretValueCommandOutput, 'ARN' | 'Name' | 'VersionId' | 'SecretString' | 'SecretBinary'>;
@@ -31,17 +40,26 @@ export type ParametersByPathOutput = Pick<GetParametersByPathCommandOutput, 'Par
 /** The AWS calls the fetcher makes, one identity, the region explicit on every call. */
 export interface AwsApi {
   getSecretValue(region: string, input: GetSecretValueCommandInput, signal: AbortSignal): Promise<GetOutput>;
-  batchGetSecretValue(region: string, input: BatchGetSecretValueCommandInput, signal: AbortSignal): Promise<BatchOutput>;
+  /** `failFast`: a throttled answer is not retried (the caller splits the batch instead). */
+  batchGetSecretValue(region: string, input: BatchGetSecretValueCommandInput, signal: AbortSignal, how?: { failFast?: boolean }): Promise<BatchOutput>;
   getParameters(region: string, input: GetParametersCommandInput, signal: AbortSignal): Promise<ParametersOutput>;
   /** Whole SSM paths (paths.ts). */
   getParametersByPath(region: string, input: GetParametersByPathCommandInput, signal: AbortSignal): Promise<ParametersByPathOutput>;
   /** The ARN from STS GetCallerIdentity, for failure reports. */
   callerIdentity(region: string, signal: AbortSignal): Promise<string>;
+  /** Every API AWS throttled so far, with how often and over how long (aws.ts keeps count). */
+  throttled?(): Throttled[];
+  /** Drops the credentials resolved so far: the next call resolves them again (AWS held them as expired). */
+  forgetCredentials?(): void;
 }
 
-/** Service limits: BatchGetSecretValue takes up to 20 SecretIds, GetParameters up to 10 Names. */
-export const SECRETS_PER_BATCH = 20;
-export const PARAMETERS_PER_CALL = 10;
+/**
+ * AWS error codes that say the credentials themselves are no longer good (whatever their stated
+ * expiry: a node clock behind AWS's keeps them past it), so they must be resolved again.
+ */
+export const STALE_CREDENTIAL_CODES: ReadonlySet<string> = new Set(['ExpiredToken', 'ExpiredTokenException', 'InvalidClientTokenId']);
+
+export { PARAMETERS_PER_CALL, SECRETS_PER_BATCH };
 /** Calls in flight at once: enough to hide latency, few enough not to trip throttling. */
 export const DEFAULT_CONCURRENCY = 8;
 
@@ -79,6 +97,8 @@ export interface FetchResult {
   failed: Map<string, { failure: Failure; clientError: boolean }>;
   /** Whether any failure came from AWS (worth asking STS who we are). */
   awsFailed: boolean;
+  /** Batches AWS throttled that were fetched as single GetSecretValue calls instead. */
+  splitBatches?: number;
 }
 
 /** The region of a reference: its ARN's, else the spec's, else AWS_REGION / AWS_DEFAULT_REGION. */
@@ -289,9 +309,7 @@ export function hintFor(t: Target, code: string, via: 'get' | 'batch' | 'paramet
     if (code === 'DecryptionFailure') return `allow kms:Decrypt on the secret's KMS key to this identity (in the key policy or an IAM policy the key policy honours)`;
     if (code === 'InvalidRequestException') return 'the secret may be scheduled for deletion, or the version requested is not valid';
   }
-  if (/Throttl|TooManyRequests|RequestLimitExceeded/.test(code)) {
-    return 'AWS kept throttling after every retry; raise the retry attempts or the deadline, or start fewer pods at once';
-  }
+  if (isThrottling(code)) return THROTTLE_HINT;
   if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(code)) {
     return "the endpoint's certificate is not signed by a CA the fetcher trusts: a TLS-inspecting proxy or a private endpoint needs its CA in the fetcher's CA bundle (webhook setting FETCHER_CA_BUNDLE_CONFIGMAP)";
   }
@@ -301,15 +319,51 @@ export function hintFor(t: Target, code: string, via: 'get' | 'batch' | 'paramet
   return undefined;
 }
 
-function awsFailure(t: Target, e: unknown, via: 'get' | 'batch' | 'parameters'): Failure {
+export const isThrottling = (code: string): boolean => /Throttl|TooManyRequests|RequestLimitExceeded|SlowDown/.test(code);
+
+export const THROTTLE_HINT =
+  "AWS's request quota is per account and Region, shared by every pod: raise it where AWS allows, spread the rollout (fewer pods starting at once), or give pods fewer secrets (one secret holding several keys, read with key or explode)";
+
+/** "GetSecretValue in eu-west-1: 12 throttled answers over 41.5 s" for each API AWS throttled. */
+export function throttleSummary(list: Throttled[]): string {
+  return list.map((x) => `${x.api} in ${x.region}: ${x.count} throttled answer(s) over ${((x.lastAt - x.firstAt) / 1000).toFixed(1)} s`).join('; ');
+}
+
+/** A call that AWS kept throttling until the retry budget was spent: the API, its quota, how long it tried. */
+export function throttledFailure(
+  t: { reference: { id: string }; region: string },
+  api: string,
+  f: Pick<ErrorFacts, 'code'>,
+  seen: Throttled | undefined,
+  startedAt: number,
+): Failure {
+  const tried = ((Date.now() - startedAt) / 1000).toFixed(1);
+  const count = seen !== undefined ? `, ${seen.count} throttled answer(s) in this pod` : '';
+  const quota = describeQuota(api);
+  return failure(
+    'FETCH_THROTTLED',
+    `${api} in ${t.region} was throttled by AWS (${f.code}) for ${tried} s of retries${count}; the fetcher gave up${quota !== undefined ? `. Quota: ${quota}` : ''}`,
+    { ref: t.reference.id, awsCode: f.code, hint: THROTTLE_HINT },
+  );
+}
+
+function awsFailure(t: Target, e: unknown, via: 'get' | 'batch' | 'parameters', throttled: Throttled[] = [], startedAt = Date.now()): Failure {
   const f = errorFacts(e);
+  const what = t.reference.service === 'ssm' ? 'GetParameters' : via === 'batch' ? 'BatchGetSecretValue' : 'GetSecretValue';
   if (f.aborted) {
+    const held = throttled.filter((x) => x.region === t.region || x.api.startsWith('Assume'));
+    if (held.length > 0) {
+      return failure('FETCH_DEADLINE', `not fetched before the deadline passed, while AWS throttled this pod's calls (${throttleSummary(held)})`, {
+        ref: t.reference.id,
+        hint: THROTTLE_HINT,
+      });
+    }
     return failure('FETCH_DEADLINE', 'not fetched before the deadline passed', {
       ref: t.reference.id,
       hint: 'raise the fetch deadline, or check why AWS answers slowly (network path, throttling)',
     });
   }
-  const what = t.reference.service === 'ssm' ? 'GetParameters' : via === 'batch' ? 'BatchGetSecretValue' : 'GetSecretValue';
+  if (isThrottling(f.code)) return throttledFailure(t, what, f, throttled.find((x) => x.api === what && x.region === t.region), startedAt);
   const status = f.status !== undefined ? ` (HTTP ${f.status})` : '';
   const msg = `${what} ${'in ' + t.region} failed${status}${f.message !== undefined ? `: ${quoted(f.message)}` : ''}`;
   const extra: Omit<Failure, 'code' | 'message'> = { ref: t.reference.id, awsCode: f.code };
@@ -319,6 +373,14 @@ function awsFailure(t: Target, e: unknown, via: 'get' | 'batch' | 'parameters'):
 }
 
 function credentialFailure(e: CredentialError, refs: string[]): Failure {
+  if (isThrottling(e.awsCode)) {
+    const api = e.stage === 'assume-role' ? 'AssumeRole' : 'AssumeRoleWithWebIdentity';
+    return failure(
+      'FETCH_THROTTLED',
+      `${api} (STS) was throttled by AWS (${e.awsCode}) until the fetcher gave up; no credentials (${refs.length} reference(s) not fetched: ${refs.join(', ')}). Quota: ${describeQuota(api)}`,
+      { awsCode: e.awsCode, hint: THROTTLE_HINT },
+    );
+  }
   const hint =
     e.stage === 'assume-role'
       ? "the role's trust policy must allow sts:AssumeRole (and sts:TagSession if used) by the pod's identity, and that identity needs sts:AssumeRole on the role"
@@ -372,6 +434,8 @@ function secretValue(out: GetOutput): FetchedValue {
 
 export interface FetchOptions {
   signal: AbortSignal;
+  /** A pod starting (the default) or the refresh sidecar: see the top of this file. */
+  mode?: 'start' | 'refresh';
   /** Where values go as they arrive (default: a new map); the caller keeps what was fetched even if a bug throws. */
   values?: Map<string, FetchedValue>;
   concurrency?: number;
@@ -385,11 +449,12 @@ export async function fetchTargets(targets: Target[], api: AwsApi, opts: FetchOp
   let awsFailed = false;
 
   const failed = new Map<string, { failure: Failure; clientError: boolean }>();
+  let splitBatches = 0;
   const record = (t: Target, f: Failure, clientError: boolean) => {
     failures.push(f);
     failed.set(t.key, { failure: f, clientError });
   };
-  const fail = (t: Target, e: unknown, via: 'get' | 'batch' | 'parameters') => {
+  const fail = (t: Target, e: unknown, via: 'get' | 'batch' | 'parameters', startedAt = Date.now()) => {
     if (e instanceof CredentialError) {
       const k = `${e.stage}\u0000${e.awsCode}\u0000${e.message}`;
       const seen = credentialFailures.get(k);
@@ -401,7 +466,7 @@ export async function fetchTargets(targets: Target[], api: AwsApi, opts: FetchOp
     const f = errorFacts(e);
     // A per-secret error inside a batch answer (no HTTP status of its own) is AWS refusing that secret.
     const clientError = f.status !== undefined ? f.status >= 400 && f.status < 500 : !f.aborted && (e as { $fault?: unknown }).$fault === 'client';
-    record(t, awsFailure(t, e, via), clientError);
+    record(t, awsFailure(t, e, via, api.throttled?.() ?? [], startedAt), clientError);
   };
   const noValue = (t: Target, what: string) => {
     awsFailed = true;
@@ -412,28 +477,37 @@ export async function fetchTargets(targets: Target[], api: AwsApi, opts: FetchOp
     const input: GetSecretValueCommandInput = { SecretId: t.reference.id };
     if (t.versionStage !== undefined) input.VersionStage = t.versionStage;
     if (t.versionId !== undefined) input.VersionId = t.versionId;
+    const startedAt = Date.now();
     try {
       const out = await untilAborted(api.getSecretValue(t.region, input, signal), signal);
       const v = secretValue(out);
       if (v.text === undefined && v.binary === undefined) noValue(t, 'GetSecretValue');
       else values.set(t.key, v);
     } catch (e) {
-      fail(t, e, 'get');
+      fail(t, e, 'get', startedAt);
     }
   };
 
   const getBatch = async (region: string, batch: Target[]) => {
     let out: BatchOutput;
+    const startedAt = Date.now();
     try {
-      out = await untilAborted(api.batchGetSecretValue(region, { SecretIdList: batch.map((t) => t.reference.id) }, signal), signal);
+      const how = { failFast: (opts.mode ?? 'start') === 'start' };
+      out = await untilAborted(api.batchGetSecretValue(region, { SecretIdList: batch.map((t) => t.reference.id) }, signal, how), signal);
     } catch (e) {
       // An identity allowed GetSecretValue but not BatchGetSecretValue, or an endpoint that does
-      // not know the operation, still gets its secrets one by one.
+      // not know the operation, still gets its secrets one by one; so does a batch AWS throttled
+      // (GetSecretValue's quota is 100 times larger).
       if (!(e instanceof CredentialError) && /AccessDenied|UnknownOperation|InvalidAction|NotImplemented/.test(errorFacts(e).code)) {
         await runBounded(batch.map((t) => () => getOne(t)), opts.concurrency ?? DEFAULT_CONCURRENCY);
         return;
       }
-      for (const t of batch) fail(t, e, 'batch');
+      if (!(e instanceof CredentialError) && isThrottling(errorFacts(e).code)) {
+        splitBatches++;
+        await runBounded(batch.map((t) => () => getOne(t)), opts.concurrency ?? DEFAULT_CONCURRENCY);
+        return;
+      }
+      for (const t of batch) fail(t, e, 'batch', startedAt);
       return;
     }
     for (const t of batch) {
@@ -471,13 +545,14 @@ export async function fetchTargets(targets: Target[], api: AwsApi, opts: FetchOp
 
   const getParameters = async (region: string, batch: Target[]) => {
     let out: ParametersOutput;
+    const startedAt = Date.now();
     try {
       out = await untilAborted(
         api.getParameters(region, { Names: batch.map((t) => t.reference.id), WithDecryption: true }, signal),
         signal,
       );
     } catch (e) {
-      for (const t of batch) fail(t, e, 'parameters');
+      for (const t of batch) fail(t, e, 'parameters', startedAt);
       return;
     }
     const invalid = new Set(out.InvalidParameters ?? []);
@@ -521,7 +596,7 @@ export async function fetchTargets(targets: Target[], api: AwsApi, opts: FetchOp
   }
   await runBounded(tasks, opts.concurrency ?? DEFAULT_CONCURRENCY);
   for (const { error, refs } of credentialFailures.values()) failures.push(credentialFailure(error, refs));
-  return { values, failures, failed, awsFailed };
+  return { values, failures, failed, awsFailed, splitBatches };
 }
 
 /** `reference` as it is named in `region`: an ARN with that region, a name as it is. */

@@ -7,9 +7,9 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { createAwsApi, sessionName } from './aws.js';
 import { fitTerminationMessage, formatReport, NOTHING_TO_REDACT, quoted, redactor, type Failure, FetchError, type Redactor, type ReportContext } from './errors.js';
-import { fetchTargets, fetchWithFailover, plan, untilAborted, type AwsApi, type FetchedValue, type FetchResult } from './fetch.js';
+import { fetchTargets, fetchWithFailover, plan, untilAborted, type AwsApi, type FetchedValue, type FetchOptions, type FetchResult } from './fetch.js';
 import { chooseCredentials, type CredentialChoice, type CredentialSource } from './identity.js';
-import { networkFromEnv } from './network.js';
+import { networkFromEnv, type Network } from './network.js';
 import { fetchPaths, planPaths } from './paths.js';
 import { parseReference } from './reference.js';
 import { findConflicts, renderItem, type OutputFile } from './render.js';
@@ -26,6 +26,7 @@ import {
 } from './spec.js';
 import { writeSecrets, type Marker, type MarkerEntry } from './write.js';
 import { Refresher, sleep } from './refresh.js';
+import { signalContainer } from './signal.js';
 
 /** At most this long is spent asking STS for the identity to put in a failure report. */
 export const IDENTITY_LOOKUP_MS = 3_000;
@@ -59,8 +60,8 @@ export function valueStrings(values: Iterable<FetchedValue>): string[] {
     while (stack.length > 0) {
       const v = stack.pop();
       if (typeof v === 'string') out.push(v);
-      // Long numbers may be PINs or account numbers; short ones and booleans would only match noise.
-      else if (typeof v === 'number' && String(v).length >= 6) out.push(String(v));
+      // Every number: a PIN or an account number is one (the redactor takes short ones only as words of their own).
+      else if (typeof v === 'number') out.push(String(v));
       else if (Array.isArray(v)) for (const x of v) stack.push(x);
       else if (typeof v === 'object' && v !== null) for (const x of Object.values(v)) stack.push(x);
     }
@@ -162,6 +163,7 @@ export async function collect(
   envRegion: string | undefined,
   signal: AbortSignal,
   seen: Map<string, FetchedValue>,
+  mode: FetchOptions['mode'] = 'start',
 ): Promise<Collected> {
   const { targets, itemTargets, failures } = plan(spec, envRegion);
   const paths = planPaths(spec, envRegion);
@@ -170,10 +172,10 @@ export async function collect(
   let result: FetchResult;
   let failedOver = 0;
   if (spec.failoverRegion !== undefined) {
-    const r = await fetchWithFailover(targets, spec.failoverRegion, api, { signal, values: seen });
+    const r = await fetchWithFailover(targets, spec.failoverRegion, api, { signal, values: seen, mode });
     failedOver = r.failedOver;
     result = r;
-  } else result = await fetchTargets(targets, api, { signal, values: seen });
+  } else result = await fetchTargets(targets, api, { signal, values: seen, mode });
   failures.push(...result.failures);
   if (paths.targets.length > 0) {
     const listed = await fetchPaths(paths.targets, api, { signal, values: seen });
@@ -262,7 +264,8 @@ async function fetchAndWrite(spec: FetchSpec, deps: ExecuteDeps, seen: Map<strin
 
   try {
     const entries = spec.items.map((_, i) => collected.entries.get(i)).filter((e): e is MarkerEntry => e !== undefined);
-    const marker: Marker = { version: 1, fetchedAt: new Date().toISOString(), secrets: entries };
+    const now = new Date().toISOString();
+    const marker: Marker = { version: 1, fetchedAt: now, changedAt: now, secrets: entries };
     // Writing is inside the deadline too: the pod waits on this container.
     await writeSecrets(spec.dir, files, marker, { expired: () => performance.now() >= deadlineAt });
   } catch (e) {
@@ -372,18 +375,8 @@ export async function run(argv: string[]): Promise<number> {
   }
   const envRegion = process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || undefined;
   const pod = sessionName(process.env[POD_NAMESPACE_ENV], process.env[POD_NAME_ENV]);
-  const timeouts = { ...DEFAULT_TIMEOUTS, ...spec.timeouts };
   const credentials = chooseCredentials(process.env);
-  const api: ExecuteDeps['api'] = (s, stsRegion, source) =>
-    createAwsApi({
-      source,
-      ...(s.roleArn !== undefined && { roleArn: s.roleArn }),
-      sessionName: pod,
-      stsRegion,
-      callTimeoutMs: timeouts.callSeconds * 1000,
-      maxAttempts: Math.max(1, Math.floor(timeouts.maxAttempts)),
-      agents: network.agents,
-    });
+  const api = awsApiFactory(pod, network.agents);
   if (args.command === 'refresh') return runRefresh(spec, { credentials, api, ...(envRegion !== undefined && { envRegion }) });
   const started = Date.now();
   let result: ExecuteResult;
@@ -401,6 +394,28 @@ export async function run(argv: string[]): Promise<number> {
   return 0;
 }
 
+/**
+ * The AWS API of a fetch: the pod's session name, the spec's timeouts. Throttled calls are retried
+ * until a call timeout before the deadline, so a fetch AWS kept throttling reports that, not the deadline.
+ */
+export function awsApiFactory(pod: string, agents?: Network['agents']): ExecuteDeps['api'] {
+  return (s, stsRegion, source) => {
+    const timeouts = { ...DEFAULT_TIMEOUTS, ...s.timeouts };
+    const callTimeoutMs = timeouts.callSeconds * 1000;
+    const deadlineMs = timeouts.deadlineSeconds * 1000;
+    return createAwsApi({
+      source,
+      ...(s.roleArn !== undefined && { roleArn: s.roleArn }),
+      sessionName: pod,
+      stsRegion,
+      callTimeoutMs,
+      maxAttempts: Math.max(1, Math.floor(timeouts.maxAttempts)),
+      throttleBudgetMs: Math.max(deadlineMs - Math.min(callTimeoutMs, deadlineMs / 4), 0),
+      ...(agents !== undefined && { agents }),
+    });
+  };
+}
+
 /** The refresh sidecar: one AWS client set for the pod's life, the loop until SIGTERM or staleness. */
 async function runRefresh(spec: FetchSpec, deps: ExecuteDeps): Promise<number> {
   if (spec.refresh === undefined) {
@@ -415,10 +430,12 @@ async function runRefresh(spec: FetchSpec, deps: ExecuteDeps): Promise<number> {
     api: deps.api(spec, stsRegionOf(spec, deps.envRegion), deps.credentials.source),
     ...(deps.envRegion !== undefined && { envRegion: deps.envRegion }),
     now: Date.now,
+    monotonic: () => performance.now(),
     random: Math.random,
     sleep,
     log: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`),
     report: writeTerminationLog,
+    signal: (target) => signalContainer(target),
   });
   try {
     await refresher.resume();

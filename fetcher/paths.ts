@@ -6,7 +6,7 @@
 // the rest of its name after the prefix.
 
 import { failure, type Failure } from './errors.js';
-import { errorFacts, untilAborted, type AwsApi, type FetchedValue, type FetchOptions } from './fetch.js';
+import { errorFacts, isThrottling, throttledFailure, untilAborted, type AwsApi, type FetchedValue, type FetchOptions } from './fetch.js';
 import { isPathReference, parsePathReference, type PathReference } from './reference.js';
 import { MAX_PATH_SECRETS, type FetchSpec } from './spec.js';
 
@@ -67,10 +67,11 @@ export interface PathsResult {
 /** The account in an ARN (arn:partition:service:region:account:…). */
 const accountOf = (arn: string | undefined): string | undefined => arn?.split(':')[4];
 
-function listFailure(t: PathTarget, e: unknown): Failure {
+function listFailure(t: PathTarget, e: unknown, startedAt = Date.now()): Failure {
   const f = errorFacts(e);
   if (f.aborted) return failure('FETCH_DEADLINE', 'the path was not listed before the deadline passed', { ref: t.reference.id });
   const what = t.reference.service === 'ssm' ? 'GetParametersByPath' : 'BatchGetSecretValue';
+  if (isThrottling(f.code)) return throttledFailure(t, what, f, undefined, startedAt);
   const extra: Omit<Failure, 'code' | 'message'> = { ref: t.reference.id, awsCode: f.code };
   if (/AccessDenied/.test(f.code)) {
     extra.hint =
@@ -162,13 +163,14 @@ export async function fetchPaths(targets: PathTarget[], api: AwsApi, opts: Fetch
   let awsFailed = false;
   for (const t of targets) {
     let r: { members: NonNullable<FetchedValue['members']> } | { failure: Failure };
+    const startedAt = Date.now();
     try {
       r = t.reference.service === 'ssm' ? await listParameters(t as PathTarget & { reference: { service: 'ssm' } }, api, opts.signal) : await listSecrets(t as PathTarget & { reference: { service: 'secretsmanager' } }, api, opts.signal);
     } catch (e) {
-      r = { failure: listFailure(t, e) };
+      r = { failure: listFailure(t, e, startedAt) };
     }
     if ('failure' in r) {
-      awsFailed ||= r.failure.code === 'FETCH_AWS';
+      awsFailed ||= r.failure.code === 'FETCH_AWS' || r.failure.code === 'FETCH_THROTTLED';
       failures.push(r.failure);
       continue;
     }

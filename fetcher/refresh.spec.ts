@@ -31,6 +31,8 @@ function fakeAws() {
       state.calls++;
       state.batchCalls++;
       if (state.fail) throw denied();
+      // A whole path: the name filter's prefix, every secret on one page.
+      if (input.Filters !== undefined) return { SecretValues: [...store.keys()].filter((id) => id.startsWith(input.Filters![0]!.Values![0]!)).map(get) };
       return { SecretValues: (input.SecretIdList as string[]).map(get), Errors: [] };
     },
     async getParameters() {
@@ -44,7 +46,8 @@ function fakeAws() {
     },
   };
   const put = (id: string, value: string) => store.set(id, { value, version: (store.get(id)?.version ?? 0) + 1 });
-  return { api, state, put };
+  const remove = (id: string) => store.delete(id);
+  return { api, state, put, remove };
 }
 
 let dir: string;
@@ -150,6 +153,7 @@ describe('Refresher.cycle', () => {
     expect(marker()).toEqual({
       version: 1,
       fetchedAt: new Date(c.now()).toISOString(),
+      changedAt: new Date(c.now()).toISOString(),
       secrets: [
         { ref: 'db', arn: expect.any(String), versionId: 'v2', files: ['db/password'] },
         { ref: 'db', arn: expect.any(String), versionId: 'v2', files: ['db/username'] },
@@ -157,6 +161,64 @@ describe('Refresher.cycle', () => {
       ],
     });
     expect(readFileSync(join(dir, MARKER_FILE), 'utf8')).not.toContain('pw-');
+  });
+
+  it('changedAt moves only with a refresh that changed a file; fetchedAt with every complete one', async () => {
+    const { aws, s } = await start([{ ref: 'token', file: 'token' }]);
+    const first = marker();
+    expect(first.changedAt).toBe(first.fetchedAt);
+    const c = clock(Date.parse(first.fetchedAt) + 60_000);
+    const r = new Refresher(s, deps(aws.api, c).d);
+    await r.resume();
+    await r.cycle(never);
+    expect(marker()).toMatchObject({ fetchedAt: new Date(c.now()).toISOString(), changedAt: first.changedAt });
+    aws.put('token', 'token-2');
+    c.advance(60_000);
+    await r.cycle(never);
+    expect(marker()).toMatchObject({ fetchedAt: new Date(c.now()).toISOString(), changedAt: new Date(c.now()).toISOString() });
+  });
+
+  it('refresh signal: sent after a refresh that changed a file, after the marker, and only then', async () => {
+    const { aws, s } = await start([{ ref: 'token', file: 'token' }]);
+    const signalled: Array<{ signal: string; marker: unknown; token: string }> = [];
+    const withSignal: FetchSpec = { ...s, refresh: { intervalSeconds: 60, signal: { container: 'app', signal: 'SIGHUP' } } };
+    const r = new Refresher(withSignal, deps(aws.api, clock(), { signal: (t) => (signalled.push({ signal: t.signal, marker: marker().secrets[0].versionId, token: read('token') }), 'sent') }).d);
+    await r.resume();
+    expect(await r.cycle(never)).not.toHaveProperty('signalled');
+    aws.put('token', 'token-2');
+    expect(await r.cycle(never)).toMatchObject({ ok: true, changed: ['token'], signalled: 'sent' });
+    expect(await r.cycle(never)).not.toHaveProperty('signalled');
+    aws.put('token', 'token-3');
+    await r.cycle(never);
+    expect(signalled).toEqual([
+      { signal: 'SIGHUP', marker: 'v2', token: 'token-2' },
+      { signal: 'SIGHUP', marker: 'v3', token: 'token-3' },
+    ]);
+    // A failed refresh that changed nothing sends nothing.
+    aws.state.fail = 'AccessDeniedException';
+    expect(await r.cycle(never)).toMatchObject({ ok: false, changed: [] });
+    expect(signalled).toHaveLength(2);
+  });
+
+  it('a whole path: a secret created under it appears as a file, one deleted disappears, and the marker follows', async () => {
+    const aws = fakeAws();
+    aws.put('app/a', 'a-1');
+    aws.put('app/b', 'b-1');
+    aws.put('application', 'not under the path');
+    const s = spec([{ ref: 'app/*', file: 'app' }]);
+    expect((await execute(s, { credentials: IRSA, api: () => aws.api })).ok).toBe(true);
+    expect([read('app/a'), read('app/b')]).toEqual(['a-1', 'b-1']);
+    const r = new Refresher(s, deps(aws.api).d);
+    await r.resume();
+    aws.put('app/c', 'c-1');
+    aws.remove('app/a');
+    aws.put('app/b', 'b-2');
+    const c = await r.cycle(never);
+    expect(c).toMatchObject({ ok: true });
+    expect([...c.changed].sort()).toEqual(['app/a', 'app/b', 'app/c']);
+    expect(existsSync(join(dir, 'app/a'))).toBe(false);
+    expect([read('app/b'), read('app/c')]).toEqual(['b-2', 'c-1']);
+    expect(marker().secrets[0]).toMatchObject({ ref: 'app/*', files: ['app/b', 'app/c'], members: [{ name: 'b', versionId: 'v2' }, { name: 'c', versionId: 'v1' }] });
   });
 
   it('makes no more AWS calls per refresh than the first fetch (one batch), and never polls versionId-pinned entries', async () => {
@@ -375,6 +437,58 @@ describe('Refresher.run', () => {
     expect(failures[0]).toMatch(/^refresh failed \(1 in a row; files last fetched completely .*, 8 s ago\); next attempt in 4 s: FETCH_AWS: reference token/);
     expect(reports[0]).toMatch(/^refresh stale: no complete refresh for \d+ s, over the bound of 300 s/);
     expect(read('token')).toBe('token-1');
+  });
+
+  it('a step back of the wall clock neither stretches the staleness bound nor moves fetchedAt backwards', async () => {
+    const aws = fakeAws();
+    aws.put('token', 'token-1');
+    const s = spec([{ ref: 'token', file: 'token' }], 10);
+    expect((await execute(s, { credentials: IRSA, api: () => aws.api })).ok).toBe(true);
+    const wall = clock(Date.now());
+    const mono = clock(1_000);
+    const waits: number[] = [];
+    const { d } = deps(aws.api, wall, {
+      monotonic: mono.now,
+      random: () => 1,
+      sleep: async (ms) => {
+        waits.push(ms);
+        mono.advance(ms);
+        wall.advance(ms);
+        if (waits.length === 1) wall.advance(-3_600_000); // the node's clock steps back an hour
+        if (waits.length === 2) aws.state.fail = 'AccessDeniedException';
+      },
+    });
+    const r = new Refresher(s, d);
+    await r.resume();
+    const before = Date.parse(marker().fetchedAt);
+    const stop = new AbortController();
+    const code = await r.run(stop.signal);
+    expect(code).toBe(1);
+    // The first refresh (after the step back) succeeded: fetchedAt did not go backwards.
+    expect(Date.parse(marker().fetchedAt)).toBeGreaterThanOrEqual(before);
+    // Given up past 300 s on the monotonic clock, not 3,900 s.
+    const total = waits.reduce((a, b) => a + b, 0);
+    expect(total).toBeGreaterThan(300_000);
+    expect(total).toBeLessThan(400_000);
+  });
+
+  it('ExpiredToken or InvalidClientTokenId from AWS makes it resolve credentials again', async () => {
+    for (const code of ['ExpiredTokenException', 'InvalidClientTokenId']) {
+      const aws = fakeAws();
+      aws.put('token', 'token-1');
+      const s = spec([{ ref: 'token', file: 'token' }]);
+      expect((await execute(s, { credentials: IRSA, api: () => aws.api })).ok).toBe(true);
+      let forgotten = 0;
+      const api: AwsApi = { ...aws.api, forgetCredentials: () => void forgotten++ };
+      const r = new Refresher(s, deps(api).d);
+      await r.resume();
+      aws.state.fail = 'AccessDeniedException';
+      await r.cycle(never);
+      expect(forgotten).toBe(0);
+      aws.state.fail = code;
+      expect((await r.cycle(never)).ok).toBe(false);
+      expect(forgotten).toBe(1);
+    }
   });
 
   it('stops with 0 as soon as it is told to, between refreshes', async () => {

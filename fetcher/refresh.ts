@@ -5,13 +5,15 @@
 // change and are not polled. A failed refresh leaves every file as it was, logs one line, and is
 // retried with capped exponential backoff; past the staleness bound the process exits 1, so the
 // kubelet restarts it and the pod's restart count shows it. SIGTERM (the `stop` signal) ends the
-// loop promptly with 0. Everything with side effects is injected: clock, randomness, sleep, log.
+// loop promptly with 0. The bound and the waits run on a monotonic clock; the wall clock gives only
+// the marker's `fetchedAt`, which never goes backwards (a step back of the node's clock leaves it
+// as it was). Everything with side effects is injected: clocks, randomness, sleep, log.
 
 import { formatFailure, redactor, type Failure, type Redactor, type ReportContext } from './errors.js';
-import type { AwsApi, FetchedValue } from './fetch.js';
+import { STALE_CREDENTIAL_CODES, type AwsApi, type FetchedValue } from './fetch.js';
 import { collect, DEFAULT_TIMEOUTS, identityContext, reportedStrings, stsRegionOf, valueStrings } from './main.js';
 import { findConflicts } from './render.js';
-import type { FetchSpec, SecretItem } from './spec.js';
+import type { FetchSpec, RefreshSignal, SecretItem } from './spec.js';
 import { readMarker, updateSecrets, type UpdateHooks } from './update.js';
 import { insideVolume } from './volume.js';
 import type { Marker, MarkerEntry } from './write.js';
@@ -41,7 +43,13 @@ export function staleAfterMs(intervalMs: number): number {
 export interface RefreshDeps {
   api: AwsApi;
   envRegion?: string;
+  /** The wall clock: only for `fetchedAt` in the marker, which never goes backwards. */
   now: () => number;
+  /**
+   * A monotonic clock (ms) for the staleness bound and the waits: a step of the wall clock neither
+   * stretches nor cuts them. Defaults to `now` (tests drive one fake clock).
+   */
+  monotonic?: () => number;
   random: () => number;
   /** Resolves after `ms`, or as soon as `signal` aborts. */
   sleep: (ms: number, signal: AbortSignal) => Promise<void>;
@@ -49,6 +57,8 @@ export interface RefreshDeps {
   log: (line: string) => void;
   /** The final word when the sidecar gives up (the termination message). */
   report?: (text: string) => void;
+  /** Sends the spec's refresh signal to the app (signal.ts); returns the line to log. */
+  signal?: (target: RefreshSignal) => string;
   hooks?: UpdateHooks;
 }
 
@@ -58,6 +68,8 @@ export interface CycleResult {
   failures: Failure[];
   /** Redacted, one line. */
   summary?: string;
+  /** What the refresh signal did, when files changed and the pod asked for one. */
+  signalled?: string;
 }
 
 export const oneLine = (failures: Failure[], ctx: ReportContext, redact: Redactor): string =>
@@ -67,7 +79,12 @@ export class Refresher {
   readonly intervalMs: number;
   private readonly polled: Array<{ index: number; item: SecretItem }>;
   private entries: Array<MarkerEntry | undefined>;
+  /** Monotonic time of the last complete refresh (or of the fetcher's write). */
   private lastSuccess: number;
+  /** Wall time written as `fetchedAt`: never earlier than the one before it. */
+  private fetchedAt: number;
+  /** Wall time written as `changedAt`: when a file last changed, never earlier than the one before it. */
+  private changedAt: number | undefined;
   private failuresInRow = 0;
   private readonly cleaned = new Set<string>();
   /** The values of the pass in progress (or the last one), for redaction; replaced each pass. */
@@ -81,7 +98,12 @@ export class Refresher {
     this.intervalMs = spec.refresh.intervalSeconds * 1000;
     this.polled = spec.items.map((item, index) => ({ index, item })).filter(({ item }) => item.versionId === undefined);
     this.entries = spec.items.map(() => undefined);
-    this.lastSuccess = deps.now();
+    this.lastSuccess = this.mono();
+    this.fetchedAt = deps.now();
+  }
+
+  private mono(): number {
+    return (this.deps.monotonic ?? this.deps.now)();
   }
 
   /** Picks up where the fetcher (or this sidecar before a restart) left off: the marker's time and entries. */
@@ -89,15 +111,22 @@ export class Refresher {
     const marker = await readMarker(this.spec.dir);
     if (marker === undefined) return;
     const at = marker.fetchedAt === undefined ? Number.NaN : Date.parse(marker.fetchedAt);
-    if (Number.isFinite(at)) this.lastSuccess = Math.min(at, this.deps.now());
+    if (Number.isFinite(at)) {
+      // The marker's age by the wall clock, once, then counted on the monotonic clock.
+      this.lastSuccess = this.mono() - Math.max(0, this.deps.now() - at);
+      this.fetchedAt = at;
+    }
+    const changed = marker.changedAt === undefined ? Number.NaN : Date.parse(marker.changedAt);
+    if (Number.isFinite(changed)) this.changedAt = changed;
     // The fetcher writes one entry per item, in order.
     if (marker.secrets.length === this.spec.items.length && marker.secrets.every((e, i) => e?.ref === this.spec.items[i]!.ref)) {
       this.entries = [...marker.secrets];
     }
   }
 
+  /** Wall time of the last complete refresh, as the marker's `fetchedAt` says it. */
   get lastSuccessAt(): number {
-    return this.lastSuccess;
+    return this.fetchedAt;
   }
 
   /** Hides what the last pass fetched from a report, leaving what the report itself names. */
@@ -111,7 +140,7 @@ export class Refresher {
     const deadline = AbortSignal.any([stop, AbortSignal.timeout(timeouts.deadlineSeconds * 1000)]);
     const pollSpec: FetchSpec = { ...this.spec, items: this.polled.map((p) => p.item) };
     this.seen = new Map();
-    const c = await collect(pollSpec, this.deps.api, this.deps.envRegion, deadline, this.seen);
+    const c = await collect(pollSpec, this.deps.api, this.deps.envRegion, deadline, this.seen, 'refresh');
     if (stop.aborted) return { ok: false, changed: [], failures: [] };
     const failures = [...c.failures];
     let files = c.files;
@@ -127,7 +156,6 @@ export class Refresher {
     const keep = new Set([...files.map((f) => f.path), ...this.entries.filter((e, i) => e !== undefined && !fresh.has(i)).flatMap((e) => e!.files)]);
     const remove = [...fresh].flatMap(([i]) => (this.entries[i]?.files ?? []).filter((p) => !keep.has(p) && insideVolume(p)));
 
-    const now = this.deps.now;
     let completeAt: number | undefined;
     const update = await updateSecrets(
       this.spec.dir,
@@ -138,22 +166,35 @@ export class Refresher {
         for (const [i, entry] of fresh) if (!entry.files.some((f) => failedPaths.has(f))) this.entries[i] = entry;
         const complete = failures.length === 0 && writeFailures.length === 0;
         if (!complete && changed.length === 0) return undefined;
-        if (complete) completeAt = now();
-        const marker: Marker = { version: 1, fetchedAt: new Date(completeAt ?? this.lastSuccess).toISOString(), secrets: this.entries.filter((e): e is MarkerEntry => e !== undefined) };
+        if (complete) {
+          completeAt = this.mono();
+          this.fetchedAt = Math.max(this.fetchedAt, this.deps.now());
+        }
+        if (changed.length > 0) this.changedAt = Math.max(this.changedAt ?? 0, this.deps.now());
+        const marker: Marker = { version: 1, fetchedAt: new Date(this.fetchedAt).toISOString(), secrets: this.entries.filter((e): e is MarkerEntry => e !== undefined) };
+        if (this.changedAt !== undefined) marker.changedAt = new Date(this.changedAt).toISOString();
         return marker;
       },
       { remove, cleaned: this.cleaned, ...(this.deps.hooks !== undefined && { hooks: this.deps.hooks }) },
     );
     failures.push(...update.failures);
     if (failures.length === 0 && completeAt !== undefined) this.lastSuccess = completeAt;
-    if (failures.length === 0) return { ok: true, changed: update.changed, failures };
+    // AWS held the credentials as expired (a node clock behind AWS's keeps them past their stated
+    // expiry): the next call, the identity lookup below included, resolves them again.
+    if (failures.some((f) => f.awsCode !== undefined && STALE_CREDENTIAL_CODES.has(f.awsCode))) this.deps.api.forgetCredentials?.();
+    // After the files and the marker, and only when a file changed: the app re-reads what is new.
+    const target = this.spec.refresh?.signal;
+    const signalled = update.changed.length > 0 && target !== undefined && this.deps.signal !== undefined ? this.deps.signal(target) : undefined;
+    const result: CycleResult = { ok: failures.length === 0, changed: update.changed, failures, ...(signalled !== undefined && { signalled }) };
+    if (result.ok) return result;
     const ctx = c.awsFailed ? await identityContext(this.deps.api, stsRegionOf(this.spec, this.deps.envRegion), 3_000) : {};
-    return { ok: false, changed: update.changed, failures, summary: oneLine(failures, ctx, this.redactor(ctx)) };
+    return { ...result, summary: oneLine(failures, ctx, this.redactor(ctx)) };
   }
 
   /** The loop: returns the exit code (0 once `stop` aborts, 1 when stale). */
   async run(stop: AbortSignal): Promise<number> {
-    const { now, random, sleep, log } = this.deps;
+    const { random, sleep, log } = this.deps;
+    const now = () => this.mono();
     const staleMs = staleAfterMs(this.intervalMs);
     let delay = Math.max(0, this.lastSuccess + jittered(this.intervalMs, random()) - now());
     log(`refresh: ${this.polled.length} of ${this.spec.items.length} entries polled every ${this.intervalMs / 1000} s; next in ${Math.round(delay / 1000)} s`);
@@ -163,6 +204,7 @@ export class Refresher {
       const r = await this.cycle(stop);
       if (stop.aborted) return 0;
       if (r.changed.length > 0) log(`refresh: rewrote ${r.changed.length} file(s): ${r.changed.join(', ')}`);
+      if (r.signalled !== undefined) log(r.signalled);
       if (r.ok) {
         if (this.failuresInRow > 0) log(`refresh: recovered after ${this.failuresInRow} failed attempt(s)`);
         this.failuresInRow = 0;
@@ -171,7 +213,7 @@ export class Refresher {
       }
       this.failuresInRow++;
       const age = now() - this.lastSuccess;
-      const since = `files last fetched completely ${new Date(this.lastSuccess).toISOString()}, ${Math.round(age / 1000)} s ago`;
+      const since = `files last fetched completely ${new Date(this.fetchedAt).toISOString()}, ${Math.round(age / 1000)} s ago`;
       if (age > staleMs) {
         const text = `refresh stale: no complete refresh for ${Math.round(age / 1000)} s, over the bound of ${staleMs / 1000} s (${since}); exiting 1 so that the kubelet restarts this sidecar. Last failure: ${r.summary}`;
         log(text);

@@ -69,18 +69,18 @@ describe('renderItem', () => {
     expect(files(renderItem({ ref: REF, explode: true }, { text: '{"a":"1"}' }, 0o444))[0]!.path).toBe('a');
   });
 
-  // Every error names the reference (and the key), never the value.
+  // Every error names the reference (and the key the spec asked for), never a value nor a key name the secret holds.
   it.each<[string, Partial<SecretItem>, string, string, RegExp]>([
-    ['missing key', { key: 'nope' }, JSON_SECRET, 'FETCH_KEY_MISSING', /key "nope" is not in the secret's JSON \(its keys are "username", "password"/],
+    ['missing key', { key: 'nope' }, JSON_SECRET, 'FETCH_KEY_MISSING', /^key "nope" is not in the secret's JSON \(it has 5 other keys, not listed here\)$/],
     ['key of non-JSON', { key: 'k' }, 'not-json SECRET-VALUE', 'FETCH_NOT_JSON', /not JSON, but key "k"/],
     ['key of a JSON array', { key: 'k' }, '["SECRET-VALUE"]', 'FETCH_NOT_JSON', /not a JSON object/],
     ['explode of non-JSON', { explode: true, file: undefined }, 'SECRET-VALUE', 'FETCH_NOT_JSON', /explode/],
     ['env of non-JSON', { format: 'env' }, 'SECRET-VALUE', 'FETCH_NOT_JSON', /format env/],
     ['json of non-JSON', { format: 'json' }, 'SECRET-VALUE {', 'FETCH_NOT_JSON', /format json/],
     ['env of a scalar key', { format: 'env', key: 'k' }, '{"k":"SECRET-VALUE"}', 'FETCH_NOT_JSON', /format env needs a JSON object/],
-    ['env with a bad name', { format: 'env' }, '{"bad-name":"SECRET-VALUE"}', 'FETCH_BAD_KEY', /"bad-name" is not a valid shell variable name/],
-    ['env setting BASH_ENV', { format: 'env' }, '{"BASH_ENV":"$(touch /tmp/x)"}', 'FETCH_BAD_KEY', /"BASH_ENV" is a variable the shell itself sets or acts on/],
-    ['env setting LD_PRELOAD', { format: 'env' }, '{"LD_PRELOAD":"/x.so"}', 'FETCH_BAD_KEY', /"LD_PRELOAD" is a variable of the dynamic loader/],
+    ['env with a bad name', { format: 'env' }, '{"bad-name":"SECRET-VALUE"}', 'FETCH_BAD_KEY', /^key 1 of 1 in the secret's JSON object is not a valid shell variable name/],
+    ['env setting BASH_ENV', { format: 'env' }, '{"BASH_ENV":"$(touch /tmp/x)"}', 'FETCH_BAD_KEY', /^key 1 of 1 in the secret's JSON object is a variable the shell itself sets or acts on/],
+    ['env setting LD_PRELOAD', { format: 'env' }, '{"LD_PRELOAD":"/x.so"}', 'FETCH_BAD_KEY', /^key 1 of 1 in the secret's JSON object is a variable of the dynamic loader/],
     ['env with NUL', { format: 'env' }, '{"K":"SECRET-VALUE\\u0000"}', 'FETCH_FORMAT', /NUL/],
     ['explode with a bad file name', { explode: true, file: undefined }, '{"../x":"SECRET-VALUE"}', 'FETCH_BAD_KEY', /cannot be a file name/],
     ['explode with env', { explode: true, file: undefined, format: 'env' }, '{"a":"SECRET-VALUE"}', 'FETCH_FORMAT', /format env does not apply/],
@@ -91,6 +91,10 @@ describe('renderItem', () => {
     expect(f!.ref).toBe(REF);
     expect(f!.message).toMatch(message);
     expect(JSON.stringify(f)).not.toContain('SECRET-VALUE');
+    // No key name the secret holds (the one the spec asked for is the user's own).
+    for (const k of Object.keys((() => { try { return JSON.parse(text) as object; } catch { return {}; } })() ?? {})) {
+      if (k !== extra.key && k.length > 3) expect(f!.message).not.toContain(k.slice(0, 20));
+    }
   });
 
   it('refuses keys and formats on a binary secret', () => {
@@ -282,13 +286,14 @@ describe('format env in a real shell', () => {
     ['LD_LIBRARY_PATH', 'chooses the libraries every process loads'],
     ['LD_AUDIT', 'loads code into every process'],
     ['TMOUT', 'ends reads and shells'],
-  ])('refuses the key %s (%s), naming it and the reference', (key) => {
+  ])('refuses the key %s (%s), naming the reference and the key\'s position, never its name', (key) => {
     const r = renderEnv({ APP_OK: 'x', [key]: 'SECRET-VALUE' }, 'arn:ref');
     expect('failures' in r).toBe(true);
     if (!('failures' in r)) return;
     expect(r.failures).toHaveLength(1);
     expect(r.failures[0]).toMatchObject({ code: 'FETCH_BAD_KEY', ref: 'arn:ref' });
-    expect(r.failures[0]!.message).toContain(JSON.stringify(key));
+    expect(r.failures[0]!.message).toMatch(/^key 2 of 2 in the secret's JSON object /);
+    expect(r.failures[0]!.message).not.toContain(key);
     expect(JSON.stringify(r.failures)).not.toContain('SECRET-VALUE');
   });
 

@@ -1,5 +1,6 @@
 // Values -> file contents: key extraction, explode and the three formats. Pure; every error names
-// the reference and the key, never the value (nor a JSON parser's message, which quotes it).
+// the reference and the key the spec asked for, never a value (nor a JSON parser's message, which
+// quotes it) nor a key name the secret holds: a key of the secret is named by its position.
 
 import { failure, type Failure } from './errors.js';
 import type { FetchedValue } from './fetch.js';
@@ -64,6 +65,9 @@ const NAME_MAX = 255;
 
 type JsonObject = Record<string, unknown>;
 
+/** A key of the secret, named by its position only (its name may be sensitive). */
+const nth = (i: number, of: number): string => `key ${i + 1} of ${of} in the secret's JSON object`;
+
 function parseJson(text: string): { ok: true; value: unknown } | { ok: false } {
   try {
     return { ok: true, value: JSON.parse(text) as unknown };
@@ -89,10 +93,12 @@ export function shellQuote(value: string): string {
 export function renderEnv(obj: JsonObject, ref: string): { text: string } | { failures: Failure[] } {
   const failures: Failure[] = [];
   const lines: string[] = [];
-  for (const [k, v] of Object.entries(obj)) {
+  const entries = Object.entries(obj);
+  for (const [i, [k, v]] of entries.entries()) {
+    const which = nth(i, entries.length);
     if (!SHELL_NAME.test(k)) {
       failures.push(
-        failure('FETCH_BAD_KEY', `key ${JSON.stringify(k)} is not a valid shell variable name (letters, digits, _; not starting with a digit)`, {
+        failure('FETCH_BAD_KEY', `${which} is not a valid shell variable name (letters, digits, _; not starting with a digit)`, {
           ref,
           hint: 'use format raw or json, or rename the key',
         }),
@@ -102,7 +108,7 @@ export function renderEnv(obj: JsonObject, ref: string): { text: string } | { fa
     const owned = shellOwned(k);
     if (owned !== undefined) {
       failures.push(
-        failure('FETCH_BAD_KEY', `key ${JSON.stringify(k)} is ${owned}: setting it by sourcing the file would change what the app runs`, {
+        failure('FETCH_BAD_KEY', `${which} is ${owned}: setting it by sourcing the file would change what the app runs`, {
           ref,
           hint: 'rename the key (an app prefix such as APP_ works), or use format raw or json',
         }),
@@ -111,7 +117,7 @@ export function renderEnv(obj: JsonObject, ref: string): { text: string } | { fa
     }
     const text = v === null ? '' : scalarText(v);
     if (text.includes('\u0000')) {
-      failures.push(failure('FETCH_FORMAT', `the value of key ${JSON.stringify(k)} holds a NUL byte, which no shell variable can hold`, { ref }));
+      failures.push(failure('FETCH_FORMAT', `the value of ${which} holds a NUL byte, which no shell variable can hold`, { ref }));
       continue;
     }
     lines.push(`${k}=${shellQuote(text)}`);
@@ -132,8 +138,9 @@ function selectKey(obj: JsonObject | unknown[], key: string, ref: string): { val
     return { value: r.value };
   }
   if (Array.isArray(obj) || !Object.hasOwn(obj, key)) {
-    const keys = Object.keys(obj);
-    const known = keys.length === 0 ? 'it has no keys' : `its keys are ${keys.slice(0, 20).map((k) => JSON.stringify(k)).join(', ')}${keys.length > 20 ? ', …' : ''}`;
+    const count = Object.keys(obj).length;
+    // Its keys are not listed: a key name may itself be sensitive (a hostname, a user name).
+    const known = count === 0 ? 'it has no keys' : `it has ${count} other key${count === 1 ? '' : 's'}, not listed here`;
     return { failure: failure('FETCH_KEY_MISSING', `key ${JSON.stringify(key)} is not in the secret's JSON (${known})`, { ref }) };
   }
   return { value: obj[key] };
@@ -204,16 +211,17 @@ export function renderItem(item: SecretItem, value: FetchedValue, defaultMode: n
     if (format === 'env') return { failures: [failure('FETCH_FORMAT', 'explode writes one file per key; format env does not apply', { ref })] };
     const failures: Failure[] = [];
     const files: OutputFile[] = [];
-    for (const [k, v] of Object.entries(parsed.value)) {
+    const entries = Object.entries(parsed.value);
+    for (const [i, [k, v]] of entries.entries()) {
       const name = `${item.prefix ?? ''}${k}`;
       if (!FILE_SEGMENT.test(name) || name === '.' || name === '..') {
         failures.push(
-          failure('FETCH_BAD_KEY', `key ${JSON.stringify(k)} cannot be a file name (letters, digits, ".", "_" and "-" only)`, { ref }),
+          failure('FETCH_BAD_KEY', `${nth(i, entries.length)} cannot be a file name (letters, digits, ".", "_" and "-" only)`, { ref }),
         );
         continue;
       }
       if (name.length > NAME_MAX) {
-        failures.push(failure('FETCH_BAD_KEY', `key ${JSON.stringify(k.slice(0, 40) + '…')} makes a file name longer than ${NAME_MAX} characters`, { ref }));
+        failures.push(failure('FETCH_BAD_KEY', `${nth(i, entries.length)} makes a file name longer than ${NAME_MAX} characters`, { ref }));
         continue;
       }
       const path = item.file !== undefined ? `${item.file}/${name}` : name;

@@ -28,6 +28,8 @@ export interface Marker {
   version: 1;
   /** When every secret was last fetched and written (ISO 8601): the first fetch, then each complete refresh. */
   fetchedAt?: string;
+  /** When a file last changed (ISO 8601): the first fetch, then each refresh that rewrote, added or removed one. */
+  changedAt?: string;
   secrets: MarkerEntry[];
 }
 

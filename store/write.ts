@@ -139,7 +139,7 @@ export async function writeContent(sm: SecretsManagerClient, target: StoreTarget
     if (key === undefined || key === '') {
       key = newTokenKey();
       const value = key;
-      await call('TagResource', target.name, () => sm.send(new TagResourceCommand({ SecretId: arn, Tags: [{ Key: TOKEN_KEY_TAG, Value: value }] }), { abortSignal: signal }));
+      await call('TagResource', target.name, () => sm.send(new TagResourceCommand({ SecretId: arn, Tags: [...target.tags, { Key: TOKEN_KEY_TAG, Value: value }] }), { abortSignal: signal }));
     }
     // Unchanged when the current version is this content written over the previous one.
     const current = versionAt(existing, 'AWSCURRENT');

@@ -84,6 +84,9 @@ describe('each key, good and bad values', () => {
     [{ [k('secret.x')]: ARN, [k('mode')]: '0440' }, { mode: 0o440 }],
     [{ [k('secret.x')]: ARN, [k('mode')]: '400' }, { mode: 0o400 }],
     [{ [k('secret.x')]: ARN, [k('refresh')]: '1h30m' }, { refreshSeconds: 5400 }],
+    [{ [k('secret.x')]: ARN, [k('refresh')]: '5m', [k('signal-on-refresh')]: 'app' }, { refreshSignal: { container: 'app', signal: 'SIGHUP' } }],
+    [{ [k('secret.x')]: ARN, [k('refresh')]: '5m', [k('signal-on-refresh')]: 'web:SIGUSR1' }, { refreshSignal: { container: 'web', signal: 'SIGUSR1' } }],
+    [{ [k('secret.x')]: ARN, [k('refresh')]: '5m', [k('signal-on-refresh')]: 'web:usr2' }, { refreshSignal: { container: 'web', signal: 'SIGUSR2' } }],
     [{ [k('secret.x')]: ARN }, { mountPath: '/tmp', mode: 0o444 }],
   ])('%j parses', (annotations, expected) => {
     expect(ok(annotations)).toMatchObject(expected);
@@ -91,6 +94,10 @@ describe('each key, good and bad values', () => {
 
   it.each([
     [{ [k('secret-arn')]: '' }, 'secret-arn: reference is empty'],
+    [{ [k('secret.x')]: ARN, [k('signal-on-refresh')]: 'app' }, 'signal-on-refresh: applies only with secrets.k8s.aws/refresh, which is not set'],
+    [{ [k('secret.x')]: ARN, [k('refresh')]: '5m', [k('signal-on-refresh')]: 'app:SIGKILL' }, 'signal-on-refresh: "SIGKILL" is not a signal the refresher sends: one of SIGHUP, SIGUSR1'],
+    [{ [k('secret.x')]: ARN, [k('refresh')]: '5m', [k('signal-on-refresh')]: 'App' }, 'signal-on-refresh: "App" must be a container name'],
+    [{ [k('secret.x')]: ARN, [k('refresh')]: '5m', [k('signal-on-refresh')]: 'a:HUP:x' }, 'must be a container name, optionally followed by ":" and a signal'],
     [{ [k('secret-arn')]: 'arn:aws:s3:::bucket/key' }, 'secret-arn: reference'],
     [{ [k('secret-arn')]: 'arn:aws:secretsmanager:mars:123:secret:x' }, 'is not a valid Secrets Manager ARN'],
     [{ [k('secret-arn')]: ARN, [k('secret-filename')]: '../etc/passwd' }, 'secret-filename: "../etc/passwd" is not a plain file name'],

@@ -13,8 +13,10 @@ import {
   DEFAULT_MODE,
   FORMATS,
   MARKER_FILE,
+  DEFAULT_REFRESH_SIGNAL,
   MAX_PATH_SECRETS,
   MAX_REFRESH_SECONDS,
+  REFRESH_SIGNALS,
   MIN_REFRESH_SECONDS,
   formatMode,
   isSafeRelativePath,
@@ -23,6 +25,8 @@ import {
   itemRules,
   parseMode,
   type Format,
+  type RefreshSignal,
+  type RefreshSignalName,
   type SecretItem,
 } from '../fetcher/spec.js';
 import { isPathReference, isValidRegion, parsePathReference, parseReference, type PathReference, type Reference } from '../fetcher/reference.js';
@@ -249,6 +253,24 @@ export const REFRESH: AnnotationDef<number> = {
   },
 };
 
+// Not `refresh-signal`: no registered name may be a prefix of another, and `refresh` is one.
+export const SIGNAL_ON_REFRESH: AnnotationDef<RefreshSignal> = {
+  name: 'signal-on-refresh',
+  values: '`<container>` or `<container>:<signal>`',
+  default: `\`${DEFAULT_REFRESH_SIGNAL}\``,
+  doc: `With \`refresh\`: after a refresh that changed files, and only then, the refresher sends the signal (${REFRESH_SIGNALS.map((x) => `\`${x}\``).join(', ')}) to the top process of the named app container. The pod's process namespace is then shared (\`shareProcessNamespace\`), and the fetcher and the refresher run as that container's uid and gid, which the pod must state (\`runAsUser\`, \`runAsGroup\`, not root): no capability is added.`,
+  parse: (v) => {
+    const [name = '', sig, ...rest] = v.trim().split(':');
+    if (!DNS_LABEL.test(name) || name.length > 63 || rest.length > 0) {
+      return { error: `${quote(v)} must be a container name, optionally followed by ":" and a signal, such as app or app:SIGUSR1` };
+    }
+    const upper = (sig ?? DEFAULT_REFRESH_SIGNAL).trim().toUpperCase();
+    const signal = (upper.startsWith('SIG') ? upper : `SIG${upper}`) as RefreshSignalName;
+    if (!REFRESH_SIGNALS.includes(signal)) return { error: `${quote(sig)} is not a signal the refresher sends: one of ${REFRESH_SIGNALS.join(', ')}` };
+    return { value: { container: name, signal } };
+  },
+};
+
 export const STATUS: AnnotationDef<'injected'> = {
   name: 'status',
   values: '`injected`',
@@ -275,6 +297,7 @@ export const REGISTRY: readonly AnnotationDef[] = [
   FAILOVER_REGION,
   MODE,
   REFRESH,
+  SIGNAL_ON_REFRESH,
   STATUS,
 ] as AnnotationDef[];
 
@@ -667,6 +690,8 @@ export interface InjectionRequest {
   failoverRegion?: string;
   mode: number;
   refreshSeconds?: number;
+  /** `signal-on-refresh`: the container and the signal. */
+  refreshSignal?: RefreshSignal;
   items: SecretItem[];
 }
 
@@ -722,6 +747,10 @@ export function parseAnnotations(annotations: Annotations, defaults: Defaults): 
   } else if (failoverRegion !== undefined) request.failoverRegion = failoverRegion;
   const refresh = get(REFRESH);
   if (refresh !== undefined) request.refreshSeconds = refresh;
+  const refreshSignal = get(SIGNAL_ON_REFRESH);
+  if (refreshSignal !== undefined && annotations[key(REFRESH)] === undefined) {
+    problems.push(problem('WEBHOOK_CONFLICTING_ANNOTATIONS', key(SIGNAL_ON_REFRESH), `applies only with ${key(REFRESH)}, which is not set: the files never change without it`));
+  } else if (refreshSignal !== undefined) request.refreshSignal = refreshSignal;
 
   // Which annotation each file came from, to name both sides of a clash; with explode, `file` is
   // the directory the keys are written into.

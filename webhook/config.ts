@@ -8,6 +8,7 @@ import { Command, CommanderError, Option as CommanderOption } from 'commander';
 import { NODE_CREDENTIALS_VALUES } from '../fetcher/identity.js';
 import { NETWORK_ENV, NODE_CREDENTIALS_ENV, type NetworkEnvName } from '../fetcher/spec.js';
 import { reservedMountPath } from './annotations.js';
+import { CPU_LIMIT_POLICIES } from './cpu-limit.js';
 import { DEFAULT_STORE_PREFIX, settingsProblems } from '../store/layout.js';
 import { isValidRegion } from '../fetcher/reference.js';
 import { quantityValue } from './quantity.js';
@@ -273,6 +274,12 @@ export const OPTIONS = {
     doc: 'Memory limit of the refresh sidecar (empty: none). Must not be below the request.',
     parse: quantity(true),
   },
+  cpuLimitPolicy: {
+    env: 'CPU_LIMIT_POLICY',
+    default: d.cpuLimitPolicy,
+    doc: "`pod`: the fetcher's CPU limit is read from each pod: as large as the pod's own limits allow without raising the pod's effective CPU limit (the largest limit among its containers, or its pod-level limit), none in a pod without a CPU limit, and never below `FETCHER_CPU_LIMIT`; the refresher keeps `REFRESHER_CPU_LIMIT`, or none in a pod without a CPU limit. `fixed`: exactly `FETCHER_CPU_LIMIT` and `REFRESHER_CPU_LIMIT` in every pod. Why: the chart's README.",
+    parse: oneOf(CPU_LIMIT_POLICIES),
+  },
   nativeSidecars: {
     env: 'NATIVE_SIDECARS',
     default: String(d.nativeSidecars),
@@ -519,6 +526,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
       limits: refresherLimits,
     },
     nodeCredentials: v.fetcherNodeCredentials!,
+    cpuLimitPolicy: v.cpuLimitPolicy!,
   };
   if (v.volumeSizeLimit !== undefined) mutation.volumeSizeLimit = v.volumeSizeLimit;
   if (v.fetchDeadlineSeconds !== undefined) mutation.fetchTimeouts = { deadlineSeconds: v.fetchDeadlineSeconds };

@@ -47,6 +47,23 @@ describe('inject', () => {
     expect(reviewPod(templateOf(got, kind), CONFIG).outcome).toBe('already-injected');
   });
 
+  it('knows signal-on-refresh, templates, JSON Pointer keys and whole paths, and refuses a bad one naming it', () => {
+    const annotations = {
+      [`${PREFIX}secrets`]: '- {ref: prod/app/*, file: app, key: /db/password}\n- {ref: rds-db, file: db.url, template: "postgresql://{{ username }}:{{ password }}@{{ host }}/{{ dbname }}"}',
+      [`${PREFIX}region`]: 'eu-west-1',
+      [`${PREFIX}refresh`]: '5m',
+      [`${PREFIX}signal-on-refresh`]: 'web',
+    };
+    const input = workload('Deployment', { ...template(annotations), spec: { securityContext: { runAsUser: 1000, runAsGroup: 1000 }, containers: [{ name: 'web', image: 'busybox:1.36' }] } as never });
+    const result = injectManifests(YAML.stringify(input), CONFIG);
+    expect(result).toMatchObject({ errors: [], injected: 1 });
+    const spec = templateOf(YAML.parse(result.output), 'Deployment').spec;
+    expect(spec.shareProcessNamespace).toBe(true);
+    expect(spec.initContainers.map((c: { securityContext: { runAsUser: number } }) => c.securityContext.runAsUser)).toEqual([1000, 1000]);
+    const bad = injectManifests(YAML.stringify(workload('Deployment', template({ [`${PREFIX}secrets`]: '- {ref: x, file: y, template: "{{ a"}' }))), CONFIG);
+    expect(bad.errors.join('\n')).toContain('entry 1: template has a "{{" at character 1 that no "}}" closes');
+  });
+
   it('passes other kinds, and pods without annotations, through unchanged', () => {
     const docs = [
       { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', annotations: { [`${PREFIX}secret-arn`]: ARN } }, data: { a: '1' } },

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { CA_BUNDLE_DIR, NODE_CREDENTIALS_ENV, parseSpec, SPEC_ENV } from '../fetcher/spec.js';
+import { CA_BUNDLE_DIR, NODE_CREDENTIALS_ENV, parseSpec, SIGNAL_TARGET_ENV, SPEC_ENV } from '../fetcher/spec.js';
 import { parseAnnotations, PREFIX, type InjectionRequest } from './annotations.js';
-import { checkPod, FETCHER_DIR, findIdentity, mutate, validateResources, validateTarget, type Pod } from './mutate.js';
+import { checkPod, FETCHER_DIR, findIdentity, mutate, validateResources, validateSignal, validateTarget, type Pod } from './mutate.js';
 import { DEFAULT_MUTATION_CONFIG as CONFIG } from './types.js';
 
 const ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:db-password-AbCdEf';
@@ -361,4 +361,50 @@ describe('checkPod', () => {
   });
 
   it('accepts a minimal pod', () => expect(checkPod({ spec: { containers: [{ name: 'a' }] } })).toEqual([]));
+});
+
+describe('signal-on-refresh', () => {
+  const SIG = { [`${PREFIX}refresh`]: '1m', [`${PREFIX}signal-on-refresh`]: 'app:SIGUSR1' };
+  const ids = { securityContext: { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 2000 } };
+  const messages = (p: Pod) => validateSignal(p, request(p)).map((x) => `${x.code} ${x.subject}: ${x.message}`);
+
+  it('shares the process namespace, runs the fetcher and the refresher as the app, and marks the app container', () => {
+    const p = pod(SIG, { ...ids, containers: [{ name: 'app', image: 'busybox' }, { name: 'other', image: 'busybox' }] });
+    expect(messages(p)).toEqual([]);
+    const { pod: out, spec } = mutate(p, request(p), CONFIG);
+    expect(out.spec.shareProcessNamespace).toBe(true);
+    for (const c of out.spec.initContainers!.slice(0, 2)) {
+      expect(c.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000, runAsGroup: 2000, capabilities: { drop: ['ALL'] }, allowPrivilegeEscalation: false });
+    }
+    expect(out.spec.containers[0]!.env).toEqual([{ name: SIGNAL_TARGET_ENV, value: 'app' }]);
+    expect(out.spec.containers[1]!.env).toBeUndefined();
+    expect(spec.refresh).toEqual({ intervalSeconds: 60, signal: { container: 'app', signal: 'SIGUSR1' } });
+  });
+
+  it("takes the container's own uid and gid over the pod's", () => {
+    const p = pod(SIG, { securityContext: { runAsUser: 1, runAsGroup: 1 }, containers: [{ name: 'app', image: 'busybox', securityContext: { runAsUser: 4000, runAsGroup: 5000 } }] });
+    const { pod: out } = mutate(p, request(p), CONFIG);
+    expect(out.spec.initContainers![1]!.securityContext).toMatchObject({ runAsUser: 4000, runAsGroup: 5000 });
+  });
+
+  it('leaves pods without it as they were: no shared namespace, the fetcher uid', () => {
+    const p = pod({ [`${PREFIX}refresh`]: '1m' }, ids);
+    const { pod: out } = mutate(p, request(p), CONFIG);
+    expect(out.spec).not.toHaveProperty('shareProcessNamespace');
+    expect(out.spec.initContainers![1]!.securityContext!.runAsUser).toBe(CONFIG.fetcherUid);
+    expect(out.spec.containers[0]!.env).toBeUndefined();
+  });
+
+  it.each<[string, Partial<Pod['spec']>, Record<string, string>, string]>([
+    ['no uid', { securityContext: { runAsGroup: 1 } }, {}, 'WEBHOOK_UNSUPPORTED_POD secrets.k8s.aws/signal-on-refresh: the refresher signals container "app" as its own uid and gid, with no added capability, so the pod must state them: set securityContext.runAsUser and runAsGroup on the container or the pod (runAsUser is not set)'],
+    ['no gid', { securityContext: { runAsUser: 1000 } }, {}, '(runAsGroup is not set)'],
+    ['root', { securityContext: { runAsUser: 0, runAsGroup: 0 } }, {}, 'container "app" runs as root (runAsUser 0), and the fetcher and refresher never do'],
+    ['an unshared namespace on purpose', { ...ids, shareProcessNamespace: false }, {}, 'and the pod sets spec.shareProcessNamespace: false'],
+    ['the node PID namespace', { ...ids, hostPID: true }, {}, "the pod uses the node's (spec.hostPID: true)"],
+    ['a container the pod lacks', ids, { [`${PREFIX}signal-on-refresh`]: 'web' }, 'WEBHOOK_UNKNOWN_CONTAINER secrets.k8s.aws/signal-on-refresh: names container "web", which the pod does not have (containers: app)'],
+    ['an init container', { ...ids, initContainers: [{ name: 'migrate', image: 'busybox' }] }, { [`${PREFIX}signal-on-refresh`]: 'migrate' }, 'is an init container; name an app container'],
+    ['a container without the volume', { ...ids, containers: [{ name: 'app', image: 'busybox' }, { name: 'web', image: 'busybox' }] }, { [`${PREFIX}containers`]: 'web' }, 'which secrets.k8s.aws/containers leaves without the secrets volume'],
+  ])('refuses %s, naming the annotation and the reason', (_name, spec, extra, message) => {
+    expect(messages(pod({ ...SIG, ...extra }, spec)).join('\n')).toContain(message);
+  });
 });

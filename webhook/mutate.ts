@@ -16,6 +16,7 @@ import {
   REFRESHER_NODE_OPTIONS,
   POD_NAME_ENV,
   POD_NAMESPACE_ENV,
+  SIGNAL_TARGET_ENV,
   SPEC_ENV,
   SPEC_VERSION,
   serialiseSpec,
@@ -24,6 +25,7 @@ import {
 import { isPathReference, parsePathReference, parseReference } from '../fetcher/reference.js';
 import { MAX_ANNOTATIONS_BYTES, PREFIX, STATUS_ANNOTATION, STATUS_INJECTED, type InjectionRequest } from './annotations.js';
 import { problem, quote, type Problem } from './problems.js';
+import { cpuLimits, type CpuLimits } from './cpu-limit.js';
 import { quantityValue } from './quantity.js';
 import type { MutationConfig } from './types.js';
 
@@ -251,10 +253,11 @@ export function validateResources(pod: Pod, config: MutationConfig): Problem[] {
   const own = pod.spec.resources;
   if (!isObject(own)) return [];
   const problems: Problem[] = [];
+  const fetcher = fetcherResources(config, cpuLimits(pod, config));
   for (const kind of ['requests', 'limits'] as const) {
     const podSide = own[kind];
     if (!isObject(podSide)) continue;
-    for (const [resource, wanted] of Object.entries(config.fetcherResources[kind])) {
+    for (const [resource, wanted] of Object.entries(fetcher[kind])) {
       const have = podSide[resource];
       const haveValue = typeof have === 'string' ? quantityValue(have) : typeof have === 'number' ? have : undefined;
       const wantedValue = quantityValue(wanted);
@@ -290,7 +293,10 @@ export function buildSpec(request: InjectionRequest, config: MutationConfig): Fe
   if (request.roleArn !== undefined) spec.roleArn = request.roleArn;
   if (request.failoverRegion !== undefined) spec.failoverRegion = request.failoverRegion;
   if (config.fetchTimeouts !== undefined) spec.timeouts = config.fetchTimeouts;
-  if (request.refreshSeconds !== undefined && polled(request)) spec.refresh = { intervalSeconds: request.refreshSeconds };
+  if (request.refreshSeconds !== undefined && polled(request)) {
+    spec.refresh = { intervalSeconds: request.refreshSeconds };
+    if (request.refreshSignal !== undefined) spec.refresh.signal = request.refreshSignal;
+  }
   return spec;
 }
 
@@ -314,6 +320,65 @@ export function validateRefresh(request: InjectionRequest, config: MutationConfi
   ];
 }
 
+/** The uid and gid a container runs as, where the pod states them (the container's own, else the pod's). */
+function statedIds(pod: Pod, c: Container): { uid?: number; gid?: number } {
+  const own = isObject(c.securityContext) ? c.securityContext : {};
+  const podCtx = isObject(pod.spec.securityContext) ? pod.spec.securityContext : {};
+  const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : undefined);
+  const ids: { uid?: number; gid?: number } = {};
+  const uid = num(own.runAsUser) ?? num(podCtx.runAsUser);
+  const gid = num(own.runAsGroup) ?? num(podCtx.runAsGroup);
+  if (uid !== undefined) ids.uid = uid;
+  if (gid !== undefined) ids.gid = gid;
+  return ids;
+}
+
+/**
+ * Stage validate (signal): `signal-on-refresh` needs an app container that gets the volume and
+ * whose uid and gid the pod states (not root): the fetcher and the refresher run as them, so
+ * reading the app's /proc entries and signalling it need no capability. A pod that keeps its
+ * process namespace unshared on purpose, or uses the node's, is refused rather than changed.
+ */
+export function validateSignal(pod: Pod, request: InjectionRequest, refused: ReadonlySet<string> = new Set()): Problem[] {
+  const s = request.refreshSignal;
+  if (s === undefined) return [];
+  const subject = `${PREFIX}signal-on-refresh`;
+  const problems: Problem[] = [];
+  const app = pod.spec.containers.find((c) => c.name === s.container);
+  if (app === undefined) {
+    const init = list(pod.spec.initContainers).some((c) => c.name === s.container);
+    return [
+      problem(
+        'WEBHOOK_UNKNOWN_CONTAINER',
+        subject,
+        `names container ${quote(s.container)}, which ${init ? 'is an init container; name an app container' : `the pod does not have (containers: ${pod.spec.containers.map((c) => c.name).join(', ')})`}`,
+      ),
+    ];
+  }
+  if (!refused.has(`${PREFIX}containers`) && request.containers !== undefined && !request.containers.includes(s.container)) {
+    problems.push(problem('WEBHOOK_CONFLICTING_ANNOTATIONS', subject, `names container ${quote(s.container)}, which ${PREFIX}containers leaves without the secrets volume`));
+  }
+  const { uid, gid } = statedIds(pod, app);
+  if (uid === undefined || gid === undefined) {
+    problems.push(
+      problem(
+        'WEBHOOK_UNSUPPORTED_POD',
+        subject,
+        `the refresher signals container ${quote(s.container)} as its own uid and gid, with no added capability, so the pod must state them: set securityContext.runAsUser and runAsGroup on the container or the pod (${uid === undefined ? 'runAsUser' : 'runAsGroup'} is not set)`,
+      ),
+    );
+  } else if (uid === 0) {
+    problems.push(problem('WEBHOOK_UNSUPPORTED_POD', subject, `container ${quote(s.container)} runs as root (runAsUser 0), and the fetcher and refresher never do: run the app as a non-root uid`));
+  }
+  if (pod.spec.shareProcessNamespace === false) {
+    problems.push(problem('WEBHOOK_CONFLICTING_ANNOTATIONS', subject, 'needs the pod\'s process namespace shared, and the pod sets spec.shareProcessNamespace: false'));
+  }
+  if (pod.spec.hostPID === true) {
+    problems.push(problem('WEBHOOK_UNSUPPORTED_POD', subject, 'needs the pod\'s own shared process namespace, and the pod uses the node\'s (spec.hostPID: true)'));
+  }
+  return problems;
+}
+
 /** The fetcher's network settings and CA bundle: env and mounts beside the identity's. */
 function networkOf(config: MutationConfig, caVolume: string | undefined): { env: V1EnvVar[]; mounts: V1VolumeMount[] } {
   const env: V1EnvVar[] = (config.fetcherNetworkEnv ?? []).map((e) => ({ name: e.name, value: e.value }));
@@ -325,12 +390,21 @@ function networkOf(config: MutationConfig, caVolume: string | undefined): { env:
   return { env, mounts };
 }
 
+/** The configured resources with the CPU limit chosen for this pod (none: no CPU limit). */
+function withCpuLimit(configured: MutationConfig['fetcherResources'], cpu: string | undefined) {
+  const { cpu: _configured, ...limits } = configured.limits;
+  return { requests: { ...configured.requests }, limits: cpu === undefined ? limits : { cpu, ...limits } };
+}
+
+export const fetcherResources = (config: MutationConfig, cpu: CpuLimits) => withCpuLimit(config.fetcherResources, cpu.fetcher);
+
 export function buildInitContainer(
   name: string,
   volume: string,
   spec: FetchSpec,
   identity: Identity,
   config: MutationConfig,
+  cpu: CpuLimits,
   caVolume?: string,
 ): V1Container {
   const network = networkOf(config, caVolume);
@@ -348,7 +422,7 @@ export function buildInitContainer(
       // Visible in the pod: this fetcher may fall back to the node's credentials.
       ...(config.nodeCredentials === 'allow' ? [{ name: NODE_CREDENTIALS_ENV, value: 'allow' }] : []),
     ],
-    resources: { requests: { ...config.fetcherResources.requests }, limits: { ...config.fetcherResources.limits } },
+    resources: fetcherResources(config, cpu),
     // Pod Security "restricted" asks for every one of these; the fetcher needs none of the rest.
     securityContext: {
       runAsNonRoot: true,
@@ -376,14 +450,15 @@ export function buildRefresher(
   spec: FetchSpec,
   identity: Identity,
   config: MutationConfig,
+  cpu: CpuLimits,
   caVolume?: string,
 ): V1Container {
-  const base = buildInitContainer(name, volume, spec, identity, config, caVolume);
+  const base = buildInitContainer(name, volume, spec, identity, config, cpu, caVolume);
   return {
     ...base,
     args: [...REFRESH_ARGS],
     env: [...(base.env ?? []), { name: 'NODE_OPTIONS', value: REFRESHER_NODE_OPTIONS }],
-    resources: structuredClone(config.refresherResources),
+    resources: withCpuLimit(config.refresherResources, cpu.refresher),
     restartPolicy: 'Always',
   };
 }
@@ -407,6 +482,9 @@ export interface MutationResult {
 export function mutate(pod: Pod, request: InjectionRequest, config: MutationConfig): MutationResult {
   const spec = buildSpec(request, config);
   const identity = findIdentity(pod, request);
+  const signal = spec.refresh?.signal;
+  const signalled = signal === undefined ? undefined : pod.spec.containers.find((c) => c.name === signal.container);
+  const runAs = signalled === undefined ? undefined : statedIds(pod, signalled);
 
   const volumes = list(pod.spec.volumes);
   const volumeNames = new Set(volumes.map((v) => v.name));
@@ -422,10 +500,15 @@ export function mutate(pod: Pod, request: InjectionRequest, config: MutationConf
   ]);
   const name = uniqueName(INIT_CONTAINER_NAME, names);
   const warnings: string[] = [];
-  const containers = [buildInitContainer(name, volume, spec, identity, config, caVolume) as Container];
+  // With a refresh signal, both run as the app's uid and gid: the refresher may then read the
+  // app's /proc entries and signal it, and every file and directory has one owner throughout.
+  const asApp = (c: V1Container): Container =>
+    (runAs?.uid === undefined || runAs.gid === undefined ? c : { ...c, securityContext: { ...c.securityContext, runAsUser: runAs.uid, runAsGroup: runAs.gid } }) as Container;
+  const cpu = cpuLimits(pod, config);
+  const containers = [asApp(buildInitContainer(name, volume, spec, identity, config, cpu, caVolume))];
   if (spec.refresh !== undefined) {
     const refresher = uniqueName(REFRESHER_NAME, new Set([...names, name]));
-    containers.push(buildRefresher(refresher, volume, spec, identity, config, caVolume) as Container);
+    containers.push(asApp(buildRefresher(refresher, volume, spec, identity, config, cpu, caVolume)));
   } else if (request.refreshSeconds !== undefined) {
     warnings.push(`${PREFIX}refresh ignored: every secret is pinned to a versionId, so there is nothing to refresh`);
   }
@@ -434,8 +517,11 @@ export function mutate(pod: Pod, request: InjectionRequest, config: MutationConf
   const mounted = new Set<Container>([...t.init, ...t.app]);
   // Read-write, as the original sample had it: the default path is /tmp, where apps write their
   // own temporary files. The secret files themselves are read-only (mode 0444 by default).
-  const withVolume = (c: Container): Container =>
-    mounted.has(c) ? { ...c, volumeMounts: [...list(c.volumeMounts), { name: volume, mountPath: request.mountPath }] } : c;
+  const withVolume = (c: Container): Container => {
+    const out = mounted.has(c) ? { ...c, volumeMounts: [...list(c.volumeMounts), { name: volume, mountPath: request.mountPath }] } : c;
+    // The mark the refresher finds the signalled container's processes by.
+    return c === signalled ? { ...out, env: [...list(c.env), { name: SIGNAL_TARGET_ENV, value: c.name }] } : out;
+  };
   const emptyDir = config.volumeSizeLimit === undefined ? { medium: 'Memory' } : { medium: 'Memory', sizeLimit: config.volumeSizeLimit };
   const added: Array<V1Volume & Record<string, unknown>> = [{ name: volume, emptyDir }];
   if (ca !== undefined && caVolume !== undefined) {
@@ -455,6 +541,7 @@ export function mutate(pod: Pod, request: InjectionRequest, config: MutationConf
       containers: pod.spec.containers.map(withVolume),
       volumes: [...volumes, ...added],
       initContainers: [...containers, ...list(pod.spec.initContainers).map(withVolume)],
+      ...(signalled !== undefined && spec.refresh !== undefined && { shareProcessNamespace: true }),
     },
     metadata: { ...pod.metadata, annotations: { ...pod.metadata?.annotations, [STATUS_ANNOTATION]: STATUS_INJECTED } },
   };

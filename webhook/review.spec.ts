@@ -222,7 +222,8 @@ describe('review: refresh', () => {
     pod({ [`${PREFIX}secret.db`]: ARN, [`${PREFIX}refresh`]: '2m', ...extra });
 
   it('adds the refresh sidecar right after the fetcher: the same container, restartPolicy Always, its own resources', () => {
-    const r = reviewPod(refreshPod(), CONFIG);
+    // Under the fixed policy: the configured resources, whatever the pod (cpu-limit.spec.ts: the pod policy).
+    const r = reviewPod(refreshPod(), { ...CONFIG, cpuLimitPolicy: 'fixed' });
     if (r.outcome !== 'injected') throw new Error(r.outcome);
     const [fetcher, refresher, ...rest] = r.pod.spec.initContainers!;
     expect(rest).toEqual([]);

@@ -42,6 +42,12 @@ export interface MutationConfig {
    */
   nodeCredentials: 'deny' | 'allow';
   /**
+   * `pod` (the default when unset): the fetcher's CPU limit is read from the pod, as large as the
+   * pod's own limits allow and never below `fetcherResources.limits.cpu`, and the refresher goes
+   * unlimited in an unlimited pod (webhook/cpu-limit.ts); `fixed`: exactly the configured limits.
+   */
+  cpuLimitPolicy?: 'pod' | 'fixed';
+  /**
    * Where write-through keeps Kubernetes Secrets in Secrets Manager (WRITE_THROUGH_*), for pods'
    * `fromSecret` entries; unset, such entries are refused.
    */
@@ -63,6 +69,7 @@ export const DEFAULT_MUTATION_CONFIG: MutationConfig = {
     limits: { cpu: '100m', memory: '64Mi' },
   },
   nodeCredentials: 'deny',
+  cpuLimitPolicy: 'pod',
 };
 
 /** How one review ended; the shell turns this into a log line and metrics. */

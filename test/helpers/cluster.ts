@@ -35,6 +35,8 @@ export interface ClusterInfo {
   dir: string;
   /** Where the processes' logs go (kept after stop() for post-mortems). */
   logDir: string;
+  /** http://127.0.0.1:<port> of etcd's client API, to read what the apiserver stored. */
+  etcdUrl?: string;
 }
 
 export interface CommandResult {
@@ -322,7 +324,7 @@ async function startOnce(timeoutMs: number, scheduler: boolean): Promise<Control
       logDir,
     );
     procs.push(apiserver);
-    const info: ClusterInfo = { server, kubeconfigPath: join(dir, 'kubeconfig'), caFile, token, dir, logDir };
+    const info: ClusterInfo = { server, kubeconfigPath: join(dir, 'kubeconfig'), caFile, token, dir, logDir, etcdUrl };
     await waitUntil(
       'kube-apiserver /readyz',
       procs,
@@ -407,6 +409,22 @@ async function startOnce(timeoutMs: number, scheduler: boolean): Promise<Control
     rmSync(dir, { recursive: true, force: true });
     throw e;
   }
+}
+
+/**
+ * The bytes etcd holds under `key` (e.g. /registry/secrets/<ns>/<name>), read through etcd's own
+ * v3 API (its JSON gateway), not through the apiserver: what is at rest. Undefined when absent.
+ */
+export async function etcdGet(etcdUrl: string, key: string): Promise<Buffer | undefined> {
+  const res = await fetch(`${etcdUrl}/v3/kv/range`, {
+    method: 'POST',
+    body: JSON.stringify({ key: Buffer.from(key).toString('base64') }),
+    signal: AbortSignal.timeout(5_000),
+  });
+  if (!res.ok) throw new Error(`etcd range ${key}: HTTP ${res.status}`);
+  const body = (await res.json()) as { kvs?: Array<{ value?: string }> };
+  const value = body.kvs?.[0]?.value;
+  return value === undefined ? undefined : Buffer.from(value, 'base64');
 }
 
 /** A namespace name unique to this run, for tests that must not see each other's objects. */

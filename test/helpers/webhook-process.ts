@@ -36,6 +36,8 @@ export interface WebhookOptions {
   env?: Record<string, string>;
   /** Directory holding cli.mjs; default $BUNDLE_OUT or dist. */
   bundleDir?: string;
+  /** The subcommand serving reviews: `webhook` (default) or `write-through`. */
+  command?: 'webhook' | 'write-through';
   timeoutMs?: number;
 }
 
@@ -77,7 +79,7 @@ export async function startWebhook(opts: WebhookOptions = {}): Promise<WebhookPr
     const url = `https://127.0.0.1:${port}`;
     const logFile = join(LOG_DIR, `webhook-${port}.log`);
     const fd = openSync(logFile, 'w');
-    const child = spawnGuarded(process.execPath, [cli, 'webhook'], {
+    const child = spawnGuarded(process.execPath, [cli, opts.command ?? 'webhook'], {
       out: fd,
       cwd: dir,
       env: {

@@ -20,11 +20,11 @@ describe.skipIf(skip !== false)(`fetcher under AWS faults${skip ? ` — skipped:
   const { secrets } = seedClients(c?.awsEndpoint ?? 'http://127.0.0.1:1');
   afterAll(() => scratch.remove());
 
-  it('rides out a burst of ThrottlingException with the SDK retry, then writes everything', async () => {
+  it('splits a throttled batch into GetSecretValue calls at once, retries the throttled ones, then writes everything', async () => {
     const prefix = unique('throttled');
     const names = Array.from({ length: 3 }, (_, i) => `${prefix}-${i}`);
     await Promise.all(names.map((n) => secrets.send(new CreateSecretCommand({ Name: n, SecretString: `v-${n}` }))));
-    // The first three Secrets Manager calls are throttled; the fourth goes through.
+    // The batch and the first three GetSecretValue calls are throttled; the rest go through.
     const proxy = await startAwsProxy(c.awsEndpoint, (op, seen) =>
       op.startsWith('secretsmanager.') && seen < 3 ? { status: 400, type: 'ThrottlingException', message: 'Rate exceeded' } : undefined,
     );
@@ -32,25 +32,37 @@ describe.skipIf(skip !== false)(`fetcher under AWS faults${skip ? ` — skipped:
       const run = await runFetcher(c, scratch, { items: names.map((n, i) => ({ ref: n, file: `f${i}` })) }, keys, { endpoint: proxy.endpoint });
       expect(run.stderr).toBe('');
       expect(run.code).toBe(0);
-      expect(proxy.faulted).toEqual(Array(3).fill('secretsmanager.BatchGetSecretValue'));
-      expect(proxy.operations).toEqual(Array(4).fill('secretsmanager.BatchGetSecretValue'));
+      // The batch was not retried: a pod starting does not wait for BatchGetSecretValue's small quota.
+      expect(proxy.faulted).toEqual(['secretsmanager.BatchGetSecretValue', ...Array(3).fill('secretsmanager.GetSecretValue')]);
+      expect(proxy.operations).toEqual(['secretsmanager.BatchGetSecretValue', ...Array(6).fill('secretsmanager.GetSecretValue')]);
       expect(names.map((n, i) => readFileSync(join(run.dir, `f${i}`), 'utf8'))).toEqual(names.map((n) => `v-${n}`));
     } finally {
       await proxy.close();
     }
   });
 
-  it('gives up after the bounded attempts when throttling does not stop, naming the code', async () => {
+  it('when throttling does not stop, retries it for its budget (not the attempt count) and reports the API, its quota, how long and what to do', async () => {
     const name = unique('always-throttled');
     const proxy = await startAwsProxy(c.awsEndpoint, (op) =>
       op.startsWith('secretsmanager.') ? { status: 400, type: 'ThrottlingException', message: 'Rate exceeded' } : undefined,
     );
     try {
-      const run = await runFetcher(c, scratch, { items: [{ ref: name, file: 'f' }], timeouts: { maxAttempts: 2 } }, keys, { endpoint: proxy.endpoint });
+      const run = await runFetcher(
+        c,
+        scratch,
+        { items: [{ ref: name, file: 'f' }], timeouts: { maxAttempts: 2, callSeconds: 1, deadlineSeconds: 4 } },
+        keys,
+        { endpoint: proxy.endpoint },
+      );
       expect(run.code).toBe(1);
-      expect(proxy.faulted).toEqual(['secretsmanager.GetSecretValue', 'secretsmanager.GetSecretValue']);
-      expect(run.termination).toContain('AWS error code: ThrottlingException');
-      expect(run.termination).toContain('AWS kept throttling after every retry');
+      expect(proxy.faulted.length).toBeGreaterThan(2);
+      expect(new Set(proxy.faulted)).toEqual(new Set(['secretsmanager.GetSecretValue']));
+      expect(run.termination).toContain('FETCH_THROTTLED');
+      expect(run.termination).toMatch(/GetSecretValue in eu-west-1 was throttled by AWS \(ThrottlingException\) for \d+\.\d s of retries/);
+      expect(run.termination).toContain('Quota: 10,000 requests per second per account and Region');
+      expect(run.termination).toContain('https://docs.aws.amazon.com/secretsmanager/latest/userguide/reference_limits.html');
+      expect(run.termination).toContain('spread the rollout');
+      expect(run.termination).not.toContain('FETCH_DEADLINE');
     } finally {
       await proxy.close();
     }

@@ -76,6 +76,44 @@ describe.skipIf(skip !== false)(`fetcher failure reports${skip ? ` — skipped: 
     }
   });
 
+  it('no key name of a secret, no short value, no number and no piece of a value in a report; reference, code and identity readable', async () => {
+    const name = unique('held');
+    const held = { 'db-primary.internal': 'x7Q', pin: 482913, note: 'correct-horse-battery-staple' };
+    await secrets.send(new CreateSecretCommand({ Name: name, SecretString: JSON.stringify(held) }));
+    const parameter = `arn:aws:ssm:${REGION}:${ACCOUNT}:parameter/${unique('p')}`;
+    // An endpoint echoing a short value, the number and a piece of a longer value in its message.
+    const proxy = await startAwsProxy(c.awsEndpoint, (op) =>
+      op === 'AmazonSSM.GetParameters' ? { status: 400, type: 'ValidationException', message: 'request carried x7Q, 482913 and battery for you' } : undefined,
+    );
+    try {
+      const run = await runFetcher(
+        c,
+        scratch,
+        {
+          region: REGION,
+          items: [
+            { ref: name, file: 'a', key: 'password' },
+            { ref: name, file: 'env', format: 'env' },
+            { ref: parameter, file: 'p' },
+          ],
+        },
+        irsa(),
+        { endpoint: proxy.endpoint },
+      );
+      expect(run.code).toBe(1);
+      for (const text of [run.termination, run.stderr]) {
+        for (const hidden of ['db-primary', 'internal', '"pin"', 'note', 'x7Q', '482913', 'battery', 'horse']) expect(text).not.toContain(hidden);
+        expect(text).toContain(`FETCH_KEY_MISSING: reference ${name}: key "password" is not in the secret's JSON (it has 3 other keys, not listed here).`);
+        expect(text).toContain(`FETCH_BAD_KEY: reference ${name}: key 1 of 3 in the secret's JSON object is not a valid shell variable name`);
+        expect(text).toContain(`FETCH_AWS: reference ${parameter}: GetParameters in ${REGION} failed (HTTP 400): request carried [REDACTED], [REDACTED] and [REDACTED] for you.`);
+        expect(text).toContain('AWS error code: ValidationException.');
+        expect(text).toMatch(new RegExp(`Identity: arn:aws:sts::${ACCOUNT}:assumed-role/irsa-web/`));
+      }
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('an answer no AWS gives (a SecretString that is a number) is reported without printing it', async () => {
     const pin = 987654321123;
     const ref = `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:pin-AbCdEf`;

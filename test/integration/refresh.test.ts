@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { serialiseSpec, type FetchSpec } from '../../fetcher/spec.js';
 import { startAwsProxy, type Fault } from '../helpers/aws-proxy.js';
 import { startArgs } from '../helpers/bundles.js';
-import { integrationContext, REGION, runFetcher, Scratch, seedClients, unique } from './context.js';
+import { ACCOUNT, integrationContext, REGION, runFetcher, Scratch, seedClients, unique } from './context.js';
 
 const { ctx, skip } = integrationContext();
 // Static keys, which the fetcher takes only with the opt-in: no STS call in the way.
@@ -25,7 +25,7 @@ interface Sidecar {
   exit: Promise<number | null>;
 }
 
-function startRefresh(bundle: string, dir: string, spec: FetchSpec, endpoint: string, root: string): Sidecar {
+function startRefresh(bundle: string, dir: string, spec: FetchSpec, endpoint: string, root: string, identity: Record<string, string> = keys): Sidecar {
   const env = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     HOME: root,
@@ -35,7 +35,7 @@ function startRefresh(bundle: string, dir: string, spec: FetchSpec, endpoint: st
     AWS_SHARED_CREDENTIALS_FILE: join(root, 'no-credentials'),
     SECRET_INJECTOR_SPEC: serialiseSpec(spec),
     SECRET_INJECTOR_TERMINATION_LOG: join(root, 'refresh-termination'),
-    ...keys,
+    ...identity,
   };
   const child = spawn(process.execPath, [...startArgs(bundle), 'refresh', '--dir', dir], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
@@ -112,6 +112,38 @@ describe.skipIf(skip !== false)(`refresh sidecar against the emulator${skip ? ` 
       const { code, ms } = await stop(sidecar);
       expect(code).toBe(0);
       expect(ms).toBeLessThan(3_000);
+    }
+  }, 60_000);
+
+  it('an ExpiredToken answer makes it resolve its credentials again (IRSA exchanges its token anew) before the next attempt', async () => {
+    const name = unique('expiring');
+    await secrets.send(new CreateSecretCommand({ Name: name, SecretString: 'expiring-value' }));
+    let expired = false;
+    const proxy = await startAwsProxy(c.awsEndpoint, (op) =>
+      expired && op.startsWith('secretsmanager.') ? { status: 400, type: 'ExpiredTokenException', message: 'The security token included in the request is expired' } : undefined,
+    );
+    const irsa = { AWS_ROLE_ARN: `arn:aws:iam::${ACCOUNT}:role/irsa-web`, AWS_WEB_IDENTITY_TOKEN_FILE: scratch.tokenFile(), AWS_REGION: REGION };
+    const items: FetchSpec['items'] = [{ ref: name, file: 'secret' }];
+    const first = await runFetcher(c, scratch, { items }, irsa, { endpoint: proxy.endpoint });
+    expect(first.code).toBe(0);
+    const exchanges = () => proxy.operations.filter((o) => o === 'sts.AssumeRoleWithWebIdentity').length;
+    const spec: FetchSpec = { version: 1, dir: '/tmp', mode: 0o444, items, refresh: { intervalSeconds: INTERVAL } };
+    expired = true;
+    const before = exchanges();
+    const sidecar = startRefresh(scratch.bundlePath(c), first.dir, spec, proxy.endpoint, scratch.root, irsa);
+    const failures = () => sidecar.stderr().split('\n').filter((l) => l.includes('refresh failed'));
+    try {
+      await until('a failure line for the expired token', () => failures().length >= 1, (INTERVAL + 10) * 1000);
+      expect(failures()[0]).toMatch(/AWS error code: ExpiredTokenException/);
+      // One exchange for the sidecar's first pass, one more once AWS held those credentials as
+      // expired (the identity lookup for the report already uses the new ones).
+      expect(exchanges() - before).toBe(2);
+      expired = false;
+      await until('a recovery', () => sidecar.stderr().includes('recovered after 1 failed attempt'), 15_000);
+    } finally {
+      await proxy.close();
+      const { code } = await stop(sidecar);
+      expect(code).toBe(0);
     }
   }, 60_000);
 

@@ -91,7 +91,8 @@ seccompProfile:
      a valid CA and serving certificate and the configuration's caBundle matches, then writes the
      pair to the shared in-memory directory the webhook serves from; `certs manage` (sidecar)
      repeats that pass to renew, repair a wiped caBundle and follow another replica's renewal.
-     Argument: dict "root" . "command" bootstrap|manage. */}}
+     Argument: dict "root" . "command" bootstrap|manage, and for the write-through writer its own
+     "secret", "service" and "configuration". */}}
 {{- define "asi.certsContainer" -}}
 {{- $ := .root -}}
 - name: certs-{{ .command }}
@@ -101,9 +102,9 @@ seccompProfile:
     - certs
     - {{ .command }}
     - --namespace={{ $.Release.Namespace }}
-    - --secret={{ include "asi.tlsSecretName" $ }}
-    - --service={{ include "asi.serviceName" $ }}
-    - --webhook-configuration={{ include "asi.configurationName" $ }}
+    - --secret={{ .secret | default (include "asi.tlsSecretName" $) }}
+    - --service={{ .service | default (include "asi.serviceName" $) }}
+    - --webhook-configuration={{ .configuration | default (include "asi.configurationName" $) }}
     - --validity-days={{ $.Values.certificates.selfManaged.validityDays }}
     - --ca-validity-days={{ $.Values.certificates.selfManaged.caValidityDays }}
     - --out=/etc/aws-secret-injector/tls
@@ -122,4 +123,44 @@ seccompProfile:
     - name: kube-api-access
       mountPath: /var/run/secrets/kubernetes.io/serviceaccount
       readOnly: true
+{{- end -}}
+
+{{/* The write-through writer's names: its Deployment, ServiceAccount and configuration share one. */}}
+{{- define "asi.writerName" -}}
+{{- printf "%s-write-through" (include "asi.fullname" . | trunc 49 | trimSuffix "-") -}}
+{{- end -}}
+
+{{- define "asi.writerServiceName" -}}
+{{- printf "%s-write-through" (include "asi.serviceName" . | trunc 49 | trimSuffix "-") -}}
+{{- end -}}
+
+{{- define "asi.writerTlsSecretName" -}}
+{{- if eq .Values.certificates.mode "provided" -}}
+{{- include "asi.tlsSecretName" . -}}
+{{- else -}}
+{{- printf "%s-tls" (include "asi.writerName" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The WRITE_THROUGH_* settings both processes read (the pods' webhook for fromSecret). */}}
+{{- define "asi.writeThroughEnv" -}}
+{{- with .Values.writeThrough -}}
+{{- if .cluster }}
+- name: WRITE_THROUGH_CLUSTER
+  value: {{ .cluster | quote }}
+- name: WRITE_THROUGH_PREFIX
+  value: {{ .prefix | quote }}
+{{- with .region }}
+- name: WRITE_THROUGH_REGION
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Apart from the pods' webhook's selector, so neither Deployment, Service nor PDB takes the other's pods. */}}
+{{- define "asi.writerSelectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-write-through" (include "asi.name" . | trunc 49 | trimSuffix "-") }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: write-through
 {{- end -}}
