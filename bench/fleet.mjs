@@ -8,8 +8,11 @@
 // by esbuild from the sources.
 //
 // Scaled, and how: one process cannot run 5,000 pods in real time on two cores, so a start
-// scenario runs pods/FLEET_SCALE pods against quotas/FLEET_SCALE (default 10: 500 pods, a
-// GetSecretValue quota of 1,000/s). Each pod does what it would; the load each quota sees, and so
+// scenario runs pods/FLEET_SCALE pods against quotas/FLEET_SCALE (default 20: 250 pods, a
+// GetSecretValue quota of 500/s). Each quota's bucket holds one second of its scaled rate, so
+// the scaled fleet sees burstier arrivals than the real one would: throttling is overstated, not
+// understated. Each start scenario runs a second time with no quota at all: that floor is what
+// the machine itself takes to run the pods. Each pod does what it would; the load each quota sees, and so
 // the throttling and the waiting, is the fleet's. A refresh scenario also compresses time: an
 // interval of 5 min runs as 5 min / FLEET_TIME_SCALE (default 30: 10 s, an hour in 2 min), with
 // pods/FLEET_REFRESH_SCALE pods (default 20) against quotas × TIME_SCALE / REFRESH_SCALE, so the
@@ -30,7 +33,7 @@ import { build } from 'esbuild';
 import { DOLLARS_PER_CALL, QUOTAS, refreshCallsPerMonth, SECONDS_PER_MONTH } from '../fetcher/quotas.ts';
 
 const root = resolve(import.meta.dirname, '..');
-const scale = Math.max(1, Number(process.env.FLEET_SCALE ?? 10));
+const scale = Math.max(1, Number(process.env.FLEET_SCALE ?? 20));
 const timeScale = Math.max(1, Number(process.env.FLEET_TIME_SCALE ?? 30));
 const refreshScale = Math.max(1, Number(process.env.FLEET_REFRESH_SCALE ?? 20));
 const only = process.env.FLEET_ONLY?.split(',');
@@ -103,7 +106,7 @@ const pct = (sorted, p) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.l
 const sec = (ms) => (Number.isFinite(ms) ? `${(ms / 1000).toFixed(1)} s` : '–');
 const int = (n) => Math.round(n).toLocaleString('en-US');
 
-async function run(s) {
+async function run(s, floor = false) {
   const refresh = s.kind === 'refresh';
   const k = refresh ? refreshScale : scale;
   const t = refresh ? timeScale : 1;
@@ -111,7 +114,7 @@ async function run(s) {
   // Quotas as the fleet sees them: divided like the pods, multiplied like time is compressed.
   // SSM with the higher-throughput setting: at the standard 40/s, 5,000 pods cannot start within the default deadline.
   const quotaOf = (api) => (s.service === 'ssm' ? (QUOTAS[api].higher ?? QUOTAS[api].perSecond) : QUOTAS[api].perSecond);
-  const quotas = Object.fromEntries(Object.keys(QUOTAS).map((api) => [api, process.env.FLEET_NO_QUOTAS ? 1e9 : (quotaOf(api) * t) / k]));
+  const quotas = Object.fromEntries(Object.keys(QUOTAS).map((api) => [api, floor ? 1e9 : (quotaOf(api) * t) / k]));
   const standin = child(0, join(work, 'standin.mjs'), { STANDIN_QUOTAS: JSON.stringify(quotas) });
   const { endpoint } = await once(standin, (m) => m);
   const dir = mkdtempSync(join(work, `${s.id}-`));
@@ -131,11 +134,16 @@ async function run(s) {
   const throttled = Object.values(stats).reduce((n, x) => n + x.throttled, 0);
   const row = { ...s, simulatedPods: pods, k, t, quotas, ready, stats, calls, throttled, standinCpu, ...r };
   if (refresh) {
-    const hours = s.durationMs / 3_600_000;
     const sm = (stats.BatchGetSecretValue?.calls ?? 0) + (stats.GetSecretValue?.calls ?? 0);
+    const hours = s.durationMs / 3_600_000;
     row.smCallsPerHour = (sm * k) / hours;
+    // At the sidecars' own schedule: calls per refresh as measured, refreshes as often as their
+    // waits (jittered, mean about 0.9 of the interval) say, not as the machine's clock stretched them.
+    row.callsPerRefresh = sm / r.cycles;
+    row.refreshesPerHour = 3_600_000 / (r.meanWaitMs * t);
+    row.scheduledPerHour = row.callsPerRefresh * s.pods * row.refreshesPerHour;
     row.cheapestPerHour = refreshCallsPerMonth(s.pods, s.secrets, s.intervalMs / 1000) / HOURS_PER_MONTH;
-    row.dollarsPerMonth = row.smCallsPerHour * HOURS_PER_MONTH * DOLLARS_PER_CALL;
+    row.dollarsPerMonth = row.scheduledPerHour * HOURS_PER_MONTH * DOLLARS_PER_CALL;
     row.cheapestDollars = row.cheapestPerHour * HOURS_PER_MONTH * DOLLARS_PER_CALL;
   }
   return row;
@@ -144,21 +152,24 @@ async function run(s) {
 const rows = [];
 for (const s of SCENARIOS) {
   process.stderr.write(`${s.id}: ${s.pods.toLocaleString('en-US')} pods × ${s.secrets}…\n`);
-  rows.push(await run(s));
+  const row = await run(s);
+  // The floor: the same pods with no quota, in the same run, for what the machine itself takes.
+  if (s.kind === 'start') row.floorReady = (await run(s, true)).ready;
+  rows.push(row);
 }
 
 // --- report ---
 const misses = [];
 console.log(`\nFleet (Node.js ${process.version}, ${cpus} CPUs; start scenarios at 1/${scale} of the pods and quotas, refresh at 1/${refreshScale} of the pods with time ${timeScale}× faster)\n`);
-console.log('| scenario | pods (simulated) | ready p50 / p99 / max | failed pods | calls by API (throttled) | CPU: pods, AWS |');
-console.log('| --- | --- | --- | --- | --- | --- |');
+console.log('| scenario | pods (simulated) | ready p50 / p99 / max | p99 with no quota (floor) | failed pods | calls by API (throttled) | CPU: pods, AWS |');
+console.log('| --- | --- | --- | --- | --- | --- | --- |');
 for (const r of rows.filter((x) => x.kind === 'start')) {
   const p99 = pct(r.ready, 99);
   const apis = Object.entries(r.stats)
     .map(([api, x]) => `${api} ${int(x.calls * r.k)}${x.throttled > 0 ? ` (${int(x.throttled * r.k)})` : ''}`)
     .join(', ');
   const name = `${r.service === 'ssm' ? 'SSM parameters' : 'Secrets Manager'} × ${r.secrets}`;
-  console.log(`| ${name} | ${int(r.pods)} (${int(r.simulatedPods)}) | ${sec(pct(r.ready, 50))} / ${sec(p99)} / ${sec(r.ready.at(-1))} | ${r.failedPods} | ${apis} | ${Math.round((r.cpuMs / r.wallMs) * 100)}%, ${Math.round(r.standinCpu * 100)}% |`);
+  console.log(`| ${name} | ${int(r.pods)} (${int(r.simulatedPods)}) | ${sec(pct(r.ready, 50))} / ${sec(p99)} / ${sec(r.ready.at(-1))} | ${sec(pct(r.floorReady, 99))} | ${r.failedPods} | ${apis} | ${Math.round((r.cpuMs / r.wallMs) * 100)}%, ${Math.round(r.standinCpu * 100)}% |`);
   if (r.failedPods > 0) misses.push(`${name}: ${r.failedPods} failed pod(s): ${r.reports[0]}`);
   const target = TARGETS.startP99Ms[r.secrets];
   if (r.service === 'secretsmanager' && target !== undefined && !(p99 <= target)) misses.push(`${name}: p99 ${sec(p99)} over the target of ${sec(target)}`);
@@ -168,12 +179,14 @@ for (const r of rows.filter((x) => x.kind === 'refresh')) {
   console.log('| --- | --- |');
   const apis = Object.entries(r.stats).map(([api, x]) => `${api} ${int((x.calls * r.k) / (r.durationMs / 3_600_000))}${x.throttled > 0 ? ` (${int((x.throttled * r.k) / (r.durationMs / 3_600_000))} throttled)` : ''}`);
   console.log(`| calls per hour, by API | ${apis.join(', ')} |`);
-  console.log(`| Secrets Manager calls per hour / the cheapest possible | ${int(r.smCallsPerHour)} / ${int(r.cheapestPerHour)} = **${(r.smCallsPerHour / r.cheapestPerHour).toFixed(2)}×** |`);
+  console.log(`| Secrets Manager calls per refresh of a pod (the fewest: ${Math.ceil(r.secrets / 20)}) | ${r.callsPerRefresh.toFixed(3)} |`);
+  console.log(`| refreshes per pod and hour, at the sidecar's own waits (the interval: ${3_600_000 / r.intervalMs}) | ${r.refreshesPerHour.toFixed(2)} |`);
+  console.log(`| Secrets Manager calls per hour / the cheapest possible | ${int(r.scheduledPerHour)} / ${int(r.cheapestPerHour)} = **${(r.scheduledPerHour / r.cheapestPerHour).toFixed(2)}×** (in the simulated hour as the machine ran it: ${int(r.smCallsPerHour)}) |`);
   console.log(`| dollars per month (calls only) / the cheapest | $${int(r.dollarsPerMonth)} / $${int(r.cheapestDollars)} |`);
   console.log(`| failed refreshes, failed pods | ${int(r.failedCycles * r.k)}, ${r.failedPods} |`);
   if (r.failedPods > 0) misses.push(`refresh: ${r.failedPods} failed pod(s): ${r.reports[0]}`);
-  if (!(r.smCallsPerHour <= TARGETS.refreshOverCheapest * r.cheapestPerHour)) {
-    misses.push(`refresh: ${(r.smCallsPerHour / r.cheapestPerHour).toFixed(2)}× the cheapest number of calls, over ${TARGETS.refreshOverCheapest}×`);
+  if (!(r.scheduledPerHour <= TARGETS.refreshOverCheapest * r.cheapestPerHour)) {
+    misses.push(`refresh: ${(r.scheduledPerHour / r.cheapestPerHour).toFixed(2)}× the cheapest number of calls, over ${TARGETS.refreshOverCheapest}×`);
   }
 }
 if (misses.length > 0) {

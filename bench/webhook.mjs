@@ -22,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { freePort } from './free-port.mjs';
+import { LARGEST, LARGEST_ENTRIES, review, SEED } from './reviews.mjs';
 
 const TARGETS = {
   // Reviews/s as a fraction of the floor's, same body, same round.
@@ -50,41 +51,6 @@ const serverCpu = process.env.BENCH_SERVER_CPU ?? '0';
 const clientCpu = process.env.BENCH_CLIENT_CPU ?? '1';
 const handshakes = Number(process.env.BENCH_NEW_CONNECTIONS ?? 300);
 
-function review(uid, annotations, containers = 1) {
-  return JSON.stringify({
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid,
-      kind: { group: '', version: 'v1', kind: 'Pod' },
-      resource: { group: '', version: 'v1', resource: 'pods' },
-      namespace: 'bench',
-      operation: 'CREATE',
-      userInfo: { username: 'system:serviceaccount:kube-system:replicaset-controller' },
-      object: {
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { generateName: 'api-7d4b9c-', namespace: 'bench', labels: { app: 'api' }, annotations },
-        spec: {
-          serviceAccountName: 'api',
-          containers: Array.from({ length: containers }, (_, i) => ({
-            name: `c${i}`,
-            image: 'public.ecr.aws/docker/library/busybox:1.36',
-            env: [
-              { name: 'AWS_ROLE_ARN', value: 'arn:aws:iam::123456789012:role/api' },
-              { name: 'AWS_WEB_IDENTITY_TOKEN_FILE', value: '/var/run/secrets/eks.amazonaws.com/serviceaccount/token' },
-            ],
-            volumeMounts: [{ name: 'aws-iam-token', mountPath: '/var/run/secrets/eks.amazonaws.com/serviceaccount', readOnly: true }],
-          })),
-          volumes: [{ name: 'aws-iam-token', projected: { sources: [{ serviceAccountToken: { audience: 'sts.amazonaws.com', path: 'token' } }] } }],
-        },
-      },
-      dryRun: false,
-    },
-  });
-}
-
-const SEED = { 'secrets.k8s.aws/sidecarInjectorWebhook': 'enabled', 'secrets.k8s.aws/secret-arn': 'arn:aws:secretsmanager:us-east-1:123456789012:secret:app-0-AbCdEf' };
 // `containers` is the number of containers of an annotated pod (every one gets the mount).
 const BODIES = [
   { name: 'seed', label: 'the seed pod (two annotations, injected)', body: review('seed', SEED), containers: 1 },
@@ -93,14 +59,6 @@ const BODIES = [
   { name: 'c30', label: 'an annotated pod of 30 containers', body: review('c30', SEED, 30), containers: 30 },
   { name: 'c100', label: 'an annotated pod of 100 containers', body: review('c100', SEED, 100), containers: 100 },
 ];
-
-// As many short entries as fit in the apiserver's 256 KiB of annotations: the most work one review
-// can ask of the webhook (a cost that grows faster than the list would hold the event loop for seconds).
-const LARGEST_ENTRIES = 19_000;
-const LARGEST = review('largest', {
-  'secrets.k8s.aws/region': 'us-east-1',
-  'secrets.k8s.aws/secrets': Array.from({ length: LARGEST_ENTRIES }, (_, i) => `- ref: s${i}`).join('\n'),
-});
 
 function post(port, body, agent) {
   return new Promise((res, rej) => {

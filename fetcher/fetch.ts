@@ -102,8 +102,16 @@ export interface FetchResult {
 }
 
 /** The region of a reference: its ARN's, else the spec's, else AWS_REGION / AWS_DEFAULT_REGION. */
-export function resolveRegion(reference: Reference, spec: Pick<FetchSpec, 'region'>, envRegion?: string): string | undefined {
+export function resolveRegion(reference: Pick<Reference, 'region'>, spec: Pick<FetchSpec, 'region'>, envRegion?: string): string | undefined {
   return reference.region ?? spec.region ?? (envRegion || undefined);
+}
+
+/** A reference (or whole path) that resolveRegion finds no region for. */
+export function noRegion(ref: string): Failure {
+  return failure('FETCH_NO_REGION', 'the reference carries no region, and neither the spec nor AWS_REGION/AWS_DEFAULT_REGION sets one', {
+    ref,
+    hint: "use the secret's full ARN, or set the pod's region annotation (or AWS_REGION in the pod)",
+  });
 }
 
 export function targetKey(t: Omit<Target, 'key'>): string {
@@ -125,12 +133,7 @@ export function plan(spec: Pick<FetchSpec, 'region' | 'items'>, envRegion?: stri
     const reference = parsed.reference;
     const region = resolveRegion(reference, spec, envRegion);
     if (region === undefined) {
-      failures.push(
-        failure('FETCH_NO_REGION', 'the reference carries no region, and neither the spec nor AWS_REGION/AWS_DEFAULT_REGION sets one', {
-          ref: item.ref,
-          hint: 'use the secret\'s full ARN, or set the pod\'s region annotation (or AWS_REGION in the pod)',
-        }),
-      );
+      failures.push(noRegion(item.ref));
       return;
     }
     if (reference.service === 'ssm' && (item.versionStage !== undefined || item.versionId !== undefined)) {

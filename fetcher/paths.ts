@@ -6,7 +6,7 @@
 // the rest of its name after the prefix.
 
 import { failure, type Failure } from './errors.js';
-import { errorFacts, isThrottling, throttledFailure, untilAborted, type AwsApi, type FetchedValue, type FetchOptions } from './fetch.js';
+import { errorFacts, isThrottling, noRegion, resolveRegion, throttledFailure, untilAborted, type AwsApi, type FetchedValue, type FetchOptions } from './fetch.js';
 import { isPathReference, parsePathReference, type PathReference } from './reference.js';
 import { MAX_PATH_SECRETS, type FetchSpec } from './spec.js';
 
@@ -41,14 +41,9 @@ export function planPaths(spec: Pick<FetchSpec, 'region' | 'items'>, envRegion?:
       return;
     }
     const reference = parsed.path;
-    const region = reference.region ?? spec.region ?? (envRegion || undefined);
+    const region = resolveRegion(reference, spec, envRegion);
     if (region === undefined) {
-      failures.push(
-        failure('FETCH_NO_REGION', 'the path carries no region, and neither the spec nor AWS_REGION/AWS_DEFAULT_REGION sets one', {
-          ref: item.ref,
-          hint: "set the pod's region annotation (or AWS_REGION in the pod), or write the path as an ARN",
-        }),
-      );
+      failures.push(noRegion(item.ref));
       return;
     }
     const key = ['path', reference.service, region, reference.id].join('\u0000');
@@ -89,71 +84,79 @@ function tooMany(t: PathTarget, count: number, more: boolean): Failure {
   });
 }
 
-async function listSecrets(t: PathTarget & { reference: { service: 'secretsmanager' } }, api: AwsApi, signal: AbortSignal): Promise<{ members: NonNullable<FetchedValue['members']> } | { failure: Failure }> {
-  const { prefix, account } = t.reference;
-  const members: NonNullable<FetchedValue['members']> = [];
+type Members = NonNullable<FetchedValue['members']>;
+type Listed = { members: Members } | { failure: Failure };
+/** One page of a listing: its secrets (undefined: not under the path after all) and the next token. */
+type Page<T> = { items: T[]; next?: string | undefined };
+
+/**
+ * Walks every page, keeping at most MAX_PATH_SECRETS members (and counting past it, for the
+ * message); `member` turns an answer into a member, undefined when it is not under the path, or a
+ * failure that ends the walk.
+ */
+async function listAll<T>(t: PathTarget, page: (token: string | undefined) => Promise<Page<T>>, member: (x: T) => Members[number] | Failure | undefined): Promise<Listed> {
+  const members: Members = [];
   let count = 0;
   let token: string | undefined;
   do {
-    const out = await untilAborted(
-      api.batchGetSecretValue(
-        t.region,
-        { Filters: [{ Key: 'name', Values: [prefix] }], MaxResults: SECRETS_PER_PAGE, ...(token !== undefined && { NextToken: token }) },
-        signal,
-      ),
-      signal,
-    );
-    for (const s of out.SecretValues ?? []) {
-      // The filter matches a prefix; names are checked here too, as is the account an ARN named.
-      if (typeof s.Name !== 'string' || !s.Name.startsWith(prefix) || s.Name === prefix) continue;
-      if (account !== undefined && accountOf(s.ARN) !== account) continue;
-      if (++count > MAX_PATH_SECRETS) continue;
-      const value: FetchedValue = {};
-      if (typeof s.SecretString === 'string') value.text = s.SecretString;
-      else if (s.SecretBinary instanceof Uint8Array) value.binary = s.SecretBinary;
-      else return { failure: failure('FETCH_AWS', `BatchGetSecretValue returned neither a SecretString nor a SecretBinary for ${JSON.stringify(s.Name)}`, { ref: t.reference.id }) };
-      if (s.ARN !== undefined) value.arn = s.ARN;
-      if (s.VersionId !== undefined) value.versionId = s.VersionId;
-      members.push({ name: s.Name.slice(prefix.length), value });
+    const p = await page(token);
+    for (const x of p.items) {
+      const m = member(x);
+      if (m === undefined) continue;
+      if ('code' in m) return { failure: m };
+      if (++count <= MAX_PATH_SECRETS) members.push(m);
     }
-    const error = (out.Errors ?? [])[0];
-    if (error !== undefined) {
-      const e = Object.assign(new Error(error.Message ?? ''), { name: error.ErrorCode ?? 'UnknownError', $fault: 'client' as const });
-      return { failure: listFailure(t, e) };
-    }
-    token = out.NextToken;
+    token = p.next;
   } while (token !== undefined && token !== '' && count <= COUNT_UP_TO);
   if (count > MAX_PATH_SECRETS) return { failure: tooMany(t, Math.min(count, COUNT_UP_TO), count > COUNT_UP_TO) };
   return { members };
 }
 
-async function listParameters(t: PathTarget & { reference: { service: 'ssm' } }, api: AwsApi, signal: AbortSignal): Promise<{ members: NonNullable<FetchedValue['members']> } | { failure: Failure }> {
-  const { path } = t.reference;
-  const members: NonNullable<FetchedValue['members']> = [];
-  let count = 0;
-  let token: string | undefined;
-  do {
-    const out = await untilAborted(
-      api.getParametersByPath(
-        t.region,
-        { Path: path, Recursive: true, WithDecryption: true, MaxResults: PARAMETERS_PER_PAGE, ...(token !== undefined && { NextToken: token }) },
-        signal,
-      ),
-      signal,
-    );
-    for (const p of out.Parameters ?? []) {
-      if (typeof p.Name !== 'string' || !p.Name.startsWith(`${path}/`)) continue;
-      if (++count > MAX_PATH_SECRETS) continue;
-      if (typeof p.Value !== 'string') return { failure: failure('FETCH_AWS', `GetParametersByPath returned no value for ${JSON.stringify(p.Name)}`, { ref: t.reference.id }) };
+function listSecrets(t: PathTarget, reference: Extract<PathReference, { service: 'secretsmanager' }>, api: AwsApi, signal: AbortSignal): Promise<Listed> {
+  const { prefix, account } = reference;
+  return listAll(
+    t,
+    async (token) => {
+      const input = { Filters: [{ Key: 'name' as const, Values: [prefix] }], MaxResults: SECRETS_PER_PAGE, ...(token !== undefined && { NextToken: token }) };
+      const out = await untilAborted(api.batchGetSecretValue(t.region, input, signal), signal);
+      const error = (out.Errors ?? [])[0];
+      if (error !== undefined) throw Object.assign(new Error(error.Message ?? ''), { name: error.ErrorCode ?? 'UnknownError', $fault: 'client' as const });
+      return { items: out.SecretValues ?? [], next: out.NextToken };
+    },
+    (s) => {
+      // The filter matches a prefix (not by case alone, in places): names are checked here too, as
+      // is the account an ARN named.
+      if (typeof s.Name !== 'string' || !s.Name.startsWith(prefix) || s.Name === prefix) return undefined;
+      if (account !== undefined && accountOf(s.ARN) !== account) return undefined;
+      const value: FetchedValue = {};
+      if (typeof s.SecretString === 'string') value.text = s.SecretString;
+      else if (s.SecretBinary instanceof Uint8Array) value.binary = s.SecretBinary;
+      else return failure('FETCH_AWS', `BatchGetSecretValue returned neither a SecretString nor a SecretBinary for ${JSON.stringify(s.Name)}`, { ref: reference.id });
+      if (s.ARN !== undefined) value.arn = s.ARN;
+      if (s.VersionId !== undefined) value.versionId = s.VersionId;
+      return { name: s.Name.slice(prefix.length), value };
+    },
+  );
+}
+
+function listParameters(t: PathTarget, reference: Extract<PathReference, { service: 'ssm' }>, api: AwsApi, signal: AbortSignal): Promise<Listed> {
+  const { path } = reference;
+  return listAll(
+    t,
+    async (token) => {
+      const input = { Path: path, Recursive: true, WithDecryption: true, MaxResults: PARAMETERS_PER_PAGE, ...(token !== undefined && { NextToken: token }) };
+      const out = await untilAborted(api.getParametersByPath(t.region, input, signal), signal);
+      return { items: out.Parameters ?? [], next: out.NextToken };
+    },
+    (p) => {
+      if (typeof p.Name !== 'string' || !p.Name.startsWith(`${path}/`)) return undefined;
+      if (typeof p.Value !== 'string') return failure('FETCH_AWS', `GetParametersByPath returned no value for ${JSON.stringify(p.Name)}`, { ref: reference.id });
       const value: FetchedValue = { text: p.Value };
       if (p.ARN !== undefined) value.arn = p.ARN;
       if (p.Version !== undefined) value.versionId = String(p.Version);
-      members.push({ name: p.Name.slice(path.length + 1), value });
-    }
-    token = out.NextToken;
-  } while (token !== undefined && token !== '' && count <= COUNT_UP_TO);
-  if (count > MAX_PATH_SECRETS) return { failure: tooMany(t, Math.min(count, COUNT_UP_TO), count > COUNT_UP_TO) };
-  return { members };
+      return { name: p.Name.slice(path.length + 1), value };
+    },
+  );
 }
 
 /** Lists every path, one after another (each is a paginated walk); values land in `opts.values` by target key. */
@@ -162,12 +165,12 @@ export async function fetchPaths(targets: PathTarget[], api: AwsApi, opts: Fetch
   const failures: Failure[] = [];
   let awsFailed = false;
   for (const t of targets) {
-    let r: { members: NonNullable<FetchedValue['members']> } | { failure: Failure };
-    const startedAt = Date.now();
+    let r: Listed;
     try {
-      r = t.reference.service === 'ssm' ? await listParameters(t as PathTarget & { reference: { service: 'ssm' } }, api, opts.signal) : await listSecrets(t as PathTarget & { reference: { service: 'secretsmanager' } }, api, opts.signal);
+      const ref = t.reference;
+      r = ref.service === 'ssm' ? await listParameters(t, ref, api, opts.signal) : await listSecrets(t, ref, api, opts.signal);
     } catch (e) {
-      r = { failure: listFailure(t, e, startedAt) };
+      r = { failure: listFailure(t, e) };
     }
     if ('failure' in r) {
       awsFailed ||= r.failure.code === 'FETCH_AWS' || r.failure.code === 'FETCH_THROTTLED';

@@ -5,7 +5,8 @@
 
 import { readFileSync } from 'node:fs';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { Command, CommanderError } from 'commander';
+import { Command } from 'commander';
+import { parseArgs, processIo as stdio } from '../webhook/inject-cli.js';
 import YAML from 'yaml';
 import {
   DEFAULT_STORE_PREFIX,
@@ -126,11 +127,7 @@ export interface Io {
   client?: (region: string | undefined) => SecretsManagerClient;
 }
 
-const processIo: Io = {
-  stdin: () => readFileSync(0, 'utf8'),
-  stdout: (s) => process.stdout.write(s),
-  stderr: (s) => process.stderr.write(s),
-};
+const processIo: Io = stdio;
 
 export async function runPush(argv: string[], io: Io = processIo): Promise<number> {
   let out = '';
@@ -151,16 +148,8 @@ export async function runPush(argv: string[], io: Io = processIo): Promise<numbe
     .allowExcessArguments(false)
     .exitOverride()
     .configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (out += s) });
-  try {
-    cmd.parse(argv, { from: 'user' });
-  } catch (e) {
-    if (e instanceof CommanderError && (e.code === 'commander.helpDisplayed' || e.code === 'commander.help')) {
-      io.stdout(out);
-      return EXIT_OK;
-    }
-    io.stderr(out.endsWith('\n') ? out : `${out}\n`);
-    return EXIT_USAGE;
-  }
+  const parsed = parseArgs(cmd, argv, io, () => out);
+  if (parsed !== undefined) return parsed;
   const o = cmd.opts<{ cluster: string; prefix: string; kmsKeyId?: string; namespace?: string; region?: string; filename: string }>();
   const bad = settingsProblems(o);
   if (bad.length > 0) {

@@ -22,10 +22,10 @@ import {
   type StoreTarget,
   type WriteProblem,
 } from './layout.js';
+import { ADMISSION_API_VERSION, readEnvelope } from '../webhook/review.js';
 import { LAST_APPLIED } from './push.js';
 import { scheduleDeletion, writeContent, WriteError } from './write.js';
 
-const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
 /** Namespaces the writer never takes Secrets from (its own is added from its settings). */
 export const EXCLUDED_NAMESPACES = ['kube-system', 'kube-public', 'kube-node-lease'] as const;
 export const DELETION_POLICIES = ['Retain', 'Delete'] as const;
@@ -94,15 +94,9 @@ export interface WriterDeps {
 export function writerHandler(config: WriterConfig, deps: WriterDeps): AsyncReviewHandler {
   const excluded = new Set<string>([...EXCLUDED_NAMESPACES, ...(config.namespace ? [config.namespace] : [])]);
   return async (body) => {
-    if (!isObject(body)) return badRequest('body must be a JSON object (an AdmissionReview)');
-    if (body.apiVersion !== ADMISSION_API_VERSION) return badRequest(`apiVersion must be ${ADMISSION_API_VERSION}`);
-    if (body.kind !== 'AdmissionReview') return badRequest('kind must be AdmissionReview');
-    const request = body.request;
-    if (!isObject(request)) return badRequest('request is missing');
-    const uid = str(request.uid);
-    if (uid === undefined) return badRequest('request.uid is missing');
-    const gvk = request.kind;
-    if (!isObject(gvk) || typeof gvk.kind !== 'string' || typeof gvk.version !== 'string') return badRequest('request.kind must be {group, version, kind}');
+    const read = readEnvelope(body);
+    if (!('envelope' in read)) return read;
+    const { request, uid, gvk } = read.envelope;
 
     const operation = str(request.operation);
     const dryRun = request.dryRun === true;
@@ -211,6 +205,3 @@ export function writerHandler(config: WriterConfig, deps: WriterDeps): AsyncRevi
   };
 }
 
-function badRequest(message: string): ReviewResult {
-  return { kind: 'bad-request', statusCode: 400, message };
-}

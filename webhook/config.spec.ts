@@ -177,12 +177,12 @@ describe('loadConfig', () => {
     ]);
     expect(m.fetcherCaBundle).toEqual({ configMap: 'corp-trust', key: 'trust-bundle.pem' });
     const e = config([], {
-      FETCHER_AWS_ENDPOINT_URL_SECRETS_MANAGER: 'http://moto.test.svc:5000',
+      FETCHER_AWS_ENDPOINT_URL_SECRETS_MANAGER: 'https://moto.test.svc:5000',
       FETCHER_AWS_ENDPOINT_URL_SSM: 'https://ssm.example/',
       FETCHER_AWS_ENDPOINT_URL_STS: 'https://sts.example/v1',
     }).mutation;
     expect(e.fetcherNetworkEnv).toEqual([
-      { name: 'AWS_ENDPOINT_URL_SECRETS_MANAGER', value: 'http://moto.test.svc:5000' },
+      { name: 'AWS_ENDPOINT_URL_SECRETS_MANAGER', value: 'https://moto.test.svc:5000' },
       { name: 'AWS_ENDPOINT_URL_SSM', value: 'https://ssm.example/' },
       { name: 'AWS_ENDPOINT_URL_STS', value: 'https://sts.example/v1' },
     ]);
@@ -204,6 +204,23 @@ describe('loadConfig', () => {
   ])('rejects %s=%j: %s', (env, value, why) => {
     expect(errors([], { [env]: value })).toEqual([expect.stringContaining(`${env}=${JSON.stringify(value)}: `)]);
     expect(errors([], { [env]: value })[0]).toContain(why);
+  });
+
+  it.each(['FETCHER_AWS_ENDPOINT_URL_SECRETS_MANAGER', 'FETCHER_AWS_ENDPOINT_URL_SSM', 'FETCHER_AWS_ENDPOINT_URL_STS'])(
+    'refuses a plain http:// %s at start, naming the setting and the escape',
+    (env) => {
+      expect(errors([], { [env]: 'http://moto.test.svc:5000' })).toEqual([
+        `${env}="http://moto.test.svc:5000" must be https://: IRSA's token, the session credentials and the secret values would cross the network in clear (FETCHER_ALLOW_PLAIN_HTTP_ENDPOINTS=true allows http:// for a local emulator only)`,
+      ]);
+      expect(errors([], { [env]: 'ftp://moto.test.svc' })[0]).toContain('must be an https:// URL');
+    },
+  );
+
+  it('takes plain http:// endpoints with FETCHER_ALLOW_PLAIN_HTTP_ENDPOINTS=true (a local emulator), and says so to the review', () => {
+    const m = config(['--fetcher-allow-plain-http-endpoints', 'true'], { FETCHER_AWS_ENDPOINT_URL_STS: 'http://127.0.0.1:5000' }).mutation;
+    expect(m.fetcherNetworkEnv).toEqual([{ name: 'AWS_ENDPOINT_URL_STS', value: 'http://127.0.0.1:5000' }]);
+    expect(m.allowPlainHttpEndpoints).toBe(true);
+    expect(config([], {}).mutation.allowPlainHttpEndpoints).toBeUndefined();
   });
 
   it('refuses the FIPS or dual-stack switch with an endpoint URL (the SDK would refuse every call)', () => {

@@ -11,6 +11,7 @@ import { reservedMountPath } from './annotations.js';
 import { CPU_LIMIT_POLICIES } from './cpu-limit.js';
 import { DEFAULT_STORE_PREFIX, settingsProblems } from '../store/layout.js';
 import { isValidRegion } from '../fetcher/reference.js';
+import { PLAIN_HTTP_SETTING } from './validate-fetcher.js';
 import { quantityValue } from './quantity.js';
 import { DEFAULT_MUTATION_CONFIG, type MutationConfig } from './types.js';
 
@@ -23,6 +24,8 @@ const PULL_POLICIES = ['Always', 'IfNotPresent', 'Never'] as const;
 export interface WebhookConfig {
   host: string;
   port: number;
+  /** Undefined: no monitoring port of its own. */
+  monitorPort?: number;
   /** Both set, or both undefined (then a self-signed development certificate is served). */
   tlsCertFile?: string;
   tlsKeyFile?: string;
@@ -125,7 +128,7 @@ function url(what: string, pathAllowed: boolean) {
     } catch {
       return fail(`must be a URL such as ${what}`);
     }
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') return fail(`must be an http:// or https:// URL such as ${what}`);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') return fail(`must be an ${what.startsWith('https:') ? '' : 'http:// or '}https:// URL such as ${what}`);
     if (u.username !== '' || u.password !== '') {
       return fail('must not carry a user name or password: it would be copied in clear into every injected pod\'s spec');
     }
@@ -170,7 +173,13 @@ export const OPTIONS = {
     doc: 'Address to listen on. `::` listens on every IPv6 and IPv4 address (falls back to `0.0.0.0` where IPv6 is off).',
     parse: host,
   },
-  port: { env: 'PORT', default: '8443', doc: 'HTTPS port (0: any free port).', parse: integer(0, 65535) },
+  port: { env: 'PORT', default: '8443', doc: 'HTTPS port of the reviews (0: any free port).', parse: integer(0, 65535) },
+  monitorPort: {
+    env: 'MONITOR_PORT',
+    default: undefined,
+    doc: 'HTTPS port of `/healthz`, `/readyz` and `/metrics` alone (0: any free port), so that a client saturating the review port cannot fail the probes and have the pod restarted; the chart sets it. Unset: none (the review port answers them too, as it always does).',
+    parse: (raw: string): Parsed<number | undefined> => (raw === '' ? ok(undefined) : integer(0, 65535)(raw)),
+  },
   tlsCertFile: {
     env: 'TLS_CERT_FILE',
     default: undefined,
@@ -319,7 +328,7 @@ export const OPTIONS = {
   fetcherEndpointSecretsManager: {
     env: 'FETCHER_AWS_ENDPOINT_URL_SECRETS_MANAGER',
     default: undefined,
-    doc: "The fetcher's `AWS_ENDPOINT_URL_SECRETS_MANAGER`: Secrets Manager at another URL, e.g. an interface VPC endpoint without private DNS, or an emulator in a test cluster.",
+    doc: "The fetcher's `AWS_ENDPOINT_URL_SECRETS_MANAGER`: Secrets Manager at another `https://` URL, e.g. an interface VPC endpoint without private DNS, or an emulator behind TLS in a test cluster.",
     parse: optional(url('https://vpce-0abc.secretsmanager.us-east-1.vpce.amazonaws.com', true)),
   },
   fetcherEndpointSsm: {
@@ -333,6 +342,12 @@ export const OPTIONS = {
     default: undefined,
     doc: "The fetcher's `AWS_ENDPOINT_URL_STS`: the same for STS (IRSA's token exchange, `role-arn` chaining, the failure report's identity).",
     parse: optional(url('https://vpce-0abc.sts.us-east-1.vpce.amazonaws.com', true)),
+  },
+  fetcherAllowPlainHttpEndpoints: {
+    env: PLAIN_HTTP_SETTING,
+    default: 'false',
+    doc: "`true`: the three endpoint URLs above may be plain `http://`, for a local emulator (moto, LocalStack) on a development machine only: IRSA's token, the session credentials and the secret values then cross the network in clear. `false`: an `http://` endpoint stops the webhook at start and refuses pods. The chart has no value for it.",
+    parse: bool,
   },
   fetcherCaBundleConfigMap: {
     env: 'FETCHER_CA_BUNDLE_CONFIGMAP',
@@ -505,6 +520,17 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     // Configuration"): every fetch would fail.
     if (on === true && endpoints) errors.push(`${name}=true cannot be combined with a FETCHER_AWS_ENDPOINT_URL_* setting: the endpoint URL already names the host`);
   }
+  if (v.fetcherAllowPlainHttpEndpoints !== true) {
+    for (const [name, value] of [
+      ['FETCHER_AWS_ENDPOINT_URL_SECRETS_MANAGER', v.fetcherEndpointSecretsManager],
+      ['FETCHER_AWS_ENDPOINT_URL_SSM', v.fetcherEndpointSsm],
+      ['FETCHER_AWS_ENDPOINT_URL_STS', v.fetcherEndpointSts],
+    ] as const) {
+      if (value !== undefined && !value.toLowerCase().startsWith('https://')) {
+        errors.push(`${name}=${JSON.stringify(value)} must be https://: IRSA's token, the session credentials and the secret values would cross the network in clear (${PLAIN_HTTP_SETTING}=true allows http:// for a local emulator only)`);
+      }
+    }
+  }
   if (errors.length > 0) return { errors };
 
   const requests: Record<string, string> = { cpu: v.fetcherCpuRequest!, memory: v.fetcherMemoryRequest! };
@@ -528,6 +554,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     nodeCredentials: v.fetcherNodeCredentials!,
     cpuLimitPolicy: v.cpuLimitPolicy!,
   };
+  if (v.fetcherAllowPlainHttpEndpoints === true) mutation.allowPlainHttpEndpoints = true;
   if (v.volumeSizeLimit !== undefined) mutation.volumeSizeLimit = v.volumeSizeLimit;
   if (v.fetchDeadlineSeconds !== undefined) mutation.fetchTimeouts = { deadlineSeconds: v.fetchDeadlineSeconds };
   const network: Record<NetworkEnvName, string | undefined> = {
@@ -561,6 +588,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
       deadlineSeconds: v.writeThroughDeadlineSeconds!,
     },
   };
+  if (v.monitorPort !== undefined) config.monitorPort = v.monitorPort;
   if (v.writeThroughKmsKeyId !== undefined) config.writeThrough.kmsKeyId = v.writeThroughKmsKeyId;
   if (v.writeThroughNamespace !== undefined) config.writeThrough.namespace = v.writeThroughNamespace;
   if (v.tlsCertFile !== undefined && v.tlsKeyFile !== undefined) {

@@ -36,12 +36,31 @@ export interface Io {
   env: NodeJS.ProcessEnv;
 }
 
-const processIo: Io = {
+export const processIo: Io = {
   stdin: () => readFileSync(0, 'utf8'),
   stdout: (s) => process.stdout.write(s),
   stderr: (s) => process.stderr.write(s),
   env: process.env,
 };
+
+/**
+ * Parses `argv` with a command whose output goes to `output()` (exitOverride, configureOutput):
+ * undefined to go on, or the exit code after --help (0) or a usage error (2), its text written.
+ */
+export function parseArgs(cmd: Command, argv: string[], io: Pick<Io, 'stdout' | 'stderr'>, output: () => string): number | undefined {
+  try {
+    cmd.parse(argv, { from: 'user' });
+    return undefined;
+  } catch (e) {
+    const out = output();
+    if (e instanceof CommanderError && (e.code === 'commander.helpDisplayed' || e.code === 'commander.help')) {
+      io.stdout(out);
+      return EXIT_OK;
+    }
+    io.stderr(out.endsWith('\n') ? out : `${out}\n`);
+    return EXIT_USAGE;
+  }
+}
 
 export async function run(argv: string[], io: Io = processIo): Promise<number> {
   let out = '';
@@ -56,16 +75,8 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     .allowExcessArguments(false)
     .exitOverride()
     .configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (out += s) });
-  try {
-    cmd.parse(argv, { from: 'user' });
-  } catch (e) {
-    if (e instanceof CommanderError && (e.code === 'commander.helpDisplayed' || e.code === 'commander.help')) {
-      io.stdout(out);
-      return EXIT_OK;
-    }
-    io.stderr(out.endsWith('\n') ? out : `${out}\n`);
-    return EXIT_USAGE;
-  }
+  const parsed = parseArgs(cmd, argv, io, () => out);
+  if (parsed !== undefined) return parsed;
   const file = cmd.opts<{ filename: string }>().filename;
 
   const env: NodeJS.ProcessEnv = {};

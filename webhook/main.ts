@@ -5,7 +5,8 @@ import { pino, type Logger } from 'pino';
 import { loadConfig, type WebhookConfig } from './config.js';
 import { WebhookMetrics } from './metrics.js';
 import { review } from './review.js';
-import { buildServer, setServingPair, type Lifecycle, type ServerDeps, type WebhookServer } from './server.js';
+import { ReviewPool } from './review-pool.js';
+import { buildMonitorServer, buildServer, setServingPair, type Lifecycle, type ServerDeps, type WebhookServer } from './server.js';
 import { describePair, developmentPair, readPair, TlsError, TlsReloader, type TlsPair } from './tls.js';
 
 export const EXIT_OK = 0;
@@ -67,8 +68,15 @@ export async function serve(config: WebhookConfig, logger: Logger, handler: Serv
   const metrics = new WebhookMetrics();
   metrics.tlsInService(pair.notAfter);
   const lifecycle: Lifecycle = { draining: false };
-  const app = buildServer({ mutation: config.mutation }, { review: handler, logger, metrics, tls: pair, lifecycle });
-  await listen(app, config, logger);
+  // From the bundle, the worker runs the built module; from sources (tests of this file) it cannot,
+  // and large reviews are reviewed in line. The worker runs the pods' handler only.
+  const worker = await import('./review-worker.js');
+  const offload =
+    handler === review && /\.m?js$/.test(worker.REVIEW_WORKER_URL) ? new ReviewPool({ url: worker.REVIEW_WORKER_URL, mark: worker.REVIEW_WORKER_MARK }) : undefined;
+  const app = buildServer({ mutation: config.mutation }, { review: handler, logger, metrics, tls: pair, lifecycle, ...(offload ? { offload } : {}) });
+  await listen(app, config.host, config.port, logger, '/mutate');
+  const monitor = config.monitorPort === undefined ? undefined : buildMonitorServer({ logger, metrics, tls: pair, lifecycle });
+  if (monitor !== undefined) await listen(monitor, config.host, config.monitorPort!, logger, '/healthz');
 
   let reloader: TlsReloader | undefined;
   if (config.tlsCertFile !== undefined && config.tlsKeyFile !== undefined) {
@@ -76,7 +84,10 @@ export async function serve(config: WebhookConfig, logger: Logger, handler: Serv
       certFile: config.tlsCertFile,
       keyFile: config.tlsKeyFile,
       current: pair,
-      apply: (next) => setServingPair(app, next),
+      apply: (next) => {
+        setServingPair(app, next);
+        if (monitor !== undefined) setServingPair(monitor, next);
+      },
       log: logger,
       onResult: (result, next) => {
         metrics.tlsReload(result);
@@ -108,22 +119,24 @@ export async function serve(config: WebhookConfig, logger: Logger, handler: Serv
   timer.unref();
   await app.close();
   clearTimeout(timer);
+  await monitor?.close();
+  await offload?.close();
   logger.info('stopped');
   return timedOut ? EXIT_FAILURE : EXIT_OK;
 }
 
-async function listen(app: WebhookServer, config: WebhookConfig, logger: Logger): Promise<void> {
+async function listen(app: WebhookServer, wantedHost: string, wantedPort: number, logger: Logger, path: string): Promise<void> {
   try {
-    await app.listen({ host: config.host, port: config.port });
+    await app.listen({ host: wantedHost, port: wantedPort });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     // `::` where the kernel has IPv6 off: listen on every IPv4 address instead.
-    if (config.host !== '::' || (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL')) throw e;
-    await app.listen({ host: '0.0.0.0', port: config.port });
+    if (wantedHost !== '::' || (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL')) throw e;
+    await app.listen({ host: '0.0.0.0', port: wantedPort });
   }
   const address = app.server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : config.port;
-  const host = typeof address === 'object' && address !== null ? address.address : config.host;
+  const port = typeof address === 'object' && address !== null ? address.port : wantedPort;
+  const host = typeof address === 'object' && address !== null ? address.address : wantedHost;
   const shown = host === '::' || host === '0.0.0.0' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
-  logger.info({ address: host, port, url: `https://${shown}:${port}/mutate` }, 'listening');
+  logger.info({ address: host, port, url: `https://${shown}:${port}${path}` }, 'listening');
 }

@@ -24,6 +24,7 @@ import {
 } from '../fetcher/spec.js';
 import { isPathReference, parsePathReference, parseReference } from '../fetcher/reference.js';
 import { MAX_ANNOTATIONS_BYTES, PREFIX, STATUS_ANNOTATION, STATUS_INJECTED, type InjectionRequest } from './annotations.js';
+import { kubeletLiteral } from './kubelet-env.js';
 import { problem, quote, type Problem } from './problems.js';
 import { cpuLimits, type CpuLimits } from './cpu-limit.js';
 import { quantityValue } from './quantity.js';
@@ -381,7 +382,7 @@ export function validateSignal(pod: Pod, request: InjectionRequest, refused: Rea
 
 /** The fetcher's network settings and CA bundle: env and mounts beside the identity's. */
 function networkOf(config: MutationConfig, caVolume: string | undefined): { env: V1EnvVar[]; mounts: V1VolumeMount[] } {
-  const env: V1EnvVar[] = (config.fetcherNetworkEnv ?? []).map((e) => ({ name: e.name, value: e.value }));
+  const env: V1EnvVar[] = (config.fetcherNetworkEnv ?? []).map((e) => ({ name: e.name, value: kubeletLiteral(e.value) }));
   const mounts: V1VolumeMount[] = [];
   if (config.fetcherCaBundle !== undefined && caVolume !== undefined) {
     env.push({ name: CA_BUNDLE_ENV, value: CA_BUNDLE_FILE });
@@ -414,7 +415,8 @@ export function buildInitContainer(
     imagePullPolicy: config.fetcherImagePullPolicy,
     args: [...FETCH_ARGS],
     env: [
-      { name: SPEC_ENV, value: serialiseSpec(spec) },
+      // Escaped: a `$(...)` in a key would otherwise be expanded by the kubelet.
+      { name: SPEC_ENV, value: kubeletLiteral(serialiseSpec(spec)) },
       { name: POD_NAME_ENV, valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.name' } } },
       { name: POD_NAMESPACE_ENV, valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } } },
       ...identity.env,

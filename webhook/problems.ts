@@ -10,6 +10,7 @@ export type ProblemCode =
   | 'WEBHOOK_MOUNT_CLASH' // the mount path is already taken in a target container
   | 'WEBHOOK_UNSUPPORTED_POD' // a pod we cannot inject into without breaking it
   | 'WEBHOOK_INVALID_POD' // the review's object is not a usable pod
+  | 'WEBHOOK_INSECURE_ENDPOINT' // an AWS endpoint override of the webhook's settings is not https://
   | 'WEBHOOK_INTERNAL'; // a bug of ours: the pod is refused rather than given a bad patch
 
 export type Stage = 'should-inject' | 'defaults' | 'parse' | 'validate' | 'render';

@@ -7,8 +7,10 @@
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { parseSpec, serialiseSpec, SPEC_ENV, type FetchSpec } from '../fetcher/spec.js';
 import { checkBounds, parseAnnotations, shouldInject, STATUS_ANNOTATION, type Annotations, type Defaults } from './annotations.js';
+import { expandLikeKubelet } from './kubelet-env.js';
 import { buildSpec, checkPod, mutate, validateRefresh, validateResources, validateSignal, validateTarget, type Pod } from './mutate.js';
 import { firstOf, formatProblems, problem, quote, type Problem, type Stage, type StageProblems } from './problems.js';
+import { validateFetcher } from './validate-fetcher.js';
 import type { AdmissionReviewResponse, MutationConfig, ReviewHandler, ReviewLog, ReviewOutcome, ReviewResult } from './types.js';
 
 const { compare } = jsonpatch;
@@ -87,7 +89,7 @@ function injectedDrift(obj: unknown, annotations: Annotations, config: MutationC
   const inits = Array.isArray(spec.initContainers) ? spec.initContainers : [];
   const env = inits.flatMap((c) => (isObject(c) && Array.isArray(c.env) ? (c.env as unknown[]) : [])).find((e) => isObject(e) && e.name === SPEC_ENV);
   if (!isObject(env)) return `${STATUS_ANNOTATION} is set but the pod has no fetcher init container, so no secret is fetched; remove ${STATUS_ANNOTATION}`;
-  const had = typeof env.value === 'string' ? parseSpec(env.value) : undefined;
+  const had = typeof env.value === 'string' ? parseSpec(expandLikeKubelet(env.value)) : undefined;
   const wanted = parseAnnotations(annotations, parseDefaults(config, namespaceOf(obj)));
   if (had === undefined || 'errors' in had || 'problems' in wanted) return undefined;
   // Both through the fetcher's own parser, so they compare in one shape.
@@ -139,7 +141,13 @@ export function reviewPod(obj: unknown, config: MutationConfig, namespace?: stri
   const pod = obj as Pod;
   const fit = validateTarget(pod, request, 'problems' in parsed ? parsed.refused : undefined);
   warnings.push(...fit.warnings);
-  const fitProblems = [...fit.problems, ...validateResources(pod, config), ...validateRefresh(request, config), ...validateSignal(pod, request, 'problems' in parsed ? parsed.refused : undefined)];
+  const fitProblems = [
+    ...fit.problems,
+    ...validateResources(pod, config),
+    ...validateRefresh(request, config),
+    ...validateSignal(pod, request, 'problems' in parsed ? parsed.refused : undefined),
+    ...validateFetcher(pod, request, config),
+  ];
   if (fitProblems.length > 0) groups.push({ stage: 'validate', problems: fitProblems });
   if (groups.length > 0) return denyAll(groups, warnings);
 
@@ -165,7 +173,14 @@ const clip = (w: string): string => {
   return printable.length > MAX_WARNING ? `${printable.slice(0, MAX_WARNING - 1)}…` : printable;
 };
 
-export const review: ReviewHandler = (body, config) => {
+export interface Envelope {
+  request: Obj;
+  uid: string;
+  gvk: { group?: unknown; version: string; kind: string };
+}
+
+/** The envelope every handler checks first (the pods' and the writer's): its request, or a 400. */
+export function readEnvelope(body: unknown): { envelope: Envelope } | ReviewResult {
   if (!isObject(body)) return badRequest('body must be a JSON object (an AdmissionReview)');
   if (body.apiVersion !== ADMISSION_API_VERSION) return badRequest(`apiVersion must be ${ADMISSION_API_VERSION}`);
   if (body.kind !== 'AdmissionReview') return badRequest('kind must be AdmissionReview');
@@ -177,6 +192,13 @@ export const review: ReviewHandler = (body, config) => {
   if (!isObject(gvk) || typeof gvk.kind !== 'string' || typeof gvk.version !== 'string') {
     return badRequest('request.kind must be {group, version, kind}');
   }
+  return { envelope: { request, uid, gvk: gvk as Envelope['gvk'] } };
+}
+
+export const review: ReviewHandler = (body, config) => {
+  const read = readEnvelope(body);
+  if (!('envelope' in read)) return read;
+  const { request, uid, gvk } = read.envelope;
 
   const object = request.object;
   const metadata = isObject(object) && isObject(object.metadata) ? object.metadata : {};

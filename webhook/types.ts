@@ -34,6 +34,11 @@ export interface MutationConfig {
   };
   /** The fetcher's network variables (proxy, FIPS/dual-stack, endpoint URLs), validated; only those set. */
   fetcherNetworkEnv?: Array<{ name: NetworkEnvName; value: string }>;
+  /**
+   * Endpoint overrides in fetcherNetworkEnv may be plain http:// (a local emulator); otherwise a
+   * pod is refused while one is (webhook setting FETCHER_ALLOW_PLAIN_HTTP_ENDPOINTS).
+   */
+  allowPlainHttpEndpoints?: boolean;
   /** A ConfigMap key in the pod's namespace holding PEM CA certificates the fetcher trusts too. */
   fetcherCaBundle?: { configMap: string; key: string };
   /**

@@ -85,6 +85,33 @@ describeE2E('annotation errors and warnings in kubectl', () => {
     expect(out.stderr).toContain('/tmp');
   });
 
+  it('a token mounted where the fetcher mounts its volume: our denial names it, not the apiserver\'s duplicate mountPath after the patch', async () => {
+    const { cluster } = e2e();
+    const manifest = JSON.parse(pod('token-clash', { 'secrets.k8s.aws/secret-arn': ARN }));
+    manifest.spec.volumes = [{ name: 'aws-iam-token', projected: { sources: [{ serviceAccountToken: { audience: 'sts.amazonaws.com', path: 'token' } }] } }];
+    manifest.spec.containers[0].env = [
+      { name: 'AWS_ROLE_ARN', value: 'arn:aws:iam::123456789012:role/app' },
+      { name: 'AWS_WEB_IDENTITY_TOKEN_FILE', value: '/aws-secret-injector/token' },
+    ];
+    manifest.spec.containers[0].volumeMounts = [{ name: 'aws-iam-token', mountPath: '/aws-secret-injector', readOnly: true }];
+    const out = await cluster.kubectl(['apply', '--dry-run=server', '-n', namespace(), '-f', '-'], { input: JSON.stringify(manifest), allowFailure: true });
+    expect(out.code).not.toBe(0);
+    expect(out.stderr).toContain(`admission webhook "${WEBHOOK_NAME}" denied the request`);
+    expect(out.stderr).toContain('spec.containers[0].env[AWS_WEB_IDENTITY_TOKEN_FILE]: "/aws-secret-injector/token" is read through mount "/aws-secret-injector"');
+    expect(out.stderr).not.toContain('must be unique');
+  });
+
+  it('a token inside a hostPath: denied, the hostPath never reaches the fetcher', async () => {
+    const { cluster } = e2e();
+    const manifest = JSON.parse(pod('token-hostpath', { 'secrets.k8s.aws/secret-arn': ARN }));
+    manifest.spec.volumes = [{ name: 'node-tokens', hostPath: { path: '/var/lib/tokens' } }];
+    manifest.spec.containers[0].env = [{ name: 'AWS_WEB_IDENTITY_TOKEN_FILE', value: '/tokens/app' }];
+    manifest.spec.containers[0].volumeMounts = [{ name: 'node-tokens', mountPath: '/tokens' }];
+    const out = await cluster.kubectl(['apply', '--dry-run=server', '-n', namespace(), '-f', '-'], { input: JSON.stringify(manifest), allowFailure: true });
+    expect(out.code).not.toBe(0);
+    expect(out.stderr).toContain('volume "node-tokens", a hostPath, which the fetcher never mounts');
+  });
+
   it('prints our warning for an unknown annotation and admits the pod', async () => {
     const { cluster } = e2e();
     const out = await cluster.kubectl(['apply', '--dry-run=server', '-n', namespace(), '-f', '-', '-o', 'json'], {

@@ -397,18 +397,20 @@ describeE2E('chart: helm install and server-side dry-run against the real apiser
       'fetcher.resources.requests.memory': '40Mi',
       'fetcher.resources.limits.memory': '80Mi',
       'fetcher.uid': 4242,
+      // The pod below has no CPU limit: under the default policy its fetcher would have none either.
+      cpuLimitPolicy: 'fixed',
       defaultMountPath: '/var/run/app-secrets',
       volumeSizeLimit: '4Mi',
       ...CERT_MODES.provided,
     };
-    // Play kubelet for the webhook: its container's environment as the chart renders it (the port
+    // Play kubelet for the webhook: its container's environment as the chart renders it (the ports
     // and certificate files are the local process's own).
     const rendered = await helm(['template', 'asi-flow', CHART_DIR, ...valueArgs(set)]);
     expect(rendered.code, rendered.stderr).toBe(0);
     const deployment = parseManifests(rendered.stdout).find((o) => o.kind === 'Deployment')!;
     const env = Object.fromEntries(
       ((deployment.spec as any).template.spec.containers[0].env as Array<{ name: string; value: string }>)
-        .filter((e) => !['PORT', 'TLS_CERT_FILE', 'TLS_KEY_FILE'].includes(e.name))
+        .filter((e) => !['PORT', 'MONITOR_PORT', 'TLS_CERT_FILE', 'TLS_KEY_FILE'].includes(e.name))
         .map((e) => [e.name, e.value]),
     );
     const local = await startWebhook({ bundleDir: e2e().bundleDir, env });

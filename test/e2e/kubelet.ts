@@ -1,5 +1,5 @@
 // Plays the kubelet for the fetcher init container of a stored (Pending) pod: resolves the
-// container's env as the kubelet would (literal values, downward-API fieldRefs), writes a real
+// container's env as the kubelet would (values with `$(VAR)` and `$$` expanded, downward-API fieldRefs), writes a real
 // ServiceAccount token (TokenRequest, audience sts.amazonaws.com) where the fetcher will read its
 // web identity, and runs the BUILT fetcher bundle with the container's args, a temp dir standing in
 // for the secrets volume (`--dir`), and AWS_ENDPOINT_URL pointing at the emulator.
@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { CoreV1Api, type V1Container, type V1Pod } from '@kubernetes/client-node';
+import { expandLikeKubelet } from '../../webhook/kubelet-env.js';
 import { startArgs } from '../helpers/bundles.js';
 import { runCommand, type Cluster, type CommandResult } from '../helpers/cluster.js';
 
@@ -41,7 +42,7 @@ function fieldRef(pod: V1Pod, path: string): string {
 export function resolveEnv(pod: V1Pod, container: V1Container): Record<string, string> {
   const env: Record<string, string> = {};
   for (const e of container.env ?? []) {
-    if (e.value !== undefined) env[e.name] = e.value;
+    if (e.value !== undefined) env[e.name] = expandLikeKubelet(e.value, env);
     else if (e.valueFrom?.fieldRef) env[e.name] = fieldRef(pod, e.valueFrom.fieldRef.fieldPath);
     else if (!e.valueFrom) env[e.name] = '';
     else throw new Error(`the e2e kubelet does not resolve env ${e.name} (${JSON.stringify(e.valueFrom)})`);

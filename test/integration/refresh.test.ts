@@ -5,9 +5,9 @@
 // SIGTERM ends it with 0 at once.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { CreateSecretCommand, PutSecretValueCommand } from '@aws-sdk/client-secrets-manager';
+import { CreateSecretCommand, DeleteSecretCommand, PutSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { afterAll, describe, expect, it } from 'vitest';
 import { serialiseSpec, type FetchSpec } from '../../fetcher/spec.js';
 import { startAwsProxy, type Fault } from '../helpers/aws-proxy.js';
@@ -112,6 +112,32 @@ describe.skipIf(skip !== false)(`refresh sidecar against the emulator${skip ? ` 
       const { code, ms } = await stop(sidecar);
       expect(code).toBe(0);
       expect(ms).toBeLessThan(3_000);
+    }
+  }, 60_000);
+
+  it('a whole path: a secret created under the prefix appears as a file, one deleted disappears, within one interval; changedAt moves', async () => {
+    const prefix = unique('team-b/app');
+    await secrets.send(new CreateSecretCommand({ Name: `${prefix}/a`, SecretString: 'a-value' }));
+    await secrets.send(new CreateSecretCommand({ Name: `${prefix}/b`, SecretString: 'b-value' }));
+    const items: FetchSpec['items'] = [{ ref: `${prefix}/*`, file: 'app' }];
+    const first = await runFetcher(c, scratch, { items }, keys);
+    expect(first.code).toBe(0);
+    const dir = first.dir;
+    const read = (p: string) => readFileSync(join(dir, p), 'utf8');
+    const marker0 = JSON.parse(read('.secrets-ready'));
+    const spec: FetchSpec = { version: 1, dir: '/tmp', mode: 0o444, items, refresh: { intervalSeconds: INTERVAL } };
+    const sidecar = startRefresh(scratch.bundlePath(c), dir, spec, c.awsEndpoint, scratch.root);
+    try {
+      await secrets.send(new CreateSecretCommand({ Name: `${prefix}/c`, SecretString: 'c-value' }));
+      await secrets.send(new DeleteSecretCommand({ SecretId: `${prefix}/a`, ForceDeleteWithoutRecovery: true }));
+      await until('c written and a removed', () => existsSync(join(dir, 'app/c')) && !existsSync(join(dir, 'app/a')), (INTERVAL + 5) * 1000);
+      expect([read('app/b'), read('app/c')]).toEqual(['b-value', 'c-value']);
+      await until('the marker naming b and c', () => JSON.parse(read('.secrets-ready')).secrets[0].files.join() === 'app/b,app/c', 5_000);
+      const marker = JSON.parse(read('.secrets-ready'));
+      expect(marker.secrets[0].members.map((m: { name: string }) => m.name)).toEqual(['b', 'c']);
+      expect(Date.parse(marker.changedAt)).toBeGreaterThan(Date.parse(marker0.changedAt));
+    } finally {
+      expect((await stop(sidecar)).code).toBe(0);
     }
   }, 60_000);
 

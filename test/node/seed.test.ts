@@ -6,7 +6,9 @@
 
 import { AppsV1Api, AuthenticationV1Api, type V1Deployment } from '@kubernetes/client-node';
 import { expect, it } from 'vitest';
-import { eventually } from '../helpers/cluster.js';
+import { join } from 'node:path';
+import { eventually, runCommand } from '../helpers/cluster.js';
+import { BIN_DIR } from '../helpers/tools.js';
 import { createSecret, describeNode, nodeSuite, podWhen, printed, running, useAwsFront, useNamespace } from './context.js';
 
 const TOKEN_DIR = '/var/run/secrets/eks.amazonaws.com/serviceaccount';
@@ -128,5 +130,18 @@ describeNode('seed example on a real node', () => {
     // …and the secret was then read with the role's credentials.
     const ops = front().calls.map((c) => c.operation);
     expect(ops.slice(ops.indexOf('sts.AssumeRoleWithWebIdentity') + 1)).toContainEqual(expect.stringMatching(/^secretsmanager\./));
+  });
+
+  it('the fetcher runs without a CPU quota: the app has no CPU limit, so the pod has none to keep', async () => {
+    expect(podName, 'the first test ran the pod').not.toBe('');
+    const { core, node } = nodeSuite();
+    const pod = await core.readNamespacedPod({ namespace: namespace(), name: podName });
+    const fetcherSpec = pod.spec!.initContainers!.find((c) => c.name === 'secret-fetcher')!;
+    expect(fetcherSpec.resources?.limits?.cpu).toBeUndefined();
+    // What runc was given for the container the kubelet ran: no CFS quota.
+    const id = pod.status!.initContainerStatuses![0]!.containerID!.replace(/^containerd:\/\//, '');
+    const info = await runCommand(join(BIN_DIR, 'ctr'), ['--address', node.socket, '--namespace', 'k8s.io', 'containers', 'info', id], process.env, { timeoutMs: 30_000 });
+    const cpu = JSON.parse(info.stdout).Spec.linux.resources.cpu ?? {};
+    expect(cpu.quota ?? -1, JSON.stringify(cpu)).toBeLessThanOrEqual(0);
   });
 });

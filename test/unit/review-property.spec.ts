@@ -8,6 +8,7 @@ import jsonpatch, { type Operation } from 'fast-json-patch';
 import { describe, expect, it } from 'vitest';
 import { parseSpec, serialiseSpec, SPEC_ENV } from '../../fetcher/spec.js';
 import { parseAnnotations, PREFIX, REGISTRY } from '../../webhook/annotations.js';
+import { expandLikeKubelet } from '../../webhook/kubelet-env.js';
 import { buildSpec } from '../../webhook/mutate.js';
 import { review, reviewPod } from '../../webhook/review.js';
 import { DEFAULT_MUTATION_CONFIG, type ReviewResult } from '../../webhook/types.js';
@@ -189,7 +190,8 @@ describe('review, whatever it is given', () => {
         if (outcome.outcome === 'injected') expect(after).toEqual(JSON.parse(JSON.stringify(outcome.pod)));
         expect(object).toEqual(before);
         // The fetcher reads back exactly what the webhook wrote.
-        const value = (after as any).spec.initContainers[0].env.find((e: { name: string }) => e.name === SPEC_ENV).value;
+        // As the container receives it: the kubelet undoes the webhook's `$$`.
+        const value = expandLikeKubelet((after as any).spec.initContainers[0].env.find((e: { name: string }) => e.name === SPEC_ENV).value);
         const spec = parseSpec(value);
         expect(spec).toHaveProperty('spec');
         if ('spec' in spec) expect(JSON.parse(serialiseSpec(spec.spec))).toEqual(JSON.parse(value));

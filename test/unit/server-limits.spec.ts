@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SERVER_LIMITS, type ServerLimits, type WebhookServer } from '../../webhook/server.js';
 import { listenInProcess, podReview, postJson } from './server-client.js';
 
-const LIMITS: ServerLimits = { handshakeMs: 1_000, silentMs: 1_000, headersMs: 1_500, requestMs: 3_000, keepAliveMs: 2_500, checkMs: 200, maxConnections: 20 };
+const LIMITS: ServerLimits = { ...SERVER_LIMITS, handshakeMs: 1_000, silentMs: 1_000, headersMs: 1_500, requestMs: 3_000, keepAliveMs: 2_500, checkMs: 200, maxConnections: 20, maxPerAddress: 20 };
 // How late a close may come on a busy machine; the unbounded versions never close at all.
 const LATE_MS = 3_000;
 
@@ -118,7 +118,7 @@ describe('connections that ask nothing', { timeout: 30_000 }, () => {
     expect(ms).toBeLessThan(LIMITS.keepAliveMs + LATE_MS);
   });
 
-  it('closes connections over the bound as they arrive, and answers again once the silent ones are gone', async () => {
+  it('closes connections over one address\'s share (here the bound) as they arrive, and answers again once the silent ones are gone', async () => {
     const held = await Promise.all(Array.from({ length: LIMITS.maxConnections }, () => open()));
     const over = await open().then(
       (c) => Promise.race([c.closed.then(() => 'closed'), new Promise((r) => setTimeout(() => r('held'), 1_000))]),

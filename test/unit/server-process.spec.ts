@@ -9,6 +9,8 @@ import { connect, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateCertificates } from '../../certs/generate.js';
 import { bundleDir, ensureBundles } from '../helpers/bundles.js';
+import { review } from '../../webhook/review.js';
+import { DEFAULT_MUTATION_CONFIG } from '../../webhook/types.js';
 import { call, podReview, postJson } from './server-client.js';
 
 const bundle = bundleDir();
@@ -54,7 +56,7 @@ async function start(env: Record<string, string>, args: string[] = []): Promise<
   const exit = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   const end = Date.now() + 20_000;
   while (Date.now() < end && child.exitCode === null) {
-    const m = /"port":(\d+),"url":"https:\/\/[^"]+","msg":"listening"/.exec(out);
+    const m = /"port":(\d+),"url":"https:\/\/[^"]+\/mutate","msg":"listening"/.exec(out);
     if (m) return { child, port: Number(m[1]), output: () => out, exit };
     await new Promise((r) => setTimeout(r, 25));
   }
@@ -150,6 +152,41 @@ describe('webhook process', () => {
     expect(res.body).toContain('"uid":"during-delay"');
     expect(await w.exit).toBe(0);
   }, 30_000);
+
+  it('reviews a large pod on a worker thread, with the answer the handler gives in line', async () => {
+    const w = await start({ TLS_CERT_FILE: join(dir, 'tls.crt'), TLS_KEY_FILE: join(dir, 'tls.key') });
+    const secrets = Array.from({ length: 6_000 }, (_, i) => `- ref: s${i}`).join('\n');
+    const body = podReview({ uid: 'large', annotations: { 'secrets.k8s.aws/region': 'us-east-1', 'secrets.k8s.aws/secrets': secrets } });
+    expect(JSON.stringify(body).length).toBeGreaterThan(64 * 1024);
+    const r = await postJson(w.port, certs.caCert, body);
+    expect(r.status).toBe(200);
+    const inLine = review(body, DEFAULT_MUTATION_CONFIG);
+    expect(inLine.kind).toBe('review');
+    if (inLine.kind === 'review') expect(JSON.parse(r.body)).toEqual(JSON.parse(JSON.stringify(inLine.response)));
+    expect(w.output()).toMatch(/"uid":"large".*"outcome":"injected".*"worker":true/);
+    // Not JSON, and large: the same 400 as a small body that is not JSON.
+    const bad = await call(w.port, { body: `{${'x'.repeat(70 * 1024)}`, ca: certs.caCert, headers: { 'content-type': 'application/json' } });
+    expect(bad.status).toBe(400);
+    expect(JSON.parse(bad.body).message).toBe('the request body is not valid JSON');
+    w.child.kill('SIGTERM');
+    expect(await w.exit).toBe(0);
+  });
+
+  it('serves the probes and metrics on MONITOR_PORT, and no reviews there', async () => {
+    const w = await start({ TLS_CERT_FILE: join(dir, 'tls.crt'), TLS_KEY_FILE: join(dir, 'tls.key'), MONITOR_PORT: '0' });
+    const end = Date.now() + 10_000;
+    let m: RegExpExecArray | null = null;
+    while (m === null && Date.now() < end) {
+      m = /"port":(\d+),"url":"https:\/\/[^"]+\/healthz","msg":"listening"/.exec(w.output());
+      if (m === null) await new Promise((r) => setTimeout(r, 25));
+    }
+    expect(m).not.toBeNull();
+    const monitor = Number(m![1]);
+    for (const path of ['/healthz', '/readyz', '/metrics']) expect((await call(monitor, { method: 'GET', path, ca: certs.caCert })).status).toBe(200);
+    expect((await postJson(monitor, certs.caCert, podReview({ uid: 'm' }))).status).toBe(404);
+    w.child.kill('SIGTERM');
+    expect(await w.exit).toBe(0);
+  });
 
   it('on SIGTERM stops accepting connections, finishes the review in flight and exits 0', async () => {
     const w = await start({ TLS_CERT_FILE: join(dir, 'tls.crt'), TLS_KEY_FILE: join(dir, 'tls.key') });

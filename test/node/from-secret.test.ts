@@ -1,0 +1,87 @@
+// fromSecret on a real node: a Secret pushed with `secrets push` (the built CLI, against the
+// emulator), its printed reference-only manifest applied, and a Job whose pod reads it with
+// `fromSecret`: every key is a file under /tmp/<name>/, and with `refresh` a second push (an
+// update of the Secret) reaches the files.
+
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { BatchV1Api, type V1Job } from '@kubernetes/client-node';
+import { expect, it } from 'vitest';
+import { bundleDir, ensureBundles } from '../helpers/bundles.js';
+import { eventually } from '../helpers/cluster.js';
+import { describeNode, nodeSuite, podWhen, printed, running, useAwsFront, useNamespace, withIrsa } from './context.js';
+import { NODE_SUITE_CLUSTER } from './webhook-pod.js';
+
+function push(manifest: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [join(bundleDir(), 'cli.mjs'), 'secrets', 'push', '--cluster', NODE_SUITE_CLUSTER, '-f', '-'], {
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      AWS_ENDPOINT_URL: nodeSuite().awsEndpoint,
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'operator',
+      AWS_SECRET_ACCESS_KEY: 'operator',
+      AWS_EC2_METADATA_DISABLED: 'true',
+    },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdin.end(manifest);
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+const manifest = (ns: string, password: string) =>
+  JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'db-creds', namespace: ns }, stringData: { username: 'app', password } });
+
+describeNode('fromSecret on a real node', () => {
+  const namespace = useNamespace('from-secret');
+  useAwsFront();
+
+  it('a pushed Secret is read as one file per key, and an update reaches the files', async () => {
+    const { cluster, images } = nodeSuite();
+    const ns = namespace();
+    ensureBundles();
+    const first = await push(manifest(ns, 'first-p4ss'));
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).not.toContain('first-p4ss');
+    expect((await cluster.kubectl(['apply', '-f', '-'], { input: first.stdout })).stdout).toContain('secret/db-creds created');
+
+    const template = withIrsa({
+      metadata: { annotations: { 'secrets.k8s.aws/secrets': '- fromSecret: db-creds', 'secrets.k8s.aws/refresh': '10s' } },
+      spec: {
+        restartPolicy: 'Never',
+        terminationGracePeriodSeconds: 5,
+        containers: [
+          {
+            name: 'app',
+            image: images.busybox,
+            imagePullPolicy: 'Never',
+            command: [
+              'sh',
+              '-c',
+              'echo "files: $(ls /tmp/db-creds | tr "\\n" " ")"; echo "first: $(cat /tmp/db-creds/username) $(cat /tmp/db-creds/password)"; ' +
+                'while [ "$(cat /tmp/db-creds/password)" = first-p4ss ]; do sleep 1; done; echo "then: $(cat /tmp/db-creds/password)"',
+            ],
+          },
+        ],
+      },
+    });
+    const job: V1Job = { apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'reader' }, spec: { backoffLimit: 0, template } };
+    const batch = cluster.kubeConfig.makeApiClient(BatchV1Api);
+    await batch.createNamespacedJob({ namespace: ns, body: job });
+    const { core } = nodeSuite();
+    const podName = await eventually('the Job pod', async () => {
+      const list = await core.listNamespacedPod({ namespace: ns, labelSelector: 'job-name=reader' });
+      return list.items[0]?.metadata?.name;
+    });
+    await podWhen(ns, podName, 'app running', running('app'));
+    expect(await printed(ns, podName, 'app', /^files: /m)).toMatch(/^files: password username $/m);
+    expect(await printed(ns, podName, 'app', /^first: /m)).toContain('first: app first-p4ss');
+
+    const second = await push(manifest(ns, 'rotated-p4ss'));
+    expect(second.stderr).toContain('updated');
+    expect(await printed(ns, podName, 'app', /^then: /m, 90_000)).toContain('then: rotated-p4ss');
+  });
+});
