@@ -26,8 +26,8 @@
 //                                             FLEET_ONLY=sm-20,refresh to run some scenarios)
 
 import { fork, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { build } from 'esbuild';
 import { DOLLARS_PER_CALL, QUOTAS, refreshCallsPerMonth, SECONDS_PER_MONTH } from '../fetcher/quotas.ts';
@@ -50,7 +50,8 @@ const SCENARIOS = [
 ].filter((s) => only === undefined || only.includes(s.id));
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
-const work = mkdtempSync(join(process.env.FLEET_TMP ?? '/dev/shm', 'bench-fleet-'));
+// Memory-backed like the pods' emptyDir volumes, where the machine has one.
+const work = mkdtempSync(join(process.env.FLEET_TMP ?? (existsSync('/dev/shm') ? '/dev/shm' : tmpdir()), 'bench-fleet-'));
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => process.exit(130));
 

@@ -11,6 +11,8 @@ import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk
 import { CredentialError, errorFacts, type AwsApi } from './fetch.js';
 import type { CredentialSource } from './identity.js';
 import type { Network } from './network.js';
+import { Transform } from 'node:stream';
+import { AnswerMeter } from './budget.js';
 import { FleetRetryStrategy, inCallScope, ThrottleLog, type RetryPolicy } from './retry.js';
 
 interface AwsCredentialIdentity {
@@ -22,6 +24,8 @@ interface AwsCredentialIdentity {
 type AwsCredentialIdentityProvider = () => Promise<AwsCredentialIdentity>;
 
 export interface AwsOptions {
+  /** Counts every answer's bytes as it arrives (budget.ts); a new meter with no memory limit when absent. */
+  meter?: AnswerMeter;
   /** Where the pod's identity comes from (identity.ts chooseCredentials). */
   source: CredentialSource;
   /** Chain into this role with STS AssumeRole. */
@@ -185,10 +189,11 @@ export function createAwsApi(opts: AwsOptions): AwsApi {
     if (!c) cache.set(region, (c = make()));
     return c;
   };
+  const meter = opts.meter ?? new AnswerMeter(undefined);
   const sm = (region: string) =>
-    client(secrets, region, () => new SecretsManagerClient({ ...common, retryStrategy: retry('GetSecretValue', region, true), region, credentials }));
+    client(secrets, region, () => metered(new SecretsManagerClient({ ...common, retryStrategy: retry('GetSecretValue', region, true), region, credentials }), meter));
   const ssmIn = (region: string) =>
-    client(ssm, region, () => new SSMClient({ ...common, retryStrategy: retry('GetParameters', region, true), region, credentials }));
+    client(ssm, region, () => metered(new SSMClient({ ...common, retryStrategy: retry('GetParameters', region, true), region, credentials }), meter));
 
   return {
     getSecretValue: (region, input, abortSignal) =>
@@ -214,4 +219,55 @@ export function createAwsApi(opts: AwsOptions): AwsApi {
     },
     throttled: () => throttled.list(),
   };
+}
+
+interface RawResponse {
+  headers?: Record<string, string | undefined>;
+  body?: unknown;
+}
+
+/**
+ * Every answer's body goes through `meter` before the SDK reads it: a declared length past the
+ * bound is refused unread, and a body growing past it is cut off (the socket closed), so an
+ * endpoint that is not AWS cannot make the fetcher hold what its memory limit cannot.
+ */
+function metered<C extends { middlewareStack: { add: (...a: never[]) => void } }>(client: C, meter: AnswerMeter): C {
+  const add = client.middlewareStack.add as unknown as (mw: unknown, opts: object) => void;
+  add.call(
+    client.middlewareStack,
+    (next: (args: unknown) => Promise<{ response: RawResponse }>) => async (args: unknown) => {
+      const out = await next(args);
+      const res = out.response;
+      const length = res.headers?.['content-length'];
+      const declared = length === undefined || length === '' ? undefined : Number(length);
+      const body = res.body as (NodeJS.ReadableStream & { destroy?: () => void }) | undefined;
+      try {
+        meter.begin(Number.isFinite(declared) ? declared : undefined);
+      } catch (e) {
+        body?.destroy?.();
+        throw e;
+      }
+      if (body !== undefined && typeof body.pipe === 'function') {
+        let sofar = 0;
+        const counted = new Transform({
+          transform(chunk: Buffer, _enc, done) {
+            sofar += chunk.length;
+            try {
+              meter.add(chunk.length, sofar);
+            } catch (e) {
+              body.destroy?.();
+              return done(e as Error);
+            }
+            done(null, chunk);
+          },
+        });
+        body.on('error', (e: Error) => counted.destroy(e));
+        res.body = body.pipe(counted);
+      }
+      return out;
+    },
+    // Inside the deserializer (which runs at normal priority): the raw answer, before it is read.
+    { step: 'deserialize', priority: 'low', name: 'answerMeter' },
+  );
+  return client;
 }

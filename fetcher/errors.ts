@@ -32,7 +32,9 @@ export type FetchErrorCode =
   /** Two items would write the same file. */
   | 'FETCH_FILE_CONFLICT'
   /** Writing the files failed (permissions, full volume, a symlink in the way…). */
-  | 'FETCH_WRITE';
+  | 'FETCH_WRITE'
+  /** The answers or the files would not fit in the fetcher's memory limit (the volume's pages count against it), or an answer is larger than any AWS gives. */
+  | 'FETCH_BUDGET';
 
 export interface Failure {
   code: FetchErrorCode;

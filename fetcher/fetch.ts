@@ -60,6 +60,9 @@ export interface AwsApi {
 export const STALE_CREDENTIAL_CODES: ReadonlySet<string> = new Set(['ExpiredToken', 'ExpiredTokenException', 'InvalidClientTokenId']);
 
 export { PARAMETERS_PER_CALL, SECRETS_PER_BATCH };
+const ANSWER_HINT =
+  "an endpoint that is not AWS (a proxy, an emulator) answered more than AWS ever does; or raise the fetcher's memory limit (chart fetcher.resources.limits.memory) if many large secrets are fetched at once";
+
 /** Calls in flight at once: enough to hide latency, few enough not to trip throttling. */
 export const DEFAULT_CONCURRENCY = 8;
 
@@ -463,6 +466,11 @@ export async function fetchTargets(targets: Target[], api: AwsApi, opts: FetchOp
       const seen = credentialFailures.get(k);
       if (seen) seen.refs.push(t.reference.id);
       else credentialFailures.set(k, { error: e, refs: [t.reference.id] });
+      return;
+    }
+    if ((e as Error)?.name === 'AnswerTooLarge') {
+      // The fetcher's own words (budget.ts), with its numbers: not AWS's.
+      record(t, failure('FETCH_BUDGET', (e as Error).message.split('\n')[0]!, { ref: t.reference.id, hint: ANSWER_HINT }), false);
       return;
     }
     awsFailed = true;

@@ -6,6 +6,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { createAwsApi, sessionName } from './aws.js';
+import { AnswerMeter, cgroupMemory, checkVolume, type Memory } from './budget.js';
 import { fitTerminationMessage, formatReport, NOTHING_TO_REDACT, quoted, redactor, type Failure, FetchError, type Redactor, type ReportContext } from './errors.js';
 import { fetchTargets, fetchWithFailover, plan, untilAborted, type AwsApi, type FetchedValue, type FetchOptions, type FetchResult } from './fetch.js';
 import { chooseCredentials, type CredentialChoice, type CredentialSource } from './identity.js';
@@ -44,6 +45,11 @@ export interface ExecuteDeps {
   api: (spec: FetchSpec, stsRegion: string, source: CredentialSource) => AwsApi;
   /** AWS_REGION, else AWS_DEFAULT_REGION. */
   envRegion?: string;
+  /**
+   * The fetcher's memory cgroup (budget.ts) and the meter its AWS answers go through: the files
+   * are checked against what is left before anything is written.
+   */
+  budget?: { memory: Memory | undefined; meter: AnswerMeter };
 }
 
 export type ExecuteResult =
@@ -254,6 +260,10 @@ async function fetchAndWrite(spec: FetchSpec, deps: ExecuteDeps, seen: Map<strin
   }
   const { files, failures } = collected;
   if (failures.length === 0) failures.push(...findConflicts(files));
+  if (failures.length === 0 && deps.budget !== undefined) {
+    const over = checkVolume(files, deps.budget.memory, deps.budget.meter);
+    if (over !== undefined) failures.push(over);
+  }
 
   if (failures.length > 0) {
     // Asking STS who we are stays inside the deadline too: credentials that never resolved, or
@@ -376,12 +386,17 @@ export async function run(argv: string[]): Promise<number> {
   const envRegion = process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || undefined;
   const pod = sessionName(process.env[POD_NAMESPACE_ENV], process.env[POD_NAME_ENV]);
   const credentials = chooseCredentials(process.env);
-  const api = awsApiFactory(pod, network.agents);
-  if (args.command === 'refresh') return runRefresh(spec, { credentials, api, ...(envRegion !== undefined && { envRegion }) });
+  if (args.command === 'refresh') {
+    // A sidecar's answers are bounded one by one; its passes come and go, so no total is kept.
+    return runRefresh(spec, { credentials, api: awsApiFactory(pod, network.agents), ...(envRegion !== undefined && { envRegion }) });
+  }
+  const memory = cgroupMemory();
+  const meter = new AnswerMeter(memory);
+  const api = awsApiFactory(pod, network.agents, meter);
   const started = Date.now();
   let result: ExecuteResult;
   try {
-    result = await execute(spec, { envRegion, credentials, api });
+    result = await execute(spec, { envRegion, credentials, api, budget: { memory, meter } });
   } catch (e) {
     // A bug outside execute (which reports its own with what it fetched redacted): nothing fetched yet.
     exitSoon();
@@ -398,7 +413,7 @@ export async function run(argv: string[]): Promise<number> {
  * The AWS API of a fetch: the pod's session name, the spec's timeouts. Throttled calls are retried
  * until a call timeout before the deadline, so a fetch AWS kept throttling reports that, not the deadline.
  */
-export function awsApiFactory(pod: string, agents?: Network['agents']): ExecuteDeps['api'] {
+export function awsApiFactory(pod: string, agents?: Network['agents'], meter?: AnswerMeter): ExecuteDeps['api'] {
   return (s, stsRegion, source) => {
     const timeouts = { ...DEFAULT_TIMEOUTS, ...s.timeouts };
     const callTimeoutMs = timeouts.callSeconds * 1000;
@@ -412,6 +427,7 @@ export function awsApiFactory(pod: string, agents?: Network['agents']): ExecuteD
       maxAttempts: Math.max(1, Math.floor(timeouts.maxAttempts)),
       throttleBudgetMs: Math.max(deadlineMs - Math.min(callTimeoutMs, deadlineMs / 4), 0),
       ...(agents !== undefined && { agents }),
+      ...(meter !== undefined && { meter }),
     });
   };
 }

@@ -99,3 +99,18 @@ describe('whole paths', () => {
     expect(planPaths({ items: [{ ref: 'prod/*', file: 'd' }] }).failures[0]!.code).toBe('FETCH_NO_REGION');
   });
 });
+
+describe('a path AWS keeps throttling', () => {
+  it('fails with FETCH_THROTTLED naming GetParametersByPath, its quota and how long the listing tried', async () => {
+    const { api } = fakeApi([], []);
+    api.getParametersByPath = async () => {
+      await new Promise((r) => setTimeout(r, 120));
+      throw Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException', $fault: 'client', $metadata: { httpStatusCode: 400 } });
+    };
+    const r = await run([`arn:aws:ssm:eu-west-1:${ACCOUNT}:parameter/prod/app/*`], api);
+    expect(r.failures).toHaveLength(1);
+    expect(r.failures[0]).toMatchObject({ code: 'FETCH_THROTTLED', awsCode: 'ThrottlingException' });
+    expect(r.failures[0]!.message).toMatch(/^GetParametersByPath in eu-west-1 was throttled by AWS \(ThrottlingException\) for 0\.[1-9] s of retries; the fetcher gave up\. Quota: 40 requests per second/);
+    expect(r.awsFailed).toBe(true);
+  });
+});

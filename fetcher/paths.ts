@@ -166,11 +166,12 @@ export async function fetchPaths(targets: PathTarget[], api: AwsApi, opts: Fetch
   let awsFailed = false;
   for (const t of targets) {
     let r: Listed;
+    const startedAt = Date.now();
     try {
       const ref = t.reference;
       r = ref.service === 'ssm' ? await listParameters(t, ref, api, opts.signal) : await listSecrets(t, ref, api, opts.signal);
     } catch (e) {
-      r = { failure: listFailure(t, e) };
+      r = { failure: listFailure(t, e, startedAt) };
     }
     if ('failure' in r) {
       awsFailed ||= r.failure.code === 'FETCH_AWS' || r.failure.code === 'FETCH_THROTTLED';

@@ -130,7 +130,7 @@ describe('loadConfig', () => {
       'FETCHER_NODE_CREDENTIALS="true": must be one of deny, allow',
       'FETCH_DEADLINE_SECONDS="-1": must be a whole number from 1 to 3600',
       'TLS_CERT_FILE and TLS_KEY_FILE must be set together (or both left unset for a development certificate)',
-      'FETCHER_MEMORY_REQUEST (128Mi) is above FETCHER_MEMORY_LIMIT (64Mi); Kubernetes would reject every injected pod',
+      'FETCHER_MEMORY_REQUEST (128Mi) is above FETCHER_MEMORY_LIMIT (80Mi); Kubernetes would reject every injected pod',
     ]);
   });
 

@@ -251,9 +251,9 @@ describe('the secrets volume and the app\'s temporary files', () => {
 });
 
 describe('validateResources: pod-level resources leave room for the fetcher', () => {
-  const fetcher = CONFIG.fetcherResources; // requests 10m/32Mi, limits 200m/64Mi
+  const fetcher = CONFIG.fetcherResources; // requests 10m/32Mi, limits 200m/80Mi
   it.each([
-    [{ limits: { memory: '32Mi' } }, ['spec.resources.limits.memory: "32Mi" is below the fetcher\'s memory limit of 64Mi']],
+    [{ limits: { memory: '32Mi' } }, ['spec.resources.limits.memory: "32Mi" is below the fetcher\'s memory limit of 80Mi']],
     [{ requests: { cpu: '5m', memory: '16Mi' } }, ['spec.resources.requests.cpu: "5m" is below the fetcher\'s cpu request of 10m', 'spec.resources.requests.memory: "16Mi" is below']],
   ])('refuses %j, naming what to raise', (resources, messages) => {
     const problems = validateResources(pod({}, { resources }), CONFIG);
@@ -262,11 +262,11 @@ describe('validateResources: pod-level resources leave room for the fetcher', ()
   });
   it.each([
     [undefined],
-    [{ limits: { memory: '64Mi', cpu: '1' }, requests: { memory: '0.5Gi', cpu: '10m' } }],
+    [{ limits: { memory: '80Mi', cpu: '1' }, requests: { memory: '0.5Gi', cpu: '10m' } }],
     [{ limits: { 'hugepages-2Mi': '2Mi' } }],
   ])('accepts %j', (resources) => {
     expect(validateResources(pod({}, resources ? { resources } : {}), CONFIG)).toEqual([]);
-    expect(fetcher.limits.memory).toBe('64Mi');
+    expect(fetcher.limits.memory).toBe('80Mi');
   });
   it('follows the configured fetcher resources; a fetcher without a limit fits any pod limit', () => {
     const config = { ...CONFIG, fetcherResources: { requests: { cpu: '10m', memory: '32Mi' }, limits: {} } };

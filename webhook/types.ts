@@ -64,7 +64,9 @@ export const DEFAULT_MUTATION_CONFIG: MutationConfig = {
   fetcherImagePullPolicy: 'IfNotPresent',
   fetcherResources: {
     requests: { cpu: '10m', memory: '32Mi' },
-    limits: { cpu: '200m', memory: '64Mi' },
+    // 80Mi: the worst case of AWS's maxima (100 secrets of 64 KiB written whole) peaks at 60 MiB in
+    // a memory cgroup, and the fetcher keeps 8 MiB free for writing (fetcher/budget.ts).
+    limits: { cpu: '200m', memory: '80Mi' },
   },
   fetcherUid: 65532,
   defaultMountPath: '/tmp',

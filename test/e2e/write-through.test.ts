@@ -4,14 +4,16 @@
 // apply alike. Versions, dry runs, two clusters, DELETE with each policy, the writer down, and the
 // reference-only manifests `secrets push` prints.
 
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { DescribeSecretCommand, GetSecretValueCommand, ListSecretVersionIdsCommand } from '@aws-sdk/client-secrets-manager';
 import { AdmissionregistrationV1Api, CoreV1Api, type V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startAwsProxy, type AwsProxy } from '../helpers/aws-proxy.js';
 import { etcdGet, type Cluster } from '../helpers/cluster.js';
 import { startWebhook, type WebhookProcess } from '../helpers/webhook-process.js';
+import { secretsPush } from '../helpers/secrets-push.js';
+import { findTool } from '../helpers/tools.js';
+import { renderChart } from '../unit/chart-render.js';
+import { stringify } from 'yaml';
 import { awsClients, describeE2E, e2e, useNamespace } from './context.js';
 
 const LABEL = 'secrets.k8s.aws/write-through';
@@ -65,8 +67,10 @@ async function writerInEffect(cluster: Cluster, namespace: string): Promise<bool
       body: { metadata: { generateName: 'probe-', labels: { [LABEL]: 'true' } }, stringData: { k: 'v' } },
     });
     return s.data === undefined;
-  } catch {
-    return true; // refused: generateName is refused by the writer, and a writer that is down refuses too
+  } catch (e) {
+    // Refused: by the writer (generateName), by a writer that is down, or, with no writer
+    // configured, by the chart's policy, which is not the writer.
+    return !String((e as { body?: unknown }).body ?? e).includes('stored without data');
   }
 }
 
@@ -115,13 +119,22 @@ describeE2E('write-through (writer, real apiserver and etcd, emulator)', () => {
     return stored!;
   }
 
+  // The chart's ValidatingAdmissionPolicy and its binding, as the chart renders them.
+  const policy = () =>
+    renderChart(findTool('helm')!, { release: 'e2e', namespace: 'asi', set: { 'writeThrough.enabled': true, 'writeThrough.cluster': 'cluster-a' }, extra: ['--kube-version', '1.31.0'] })
+      .filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy'));
+
   beforeAll(async () => {
     const { cluster, bundleDir, awsEndpoint } = e2e();
+    const objects = policy();
+    expect(objects.map((o) => o.kind).sort()).toEqual(['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
+    await cluster.kubectl(['apply', '-f', '-'], { input: objects.map((o) => stringify(o)).join('---\n') });
     proxy = await startAwsProxy(awsEndpoint);
     writerA = await startWebhook({ bundleDir, command: 'write-through', env: writerEnv('cluster-a', 'Retain') });
     await register(cluster, writerA, namespace());
   });
   afterAll(async () => {
+    await e2e().cluster.kubectl(['delete', '-f', '-', '--ignore-not-found'], { input: policy().map((o) => stringify(o)).join('---\n'), allowFailure: true });
     await unregister(e2e().cluster, namespace());
     await writerA?.stop();
     await writerB?.stop();
@@ -224,14 +237,9 @@ describeE2E('write-through (writer, real apiserver and etcd, emulator)', () => {
   it('the printed manifests of secrets push apply cleanly and hold no value', async () => {
     const { cluster, bundleDir, awsEndpoint } = e2e();
     const input = JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'pushed', namespace: namespace() }, stringData: { token: 'e2e-Push3d-t0ken' } });
-    const child = spawn(process.execPath, [join(bundleDir, 'cli.mjs'), 'secrets', 'push', '--cluster', 'cluster-a', '-f', '-'], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', AWS_ENDPOINT_URL: awsEndpoint, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'op', AWS_SECRET_ACCESS_KEY: 'op', AWS_EC2_METADATA_DISABLED: 'true' },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stdin.end(input);
-    expect(await new Promise((r) => child.on('close', r))).toBe(0);
+    const pushed = await secretsPush(bundleDir, awsEndpoint, ['--cluster', 'cluster-a', '-f', '-'], input);
+    expect(pushed.code, pushed.stderr).toBe(0);
+    const stdout = pushed.stdout;
     expect(stdout).not.toContain('e2e-Push3d-t0ken');
     const applied = await cluster.kubectl(['apply', '-f', '-'], { input: stdout });
     expect(applied.stdout).toContain('secret/pushed created');
@@ -251,5 +259,14 @@ describeE2E('write-through (writer, real apiserver and etcd, emulator)', () => {
     // The control: an unlabelled Secret's value is in etcd as it is, where the reading above looks.
     const stored = await etcdGet(e2e().cluster.etcdUrl!, `/registry/secrets/${namespace()}/plain`);
     expect(stored!.includes(Buffer.from(PASSWORD))).toBe(true);
+  });
+
+  it("without the writer's configuration, the chart's ValidatingAdmissionPolicy still refuses a labelled Secret with data", async () => {
+    const { cluster } = e2e();
+    await unregister(cluster, namespace());
+    const refused = await cluster.kubectl(['apply', '-n', namespace(), '-f', '-'], { input: secretManifest('unguarded'), allowFailure: true });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('is stored without data');
+    expect(await etcdGet(cluster.etcdUrl!, `/registry/secrets/${namespace()}/unguarded`)).toBeUndefined();
   });
 });

@@ -98,9 +98,17 @@ export async function runFetcher(
   spec: Omit<FetchSpec, 'version' | 'dir' | 'mode'> & Partial<Pick<FetchSpec, 'mode'>>,
   /** Added to the base environment; a variable set to undefined is removed from it. */
   env: Record<string, string | undefined>,
-  opts: { bundle?: FetcherBundle; endpoint?: string; killAfterMs?: number } = {},
+  opts: {
+    bundle?: FetcherBundle;
+    endpoint?: string;
+    killAfterMs?: number;
+    /** The volume's directory (default: a new one under the scratch directory). */
+    dir?: string;
+    /** A command prefix the fetcher runs under (a memory group's). */
+    wrap?: string[];
+  } = {},
 ): Promise<FetcherRun> {
-  const dir = mkdtempSync(join(scratch.root, 'volume-'));
+  const dir = opts.dir ?? mkdtempSync(join(scratch.root, 'volume-'));
   const termination = join(scratch.root, `termination-${randomBytes(3).toString('hex')}`);
   const full: FetchSpec = { version: 1, dir: '/tmp', mode: 0o444, ...spec };
   const bundle = scratch.bundlePath(ctx, opts.bundle ?? 'start.cjs');
@@ -118,7 +126,8 @@ export async function runFetcher(
     SECRET_INJECTOR_TERMINATION_LOG: termination,
     ...env,
   };
-  const child = spawn(process.execPath, [...startArgs(bundle), 'fetch', '--dir', dir], {
+  const command = [...(opts.wrap ?? []), process.execPath, ...startArgs(bundle), 'fetch', '--dir', dir];
+  const child = spawn(command[0]!, command.slice(1), {
     cwd: scratch.root,
     env: Object.fromEntries(Object.entries(base).filter((e): e is [string, string] => e[1] !== undefined)),
     stdio: ['ignore', 'pipe', 'pipe'],

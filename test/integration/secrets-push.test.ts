@@ -2,41 +2,15 @@
 // manifests hold no value, the values are in Secrets Manager with our tags, a second push of the
 // same manifests makes no new version, and a bad input writes nothing.
 
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { DescribeSecretCommand, GetSecretValueCommand, ListSecretVersionIdsCommand } from '@aws-sdk/client-secrets-manager';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
+import { secretsPush } from '../helpers/secrets-push.js';
 import { integrationContext, REGION, seedClients, unique } from './context.js';
 
 const { ctx, skip } = integrationContext();
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function push(args: string[], input: string): Promise<Run> {
-  const child = spawn(process.execPath, [join(ctx!.bundleDir, 'cli.mjs'), 'secrets', 'push', ...args], {
-    env: {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      AWS_ENDPOINT_URL: ctx!.awsEndpoint,
-      AWS_REGION: REGION,
-      AWS_ACCESS_KEY_ID: 'operator',
-      AWS_SECRET_ACCESS_KEY: 'operator',
-      AWS_EC2_METADATA_DISABLED: 'true',
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  child.stdin.end(input);
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-}
+const push = (args: string[], input: string) => secretsPush(ctx!.bundleDir, ctx!.awsEndpoint, args, input, REGION);
 
 const PASSWORD = 'pl41ntext-P4ssw0rd';
 const TOKEN = 'tok-9f8e7d6c5b4a';

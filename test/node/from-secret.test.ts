@@ -3,34 +3,15 @@
 // `fromSecret`: every key is a file under /tmp/<name>/, and with `refresh` a second push (an
 // update of the Secret) reaches the files.
 
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { BatchV1Api, type V1Job } from '@kubernetes/client-node';
 import { expect, it } from 'vitest';
 import { bundleDir, ensureBundles } from '../helpers/bundles.js';
+import { secretsPush } from '../helpers/secrets-push.js';
 import { eventually } from '../helpers/cluster.js';
 import { describeNode, nodeSuite, podWhen, printed, running, useAwsFront, useNamespace, withIrsa } from './context.js';
 import { NODE_SUITE_CLUSTER } from './webhook-pod.js';
 
-function push(manifest: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [join(bundleDir(), 'cli.mjs'), 'secrets', 'push', '--cluster', NODE_SUITE_CLUSTER, '-f', '-'], {
-    env: {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      AWS_ENDPOINT_URL: nodeSuite().awsEndpoint,
-      AWS_REGION: 'us-east-1',
-      AWS_ACCESS_KEY_ID: 'operator',
-      AWS_SECRET_ACCESS_KEY: 'operator',
-      AWS_EC2_METADATA_DISABLED: 'true',
-    },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  child.stdin.end(manifest);
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-}
+const push = (manifest: string) => secretsPush(bundleDir(), nodeSuite().awsEndpoint, ['--cluster', NODE_SUITE_CLUSTER, '-f', '-'], manifest);
 
 const manifest = (ns: string, password: string) =>
   JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'db-creds', namespace: ns }, stringData: { username: 'app', password } });

@@ -90,4 +90,16 @@ suite('chart: write-through', () => {
     expect(r.ok).toBe(false);
     expect(r.stderr).toContain('writeThrough.enabled needs writeThrough.cluster');
   });
+
+  it('guards the final state with a ValidatingAdmissionPolicy from Kubernetes 1.30: a labelled Secret is never stored with data', () => {
+    const on = (version: string) => renderChart(HELM, { release: 'acme', namespace: 'sec', set: ON, extra: ['--kube-version', version] });
+    const objects = on('1.31.0');
+    const policy = named(objects, 'ValidatingAdmissionPolicy', 'acme-aws-secret-injector-write-through');
+    expect(policy.spec.failurePolicy).toBe('Fail');
+    expect(policy.spec.matchConstraints.objectSelector).toEqual({ matchLabels: { 'secrets.k8s.aws/write-through': 'true' } });
+    expect(policy.spec.validations[0].expression).toBe('!has(object.data) || size(object.data) == 0');
+    const binding = named(objects, 'ValidatingAdmissionPolicyBinding', 'acme-aws-secret-injector-write-through');
+    expect(binding.spec).toMatchObject({ policyName: 'acme-aws-secret-injector-write-through', validationActions: ['Deny'] });
+    expect(on('1.29.0').filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy'))).toEqual([]);
+  });
 });
