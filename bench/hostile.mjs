@@ -21,6 +21,7 @@ import { connect as netConnect } from 'node:net';
 import { resolve } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { freePort } from './free-port.mjs';
+import { podCreate } from './reviews.mjs';
 
 // The figures of webhook/server.ts's SERVER_LIMITS, which this measures (they are the targets).
 const LIMITS = { handshakeMs: 10_000, silentMs: 10_000, headersMs: 10_000, requestMs: 30_000, keepAliveMs: 120_000, checkMs: 1_000, maxConnections: 1_000, maxPerAddress: 250, maxAgeMs: 300_000, maxRequests: 1_000 };
@@ -88,17 +89,7 @@ async function review(port, localAddress) {
 }
 
 function podReview(uid, annotations) {
-  return JSON.stringify({
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid,
-      kind: { group: '', version: 'v1', kind: 'Pod' },
-      operation: 'CREATE',
-      namespace: 'bench',
-      object: { metadata: { generateName: 'api-', namespace: 'bench', annotations }, spec: { containers: [{ name: 'app', image: 'busybox' }] } },
-    },
-  });
+  return podCreate(uid, { metadata: { generateName: 'api-', namespace: 'bench', annotations }, spec: { containers: [{ name: 'app', image: 'busybox' }] } });
 }
 
 /** One review on its own connection: ms to the whole answer, and the answer. */

@@ -1,7 +1,8 @@
 // The AdmissionReviews the webhook benches send: as the apiserver sends them for a Deployment's pod
 // (IRSA's variables and token mount in each container), with the annotations given.
 
-export function review(uid, annotations, containers = 1) {
+/** A pod CREATE review of `object` in namespace bench, as the apiserver sends it. */
+export function podCreate(uid, object) {
   return JSON.stringify({
     apiVersion: 'admission.k8s.io/v1',
     kind: 'AdmissionReview',
@@ -12,25 +13,29 @@ export function review(uid, annotations, containers = 1) {
       namespace: 'bench',
       operation: 'CREATE',
       userInfo: { username: 'system:serviceaccount:kube-system:replicaset-controller' },
-      object: {
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { generateName: 'api-7d4b9c-', namespace: 'bench', labels: { app: 'api' }, annotations },
-        spec: {
-          serviceAccountName: 'api',
-          containers: Array.from({ length: containers }, (_, i) => ({
-            name: `c${i}`,
-            image: 'public.ecr.aws/docker/library/busybox:1.36',
-            env: [
-              { name: 'AWS_ROLE_ARN', value: 'arn:aws:iam::123456789012:role/api' },
-              { name: 'AWS_WEB_IDENTITY_TOKEN_FILE', value: '/var/run/secrets/eks.amazonaws.com/serviceaccount/token' },
-            ],
-            volumeMounts: [{ name: 'aws-iam-token', mountPath: '/var/run/secrets/eks.amazonaws.com/serviceaccount', readOnly: true }],
-          })),
-          volumes: [{ name: 'aws-iam-token', projected: { sources: [{ serviceAccountToken: { audience: 'sts.amazonaws.com', path: 'token' } }] } }],
-        },
-      },
+      object,
       dryRun: false,
+    },
+  });
+}
+
+export function review(uid, annotations, containers = 1) {
+  return podCreate(uid, {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { generateName: 'api-7d4b9c-', namespace: 'bench', labels: { app: 'api' }, annotations },
+    spec: {
+      serviceAccountName: 'api',
+      containers: Array.from({ length: containers }, (_, i) => ({
+        name: `c${i}`,
+        image: 'public.ecr.aws/docker/library/busybox:1.36',
+        env: [
+          { name: 'AWS_ROLE_ARN', value: 'arn:aws:iam::123456789012:role/api' },
+          { name: 'AWS_WEB_IDENTITY_TOKEN_FILE', value: '/var/run/secrets/eks.amazonaws.com/serviceaccount/token' },
+        ],
+        volumeMounts: [{ name: 'aws-iam-token', mountPath: '/var/run/secrets/eks.amazonaws.com/serviceaccount', readOnly: true }],
+      })),
+      volumes: [{ name: 'aws-iam-token', projected: { sources: [{ serviceAccountToken: { audience: 'sts.amazonaws.com', path: 'token' } }] } }],
     },
   });
 }

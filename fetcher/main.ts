@@ -215,7 +215,7 @@ export async function collect(
 
 /** The region STS is called in: the pod's, else the environment's, else the first reference's. */
 export function stsRegionOf(spec: FetchSpec, envRegion: string | undefined): string {
-  return spec.region ?? envRegion ?? plan(spec, envRegion).targets[0]?.region ?? 'us-east-1';
+  return spec.region ?? envRegion ?? plan(spec, envRegion).targets[0]?.region ?? planPaths(spec, envRegion).targets[0]?.region ?? 'us-east-1';
 }
 
 /** Who the calls were made as, for a failure report, within `leftMs`. */
@@ -238,7 +238,9 @@ export async function identityContext(api: AwsApi, stsRegion: string, leftMs: nu
 /** Without an identity, a failure naming every reference, before any AWS call. */
 export function noIdentity(spec: FetchSpec, failure: Failure, envRegion: string | undefined): Failure[] {
   const { targets, failures } = plan(spec, envRegion);
-  const refs = targets.map((t) => t.reference.id);
+  const paths = planPaths(spec, envRegion);
+  failures.push(...paths.failures);
+  const refs = [...targets, ...paths.targets].map((t) => t.reference.id);
   const message = refs.length > 0 ? `${failure.message} (${refs.length} reference(s) not fetched: ${refs.join(', ')})` : failure.message;
   return [...failures, { ...failure, message }];
 }

@@ -141,3 +141,11 @@ export function parsePathReference(raw: string): PathReferenceResult {
   if (r.partition !== undefined) out.partition = r.partition;
   return { path: out };
 }
+
+/** The service and region (when it names one) of a reference or a whole path; undefined when it does not parse. */
+export function referenceTarget(raw: string): { service: 'secretsmanager' | 'ssm'; region?: string } | undefined {
+  const r = isPathReference(raw) ? parsePathReference(raw) : parseReference(raw);
+  const parsed = 'reference' in r ? r.reference : 'path' in r ? r.path : undefined;
+  if (parsed === undefined) return undefined;
+  return parsed.region === undefined ? { service: parsed.service } : { service: parsed.service, region: parsed.region };
+}

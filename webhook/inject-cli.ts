@@ -1,9 +1,11 @@
 // `aws-secret-injector inject -f manifest.yaml` (or `-f -` for stdin): prints the manifests with
-// every pod template mutated as the webhook would. The fetcher settings come from the same
-// environment variables the webhook reads (FETCHER_IMAGE, DEFAULT_MOUNT_PATH, ...).
+// every pod template mutated as the webhook would. The configuration is the webhook's: the chart's
+// values files (`--values`, merged as helm merges them) and, over them, the same environment
+// variables the webhook reads (FETCHER_IMAGE, NATIVE_SIDECARS, FETCHER_HTTPS_PROXY, ...).
 
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { envFromValues, mergeValues, parseValues } from './chart-values.js';
 import { loadConfig, OPTIONS, type OptionKey } from './config.js';
 import { injectManifests } from './inject.js';
 
@@ -11,23 +13,9 @@ export const EXIT_OK = 0;
 export const EXIT_DENIED = 1;
 export const EXIT_USAGE = 2;
 
-/** The webhook options that shape the mutation; the rest (TLS, port, ...) do not apply here. */
-const MUTATION_OPTIONS: OptionKey[] = [
-  'fetcherImage',
-  'fetcherImagePullPolicy',
-  'fetcherCpuRequest',
-  'fetcherMemoryRequest',
-  'fetcherCpuLimit',
-  'fetcherMemoryLimit',
-  'fetcherUid',
-  'defaultMountPath',
-  'volumeSizeLimit',
-  'fetchDeadlineSeconds',
-  'fetcherNodeCredentials',
-  'writeThroughCluster',
-  'writeThroughPrefix',
-  'writeThroughRegion',
-];
+/** The webhook options of its HTTP server; every other option shapes the mutation. */
+export const SERVER_OPTIONS: readonly OptionKey[] = ['host', 'port', 'monitorPort', 'tlsCertFile', 'tlsKeyFile', 'logLevel', 'shutdownDelaySeconds', 'shutdownTimeoutSeconds'];
+const MUTATION_OPTIONS = (Object.keys(OPTIONS) as OptionKey[]).filter((k) => !SERVER_OPTIONS.includes(k));
 
 export interface Io {
   stdin: () => string;
@@ -69,17 +57,36 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
       'Prints Kubernetes manifests with every pod template (Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet,\n' +
         'ReplicationController, Job, CronJob, and those inside a List) mutated exactly as the webhook would.\n' +
         'Other objects pass through. Invalid secret annotations: the webhook\'s denial on stderr, exit 1.\n' +
-        `Fetcher settings come from the webhook's environment variables: ${MUTATION_OPTIONS.map((k) => OPTIONS[k].env).join(', ')}.`,
+        "Configuration: the chart's values files (--values), then the webhook's environment variables over them:\n" +
+        `${MUTATION_OPTIONS.map((k) => OPTIONS[k].env).join(', ')}.`,
     )
     .requiredOption('-f, --filename <file>', 'manifest file, or - for standard input')
+    .option('--values <file>', "the chart's values file the webhook is installed with, as helm install --values takes it (repeatable, later files win)", (v: string, all: string[]) => [...all, v], [] as string[])
+    .option('--kube-version <version>', "the cluster's Kubernetes version, for values helm derives from it (nativeSidecars: null)")
     .allowExcessArguments(false)
     .exitOverride()
     .configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (out += s) });
   const parsed = parseArgs(cmd, argv, io, () => out);
   if (parsed !== undefined) return parsed;
-  const file = cmd.opts<{ filename: string }>().filename;
+  const opts = cmd.opts<{ filename: string; values: string[]; kubeVersion?: string }>();
+  const file = opts.filename;
 
-  const env: NodeJS.ProcessEnv = {};
+  let values: Record<string, unknown> = {};
+  for (const name of opts.values) {
+    let parsed;
+    try {
+      parsed = parseValues(readFileSync(name, 'utf8'), name);
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      parsed = { error: `cannot read ${name}: ${err.code ?? err.message}` };
+    }
+    if ('error' in parsed) {
+      io.stderr(`inject: ${parsed.error}\n`);
+      return EXIT_USAGE;
+    }
+    values = mergeValues(values, parsed);
+  }
+  const env: NodeJS.ProcessEnv = envFromValues(values, opts.kubeVersion);
   for (const k of MUTATION_OPTIONS) {
     const name = OPTIONS[k].env;
     if (io.env[name] !== undefined) env[name] = io.env[name];

@@ -84,7 +84,7 @@ describe('inject', () => {
     expect(result).toMatchObject({ errors: [], injected: 0 });
     expect(result.warnings).toEqual([
       '(no kind) snippet (document 1): has no kind, so no pod template was looked for; passed through unchanged',
-      expect.stringMatching(/^Rollout r \(document 2\): Rollout is not a kind inject knows \(Pod, Deployment, .*CronJob\); its pod template was not mutated here/),
+      expect.stringMatching(/^Rollout r \(document 2\): Rollout is not a kind inject knows \(Pod, Deployment, .*CronJob, ReplicationController\); its pod template was not mutated here/),
     ]);
     expect(YAML.parseAllDocuments(result.output).map((d) => d.toJS())).toEqual([snippet, rollout]);
   });
@@ -259,6 +259,57 @@ describe('inject command', () => {
     const r = await cli(['--help']);
     expect(r.code).toBe(0);
     expect(r.out).toContain('-f, --filename <file>');
+    expect(r.out).toContain('--values <file>');
+  });
+
+  describe('takes the chart\'s values files, as helm install --values does', () => {
+    const values = join(dir, 'values.yaml');
+    writeFileSync(values, [
+      'nativeSidecars: false',
+      'fetcher:',
+      '  image: {repository: registry.example.com/fetcher, tag: "2.0"}',
+      '  resources: {limits: null}',
+      '  network:',
+      '    httpsProxy: http://proxy.internal:3128',
+      '    caBundle: {configMap: corp-ca}',
+      'refresher: {resources: {requests: {cpu: 7m}}}',
+      '',
+    ].join('\n'));
+    const later = join(dir, 'later.yaml');
+    writeFileSync(later, 'fetcher: {image: {tag: "2.1"}}\n');
+    const refresh = YAML.stringify(workload('Deployment', template({ [`${PREFIX}secret-arn`]: ARN, [`${PREFIX}refresh`]: '5m' })));
+
+    it('native sidecars off: a pod asking for refresh gets the webhook\'s denial', async () => {
+      const r = await cli(['--values', values, '-f', '-'], refresh);
+      expect(r.code).toBe(1);
+      expect(r.err).toContain('secrets.k8s.aws/refresh: needs native sidecars (Kubernetes 1.29+), which this cluster does not run');
+      // nativeSidecars left to the cluster's version, as the chart does.
+      expect((await cli(['--values', later, '--kube-version', '1.28.3', '-f', '-'], refresh)).code).toBe(1);
+      expect((await cli(['--values', later, '--kube-version', 'v1.29.0', '-f', '-'], refresh)).code).toBe(0);
+    });
+
+    it('image, proxy, CA bundle and removed limits into the fetcher; later files and the environment win', async () => {
+      const r = await cli(['--values', values, '--values', later, '-f', file], '', { FETCHER_CPU_REQUEST: '20m' });
+      expect(r.err).toBe('');
+      const out = YAML.parse(r.out);
+      const fetcher = out.spec.initContainers[0];
+      expect(fetcher.image).toBe('registry.example.com/fetcher:2.1');
+      expect(fetcher.resources).toEqual({ requests: { cpu: '20m', memory: '32Mi' }, limits: {} });
+      expect(fetcher.env).toContainEqual({ name: 'HTTPS_PROXY', value: 'http://proxy.internal:3128' });
+      expect(out.spec.volumes).toContainEqual(expect.objectContaining({ name: 'secret-fetcher-ca', configMap: expect.objectContaining({ name: 'corp-ca' }) }));
+    });
+
+    it.each([
+      ['a: [', 'not valid YAML'],
+      ['- a\n- b\n', 'must be a mapping of values'],
+      ['fetcher: {uid: 0}\n', 'FETCHER_UID="0"'],
+    ])('%j exits 2: %s', async (text, message) => {
+      const bad = join(dir, 'bad.yaml');
+      writeFileSync(bad, text);
+      const r = await cli(['--values', bad, '-f', file]);
+      expect(r.code).toBe(2);
+      expect(r.err).toContain(message);
+    });
   });
 });
 

@@ -8,23 +8,18 @@
 // alias, and patching a shared node would change every place that refers to it.
 
 import YAML, { isMap, isSeq, visit, type Document, type Node } from 'yaml';
-import { PREFIX } from './annotations.js';
 import { quote } from './problems.js';
 import { reviewPod } from './review.js';
+import { at as valueAt, misplacedAnnotations, templatePod, WORKLOADS } from './templates.js';
 import type { MutationConfig } from './types.js';
 import { repeatedKey } from './yaml-keys.js';
 
-/** Where each workload kind keeps its pod template (a Pod is its own template). */
-export const TEMPLATE_PATHS: Readonly<Record<string, readonly string[]>> = {
-  Pod: [],
-  Deployment: ['spec', 'template'],
-  StatefulSet: ['spec', 'template'],
-  DaemonSet: ['spec', 'template'],
-  ReplicaSet: ['spec', 'template'],
-  ReplicationController: ['spec', 'template'],
-  Job: ['spec', 'template'],
-  CronJob: ['spec', 'jobTemplate', 'spec', 'template'],
-};
+/** Where each kind keeps its pod template: the reviewed workloads, a Pod (its own template), a ReplicationController. */
+export const TEMPLATE_PATHS: Readonly<Record<string, readonly string[]>> = Object.fromEntries([
+  ['Pod', []],
+  ...Object.entries(WORKLOADS).map(([kind, w]) => [kind, w.path] as const),
+  ['ReplicationController', ['spec', 'template']],
+]);
 
 export interface InjectResult {
   /** The manifests, mutated; empty when there are errors. */
@@ -113,20 +108,14 @@ function injectObject(
     }
     return;
   }
-  // The webhook sees pods only: annotations on a workload's own metadata never reach it.
-  const own = isObject(obj.metadata) && isObject(obj.metadata.annotations) ? Object.keys(obj.metadata.annotations) : [];
-  const misplaced = templatePath.length > 0 ? own.filter((k) => k.startsWith(PREFIX)).sort() : [];
-  if (misplaced.length > 0) {
-    result.warnings.push(`${where}: ${misplaced.join(', ')} on the ${String(obj.kind)}'s own metadata are ignored; put them on the pod template (${templatePath.join('.')}.metadata.annotations)`);
-  }
-  let template: unknown = obj;
-  for (const k of templatePath) template = isObject(template) ? template[k] : undefined;
+  // Annotations on a workload's own metadata never reach its pods.
+  const misplaced = templatePath.length > 0 ? misplacedAnnotations(obj, obj.kind as string, templatePath) : undefined;
+  if (misplaced !== undefined) result.warnings.push(`${where}: ${misplaced}`);
+  const template = valueAt(obj, templatePath);
   if (!isObject(template)) return;
   // A template is a pod without apiVersion/kind; the pipeline reads metadata and spec only.
-  const pod: Obj = templatePath.length === 0 ? template : { metadata: template.metadata, spec: template.spec };
-  if (pod.metadata === undefined) delete pod.metadata;
   const namespace = isObject(obj.metadata) && typeof obj.metadata.namespace === 'string' ? obj.metadata.namespace : undefined;
-  const outcome = reviewPod(pod, config, namespace);
+  const outcome = reviewPod(templatePath.length === 0 ? template : templatePod(template), config, namespace);
   result.warnings.push(...outcome.warnings.map((w) => `${where}: ${w}`));
   if (outcome.outcome === 'denied') result.errors.push(`${where}: ${outcome.message}`);
   if (outcome.outcome !== 'injected') return;

@@ -6,6 +6,7 @@ import { loadConfig, type WebhookConfig } from './config.js';
 import { WebhookMetrics } from './metrics.js';
 import { review } from './review.js';
 import { ReviewPool } from './review-pool.js';
+import { reviewTemplate } from './templates.js';
 import { buildMonitorServer, buildServer, setServingPair, type Lifecycle, type ServerDeps, type WebhookServer } from './server.js';
 import { describePair, developmentPair, readPair, TlsError, TlsReloader, type TlsPair } from './tls.js';
 
@@ -23,10 +24,10 @@ export async function run(argv: string[]): Promise<number> {
  */
 export async function runWith(
   argv: string[],
-  command: string,
+  command: 'webhook' | 'write-through',
   handlerFor: (config: WebhookConfig) => ServerDeps['review'] | { errors: string[] },
 ): Promise<number> {
-  const loaded = loadConfig(argv, process.env);
+  const loaded = loadConfig(argv, process.env, command);
   if ('help' in loaded) {
     process.stdout.write(loaded.help);
     return EXIT_OK;
@@ -69,11 +70,15 @@ export async function serve(config: WebhookConfig, logger: Logger, handler: Serv
   metrics.tlsInService(pair.notAfter);
   const lifecycle: Lifecycle = { draining: false };
   // From the bundle, the worker runs the built module; from sources (tests of this file) it cannot,
-  // and large reviews are reviewed in line. The worker runs the pods' handler only.
+  // and large reviews are reviewed in line. The worker runs the pods' and the templates' handlers.
   const worker = await import('./review-worker.js');
   const offload =
     handler === review && /\.m?js$/.test(worker.REVIEW_WORKER_URL) ? new ReviewPool({ url: worker.REVIEW_WORKER_URL, mark: worker.REVIEW_WORKER_MARK }) : undefined;
-  const app = buildServer({ mutation: config.mutation }, { review: handler, logger, metrics, tls: pair, lifecycle, ...(offload ? { offload } : {}) });
+  // The pods' webhook also reviews workload templates; the writer serves its own handler only.
+  const app = buildServer(
+    { mutation: config.mutation },
+    { review: handler, ...(handler === review ? { reviewTemplate } : {}), logger, metrics, tls: pair, lifecycle, ...(offload ? { offload } : {}) },
+  );
   await listen(app, config.host, config.port, logger, '/mutate');
   const monitor = config.monitorPort === undefined ? undefined : buildMonitorServer({ logger, metrics, tls: pair, lifecycle });
   if (monitor !== undefined) await listen(monitor, config.host, config.monitorPort!, logger, '/healthz');

@@ -6,7 +6,7 @@ const line = (text: string, name: string): string[] => text.split('\n').filter((
 describe('WebhookMetrics', () => {
   it('starts every outcome at zero so dashboards see the series before the first review', async () => {
     const text = await new WebhookMetrics({ processMetrics: false }).render();
-    for (const o of ['injected', 'skipped', 'already-injected', 'denied', 'bad-request', 'error']) {
+    for (const o of ['injected', 'skipped', 'already-injected', 'denied', 'template-allowed', 'template-denied', 'bad-request', 'error']) {
       expect(text).toContain(`aws_secret_injector_reviews_total{outcome="${o}"} 0`);
     }
   });

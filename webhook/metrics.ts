@@ -7,7 +7,7 @@ import type { ReviewOutcome } from './types.js';
 
 /** Every outcome label: the review's own, plus what the HTTP shell decides before or after it. */
 export type OutcomeLabel = ReviewOutcome | 'bad-request' | 'error';
-export const OUTCOME_LABELS: readonly OutcomeLabel[] = ['injected', 'skipped', 'already-injected', 'denied', 'stored', 'bad-request', 'error'];
+export const OUTCOME_LABELS: readonly OutcomeLabel[] = ['injected', 'skipped', 'already-injected', 'denied', 'template-allowed', 'template-denied', 'stored', 'bad-request', 'error'];
 
 /** Namespaces beyond this many distinct ones are counted under OTHER_NAMESPACE. */
 export const MAX_NAMESPACES = 500;

@@ -277,7 +277,7 @@ describe('validateResources: pod-level resources leave room for the fetcher', ()
 describe('validateTarget', () => {
   it.each([
     [{ [`${PREFIX}containers`]: 'nope' }, {}, 'names container "nope", which the pod does not have (containers: app)'],
-    [{}, { containers: [{ name: 'app', image: 'busybox', volumeMounts: [{ name: 'cache', mountPath: '/tmp/' }] }] }, '/tmp is already a mount of volume "cache" in container "app"'],
+    [{}, { containers: [{ name: 'app', image: 'busybox', volumeMounts: [{ name: 'cache', mountPath: '/tmp/' }] }], volumes: [{ name: 'cache', configMap: { name: 'c' } }] }, '/tmp is already a mount of volume "cache" (configMap) in container "app"; the secrets can share only an emptyDir there: set secrets.k8s.aws/mount-path to a free path such as /var/run/app-secrets'],
     [{ [`${PREFIX}mount-path`]: '/var/run/secrets/eks.amazonaws.com/serviceaccount', [`${PREFIX}containers`]: 'app' }, {
       containers: [
         { name: 'app', image: 'busybox' },
@@ -361,6 +361,79 @@ describe('checkPod', () => {
   });
 
   it('accepts a minimal pod', () => expect(checkPod({ spec: { containers: [{ name: 'a' }] } })).toEqual([]));
+});
+
+describe('a hardened pod: the app\'s own emptyDir at the mount path', () => {
+  const hardened = (medium: Record<string, string>, extra: Partial<Pod['spec']> = {}, annotations: Record<string, string> = {}) =>
+    pod(annotations, {
+      containers: [{ name: 'app', image: 'busybox', securityContext: { readOnlyRootFilesystem: true }, volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }] }],
+      volumes: [{ name: 'tmp', emptyDir: medium }],
+      ...extra,
+    });
+
+  it.each([
+    [{ medium: 'Memory' }, []],
+    [{}, ['the secrets go into volume "tmp", the app\'s emptyDir at /tmp, which is on the node\'s disk: they stay there until the pod is deleted; set medium: Memory on that emptyDir, or secrets.k8s.aws/mount-path to a free path']],
+  ])('emptyDir %j: the fetcher writes into it, nothing else changes for the app', (medium, warnings) => {
+    const p = hardened(medium);
+    const fit = validateTarget(p, request(p));
+    expect(fit.problems).toEqual([]);
+    expect(fit.warnings).toEqual(warnings);
+    for (const w of fit.warnings) expect(w.length).toBeLessThanOrEqual(250);
+    const { pod: out, warnings: rendered } = mutate(p, request(p), CONFIG);
+    expect(rendered).toEqual([]);
+    expect(out.spec.volumes).toEqual([{ name: 'tmp', emptyDir: medium }]);
+    expect(out.spec.containers[0]!.volumeMounts).toEqual([{ name: 'tmp', mountPath: '/tmp' }]);
+    expect(out.spec.initContainers![0]!.volumeMounts).toEqual([{ name: 'tmp', mountPath: FETCHER_DIR }]);
+  });
+
+  it('keeps the volume\'s own sizeLimit, with no warning about the configured one', () => {
+    const p = hardened({ medium: 'Memory', sizeLimit: '8Mi' });
+    const { pod: out, warnings } = mutate(p, request(p), { ...CONFIG, volumeSizeLimit: '1Mi' });
+    expect(out.spec.volumes).toEqual([{ name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: '8Mi' } }]);
+    expect(warnings).toEqual([]);
+  });
+
+  it('mounts the same subPath in the fetcher and refresher, and the volume in target containers without it', () => {
+    const p = pod({ [`${PREFIX}refresh`]: '5m' }, {
+      containers: [
+        { name: 'app', image: 'busybox', volumeMounts: [{ name: 'scratch', mountPath: '/tmp', subPath: 'tmp' }] },
+        { name: 'side', image: 'busybox' },
+      ],
+      volumes: [{ name: 'scratch', emptyDir: { medium: 'Memory' } }],
+    });
+    expect(validateTarget(p, request(p)).problems).toEqual([]);
+    const { pod: out } = mutate(p, request(p), CONFIG);
+    for (const init of out.spec.initContainers!) expect(init.volumeMounts).toEqual([{ name: 'scratch', mountPath: FETCHER_DIR, subPath: 'tmp' }]);
+    expect(out.spec.containers[1]!.volumeMounts).toEqual([{ name: 'scratch', mountPath: '/tmp', subPath: 'tmp' }]);
+    expect(out.spec.volumes).toHaveLength(1);
+  });
+
+  it.each([
+    ['two emptyDirs', { containers: [
+      { name: 'app', image: 'busybox', volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }] },
+      { name: 'b', image: 'busybox', volumeMounts: [{ name: 'other', mountPath: '/tmp' }] },
+    ], volumes: [{ name: 'tmp', emptyDir: {} }, { name: 'other', emptyDir: {} }] }, {}, '/tmp is a mount of volume "tmp" in container "app" but of volume "other" in container "b"; the secrets can go into one emptyDir only: mount the same one in both, or set secrets.k8s.aws/mount-path to a free path such as /var/run/app-secrets'],
+    ['a PVC', { volumes: [{ name: 'tmp', persistentVolumeClaim: { claimName: 'c' } }] }, {}, '/tmp is already a mount of volume "tmp" (persistentVolumeClaim) in container "app"; the secrets can share only an emptyDir there: set secrets.k8s.aws/mount-path to a free path such as /var/run/app-secrets'],
+    ['subPathExpr', { containers: [{ name: 'app', image: 'busybox', volumeMounts: [{ name: 'tmp', mountPath: '/tmp', subPathExpr: '$(POD)' }] }] }, {}, 'with subPathExpr in container "app", which the fetcher cannot expand'],
+    ['a container left out', { containers: [
+      { name: 'app', image: 'busybox', volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }] },
+      { name: 'logs', image: 'busybox', volumeMounts: [{ name: 'tmp', mountPath: '/scratch' }] },
+    ] }, { [`${PREFIX}containers`]: 'app' }, '/tmp is volume "tmp", which container "logs" mounts too though secrets.k8s.aws/containers leaves it out: it would see the secrets; add it to secrets.k8s.aws/containers, or set secrets.k8s.aws/mount-path to a free path such as /var/run/app-secrets'],
+  ])('%s: refused with the fix', (_what, spec, annotations, message) => {
+    const p = hardened({}, spec as Partial<Pod['spec']>, annotations);
+    const problems = validateTarget(p, request(p)).problems;
+    expect(problems.map((x) => `${x.code} ${x.subject}: ${x.message}`)).toEqual([expect.stringContaining(message)]);
+    expect(problems[0]!.code).toBe('WEBHOOK_MOUNT_CLASH');
+  });
+
+  it('offers a path the pod does not use', () => {
+    const p = pod({}, {
+      containers: [{ name: 'app', image: 'busybox', volumeMounts: [{ name: 'c', mountPath: '/tmp' }, { name: 'd', mountPath: '/var/run/app-secrets' }] }],
+      volumes: [{ name: 'c', configMap: { name: 'c' } }, { name: 'd', emptyDir: {} }],
+    });
+    expect(validateTarget(p, request(p)).problems[0]!.message).toContain('such as /var/run/app-secrets-2');
+  });
 });
 
 describe('signal-on-refresh', () => {

@@ -22,7 +22,7 @@ import {
   serialiseSpec,
   type FetchSpec,
 } from '../fetcher/spec.js';
-import { isPathReference, parsePathReference, parseReference } from '../fetcher/reference.js';
+import { referenceTarget } from '../fetcher/reference.js';
 import { MAX_ANNOTATIONS_BYTES, PREFIX, STATUS_ANNOTATION, STATUS_INJECTED, type InjectionRequest } from './annotations.js';
 import { kubeletLiteral } from './kubelet-env.js';
 import { problem, quote, type Problem } from './problems.js';
@@ -107,7 +107,7 @@ export function checkPod(obj: unknown): Problem[] {
 
 const trimSlash = (p: string): string => (p.length > 1 ? p.replace(/\/+$/, '') : p);
 
-interface Targets {
+export interface Targets {
   app: Container[];
   init: Container[];
 }
@@ -155,6 +155,63 @@ export function findIdentity(pod: Pod, request: InjectionRequest): Identity {
   return { env, mounts, from: source.name };
 }
 
+/** A mount path the pod does not use, for the fix a denial names. */
+function freePath(pod: Pod): string {
+  const taken = new Set([...pod.spec.containers, ...list(pod.spec.initContainers)].flatMap((c) => list(c.volumeMounts).map((m) => trimSlash(m.mountPath))));
+  let path = FREE_PATH;
+  for (let i = 2; taken.has(path); i++) path = `${FREE_PATH}-${i}`;
+  return path;
+}
+
+/** The path a denial offers when the mount path cannot hold the secrets. */
+export const FREE_PATH = '/var/run/app-secrets';
+
+/** The app's own emptyDir at the mount path, which the secrets then share (a hardened pod's /tmp). */
+export interface SharedVolume {
+  volume: V1Volume & Record<string, unknown>;
+  /** The subPath the target containers mount it with, which the fetcher then mounts too. */
+  subPath?: string;
+}
+
+/**
+ * Whether the target containers already mount a volume at the mount path, and if so whether the
+ * secrets can go into it: it must be one emptyDir, mounted the same way in every target container
+ * that mounts it, and seen by no container left out of `containers`. A hardened pod
+ * (readOnlyRootFilesystem and an emptyDir at /tmp) is the usual case. Undefined: the path is free
+ * in every target container, and the secrets get a volume of their own.
+ */
+export function existingVolume(pod: Pod, t: Targets, mountPath: string): SharedVolume | { problem: Problem } | undefined {
+  const key = `${PREFIX}mount-path`;
+  const fix = `set ${key} to a free path such as ${freePath(pod)}`;
+  const mounts = [...t.init, ...t.app].flatMap((c) => list(c.volumeMounts).filter((m) => trimSlash(m.mountPath) === mountPath).map((m) => ({ c, m })));
+  if (mounts.length === 0) return undefined;
+  const clash = (message: string) => ({ problem: problem('WEBHOOK_MOUNT_CLASH', key, message) });
+  const [first] = mounts;
+  const { c, m } = first!;
+  const other = mounts.find((x) => x.m.name !== m.name || (x.m.subPath || undefined) !== (m.subPath || undefined));
+  if (other !== undefined) {
+    return clash(
+      `${mountPath} is a mount of volume ${quote(m.name)} in container ${quote(c.name)} but of ${other.m.name === m.name ? `another subPath of it` : `volume ${quote(other.m.name)}`} in container ${quote(other.c.name)}; the secrets can go into one emptyDir only: mount the same one in both, or ${fix}`,
+    );
+  }
+  const volume = list(pod.spec.volumes).find((v) => v.name === m.name);
+  if (volume === undefined || !isObject(volume.emptyDir)) {
+    const kind = volume === undefined ? 'not in spec.volumes' : (Object.keys(volume).find((k) => k !== 'name') ?? 'no source');
+    return clash(`${mountPath} is already a mount of volume ${quote(m.name)} (${kind}) in container ${quote(c.name)}; the secrets can share only an emptyDir there: ${fix}`);
+  }
+  if (mounts.some((x) => typeof x.m.subPathExpr === 'string' && x.m.subPathExpr !== '')) {
+    return clash(`${mountPath} mounts volume ${quote(m.name)} with subPathExpr in container ${quote(c.name)}, which the fetcher cannot expand; use subPath, or ${fix}`);
+  }
+  const targeted = new Set<Container>([...t.init, ...t.app]);
+  const outsider = [...pod.spec.containers, ...list(pod.spec.initContainers)].find((x) => !targeted.has(x) && list(x.volumeMounts).some((vm) => vm.name === m.name));
+  if (outsider !== undefined) {
+    return clash(
+      `${mountPath} is volume ${quote(m.name)}, which container ${quote(outsider.name)} mounts too though ${PREFIX}containers leaves it out: it would see the secrets; add it to ${PREFIX}containers, or ${fix}`,
+    );
+  }
+  return m.subPath !== undefined && m.subPath !== '' ? { volume, subPath: m.subPath } : { volume };
+}
+
 /**
  * Stage validate (fit): the injection must not turn a valid pod into an invalid one. It also runs
  * after the parse stage refused some annotations (`refused`, their keys), so one denial names
@@ -181,13 +238,16 @@ export function validateTarget(pod: Pod, request: InjectionRequest, refused: Rea
     }
   }
   const t = targets(pod, request);
-  for (const c of mountKnown ? [...t.init, ...t.app] : []) {
-    const taken = list(c.volumeMounts).find((m) => trimSlash(m.mountPath) === request.mountPath);
-    if (taken) {
-      problems.push(
-        problem('WEBHOOK_MOUNT_CLASH', mountKey, `${request.mountPath} is already a mount of volume ${quote(taken.name)} in container ${quote(c.name)}; set ${mountKey} to a free path`),
+  if (mountKnown) {
+    const existing = existingVolume(pod, t, request.mountPath);
+    if (existing !== undefined && 'problem' in existing) problems.push(existing.problem);
+    else if (existing !== undefined && existing.volume.emptyDir?.medium !== 'Memory') {
+      warnings.push(
+        `the secrets go into volume ${quote(existing.volume.name, 40)}, the app's emptyDir at ${request.mountPath}, which is on the node's disk: they stay there until the pod is deleted; set medium: Memory on that emptyDir, or ${mountKey} to a free path`,
       );
     }
+  }
+  for (const c of mountKnown ? [...t.init, ...t.app] : []) {
     // Inside a read-only mount the runtime cannot make the mount point, and the container fails
     // to start. Secret, configMap, downwardAPI and projected volumes are read-only whatever the
     // mount says (the service account token's kube-api-access is one).
@@ -226,8 +286,8 @@ export function validateTarget(pod: Pod, request: InjectionRequest, refused: Rea
     problems.push(problem('WEBHOOK_UNKNOWN_CONTAINER', containersKey, 'selects no container'));
   }
   const regionless = request.items.filter((i) => {
-    const r = isPathReference(i.ref) ? parsePathReference(i.ref) : parseReference(i.ref);
-    return 'reference' in r ? r.reference.region === undefined : 'path' in r && r.path.region === undefined;
+    const r = referenceTarget(i.ref);
+    return r !== undefined && r.region === undefined;
   });
   const envRegion = identity.env.some((e) => e.name === 'AWS_REGION' || e.name === 'AWS_DEFAULT_REGION');
   if (regionless.length > 0 && request.region === undefined && !refused.has(`${PREFIX}region`) && !envRegion) {
@@ -490,7 +550,11 @@ export function mutate(pod: Pod, request: InjectionRequest, config: MutationConf
 
   const volumes = list(pod.spec.volumes);
   const volumeNames = new Set(volumes.map((v) => v.name));
-  const volume = uniqueName(VOLUME_NAME, volumeNames);
+  const t = targets(pod, request);
+  // validateTarget has refused every other kind of volume at the mount path.
+  const found = existingVolume(pod, t, request.mountPath);
+  const shared = found !== undefined && 'volume' in found ? found : undefined;
+  const volume = shared?.volume.name ?? uniqueName(VOLUME_NAME, volumeNames);
   volumeNames.add(volume);
   const ca = config.fetcherCaBundle;
   const caVolume = ca === undefined ? undefined : uniqueName(CA_VOLUME_NAME, volumeNames);
@@ -504,8 +568,11 @@ export function mutate(pod: Pod, request: InjectionRequest, config: MutationConf
   const warnings: string[] = [];
   // With a refresh signal, both run as the app's uid and gid: the refresher may then read the
   // app's /proc entries and signal it, and every file and directory has one owner throughout.
-  const asApp = (c: V1Container): Container =>
-    (runAs?.uid === undefined || runAs.gid === undefined ? c : { ...c, securityContext: { ...c.securityContext, runAsUser: runAs.uid, runAsGroup: runAs.gid } }) as Container;
+  // In the app's own emptyDir the fetcher sees what the app sees: the same subPath of it.
+  const asApp = (c: V1Container): Container => {
+    const own = runAs?.uid === undefined || runAs.gid === undefined ? c : { ...c, securityContext: { ...c.securityContext, runAsUser: runAs.uid, runAsGroup: runAs.gid } };
+    return (shared?.subPath === undefined ? own : { ...own, volumeMounts: list(own.volumeMounts).map((m) => (m.name === volume ? { ...m, subPath: shared.subPath } : m)) }) as Container;
+  };
   const cpu = cpuLimits(pod, config);
   const containers = [asApp(buildInitContainer(name, volume, spec, identity, config, cpu, caVolume))];
   if (spec.refresh !== undefined) {
@@ -515,17 +582,18 @@ export function mutate(pod: Pod, request: InjectionRequest, config: MutationConf
     warnings.push(`${PREFIX}refresh ignored: every secret is pinned to a versionId, so there is nothing to refresh`);
   }
 
-  const t = targets(pod, request);
-  const mounted = new Set<Container>([...t.init, ...t.app]);
+  // Containers that already mount the app's emptyDir at the mount path keep their mount as it is.
+  const mounted = new Set<Container>([...t.init, ...t.app].filter((c) => !list(c.volumeMounts).some((m) => m.name === volume && trimSlash(m.mountPath) === request.mountPath)));
   // Read-write, as the original sample had it: the default path is /tmp, where apps write their
   // own temporary files. The secret files themselves are read-only (mode 0444 by default).
+  const mount: V1VolumeMount = shared?.subPath === undefined ? { name: volume, mountPath: request.mountPath } : { name: volume, mountPath: request.mountPath, subPath: shared.subPath };
   const withVolume = (c: Container): Container => {
-    const out = mounted.has(c) ? { ...c, volumeMounts: [...list(c.volumeMounts), { name: volume, mountPath: request.mountPath }] } : c;
+    const out = mounted.has(c) ? { ...c, volumeMounts: [...list(c.volumeMounts), mount] } : c;
     // The mark the refresher finds the signalled container's processes by.
     return c === signalled ? { ...out, env: [...list(c.env), { name: SIGNAL_TARGET_ENV, value: c.name }] } : out;
   };
   const emptyDir = config.volumeSizeLimit === undefined ? { medium: 'Memory' } : { medium: 'Memory', sizeLimit: config.volumeSizeLimit };
-  const added: Array<V1Volume & Record<string, unknown>> = [{ name: volume, emptyDir }];
+  const added: Array<V1Volume & Record<string, unknown>> = shared === undefined ? [{ name: volume, emptyDir }] : [];
   if (ca !== undefined && caVolume !== undefined) {
     // The one key, under a fixed name; not optional: a pod without the ConfigMap waits with an
     // event naming it rather than fetching without the CA it was told to trust.
@@ -547,7 +615,8 @@ export function mutate(pod: Pod, request: InjectionRequest, config: MutationConf
     },
     metadata: { ...pod.metadata, annotations: { ...pod.metadata?.annotations, [STATUS_ANNOTATION]: STATUS_INJECTED } },
   };
-  return { pod: out, warnings: [...warnings, ...sizeLimitWarnings(t, request.mountPath, config)], spec };
+  // The app's own emptyDir keeps the sizeLimit it has: the configured one is not applied to it.
+  return { pod: out, warnings: shared === undefined ? [...warnings, ...sizeLimitWarnings(t, request.mountPath, config)] : warnings, spec };
 }
 
 /** Where programs write temporary files unless told otherwise. */

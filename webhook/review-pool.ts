@@ -7,11 +7,12 @@ import { Worker } from 'node:worker_threads';
 import type { MutationConfig } from './types.js';
 // Types only: review-worker.ts stays a chunk of its own in the bundle, loaded by main.ts with a
 // dynamic import, so a worker loads the review code and nothing of the HTTP server.
-import type { WorkerAnswer } from './review-worker.js';
+import type { ReviewRoute, WorkerAnswer, WorkerTask } from './review-worker.js';
 
 /** What the HTTP shell hands a large review to. */
 export interface ReviewOffload {
-  run(raw: string, config: MutationConfig): Promise<WorkerAnswer>;
+  /** `route`: the handler the review is for (the pods' unless given). */
+  run(raw: string, config: MutationConfig, route?: ReviewRoute): Promise<WorkerAnswer>;
   close(): Promise<void>;
 }
 
@@ -34,7 +35,7 @@ export class PoolBusyError extends Error {
 }
 
 interface Pending {
-  task: { id: number; raw: string; config: MutationConfig };
+  task: WorkerTask;
   resolve: (a: WorkerAnswer) => void;
   reject: (e: Error) => void;
 }
@@ -60,11 +61,11 @@ export class ReviewPool implements ReviewOffload {
     this.#opts = { ...POOL_OPTIONS, ...opts };
   }
 
-  run(raw: string, config: MutationConfig): Promise<WorkerAnswer> {
+  run(raw: string, config: MutationConfig, route?: ReviewRoute): Promise<WorkerAnswer> {
     if (this.#closed) return Promise.reject(new PoolBusyError('the review workers are stopped'));
     if (this.#queue.length >= this.#opts.maxQueued) return Promise.reject(new PoolBusyError(`${this.#queue.length} large reviews already wait for a worker`));
     return new Promise((resolve, reject) => {
-      this.#queue.push({ task: { id: this.#next++, raw, config }, resolve, reject });
+      this.#queue.push({ task: { id: this.#next++, raw, config, ...(route !== undefined && { route }) }, resolve, reject });
       this.#dispatch();
     });
   }

@@ -1,7 +1,7 @@
 import jsonpatch from 'fast-json-patch';
 import { describe, expect, it } from 'vitest';
 import { PREFIX } from './annotations.js';
-import { review, reviewPod } from './review.js';
+import { admissionWarnings, review, reviewPod } from './review.js';
 import { DEFAULT_MUTATION_CONFIG as CONFIG } from './types.js';
 
 const ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:db-password-AbCdEf';
@@ -135,7 +135,7 @@ describe('review: answers', () => {
   });
 
   it('skips the checks that depend on a refused value instead of running them on its default', () => {
-    const scratch = { name: 'scratch', emptyDir: {} };
+    const scratch = { name: 'scratch', configMap: { name: 'scratch' } };
     const withTmp = (annotations: Record<string, string>) => ({
       metadata: { name: 'p', annotations },
       spec: { containers: [{ name: 'app', image: 'busybox', volumeMounts: [{ name: 'scratch', mountPath: '/tmp' }] }], volumes: [scratch] },
@@ -214,6 +214,17 @@ describe('review: answers', () => {
       expect(w).not.toMatch(/[\u0000-\u001f]/);
       expect(w.length).toBeLessThanOrEqual(250);
     }
+  });
+
+  it('carries the first 8 warnings and counts the rest; the log counts them all', () => {
+    const typos = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`${PREFIX}typo-${i}-${'x'.repeat(300)}`.slice(0, 60), '1']));
+    const r = answer(envelope({ object: pod({ [`${PREFIX}secret-arn`]: ARN, ...typos }) }));
+    const warnings = r.response.response.warnings!;
+    expect(warnings).toHaveLength(9);
+    expect(warnings[8]).toBe('… and 12 more aws-secret-injector warnings; `aws-secret-injector inject -f <manifest>` lists them all');
+    expect(warnings.join('').length).toBeLessThan(2_300);
+    expect(r.log.warnings).toBe(20);
+    expect(admissionWarnings(['a'.repeat(9), 'b'])).toEqual(['a'.repeat(9), 'b']);
   });
 });
 

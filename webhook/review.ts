@@ -17,7 +17,13 @@ const { compare } = jsonpatch;
 
 export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
 /** The apiserver drops warnings beyond 256 characters; keep ours whole by staying under. */
-const MAX_WARNING = 250;
+export const MAX_WARNING = 250;
+/**
+ * Warnings one answer carries at most, the last of them counting the rest. The apiserver passes a
+ * client 4 KB of warnings from all webhooks and policies of a request and drops the rest: ours keep
+ * within about half of that (9 × 250 characters).
+ */
+export const MAX_WARNINGS = 8;
 
 type Obj = Record<string, unknown>;
 const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -173,6 +179,14 @@ const clip = (w: string): string => {
   return printable.length > MAX_WARNING ? `${printable.slice(0, MAX_WARNING - 1)}…` : printable;
 };
 
+/** The warnings as an answer carries them: each printable and cut short, the first few, the rest counted. */
+export function admissionWarnings(warnings: readonly string[]): string[] {
+  const shown = warnings.slice(0, MAX_WARNINGS).map(clip);
+  const more = warnings.length - shown.length;
+  if (more > 0) shown.push(`… and ${more} more aws-secret-injector warning${more === 1 ? '' : 's'}; \`aws-secret-injector inject -f <manifest>\` lists them all`);
+  return shown;
+}
+
 export interface Envelope {
   request: Obj;
   uid: string;
@@ -195,11 +209,21 @@ export function readEnvelope(body: unknown): { envelope: Envelope } | ReviewResu
   return { envelope: { request, uid, gvk: gvk as Envelope['gvk'] } };
 }
 
-export const review: ReviewHandler = (body, config) => {
+/** A review on its way through a handler: the request, and the log line and answer it fills in. */
+export interface Review {
+  request: Obj;
+  gvk: { group: string; version: string; kind: string };
+  operation?: string;
+  object: unknown;
+  log: ReviewLog;
+  response: AdmissionReviewResponse;
+}
+
+/** The envelope read, and the names for the review's log line: where the pods' and the templates' handlers start. */
+export function openReview(body: unknown): Review | ReviewResult {
   const read = readEnvelope(body);
   if (!('envelope' in read)) return read;
   const { request, uid, gvk } = read.envelope;
-
   const object = request.object;
   const metadata = isObject(object) && isObject(object.metadata) ? object.metadata : {};
   const log: ReviewLog = { uid, dryRun: request.dryRun === true, outcome: 'skipped', warnings: 0 };
@@ -210,34 +234,48 @@ export const review: ReviewHandler = (body, config) => {
   const operation = str(request.operation);
   if (operation !== undefined) log.operation = operation;
   log.kind = gvk.kind;
-
   const response: AdmissionReviewResponse = { apiVersion: ADMISSION_API_VERSION, kind: 'AdmissionReview', response: { uid, allowed: true } };
-  const done = (outcome: ReviewOutcome, warnings: string[]): ReviewResult => {
-    log.outcome = outcome;
-    log.warnings = warnings.length;
-    if (warnings.length > 0) response.response.warnings = warnings.map(clip);
-    return { kind: 'review', response, log };
-  };
+  const review: Review = { request, gvk: { group: typeof gvk.group === 'string' ? gvk.group : '', version: gvk.version, kind: gvk.kind }, object, log, response };
+  if (operation !== undefined) review.operation = operation;
+  return review;
+}
 
-  const isPod = (gvk.group ?? '') === '' && gvk.version === 'v1' && gvk.kind === 'Pod';
-  if (!isPod || operation !== 'CREATE' || str(request.subResource) !== undefined) return done('skipped', []);
+/** The answer: the outcome and warnings into the log line, the warnings (capped) into the response. */
+export function answer(e: Review, outcome: ReviewOutcome, warnings: readonly string[]): ReviewResult {
+  e.log.outcome = outcome;
+  e.log.warnings = warnings.length;
+  if (warnings.length > 0) e.response.response.warnings = admissionWarnings(warnings);
+  return { kind: 'review', response: e.response, log: e.log };
+}
+
+/** A denial of the pod pipeline's problems: its one message to the user, annotation names and codes to the log. */
+export function refuse(e: Review, outcome: ReviewOutcome, denied: Extract<PodOutcome, { outcome: 'denied' }>): ReviewResult {
+  e.response.response.allowed = false;
+  e.response.response.status = { code: 403, reason: 'Forbidden', message: denied.message };
+  // The log names annotations and problem codes only: the message quotes values, and a
+  // value typed into the wrong annotation could be a secret.
+  e.log.reason = denied.groups.map((g) => `${g.stage}: ${firstOf(g.problems.map((p) => `${p.subject} (${p.code})`)).join(', ')}`).join('; ');
+  return answer(e, outcome, denied.warnings);
+}
+
+export const review: ReviewHandler = (body, config) => {
+  const e = openReview(body);
+  if ('kind' in e) return e;
+  const { gvk, operation } = e;
+  const isPod = gvk.group === '' && gvk.version === 'v1' && gvk.kind === 'Pod';
+  if (!isPod || operation !== 'CREATE' || str(e.request.subResource) !== undefined) return answer(e, 'skipped', []);
 
   // The review's namespace: a pod made by a controller may not carry its own yet.
-  const result = reviewPod(object, config, namespace);
+  const result = reviewPod(e.object, config, e.log.namespace);
   switch (result.outcome) {
     case 'skipped':
     case 'already-injected':
-      return done(result.outcome, result.warnings);
+      return answer(e, result.outcome, result.warnings);
     case 'denied':
-      response.response.allowed = false;
-      response.response.status = { code: 403, reason: 'Forbidden', message: result.message };
-      // The log names annotations and problem codes only: the message quotes values, and a
-      // value typed into the wrong annotation could be a secret.
-      log.reason = result.groups.map((g) => `${g.stage}: ${firstOf(g.problems.map((p) => `${p.subject} (${p.code})`)).join(', ')}`).join('; ');
-      return done('denied', result.warnings);
+      return refuse(e, 'denied', result);
     case 'injected':
-      response.response.patchType = 'JSONPatch';
-      response.response.patch = Buffer.from(JSON.stringify(result.patch)).toString('base64');
-      return done('injected', result.warnings);
+      e.response.response.patchType = 'JSONPatch';
+      e.response.response.patch = Buffer.from(JSON.stringify(result.patch)).toString('base64');
+      return answer(e, 'injected', result.warnings);
   }
 };

@@ -9,6 +9,7 @@ import { ConnectionGuard } from './connections.js';
 import type { WebhookMetrics } from './metrics.js';
 import type { TlsPair } from './tls.js';
 import { PoolBusyError, type ReviewOffload } from './review-pool.js';
+import type { ReviewRoute } from './review-worker.js';
 import type { AsyncReviewHandler, MutationConfig, ReviewHandler, ReviewResult } from './types.js';
 
 // kube-apiserver accepts request bodies up to 3 MiB; a review may carry the object and the
@@ -93,6 +94,8 @@ export interface Lifecycle {
 export interface ServerDeps {
   /** The pods' handler (synchronous), or the write-through writer's (it awaits AWS). */
   review: ReviewHandler | AsyncReviewHandler;
+  /** Workload pod templates, at POST /templates (served when set: by the pods' webhook). */
+  reviewTemplate?: ReviewHandler;
   logger: Logger;
   metrics: WebhookMetrics;
   tls: Pick<TlsPair, 'cert' | 'key'>;
@@ -297,13 +300,13 @@ export function buildServer(config: ServerConfig, deps: ServerDeps): WebhookServ
 
   // Synchronous and returning nothing, like the handler it wraps: fastify then sends the reply
   // without a promise to settle.
-  app.post('/mutate', (req, reply) => {
+  const serve = (review: ReviewHandler | AsyncReviewHandler, route: ReviewRoute) => (req: FastifyRequest, reply: FastifyReply): void => {
     // From the request's first byte: receiving and parsing the body count, as they do for the apiserver.
     const seconds = (): number => reply.elapsedTime / 1000;
     if (req.body instanceof LargeBody && offload !== undefined) {
       // Waiting for a worker is not a silent client: the inactivity deadline must not end it.
       req.socket.setTimeout(limits.requestMs);
-      offload.run(req.body.raw, config.mutation).then(
+      offload.run(req.body.raw, config.mutation, route).then(
         (a) => {
           if (a.kind === 'result') answer(req, reply, a.result, seconds(), true);
           else if (a.kind === 'error') failed(req, reply, undefined, a.errorName, seconds());
@@ -331,14 +334,19 @@ export function buildServer(config: ServerConfig, deps: ServerDeps): WebhookServ
     // The pods' handler answers at once; the writer's when its promise settles.
     if (result instanceof Promise) result.then((r) => answer(req, reply, r, seconds()), threw);
     else answer(req, reply, result, seconds());
-  });
+  };
 
-  for (const method of ['GET', 'PUT', 'PATCH', 'DELETE'] as const) {
-    app.route({
-      method,
-      url: '/mutate',
-      handler: (_req, reply) => sendError(reply.header('allow', 'POST'), 405, 'use POST with an AdmissionReview'),
-    });
+  const routes: Array<[ReviewRoute, ReviewHandler | AsyncReviewHandler]> = [['/mutate', review]];
+  if (deps.reviewTemplate !== undefined) routes.push(['/templates', deps.reviewTemplate]);
+  for (const [url, handler] of routes) {
+    app.post(url, serve(handler, url));
+    for (const method of ['GET', 'PUT', 'PATCH', 'DELETE'] as const) {
+      app.route({
+        method,
+        url,
+        handler: (_req, reply) => sendError(reply.header('allow', 'POST'), 405, 'use POST with an AdmissionReview'),
+      });
+    }
   }
 
   monitorRoutes(app, metrics, lifecycle);

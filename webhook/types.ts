@@ -85,6 +85,8 @@ export type ReviewOutcome =
   | 'skipped' // allowed unchanged: not a pod, not a CREATE, no annotations of ours, or opted out
   | 'already-injected' // allowed unchanged: the pod carries our status annotation
   | 'denied' // refused: bad annotations or a pod we cannot inject without breaking it
+  | 'template-allowed' // a workload's pod template reviewed: admitted unchanged (warnings, if any, to the client)
+  | 'template-denied' // a workload refused: every pod of its template would be denied
   | 'stored'; // the write-through writer: a Secret's value written (or deleted) in Secrets Manager
 
 export interface ReviewLog {

@@ -6,7 +6,7 @@
 // a fetch that fails at the pod's start.
 
 import { CA_BUNDLE_DIR } from '../fetcher/spec.js';
-import { parseReference } from '../fetcher/reference.js';
+import { referenceTarget } from '../fetcher/reference.js';
 import { PREFIX, type InjectionRequest } from './annotations.js';
 import { FETCHER_DIR, findIdentity, type Pod } from './mutate.js';
 import { problem, quote, type Problem } from './problems.js';
@@ -101,16 +101,16 @@ function fipsRegions(pod: Pod, request: InjectionRequest, config: MutationConfig
   };
   let firstRegion: string | undefined;
   for (const item of request.items) {
-    const r = parseReference(item.ref);
-    if (!('reference' in r)) continue;
-    const own = r.reference.region;
+    const r = referenceTarget(item.ref);
+    if (r === undefined) continue;
+    const own = r.region;
     const region = own ?? request.region ?? envRegion;
     if (region === undefined) continue;
     firstRegion ??= region;
     const subject = own === undefined && request.region !== undefined ? `${PREFIX}region` : 'FETCHER_AWS_USE_FIPS_ENDPOINT';
-    refuse(r.reference.service, region, subject, `secret ${quote(item.ref, 60)} is read in ${region}`);
+    refuse(r.service, region, subject, `secret ${quote(item.ref, 60)} is read in ${region}`);
     if (request.failoverRegion !== undefined) {
-      refuse(r.reference.service, request.failoverRegion, `${PREFIX}failover-region`, `secret ${quote(item.ref, 60)} is also read in the failover region`);
+      refuse(r.service, request.failoverRegion, `${PREFIX}failover-region`, `secret ${quote(item.ref, 60)} is also read in the failover region`);
     }
   }
   // STS: IRSA's token exchange and role chaining (EKS's own webhook may add IRSA after this one,

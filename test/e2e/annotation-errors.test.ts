@@ -3,7 +3,10 @@
 
 import { expect, it } from 'vitest';
 import { WEBHOOK_NAME } from '../helpers/webhook-process.js';
+import { DEFAULT_MUTATION_CONFIG } from '../../webhook/types.js';
 import { describeE2E, e2e, useNamespace, useWebhook } from './context.js';
+
+const MEMORY = DEFAULT_MUTATION_CONFIG.fetcherResources.limits.memory;
 
 const ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:app-AbCdEf';
 
@@ -55,6 +58,27 @@ describeE2E('annotation errors and warnings in kubectl', () => {
     expect(out.stderr).toContain('secrets.k8s.aws/containers: names container "nope"');
   });
 
+  it('names a bad template, JSON Pointer and whole path, and a signal the pod cannot take, in one denial', async () => {
+    const { cluster } = e2e();
+    const out = await cluster.kubectl(['apply', '--dry-run=server', '-n', namespace(), '-f', '-'], {
+      input: pod('files', {
+        'secrets.k8s.aws/secrets': [
+          `- {ref: ${ARN}, file: db.url, template: "postgresql://{{ username }}:{{ password }@{{ host }}"}`,
+          `- {ref: ${ARN}, file: pw, key: /db/pass~2word}`,
+          '- {ref: "!prod/*", file: conf}',
+        ].join('\n'),
+        'secrets.k8s.aws/refresh': '1m',
+        'secrets.k8s.aws/signal-on-refresh': 'app',
+      }),
+      allowFailure: true,
+    });
+    expect(out.code).not.toBe(0);
+    expect(out.stderr).toContain('entry 1: template placeholder "{{ password }@{{ host }}": "password }@{{ host" is not a path');
+    expect(out.stderr).toContain('entry 2: key: JSON Pointer "/db/pass~2word" has a "~" not followed by 0 or 1');
+    expect(out.stderr).toContain('entry 3: whole path "!prod/*" starts with "!"');
+    expect(out.stderr).toContain('secrets.k8s.aws/signal-on-refresh: the refresher signals container "app" as its own uid and gid');
+  });
+
   it('pod-level resources: below the fetcher\'s, our denial names them; with room, the injected pod is valid to the apiserver', async () => {
     const { cluster } = e2e();
     const withResources = (name: string, memory: string) => {
@@ -64,17 +88,17 @@ describeE2E('annotation errors and warnings in kubectl', () => {
     };
     const short = await cluster.kubectl(['apply', '--dry-run=server', '-n', namespace(), '-f', '-'], { input: withResources('tight', '32Mi'), allowFailure: true });
     expect(short.code).not.toBe(0);
-    expect(short.stderr).toContain('aws-secret-injector (validate): spec.resources.limits.memory: "32Mi" is below the fetcher\'s memory limit of 64Mi');
+    expect(short.stderr).toContain(`aws-secret-injector (validate): spec.resources.limits.memory: "32Mi" is below the fetcher\'s memory limit of ${MEMORY}`);
     const roomy = await cluster.kubectl(['apply', '--dry-run=server', '-n', namespace(), '-f', '-', '-o', 'json'], { input: withResources('roomy', '128Mi') });
     const stored = JSON.parse(roomy.stdout);
-    expect(stored.spec.initContainers[0].resources.limits.memory).toBe('64Mi');
+    expect(stored.spec.initContainers[0].resources.limits.memory).toBe(MEMORY);
     expect(stored.spec.resources.limits.memory).toBe('128Mi');
   });
 
-  it('denies a mount path that clashes with an existing mount', async () => {
+  it('denies a mount path that clashes with an existing mount other than an emptyDir, naming the fix', async () => {
     const { cluster } = e2e();
     const manifest = JSON.parse(pod('clash', { 'secrets.k8s.aws/secret-arn': ARN }));
-    manifest.spec.volumes = [{ name: 'scratch', emptyDir: {} }];
+    manifest.spec.volumes = [{ name: 'scratch', configMap: { name: 'scratch' } }];
     manifest.spec.containers[0].volumeMounts = [{ name: 'scratch', mountPath: '/tmp' }];
     const out = await cluster.kubectl(['apply', '--dry-run=server', '-n', namespace(), '-f', '-'], {
       input: JSON.stringify(manifest),
@@ -82,7 +106,7 @@ describeE2E('annotation errors and warnings in kubectl', () => {
     });
     expect(out.code).not.toBe(0);
     expect(out.stderr).toContain('denied the request');
-    expect(out.stderr).toContain('/tmp');
+    expect(out.stderr).toContain('set secrets.k8s.aws/mount-path to a free path such as /var/run/app-secrets');
   });
 
   it('a token mounted where the fetcher mounts its volume: our denial names it, not the apiserver\'s duplicate mountPath after the patch', async () => {

@@ -112,10 +112,21 @@ describeE2E('chart: helm install and server-side dry-run against the real apiser
     return r.stdout;
   }
 
-  async function uninstall(release: string, ns: string) {
+  /** The guard a release leaves behind (helm.sh/resource-policy: keep), removed as install.md says. */
+  async function removeGuard(release: string) {
+    return cluster().kubectl(['delete', 'validatingadmissionpolicybinding,validatingadmissionpolicy', `${release}-aws-secret-injector-guard`, '--ignore-not-found'], { allowFailure: true });
+  }
+
+  async function uninstall(release: string, ns: string, guardKept = true) {
     const r = await helm(['uninstall', release, '--namespace', ns, '--wait', '--timeout', '60s']);
     expect(r.code, r.stderr).toBe(0);
     installed.splice(installed.findIndex((i) => i.release === release), 1);
+    // Kept on uninstall: annotated pods of the release's namespaces keep failing closed.
+    if (!guardKept) return;
+    const kept = await cluster().kubectl(['get', 'validatingadmissionpolicy', `${release}-aws-secret-injector-guard`, '-o', 'name'], { allowFailure: true });
+    expect(kept.stdout.trim()).toBe(`validatingadmissionpolicy.admissionregistration.k8s.io/${release}-aws-secret-injector-guard`);
+    const removed = await removeGuard(release);
+    expect(removed.code, removed.stderr).toBe(0);
   }
 
   /** Every object of the release's manifest, read back from the apiserver, with its spec intact. */
@@ -146,6 +157,7 @@ describeE2E('chart: helm install and server-side dry-run against the real apiser
   afterAll(async () => {
     for (const { release, namespace: ns } of [...installed]) {
       await helm(['uninstall', release, '--namespace', ns, '--wait', '--timeout', '60s']).catch(() => undefined);
+      await removeGuard(release);
     }
     await webhook?.stop();
     for (const ns of namespaces) await core().deleteNamespace({ name: ns }).catch(() => undefined);
@@ -213,9 +225,21 @@ describeE2E('chart: helm install and server-side dry-run against the real apiser
     expect(placeholder.data ?? {}).toEqual({});
 
     // Without matchConditions (clusters before 1.28) the default turns to Ignore: every pod is
-    // sent, and an annotated pod is admitted without injection while the webhook is down.
+    // sent, and while the webhook is down an annotated pod gets past it uninjected; the guard
+    // (1.30+) then refuses it, and without the guard it is admitted without its secrets.
     const older = await helm(['upgrade', 'asi-defaults', CHART_DIR, '--namespace', ns, '--reuse-values', '--set', 'webhook.matchConditions.enabled=false']);
     expect(older.code, older.stderr).toBe(0);
+    const guarded = await eventually('an annotated pod past failurePolicy Ignore, refused by the guard', async () => {
+      try {
+        await core().createNamespacedPod({ namespace: apps, body: annotated(uniqueName('ignored')), dryRun: 'All' });
+        return undefined;
+      } catch (e) {
+        const body = String((e as { body?: unknown }).body ?? e);
+        return body.includes('aws-secret-injector guard:') ? body : undefined;
+      }
+    });
+    expect(guarded).toContain("ValidatingAdmissionPolicy 'asi-defaults-aws-secret-injector-guard'");
+    await removeGuard('asi-defaults');
     const ignored = await eventually('an annotated pod admitted uninjected under failurePolicy Ignore', async () => {
       try {
         return await core().createNamespacedPod({ namespace: apps, body: annotated(uniqueName('ignored')), dryRun: 'All' });
@@ -227,7 +251,7 @@ describeE2E('chart: helm install and server-side dry-run against the real apiser
 
     // The configuration points at a Service with no running replicas (no kubelet): remove it at
     // once so that annotated pods of other tests are not refused.
-    await uninstall('asi-defaults', ns);
+    await uninstall('asi-defaults', ns, false);
   });
 
   it.each(Object.keys(CERT_MODES))(

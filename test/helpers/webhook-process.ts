@@ -132,6 +132,25 @@ export const WEBHOOK_NAME = 'inject.secrets.k8s.aws';
 export const ANNOTATED_POD_CONDITION =
   "has(object.metadata.annotations) && object.metadata.annotations.exists(k, k.startsWith('secrets.k8s.aws/'))";
 
+/**
+ * A workload whose pod template (or, misplaced, its own metadata) carries a secrets.k8s.aws/
+ * annotation: what the template review is sent (the chart's asi.templateCondition).
+ */
+export const ANNOTATED_TEMPLATE_CONDITION = [
+  'object.spec.template.metadata.annotations',
+  'object.spec.jobTemplate.spec.template.metadata.annotations',
+]
+  .map((path) => {
+    const parts = path.split('.');
+    const has = parts.slice(1).map((_, i) => `has(${parts.slice(0, i + 2).join('.')})`);
+    return `(${[...has, `${path}.exists(k, k.startsWith('secrets.k8s.aws/'))`].join(' && ')})`;
+  })
+  .concat(`(${ANNOTATED_POD_CONDITION})`)
+  .join(' || ');
+
+/** The template review's name, as the chart spells it. */
+export const TEMPLATES_WEBHOOK_NAME = 'templates.secrets.k8s.aws';
+
 export interface RegisterOptions {
   /** Name of the MutatingWebhookConfiguration (default aws-secret-injector-e2e). */
   name?: string;
@@ -164,6 +183,24 @@ export function webhookConfiguration(
         clientConfig: { url: `${target.url}/mutate`, caBundle: target.caBundle },
         rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }],
         matchConditions: [{ name: 'asks-for-secrets', expression: ANNOTATED_POD_CONDITION }],
+        ...(opts.namespaceLabel
+          ? { namespaceSelector: { matchLabels: { [opts.namespaceLabel[0]]: opts.namespaceLabel[1] } } }
+          : {}),
+      },
+      {
+        name: TEMPLATES_WEBHOOK_NAME,
+        admissionReviewVersions: ['v1'],
+        sideEffects: 'None',
+        failurePolicy: 'Ignore',
+        reinvocationPolicy: 'Never',
+        matchPolicy: 'Equivalent',
+        timeoutSeconds: opts.timeoutSeconds ?? 10,
+        clientConfig: { url: `${target.url}/templates`, caBundle: target.caBundle },
+        rules: [
+          { apiGroups: ['apps'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['deployments', 'statefulsets', 'daemonsets', 'replicasets'], scope: 'Namespaced' },
+          { apiGroups: ['batch'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['jobs', 'cronjobs'], scope: 'Namespaced' },
+        ],
+        matchConditions: [{ name: 'template-asks-for-secrets', expression: ANNOTATED_TEMPLATE_CONDITION }],
         ...(opts.namespaceLabel
           ? { namespaceSelector: { matchLabels: { [opts.namespaceLabel[0]]: opts.namespaceLabel[1] } } }
           : {}),

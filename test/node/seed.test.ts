@@ -114,6 +114,41 @@ describeNode('seed example on a real node', () => {
     expect(fetcherLog).not.toContain(VALUE);
   });
 
+  it('hardened: readOnlyRootFilesystem and an emptyDir of its own at /tmp, unchanged, the app reads /tmp/secret', async () => {
+    const { cluster, core, images } = nodeSuite();
+    const ns = namespace();
+    const arn = await createSecret(`hardened-${ns}`, VALUE);
+    const body = webserver(arn);
+    body.metadata = { name: 'hardened', labels: { app: 'hardened' } };
+    body.spec!.selector = { matchLabels: { app: 'hardened' } };
+    const template = body.spec!.template;
+    template.metadata!.labels = { app: 'hardened' };
+    const spec = template.spec!;
+    spec.securityContext = { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, seccompProfile: { type: 'RuntimeDefault' } };
+    spec.volumes!.push({ name: 'tmp', emptyDir: {} });
+    spec.containers[0] = {
+      ...spec.containers[0]!,
+      image: images.busybox,
+      command: ['sh', '-c', 'echo "secret: $(cat /tmp/secret)"; touch /tmp/own && echo "own: ok"; touch /root-test 2>/dev/null || echo "root: read-only"; exec sleep 3600'],
+      securityContext: { readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+      volumeMounts: [...spec.containers[0]!.volumeMounts!, { name: 'tmp', mountPath: '/tmp' }],
+    };
+    // What a user sees applying it: admitted, with the warning that this emptyDir is on disk.
+    const applied = await cluster.kubectl(['apply', '-n', ns, '-f', '-'], { input: JSON.stringify({ apiVersion: 'apps/v1', kind: 'Deployment', ...body }) });
+    expect(applied.stdout).toContain('deployment.apps/hardened created');
+    const name = await eventually('the hardened pod', async () => {
+      const list = await core.listNamespacedPod({ namespace: ns, labelSelector: 'app=hardened' });
+      return list.items[0]?.metadata?.name;
+    });
+    const pod = await podWhen(ns, name, 'app running', running('webserver'));
+    // The pod's own volume, nothing added beside it.
+    expect(pod.spec!.volumes!.map((v) => v.name).filter((n) => !n.startsWith('kube-api-access-'))).toEqual(['aws-iam-token', 'tmp']);
+    const out = await printed(ns, name, 'webserver', /^root: /m);
+    expect(out).toContain(`secret: ${VALUE}`);
+    expect(out).toContain('own: ok');
+    expect(out).toContain('root: read-only');
+  });
+
   it("the fetcher's web identity is the pod's projected token, audience sts.amazonaws.com", async () => {
     expect(podName, 'the previous test ran the pod').not.toBe('');
     const { cluster } = nodeSuite();

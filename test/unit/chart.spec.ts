@@ -7,9 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isMap, parseDocument, type YAMLMap } from 'yaml';
+import { SPEC_ENV } from '../../fetcher/spec.js';
+import { envFromValues, VALUE_ENV } from '../../webhook/chart-values.js';
 import { loadConfig, OPTIONS } from '../../webhook/config.js';
+import { SERVER_OPTIONS } from '../../webhook/inject-cli.js';
 import { DEFAULT_MUTATION_CONFIG } from '../../webhook/types.js';
 import { findTool, missingToolMessage } from '../helpers/tools.js';
+import { ANNOTATED_POD_CONDITION, ANNOTATED_TEMPLATE_CONDITION, TEMPLATES_WEBHOOK_NAME, WEBHOOK_NAME } from '../helpers/webhook-process.js';
 import { CERT_MODES, CHART_DIR, one, renderChart, runHelm, valueArgs, type K8sObject } from './chart-render.js';
 
 const helm = findTool('helm');
@@ -61,6 +65,8 @@ suite('chart: default values', () => {
         'Deployment/acme-aws-secret-injector',
         'MutatingWebhookConfiguration/0-acme-aws-secret-injector',
         'NetworkPolicy/acme-aws-secret-injector',
+        'ValidatingAdmissionPolicy/acme-aws-secret-injector-guard',
+        'ValidatingAdmissionPolicyBinding/acme-aws-secret-injector-guard',
         'PodDisruptionBudget/acme-aws-secret-injector',
         'Role/acme-aws-secret-injector',
         'RoleBinding/acme-aws-secret-injector',
@@ -71,7 +77,7 @@ suite('chart: default values', () => {
       ].sort(),
     );
     for (const o of objects) {
-      if (!['ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration'].includes(o.kind)) {
+      if (!['ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'].includes(o.kind)) {
         expect(o.metadata.namespace, `${o.kind} namespace`).toBe('secrets-system');
       }
     }
@@ -107,6 +113,77 @@ suite('chart: default values', () => {
     // Absent annotations must not be an evaluation error (that would apply failurePolicy).
     expect(expr).toMatch(/^has\(object\.metadata\.annotations\) &&/);
     expect(expr).toContain("startsWith('secrets.k8s.aws/')");
+  });
+
+  it('reviews workload templates too, never blocking a deployment: Ignore, no reinvocation, the e2e suite\'s condition', () => {
+    const hooks = one(objects, 'MutatingWebhookConfiguration').webhooks as Json[];
+    expect(hooks.map((h) => h.name)).toEqual([WEBHOOK_NAME, TEMPLATES_WEBHOOK_NAME]);
+    const t = hooks[1]!;
+    expect(t).toMatchObject({ failurePolicy: 'Ignore', reinvocationPolicy: 'Never', sideEffects: 'None', timeoutSeconds: 5 });
+    expect(t.clientConfig.service).toEqual({ name: 'acme-aws-secret-injector', namespace: 'secrets-system', path: '/templates', port: 443 });
+    expect(t.rules).toEqual([
+      { operations: ['CREATE', 'UPDATE'], apiGroups: ['apps'], apiVersions: ['v1'], resources: ['deployments', 'statefulsets', 'daemonsets', 'replicasets'], scope: 'Namespaced' },
+      { operations: ['CREATE', 'UPDATE'], apiGroups: ['batch'], apiVersions: ['v1'], resources: ['jobs', 'cronjobs'], scope: 'Namespaced' },
+    ]);
+    expect(t.namespaceSelector).toEqual(hooks[0]!.namespaceSelector);
+    // The e2e suite registers the same conditions the chart ships.
+    expect(t.matchConditions).toEqual([{ name: 'template-asks-for-secrets', expression: ANNOTATED_TEMPLATE_CONDITION }]);
+    expect(hooks[0]!.matchConditions).toEqual([{ name: 'asks-for-secrets', expression: ANNOTATED_POD_CONDITION }]);
+    expect(webhookOf(renderChart(HELM, { set: { 'webhook.templates.enabled': false } })).name).toBe(WEBHOOK_NAME);
+    expect((one(renderChart(HELM, { set: { 'webhook.templates.enabled': false } }), 'MutatingWebhookConfiguration').webhooks as Json[]).length).toBe(1);
+  });
+
+  it('the guard: pods asking for secrets without our fetcher are refused, in the webhook\'s namespaces, kept on uninstall', () => {
+    const policy = one(objects, 'ValidatingAdmissionPolicy');
+    expect(policy.metadata.annotations).toEqual({ 'helm.sh/resource-policy': 'keep' });
+    const p = spec(policy);
+    expect(p.failurePolicy).toBe('Fail');
+    expect(p.validations[0].expression).toContain(`e.name == '${SPEC_ENV}'`);
+    expect(p.validations[0].message).toMatch(/^aws-secret-injector guard: .* Fix: install or repair aws-secret-injector/);
+    const binding = spec(one(objects, 'ValidatingAdmissionPolicyBinding'));
+    expect(binding).toMatchObject({ policyName: 'acme-aws-secret-injector-guard', validationActions: ['Deny'] });
+    expect(binding.matchResources.namespaceSelector).toEqual(webhookOf(objects).namespaceSelector);
+    const kept = renderChart(HELM, { set: { 'guard.keepOnUninstall': false } });
+    expect(one(kept, 'ValidatingAdmissionPolicy').metadata.annotations).toBeUndefined();
+    expect(renderChart(HELM, { set: { 'guard.enabled': false } }).filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy'))).toEqual([]);
+    // Before 1.30 (no v1 ValidatingAdmissionPolicy) it is left out, and NOTES say so.
+    const old = renderChart(HELM, { extra: ['--kube-version', '1.29.4'] });
+    expect(old.filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy'))).toEqual([]);
+  });
+
+  it('inject --values configures the mutation as the chart does: the webhook environment of non-default values', () => {
+    const values = {
+      nativeSidecars: false,
+      defaultMountPath: '/var/run/app',
+      volumeSizeLimit: '8Mi',
+      fetcher: {
+        image: { repository: 'registry.example.com/fetcher', tag: 'x', pullPolicy: 'Always' },
+        uid: 1001,
+        deadlineSeconds: 20,
+        nodeCredentials: 'allow',
+        resources: { requests: { cpu: '20m', memory: '40Mi' }, limits: { cpu: null, memory: '80Mi' } },
+        network: { httpsProxy: 'http://proxy.internal:3128', noProxy: '.internal', useFipsEndpoint: true, caBundle: { configMap: 'corp-ca', key: 'bundle.pem' } },
+      },
+      refresher: { resources: { requests: { cpu: '6m' }, limits: null } },
+    };
+    const server = new Set(SERVER_OPTIONS.map((k) => OPTIONS[k].env));
+    const dir = mkdtempSync(join(tmpdir(), 'asi-values-'));
+    try {
+      writeFileSync(join(dir, 'values.yaml'), JSON.stringify(values));
+      const chart = envOf(renderChart(HELM, { extra: ['--values', join(dir, 'values.yaml')] }));
+      const mutationEnv = (env: Record<string, string>) => {
+        const loaded = loadConfig([], Object.fromEntries(Object.entries(env).filter(([k]) => !server.has(k))));
+        if (!('config' in loaded)) throw new Error(JSON.stringify(loaded));
+        return loaded.config.mutation;
+      };
+      expect(mutationEnv(envFromValues(values))).toEqual(mutationEnv(chart));
+      expect(mutationEnv(envFromValues({}, '1.36.3'))).toEqual(mutationEnv(envOf(objects)));
+      // Every variable the chart gives the webhook is in inject's table, or a server setting.
+      const mapped = new Set([...VALUE_ENV.map(([env]) => env), 'FETCHER_IMAGE', 'NATIVE_SIDECARS']);
+      expect(Object.keys(chart).filter((k) => !mapped.has(k) && !server.has(k))).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('leaves out kube-system, the release namespace and opted-out namespaces', () => {

@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import { generateCertificates } from '../../certs/generate.js';
 import { WebhookMetrics } from '../../webhook/metrics.js';
 import { review } from '../../webhook/review.js';
+import { reviewTemplate } from '../../webhook/templates.js';
 import { buildServer, type ServerLimits, type WebhookServer } from '../../webhook/server.js';
 import { DEFAULT_MUTATION_CONFIG } from '../../webhook/types.js';
 
@@ -120,7 +121,7 @@ export async function listenInProcess(limits?: ServerLimits): Promise<{ app: Web
   });
   const app = buildServer(
     { mutation: DEFAULT_MUTATION_CONFIG },
-    { review, logger: pino({ level: 'info' }, sink), metrics: new WebhookMetrics({ processMetrics: false }), tls: certs, ...(limits ? { limits } : {}) },
+    { review, reviewTemplate, logger: pino({ level: 'info' }, sink), metrics: new WebhookMetrics({ processMetrics: false }), tls: certs, ...(limits ? { limits } : {}) },
   );
   await app.listen({ host: '127.0.0.1', port: 0 });
   return { app, port: (app.server.address() as { port: number }).port, ca: certs.caCert, log: () => log };

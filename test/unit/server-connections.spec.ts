@@ -23,11 +23,10 @@ let app: WebhookServer;
 let monitor: WebhookServer;
 let port: number;
 let monitorPort: number;
-let ca: string;
+const certs = generateCertificates({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+const ca = certs.caCert;
 
 beforeAll(async () => {
-  const certs = generateCertificates({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
-  ca = certs.caCert;
   const deps = { logger: pino({ level: 'silent' }), metrics: new WebhookMetrics({ processMetrics: false }), tls: certs, limits: LIMITS };
   app = buildServer({ mutation: DEFAULT_MUTATION_CONFIG }, { ...deps, review });
   monitor = buildMonitorServer({ ...deps, limits: { maxConnections: 8, maxPerAddress: 4 } });
@@ -142,17 +141,10 @@ describe('one client holding every connection it can', { timeout: 30_000 }, () =
 
 describe('the age of a keep-alive connection', { timeout: 30_000 }, () => {
   it('is closed after its first answer past the maximum age', async () => {
-    const short = buildServer({ mutation: DEFAULT_MUTATION_CONFIG }, { review, logger: pino({ level: 'silent' }), metrics: new WebhookMetrics({ processMetrics: false }), tls: generateCertificates({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] }), limits: { ...LIMITS, maxAgeMs: 500 } });
+    const short = buildServer({ mutation: DEFAULT_MUTATION_CONFIG }, { review, logger: pino({ level: 'silent' }), metrics: new WebhookMetrics({ processMetrics: false }), tls: certs, limits: { ...LIMITS, maxAgeMs: 500 } });
     await short.listen({ host: '127.0.0.1', port: 0 });
     try {
-      const c = await new Promise<Conn>((resolve) => {
-        const socket = tlsConnect({ host: '127.0.0.1', port: (short.server.address() as { port: number }).port, rejectUnauthorized: false });
-        let data = '';
-        let closed = false;
-        socket.on('data', (d: Buffer) => (data += d.toString()));
-        socket.on('close', () => (closed = true));
-        socket.once('secureConnect', () => resolve({ socket, closed: new Promise((r) => socket.on('close', () => r())), isClosed: () => closed, text: () => data }));
-      });
+      const c = await open(APISERVER, (short.server.address() as { port: number }).port);
       expect(await ask(c, GET('/healthz'), /"status":"ok"/)).toMatch(/^connection: keep-alive/im);
       await settle(600);
       expect(await ask(c, GET('/healthz'), /"status":"ok"/)).toMatch(/^connection: close/im);

@@ -153,7 +153,7 @@ describe('webhook process', () => {
     expect(await w.exit).toBe(0);
   }, 30_000);
 
-  it('reviews a large pod on a worker thread, with the answer the handler gives in line', async () => {
+  it('reviews a large pod on a worker thread, with the answer the handler gives in line', { timeout: 60_000 }, async () => {
     const w = await start({ TLS_CERT_FILE: join(dir, 'tls.crt'), TLS_KEY_FILE: join(dir, 'tls.key') });
     const secrets = Array.from({ length: 6_000 }, (_, i) => `- ref: s${i}`).join('\n');
     const body = podReview({ uid: 'large', annotations: { 'secrets.k8s.aws/region': 'us-east-1', 'secrets.k8s.aws/secrets': secrets } });
@@ -172,7 +172,7 @@ describe('webhook process', () => {
     expect(await w.exit).toBe(0);
   });
 
-  it('serves the probes and metrics on MONITOR_PORT, and no reviews there', async () => {
+  it('serves the probes and metrics on MONITOR_PORT, and no reviews there', { timeout: 30_000 }, async () => {
     const w = await start({ TLS_CERT_FILE: join(dir, 'tls.crt'), TLS_KEY_FILE: join(dir, 'tls.key'), MONITOR_PORT: '0' });
     const end = Date.now() + 10_000;
     let m: RegExpExecArray | null = null;

@@ -42,6 +42,30 @@ const patchOf = (r: Response): Operation[] => JSON.parse(Buffer.from(r.patch ?? 
 const logLines = (): Array<Record<string, unknown>> => log().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
 
 describe('reviews through HTTPS with the real handler', () => {
+  it('reviews a Deployment\'s pod template at /templates: the pod\'s warning, no patch, one log line', async () => {
+    const pod = (podReview({ annotations: { ...SEED, 'secrets.k8s.aws/refesh': '5m' } }).request as { object: { metadata: unknown; spec: unknown } }).object;
+    const body = {
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      request: {
+        uid: 'deploy',
+        kind: { group: 'apps', version: 'v1', kind: 'Deployment' },
+        namespace: 'default',
+        operation: 'CREATE',
+        object: { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web' }, spec: { template: { metadata: pod.metadata, spec: pod.spec } } },
+      },
+    };
+    const res = await call(port, { path: '/templates', body: JSON.stringify(body), ca, headers: { 'content-type': 'application/json' } });
+    expect(res.status).toBe(200);
+    expect(responseOf(res)).toEqual({
+      uid: 'deploy',
+      allowed: true,
+      warnings: ['unknown annotation secrets.k8s.aws/refesh is ignored; did you mean secrets.k8s.aws/refresh?'],
+    });
+    expect(logLines().filter((l) => l.uid === 'deploy')).toEqual([expect.objectContaining({ msg: 'review', outcome: 'template-allowed', kind: 'Deployment', warnings: 1 })]);
+    expect((await call(port, { method: 'GET', path: '/templates', ca })).status).toBe(405);
+  });
+
   it('injects the seed example: the patch applies and adds the fetcher first', async () => {
     const req = podReview({ uid: 'seed', annotations: SEED, env: [{ name: 'DB_PASSWORD', value: ENV_VALUE }] });
     const res = await postJson(port, ca, req, agent);

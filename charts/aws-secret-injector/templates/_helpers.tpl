@@ -125,6 +125,54 @@ seccompProfile:
       readOnly: true
 {{- end -}}
 
+{{/* Where the apiserver reaches a webhook of ours. Argument: dict "root" . "path" /mutate|/templates.
+     With webhook.url (which ends in /mutate), the other paths are beside it. */}}
+{{- define "asi.clientConfig" -}}
+{{- $ := .root -}}
+{{- if $.Values.webhook.url -}}
+url: {{ regexReplaceAll "/mutate$" $.Values.webhook.url .path | quote }}
+{{- else -}}
+service:
+  name: {{ include "asi.serviceName" $ }}
+  namespace: {{ $.Release.Namespace }}
+  path: {{ .path }}
+  port: 443
+{{- end }}
+{{- with $.Values.webhook.caBundle }}
+caBundle: {{ . | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* The namespaces our webhooks (and the guard policy) see. */}}
+{{- define "asi.namespaceSelector" -}}
+matchExpressions:
+  - key: kubernetes.io/metadata.name
+    operator: NotIn
+    values:
+      {{- range (uniq (append .Values.webhook.namespaceSelector.excludeNamespaces .Release.Namespace)) }}
+      - {{ . | quote }}
+      {{- end }}
+  {{- with .Values.webhook.namespaceSelector.optOutLabel }}
+  - key: {{ .key | quote }}
+    operator: NotIn
+    values: [{{ .value | quote }}]
+  {{- end }}
+  {{- with .Values.webhook.namespaceSelector.matchExpressions }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end -}}
+
+{{/* A workload whose pod template (or own metadata, a misplaced annotation) carries a
+     secrets.k8s.aws/ annotation; absent fields are not evaluation errors. */}}
+{{- define "asi.templateCondition" -}}
+(has(object.spec) && has(object.spec.template) && has(object.spec.template.metadata) && has(object.spec.template.metadata.annotations) && object.spec.template.metadata.annotations.exists(k, k.startsWith('secrets.k8s.aws/'))) || (has(object.spec) && has(object.spec.jobTemplate) && has(object.spec.jobTemplate.spec) && has(object.spec.jobTemplate.spec.template) && has(object.spec.jobTemplate.spec.template.metadata) && has(object.spec.jobTemplate.spec.template.metadata.annotations) && object.spec.jobTemplate.spec.template.metadata.annotations.exists(k, k.startsWith('secrets.k8s.aws/'))) || (has(object.metadata.annotations) && object.metadata.annotations.exists(k, k.startsWith('secrets.k8s.aws/')))
+{{- end -}}
+
+{{/* The guard policy and its binding (cluster-wide names). */}}
+{{- define "asi.guardName" -}}
+{{- printf "%s-guard" (include "asi.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
 {{/* The write-through writer's names: its Deployment, ServiceAccount and configuration share one. */}}
 {{- define "asi.writerName" -}}
 {{- printf "%s-write-through" (include "asi.fullname" . | trunc 49 | trimSuffix "-") -}}
