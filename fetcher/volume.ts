@@ -238,37 +238,14 @@ export class Volume {
     }
   }
 
-  /** Temp file in the open directory, fsync, rename over the name: readers see the old or the whole new file. Returns its inode. */
-  replace(dirFd: number, name: string, data: Uint8Array, mode: number): number {
+  /** Temp file in the open directory, fsynced, not yet renamed: one part of a commit. Returns its name. */
+  stage(dirFd: number, name: string, data: Uint8Array, mode: number): string {
     const tmp = tempName(name);
     // O_EXCL|O_CREAT never follows or reuses whatever is already there.
     const fd = openSync(at(dirFd, tmp), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
     try {
-      let ino: number;
-      try {
-        writeFileSync(fd, data);
-        fchmodSync(fd, mode); // the umask may have taken bits away at open
-        fsyncSync(fd);
-        ino = fstatSync(fd).ino;
-      } finally {
-        closeSync(fd);
-      }
-      // rename replaces a link, FIFO or file at `name` itself; it fails on a directory.
-      renameSync(at(dirFd, tmp), at(dirFd, name));
-      return ino;
-    } catch (e) {
-      unlinkAt(dirFd, tmp);
-      throw e;
-    }
-  }
-
-  /** Temp file in the open directory, fsynced, not yet renamed: one part of a commit. Returns its name. */
-  stage(dirFd: number, name: string, data: Uint8Array, mode: number): string {
-    const tmp = tempName(name);
-    const fd = openSync(at(dirFd, tmp), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
-    try {
       writeFileSync(fd, data);
-      fchmodSync(fd, mode);
+      fchmodSync(fd, mode); // the umask may have taken bits away at open
       fsyncSync(fd);
     } catch (e) {
       closeSync(fd);
@@ -277,6 +254,20 @@ export class Volume {
     }
     closeSync(fd);
     return tmp;
+  }
+
+  /** Temp file in the open directory, fsync, rename over the name: readers see the old or the whole new file. Returns its inode. */
+  replace(dirFd: number, name: string, data: Uint8Array, mode: number): number {
+    const tmp = this.stage(dirFd, name, data, mode);
+    try {
+      const ino = lstatSync(at(dirFd, tmp)).ino;
+      // rename replaces a link, FIFO or file at `name` itself; it fails on a directory.
+      renameSync(at(dirFd, tmp), at(dirFd, name));
+      return ino;
+    } catch (e) {
+      unlinkAt(dirFd, tmp);
+      throw e;
+    }
   }
 
   /** Removes staged files that will not be committed. */
