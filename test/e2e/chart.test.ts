@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { AdmissionregistrationV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { eventually, runCommand, uniqueName } from '../helpers/cluster.js';
+import { eventually, kubeRelease, runCommand, uniqueName } from '../helpers/cluster.js';
 import { BIN_DIR, findTool, missingToolMessage } from '../helpers/tools.js';
 import { startWebhook, type WebhookProcess } from '../helpers/webhook-process.js';
 import { CERT_MODES, CHART_DIR, parseManifests, valueArgs, type K8sObject } from '../unit/chart-render.js';
@@ -69,6 +69,10 @@ function crd(kind: string, plural: string, specProps: Record<string, unknown>, r
     },
   };
 }
+
+// `helm template` renders for the cluster under test, as `helm install` does (left alone it assumes
+// the Kubernetes of its own client-go).
+const KUBE_VERSION = ['--kube-version', kubeRelease().version];
 
 const helmPath = findTool('helm');
 if (!helmPath) console.warn(`skipping the chart e2e tests: ${missingToolMessage('helm')}`);
@@ -432,7 +436,7 @@ describeE2E('chart: helm install and server-side dry-run against the real apiser
     };
     // Play kubelet for the webhook: its container's environment as the chart renders it (the ports
     // and certificate files are the local process's own).
-    const rendered = await helm(['template', 'asi-flow', CHART_DIR, ...valueArgs(set)]);
+    const rendered = await helm(['template', 'asi-flow', CHART_DIR, ...KUBE_VERSION, ...valueArgs(set)]);
     expect(rendered.code, rendered.stderr).toBe(0);
     const deployment = parseManifests(rendered.stdout).find((o) => o.kind === 'Deployment')!;
     const env = Object.fromEntries(
@@ -477,7 +481,7 @@ describeE2E('chart: helm install and server-side dry-run against the real apiser
       ['my.app.v2', {}],
       ['1app', { ...CERT_MODES['cert-manager'], 'metrics.serviceMonitor.enabled': false }],
     ] as const) {
-      const rendered = await helm(['template', release, CHART_DIR, '--namespace', ns, ...valueArgs(set)]);
+      const rendered = await helm(['template', release, CHART_DIR, '--namespace', ns, ...KUBE_VERSION, ...valueArgs(set)]);
       expect(rendered.code, rendered.stderr).toBe(0);
       const r = await cluster().kubectl(['apply', '--dry-run=server', '--namespace', ns, '-f', '-'], { input: rendered.stdout, allowFailure: true });
       expect(r.code, r.stderr).toBe(0);
@@ -490,7 +494,7 @@ describeE2E('chart: helm install and server-side dry-run against the real apiser
     async (label, set) => {
       const ns = await namespace(`dry-${label}`);
       const release = `dry-${label}`;
-      const rendered = await helm(['template', release, CHART_DIR, '--namespace', ns, ...valueArgs(set)]);
+      const rendered = await helm(['template', release, CHART_DIR, '--namespace', ns, ...KUBE_VERSION, ...valueArgs(set)]);
       expect(rendered.code, rendered.stderr).toBe(0);
       const objects = parseManifests(rendered.stdout);
       const r = await cluster().kubectl(['apply', '--dry-run=server', '--namespace', ns, '-f', '-'], {
