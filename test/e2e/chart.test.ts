@@ -16,7 +16,7 @@ import { eventually, kubeRelease, runCommand, uniqueName } from '../helpers/clus
 import { BIN_DIR, findTool, missingToolMessage } from '../helpers/tools.js';
 import { startWebhook, type WebhookProcess } from '../helpers/webhook-process.js';
 import { CERT_MODES, CHART_DIR, parseManifests, valueArgs, type K8sObject } from '../unit/chart-render.js';
-import { describeE2E, e2e } from './context.js';
+import { describeE2E, e2e, GUARD_SUPPORTED } from './context.js';
 
 // cert-manager cannot be installed here (its releases are not on a package registry we reach),
 // so its two CRDs stand in for it, with structural schemas holding the fields cert-manager.io/v1
@@ -122,7 +122,7 @@ describeE2E('chart: helm install and server-side dry-run against the real apiser
     return cluster().kubectl(['delete', 'validatingadmissionpolicybinding,validatingadmissionpolicy', `${release}-aws-secret-injector-guard`, '--ignore-not-found'], { allowFailure: true });
   }
 
-  async function uninstall(release: string, ns: string, guardKept = true) {
+  async function uninstall(release: string, ns: string, guardKept = GUARD_SUPPORTED) {
     const r = await helm(['uninstall', release, '--namespace', ns, '--wait', '--timeout', '60s']);
     expect(r.code, r.stderr).toBe(0);
     installed.splice(installed.findIndex((i) => i.release === release), 1);
@@ -234,17 +234,19 @@ describeE2E('chart: helm install and server-side dry-run against the real apiser
     // (1.30+) then refuses it, and without the guard it is admitted without its secrets.
     const older = await helm(['upgrade', 'asi-defaults', CHART_DIR, '--namespace', ns, '--reuse-values', '--set', 'webhook.matchConditions.enabled=false']);
     expect(older.code, older.stderr).toBe(0);
-    const guarded = await eventually('an annotated pod past failurePolicy Ignore, refused by the guard', async () => {
-      try {
-        await core().createNamespacedPod({ namespace: apps, body: annotated(uniqueName('ignored')), dryRun: 'All' });
-        return undefined;
-      } catch (e) {
-        const body = String((e as { body?: unknown }).body ?? e);
-        return body.includes('aws-secret-injector guard:') ? body : undefined;
-      }
-    });
-    expect(guarded).toContain("ValidatingAdmissionPolicy 'asi-defaults-aws-secret-injector-guard'");
-    await removeGuard('asi-defaults');
+    if (GUARD_SUPPORTED) {
+      const guarded = await eventually('an annotated pod past failurePolicy Ignore, refused by the guard', async () => {
+        try {
+          await core().createNamespacedPod({ namespace: apps, body: annotated(uniqueName('ignored')), dryRun: 'All' });
+          return undefined;
+        } catch (e) {
+          const body = String((e as { body?: unknown }).body ?? e);
+          return body.includes('aws-secret-injector guard:') ? body : undefined;
+        }
+      });
+      expect(guarded).toContain("ValidatingAdmissionPolicy 'asi-defaults-aws-secret-injector-guard'");
+      await removeGuard('asi-defaults');
+    }
     const ignored = await eventually('an annotated pod admitted uninjected under failurePolicy Ignore', async () => {
       try {
         return await core().createNamespacedPod({ namespace: apps, body: annotated(uniqueName('ignored')), dryRun: 'All' });
