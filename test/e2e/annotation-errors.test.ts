@@ -4,7 +4,7 @@
 import { expect, it } from 'vitest';
 import { WEBHOOK_NAME } from '../helpers/webhook-process.js';
 import { DEFAULT_MUTATION_CONFIG } from '../../webhook/types.js';
-import { describeE2E, e2e, useNamespace, useWebhook } from './context.js';
+import { describeE2E, e2e, itNeeds, useNamespace, useWebhook } from './context.js';
 
 const MEMORY = DEFAULT_MUTATION_CONFIG.fetcherResources.limits.memory;
 
@@ -79,7 +79,7 @@ describeE2E('annotation errors and warnings in kubectl', () => {
     expect(out.stderr).toContain('secrets.k8s.aws/signal-on-refresh: the refresher signals container "app" as its own uid and gid');
   });
 
-  it('pod-level resources: below the fetcher\'s, our denial names them; with room, the injected pod is valid to the apiserver', async () => {
+  itNeeds('pod-level resources', 'pod-level resources: below the fetcher\'s, our denial names them; with room, the injected pod is valid to the apiserver', async () => {
     const { cluster } = e2e();
     const withResources = (name: string, memory: string) => {
       const manifest = JSON.parse(pod(name, { 'secrets.k8s.aws/secret-arn': ARN }));

@@ -5,7 +5,7 @@
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { afterAll, beforeAll, describe, inject } from 'vitest';
+import { afterAll, beforeAll, describe, inject, it } from 'vitest';
 import { connectCluster, eventually, kubeRelease, uniqueName, type Cluster } from '../helpers/cluster.js';
 import { registerWebhook, startWebhook, type RegisterOptions, type WebhookProcess } from '../helpers/webhook-process.js';
 import type { E2EContext } from './global-setup.js';
@@ -14,8 +14,37 @@ export interface E2E extends Omit<E2EContext, 'cluster'> {
   cluster: Cluster;
 }
 
+/** The Kubernetes minor the suite runs against (36 for v1.36.3; see kubeRelease()). */
+export const KUBE_MINOR = Number(/^v1\.(\d+)\./.exec(kubeRelease().version)?.[1] ?? 0);
+
+/**
+ * Features newer than the oldest supported minor, each with the 1.x minor from which it is on by
+ * default (docs/compatibility.md says what the injector does without them).
+ */
+export const FEATURE_SINCE = {
+  'native sidecars': 29,
+  ValidatingAdmissionPolicy: 30,
+  'in-place pod resize (resizePolicy)': 33,
+  'pod-level resources': 34,
+} as const;
+export type Feature = keyof typeof FEATURE_SINCE;
+
+/** Whether the running Kubernetes has `feature`. */
+export const supports = (feature: Feature): boolean => KUBE_MINOR >= FEATURE_SINCE[feature];
+
+/** Why a test of `feature` is skipped on the running Kubernetes ('' where it runs). */
+export const lacking = (feature: Feature): string =>
+  supports(feature) ? '' : `skipped: ${feature} needs Kubernetes 1.${FEATURE_SINCE[feature]}+, this is ${kubeRelease().version}`;
+
 /** ValidatingAdmissionPolicy v1 is served from Kubernetes 1.30; the chart leaves its guard out before. */
-export const GUARD_SUPPORTED = Number(/^v1\.(\d+)\./.exec(kubeRelease().version)?.[1] ?? 0) >= 30;
+export const GUARD_SUPPORTED = supports('ValidatingAdmissionPolicy');
+
+/** it() for a test of `features`: skipped, saying why, where the running Kubernetes lacks one. */
+export function itNeeds(features: Feature | readonly Feature[], name: string, fn: () => Promise<void> | void, timeout?: number): void {
+  const why = (typeof features === 'string' ? [features] : features).map(lacking).find(Boolean);
+  if (why) it.skip(`${name} (${why})`, fn, timeout);
+  else it(name, fn, timeout);
+}
 
 let cached: E2E | undefined;
 
@@ -28,10 +57,14 @@ export function e2e(): E2E {
   return cached;
 }
 
-/** describe() that skips with the set-up's message when the real parts are missing. */
-export function describeE2E(name: string, fn: () => void): void {
-  const skip = inject('e2eSkip');
-  if (skip) describe.skip(`${name} (skipped: ${skip.split('\n')[0]})`, fn);
+/**
+ * describe() that skips with the set-up's message when the real parts are missing, and, given the
+ * feature the whole block tests, where the running Kubernetes lacks it.
+ */
+export function describeE2E(name: string, fn: () => void, needs?: Feature): void {
+  const skip = inject('e2eSkip')?.split('\n')[0];
+  const why = skip ? `skipped: ${skip}` : needs ? lacking(needs) : '';
+  if (why) describe.skip(`${name} (${why})`, fn);
   else describe(name, fn);
 }
 

@@ -6,7 +6,7 @@
 import { expect, it } from 'vitest';
 import { eventually } from '../helpers/cluster.js';
 import { DEFAULT_MUTATION_CONFIG } from '../../webhook/types.js';
-import { describeE2E, e2e, useNamespace, useWebhook } from './context.js';
+import { describeE2E, e2e, itNeeds, useNamespace, useWebhook } from './context.js';
 
 // The fetcher's memory limit is the webhook's default, whatever the pod.
 const MEMORY = DEFAULT_MUTATION_CONFIG.fetcherResources.limits.memory;
@@ -92,7 +92,7 @@ describeE2E('the fetcher\'s CPU limit, read from the pod', () => {
     });
   });
 
-  it('pod-level resources: the fetcher takes the pod\'s limit, which the apiserver accepts', async () => {
+  itNeeds('pod-level resources', 'pod-level resources: the fetcher takes the pod\'s limit, which the apiserver accepts', async () => {
     const out = await apply(plain(), pod('pod-level', undefined, { resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '2', memory: '256Mi' } } }));
     expect(out.code, out.stderr).toBe(0);
     expect(fetcherOf(out.stdout).resources.limits).toEqual({ cpu: '2', memory: MEMORY });

@@ -8,8 +8,8 @@
 import { CoreV1Api } from '@kubernetes/client-node';
 import { beforeAll, expect, it } from 'vitest';
 import { DEFAULT_MUTATION_CONFIG } from '../../webhook/types.js';
-import { describeE2E, e2e, useNamespace, useWebhook } from './context.js';
-import { createDryRun, loadFixtures, normalise } from './replay.js';
+import { describeE2E, e2e, itNeeds, useNamespace, useWebhook } from './context.js';
+import { createDryRun, featuresOf, loadFixtures, normalise } from './replay.js';
 
 const isEmpty = (v: unknown) =>
   v !== null && typeof v === 'object' && (Array.isArray(v) ? v.length === 0 : Object.keys(v).length === 0);
@@ -53,7 +53,7 @@ describeE2E('golden fixtures replayed through the real apiserver', () => {
 
   const dryRunCreate = (obj: any) => createDryRun(e2e().cluster, namespace(), obj);
 
-  it.each(fixtures.map((f) => [f.name, f] as const))('%s', async (_name, f) => {
+  for (const f of fixtures) itNeeds(featuresOf(f), f.name, async () => {
     const got = await dryRunCreate(f.object);
     if (!f.allowed) {
       expect(got.code, 'denied').not.toBe(0);

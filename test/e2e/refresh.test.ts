@@ -136,4 +136,4 @@ describeE2E('refresh: the sidecar through the real apiserver, run as the kubelet
       rmSync(scratch, { recursive: true, force: true });
     }
   }, 90_000);
-});
+}, 'native sidecars');

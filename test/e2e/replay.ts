@@ -4,6 +4,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Cluster } from '../helpers/cluster.js';
+import type { Feature } from './context.js';
 import { REPO_ROOT } from '../helpers/tools.js';
 
 const FIXTURES = join(REPO_ROOT, 'test', 'fixtures');
@@ -35,6 +36,21 @@ export function loadFixtures(): Fixture[] {
         pod: existsSync(podFile) ? JSON.parse(readFileSync(podFile, 'utf8')) : undefined,
       };
     });
+}
+
+/**
+ * The features newer than the oldest supported Kubernetes that a fixture's pods use: an older
+ * apiserver drops or refuses their fields, so a replay would compare what it cannot store.
+ */
+export function featuresOf(f: Fixture): Feature[] {
+  const specs = [f.object, f.pod].map((o) => o?.spec).filter(Boolean);
+  const containers = specs.flatMap((s) => [...(s.initContainers ?? []), ...(s.containers ?? [])]);
+  const uses: [Feature, boolean][] = [
+    ['native sidecars', containers.some((c) => c.restartPolicy === 'Always')],
+    ['pod-level resources', specs.some((s) => s.resources !== undefined)],
+    ['in-place pod resize (resizePolicy)', containers.some((c) => c.resizePolicy !== undefined)],
+  ];
+  return uses.filter(([, used]) => used).map(([feature]) => feature);
 }
 
 const GENERATED_TOKEN_VOLUME = /^kube-api-access-[a-z0-9]{5}$/;

@@ -90,6 +90,8 @@ async function unregister(cluster: Cluster, namespace: string): Promise<void> {
   for (let i = 0; i < 75 && (await writerInEffect(cluster, namespace)); i++) await sleep(200);
 }
 
+// The set-up applies the chart's write-through objects, its ValidatingAdmissionPolicy included:
+// the file needs Kubernetes 1.30 (docs/compatibility.md).
 describeE2E('write-through (writer, real apiserver and etcd, emulator)', () => {
   const namespace = useNamespace('wt');
   let proxy: AwsProxy;
@@ -269,4 +271,4 @@ describeE2E('write-through (writer, real apiserver and etcd, emulator)', () => {
     expect(refused.stderr).toContain('is stored without data');
     expect(await etcdGet(cluster.etcdUrl!, `/registry/secrets/${namespace()}/unguarded`)).toBeUndefined();
   });
-});
+}, 'ValidatingAdmissionPolicy');

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the real parts the integration, e2e and node suites run against, each cached by version
+# Installs the real parts the integration, e2e and node suites run against (the e2e suite's
+# control plane twice: the current Kubernetes and the oldest supported minor), each cached by version
 # outside the clone (in $AWS_SECRET_INJECTOR_CACHE, default ~/.cache/aws-secret-injector) and
 # linked into the gitignored .cache/bin of this checkout. Idempotent: a warm cache takes seconds.
 set -euo pipefail
@@ -10,6 +11,7 @@ source test/setup/common.sh
 bash test/setup/moto.sh > "$LOG_DIR/moto-install.log" 2>&1 &
 moto_pid=$!
 bash test/setup/kube.sh
+bash test/setup/kube-oldest.sh
 bash test/setup/helm.sh
 bash test/setup/lint-tools.sh
 bash test/setup/node-suite.sh

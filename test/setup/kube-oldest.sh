@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds kube-apiserver and kube-controller-manager of the oldest Kubernetes minor the project
 # supports (docs/compatibility.md) into their own cache directory, under their own lock, and links
-# them into .cache/bin/kube-oldest/, where `E2E_KUBE=oldest` makes the e2e suite find them. The
+# them into .cache/bin/kube-oldest/, where `E2E_KUBERNETES=oldest` makes the e2e suite find them. The
 # suite's other parts (etcd, kubectl, helm) are those of test/setup/kube.sh and helm.sh.
 # Cold: about 8 minutes on 2 cores. Warm: well under a second.
 set -euo pipefail
