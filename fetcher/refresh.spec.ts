@@ -1,4 +1,4 @@
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -313,6 +313,58 @@ describe('Refresher.cycle', () => {
     expect(c.ok).toBe(false);
     expect(c.summary).toMatch(/FETCH_WRITE: writing db\/password failed: db belongs to uid 4242/);
     expect(existsSync(join(dir, 'db/password'))).toBe(false);
+  });
+
+  it('a secret\'s files change together: one of them that cannot be written keeps the others (and the marker) at the old version', async () => {
+    const { aws, s } = await start([
+      { ref: 'db', file: 'db/password', key: 'password' },
+      { ref: 'db', file: 'db/username', key: 'username' },
+      { ref: 'token', file: 'token' },
+    ]);
+    rmSync(join(dir, 'db/username'));
+    mkdirSync(join(dir, 'db/username'));
+    aws.put('db', JSON.stringify({ username: 'admin-2', password: 'pw-2' }));
+    aws.put('token', 'token-2');
+    const r = new Refresher(s, deps(aws.api).d);
+    await r.resume();
+    const c = await r.cycle(never);
+    expect(c.ok).toBe(false);
+    expect(c.summary).toMatch(/FETCH_WRITE: writing db\/username failed: db\/username is a directory/);
+    expect(read('db/password')).toBe('pw-1');
+    expect(read('token')).toBe('token-2');
+    expect(marker().secrets.map((e: { versionId: string }) => e.versionId)).toEqual(['v1', 'v1', 'v2']);
+    expect(readdirSync(join(dir, 'db')).filter((n) => n.includes('.tmp-'))).toEqual([]);
+  });
+
+  it('a pass killed at any point of a secret\'s renames is finished by the next start: its files change together', async () => {
+    const items = [{ ref: 'db', explode: true, file: 'conf' }];
+    for (const killAt of [0, 1, 2]) {
+      rmSync(dir, { recursive: true, force: true });
+      mkdirSync(dir);
+      const { aws, s } = await start(items);
+      aws.put('db', JSON.stringify({ username: 'admin-2', password: 'pw-2', host: 'h-2' }));
+      let reached = false;
+      const hooks = {
+        beforeRename: (i: number) => {
+          if (i !== killAt) return;
+          reached = true;
+          throw new Error('killed');
+        },
+      };
+      const killed = new Refresher(s, deps(aws.api, clock(), { hooks }).d);
+      await killed.resume();
+      await killed.cycle(never);
+      expect(reached).toBe(true);
+      expect(existsSync(join(dir, '.secrets-commit'))).toBe(true);
+      // The sidecar restarted: opening the volume finishes the renames before anything else.
+      const again = new Refresher(s, deps(aws.api).d);
+      await again.resume();
+      expect(existsSync(join(dir, '.secrets-commit'))).toBe(false);
+      expect([read('conf/username'), read('conf/password'), read('conf/host')]).toEqual(['admin-2', 'pw-2', 'h-2']);
+      expect(readdirSync(join(dir, 'conf')).sort()).toEqual(['host', 'password', 'username']);
+      expect(await again.cycle(never)).toMatchObject({ ok: true });
+      expect(marker().secrets[0].versionId).toBe('v2');
+    }
   });
 
   it('format env rotates as a whole file', async () => {

@@ -5,7 +5,7 @@
 import { failure, type Failure } from './errors.js';
 import type { FetchedValue } from './fetch.js';
 import { formatPointer, parsePointer, resolve } from './pointer.js';
-import { isSafeRelativePath, MARKER_FILE, type Format, type SecretItem } from './spec.js';
+import { isSafeRelativePath, JOURNAL_FILE, MARKER_FILE, type Format, type SecretItem } from './spec.js';
 import { parseTemplate, renderTemplate, valueText } from './template.js';
 
 export interface OutputFile {
@@ -278,8 +278,9 @@ export function findConflicts(files: OutputFile[]): Failure[] {
   const failures: Failure[] = [];
   const byPath = new Map<string, OutputFile>();
   for (const f of files) {
-    if (f.path === MARKER_FILE) {
-      failures.push(failure('FETCH_FILE_CONFLICT', `file ${f.path} is reserved for the marker written after every secret`, { ref: f.ref }));
+    if (f.path === MARKER_FILE || f.path === JOURNAL_FILE) {
+      const what = f.path === MARKER_FILE ? 'the marker written after every secret' : "the refresh sidecar's journal";
+      failures.push(failure('FETCH_FILE_CONFLICT', `file ${f.path} is reserved for ${what}`, { ref: f.ref }));
       continue;
     }
     const other = byPath.get(f.path);

@@ -40,6 +40,8 @@ export const CA_BUNDLE_FILE = `${CA_BUNDLE_DIR}/ca.crt`;
 export const CA_BUNDLE_ENV = 'NODE_EXTRA_CA_CERTS';
 /** Written last, after every secret file: apps (and a refresh sidecar) can tell a complete set. */
 export const MARKER_FILE = '.secrets-ready';
+/** The refresh sidecar's journal of a commit in progress (fetcher/volume.ts): reserved like the marker. */
+export const JOURNAL_FILE = '.secrets-commit';
 /** The init container's args; the fetcher bundle and the full CLI both accept them. */
 export const FETCH_ARGS: readonly string[] = ['fetch'];
 /** The refresh sidecar's args: the same program and spec, kept running. */

@@ -10,7 +10,7 @@
 import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { failure, type Failure } from './errors.js';
 import type { OutputFile } from './render.js';
-import { at, errno, splitPath, Tampered, Volume, type VolumeHooks } from './volume.js';
+import { at, errno, splitPath, Tampered, Volume, type Staged, type VolumeHooks } from './volume.js';
 import { MARKER_FILE } from './spec.js';
 import { readMarkerAt, type Marker } from './write.js';
 
@@ -90,16 +90,33 @@ export async function updateSecrets(root: string, files: OutputFile[], markerFor
   }
   const synced = new Set<number>();
   try {
-    for (const f of files) {
-      const { dir: rel, name } = splitPath(f.path);
+    // A secret's files change together or not at all: every changed file of one reference is
+    // staged (written and fsynced beside its name) first; only when all of them are does one
+    // commit rename them (volume.ts: a journal lets a kill midway be finished by the next pass).
+    for (const group of Map.groupBy(files, (f) => f.ref).values()) {
+      const staged: Staged[] = [];
+      const paths: string[] = [];
       try {
-        const dir = (await vol.dir(rel, true)) as number;
-        if (unchanged(vol, dir, name, f.data, f.mode)) continue;
-        vol.replace(dir, name, f.data, f.mode);
-        changed.push(f.path);
-        synced.add(dir);
+        for (const f of group) {
+          const { dir: rel, name } = splitPath(f.path);
+          try {
+            const dir = (await vol.dir(rel, true)) as number;
+            if (unchanged(vol, dir, name, f.data, f.mode)) continue;
+            if (vol.stat(dir, name)?.isDirectory()) throw Object.assign(new Error(`${f.path} is a directory`), { code: 'EISDIR' });
+            staged.push({ dir: rel, tmp: vol.stage(dir, name, f.data, f.mode), name });
+            paths.push(f.path);
+          } catch (e) {
+            throw Object.assign(new Error('staging failed'), { path: f.path, cause: e });
+          }
+        }
+        vol.commit(staged);
+        changed.push(...paths);
       } catch (e) {
-        failed.push({ path: f.path, failure: writeFailure(f.path, e) });
+        const { path, cause } = (e as { path?: string; cause?: unknown }).path !== undefined ? (e as { path: string; cause: unknown }) : { path: paths.at(-1) ?? group[0]!.path, cause: e };
+        if ((e as { path?: string }).path !== undefined) vol.discard(staged);
+        const f = writeFailure(path, cause);
+        // Every file of the secret keeps its last content, so none of them is newer than the marker says.
+        for (const other of group) failed.push({ path: other.path, failure: f });
       }
     }
     for (const path of opts.remove ?? []) {
@@ -133,7 +150,7 @@ export async function updateSecrets(root: string, files: OutputFile[], markerFor
   } finally {
     vol.close();
   }
-  return { changed, failures: failed.map((f) => f.failure) };
+  return { changed, failures: [...new Set(failed.map((f) => f.failure))] };
 }
 
 /** The marker on the volume, read without following a link; undefined when absent or not ours. */

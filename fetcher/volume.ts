@@ -21,6 +21,7 @@
 // libuv's thread pool (an init container under a CPU limit waits for it).
 
 import { randomBytes } from 'node:crypto';
+import { JOURNAL_FILE } from './spec.js';
 import {
   closeSync,
   constants,
@@ -31,6 +32,7 @@ import {
   mkdirSync,
   openSync,
   readdirSync,
+  readFileSync,
   renameSync,
   rmdirSync,
   unlinkSync,
@@ -53,6 +55,23 @@ export class Tampered extends Error {}
 export interface VolumeHooks {
   /** Called with each directory once it is open, before anything is written in it (tests swap it here). */
   afterOpen?: (relDir: string) => void | Promise<void>;
+  /** Called before the i-th rename of a commit (0 is right after its journal is written); tests stop a pass here as a kill would. */
+  beforeRename?: (i: number) => void;
+}
+
+/**
+ * The journal of a commit in progress (volume.ts `commit`): which staged temp file becomes which
+ * file. Written (atomically) before the first rename and removed after the last, so a writer killed
+ * in between finishes the renames when it opens the volume again: a secret's files change
+ * together, whatever moment the kill came.
+ */
+export { JOURNAL_FILE };
+
+export interface Staged {
+  /** The directory, relative to the root. */
+  dir: string;
+  tmp: string;
+  name: string;
 }
 
 interface OpenDir {
@@ -87,7 +106,59 @@ export class Volume {
     this.dev = root.dev;
     this.gid = root.gid;
     this.dirs.set('.', { fd: rootFd, ino: root.ino });
+    // First the renames a killed pass left to do: its staged files must not be cleaned away as stale.
+    this.rollForward();
     this.clean('.', rootFd);
+  }
+
+  /** Finishes the commit a killed pass left (its journal), then removes the journal. */
+  private rollForward(): void {
+    if (statAt(this.rootFd, JOURNAL_FILE) === undefined) return;
+    let entries: Staged[] = [];
+    let jfd: number | undefined;
+    try {
+      jfd = openSync(at(this.rootFd, JOURNAL_FILE), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+      const st = fstatSync(jfd);
+      // Only a regular file of ours: another uid cannot make this writer rename anything.
+      if (st.isFile() && (this.uid === undefined || st.uid === this.uid) && st.size <= 1024 * 1024) {
+        const parsed = JSON.parse(readFileSync(jfd, 'utf8')) as unknown;
+        if (Array.isArray(parsed)) entries = parsed as Staged[];
+      }
+    } catch {
+      // a link, a FIFO, or not JSON (a journal is renamed into place whole): not ours
+    } finally {
+      if (jfd !== undefined) closeSync(jfd);
+    }
+    const touched = new Set<number>();
+    const opened: number[] = [];
+    try {
+      for (const e of entries) {
+        if (typeof e?.tmp !== 'string' || typeof e.name !== 'string' || typeof e.dir !== 'string' || !TEMP_NAME.test(e.tmp)) continue;
+        if (!insideVolume(e.name) || e.name.includes('/') || (e.dir !== '.' && !insideVolume(e.dir))) continue;
+        let fd = this.rootFd;
+        try {
+          for (const segment of e.dir === '.' ? [] : e.dir.split('/')) {
+            const next = openDirAt(fd, segment, e.dir);
+            if (next === undefined) throw new Tampered(`${e.dir} is gone`);
+            opened.push(next);
+            const dst = fstatSync(next);
+            if (dst.dev !== this.dev || (this.uid !== undefined && dst.uid !== this.uid)) throw new Tampered(`${e.dir} is not ours`);
+            fd = next;
+          }
+          const tmp = statAt(fd, e.tmp);
+          if (!tmp?.isFile() || (this.uid !== undefined && tmp.uid !== this.uid)) continue;
+          renameSync(at(fd, e.tmp), at(fd, e.name));
+          touched.add(fd);
+        } catch {
+          // this one cannot be finished (its directory was changed): it keeps its last content
+        }
+      }
+      for (const fd of touched) fsyncSync(fd);
+    } finally {
+      for (const fd of opened) closeSync(fd);
+    }
+    unlinkAt(this.rootFd, JOURNAL_FILE);
+    fsyncSync(this.rootFd);
   }
 
   /**
@@ -167,21 +238,29 @@ export class Volume {
     }
   }
 
-  /** Temp file in the open directory, fsync, rename over the name: readers see the old or the whole new file. Returns its inode. */
-  replace(dirFd: number, name: string, data: Uint8Array, mode: number): number {
+  /** Temp file in the open directory, fsynced, not yet renamed: one part of a commit. Returns its name. */
+  stage(dirFd: number, name: string, data: Uint8Array, mode: number): string {
     const tmp = tempName(name);
     // O_EXCL|O_CREAT never follows or reuses whatever is already there.
     const fd = openSync(at(dirFd, tmp), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
     try {
-      let ino: number;
-      try {
-        writeFileSync(fd, data);
-        fchmodSync(fd, mode); // the umask may have taken bits away at open
-        fsyncSync(fd);
-        ino = fstatSync(fd).ino;
-      } finally {
-        closeSync(fd);
-      }
+      writeFileSync(fd, data);
+      fchmodSync(fd, mode); // the umask may have taken bits away at open
+      fsyncSync(fd);
+    } catch (e) {
+      closeSync(fd);
+      unlinkAt(dirFd, tmp);
+      throw e;
+    }
+    closeSync(fd);
+    return tmp;
+  }
+
+  /** Temp file in the open directory, fsync, rename over the name: readers see the old or the whole new file. Returns its inode. */
+  replace(dirFd: number, name: string, data: Uint8Array, mode: number): number {
+    const tmp = this.stage(dirFd, name, data, mode);
+    try {
+      const ino = lstatSync(at(dirFd, tmp)).ino;
       // rename replaces a link, FIFO or file at `name` itself; it fails on a directory.
       renameSync(at(dirFd, tmp), at(dirFd, name));
       return ino;
@@ -189,6 +268,36 @@ export class Volume {
       unlinkAt(dirFd, tmp);
       throw e;
     }
+  }
+
+  /** Removes staged files that will not be committed. */
+  discard(staged: Staged[]): void {
+    for (const st of staged) {
+      const d = this.dirs.get(st.dir);
+      if (d !== undefined) unlinkAt(d.fd, st.tmp);
+    }
+  }
+
+  /**
+   * Renames every staged file over its name, as one commit: the journal first (so a kill midway is
+   * finished by the next open), then the renames, then the journal is removed. A rename that fails
+   * (another container put a directory there) leaves the journal: the next open finishes or drops
+   * what is left.
+   */
+  commit(staged: Staged[]): void {
+    if (staged.length === 0) return;
+    this.replace(this.rootFd, JOURNAL_FILE, Buffer.from(JSON.stringify(staged)), 0o400);
+    fsyncSync(this.rootFd);
+    const touched = new Set<number>();
+    staged.forEach((st, i) => {
+      this.hooks.beforeRename?.(i);
+      const d = this.dirs.get(st.dir);
+      if (d === undefined) throw new Error(`${st.dir} is not open`);
+      renameSync(at(d.fd, st.tmp), at(d.fd, st.name));
+      touched.add(d.fd);
+    });
+    for (const fd of touched) fsyncSync(fd);
+    unlinkAt(this.rootFd, JOURNAL_FILE);
   }
 
   /** `name` in the open directory, never followed (a link is described as a link). */

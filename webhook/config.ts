@@ -438,12 +438,15 @@ export function flagName(env: string): string {
 
 export type ConfigResult = { config: WebhookConfig } | { errors: string[] } | { help: string };
 
-function command(): Command {
-  const cmd = new Command('aws-secret-injector webhook')
-    .description(
-      'Serves the mutating admission webhook over HTTPS (POST /mutate, GET /healthz, /readyz, /metrics).\n' +
-        'Every option is a flag or the environment variable beside it; a flag wins over the environment.',
-    )
+/** What `--help` says each serving command does; both read the one table of options. */
+const SERVES = {
+  webhook: 'Serves the mutating admission webhook over HTTPS (POST /mutate, GET /healthz, /readyz, /metrics).',
+  'write-through': 'Serves the write-through writer over HTTPS (POST /mutate, GET /healthz, /readyz, /metrics): labelled Secrets\nstored in Secrets Manager, etcd keeping a reference (docs/write-through.md). WRITE_THROUGH_CLUSTER is required.',
+};
+
+function command(name: keyof typeof SERVES): Command {
+  const cmd = new Command(`aws-secret-injector ${name}`)
+    .description(`${SERVES[name]}\nEvery option is a flag or the environment variable beside it; a flag wins over the environment.`)
     .allowExcessArguments(false)
     .exitOverride();
   for (const o of Object.values(OPTIONS) as Array<Option<unknown>>) {
@@ -457,9 +460,9 @@ function command(): Command {
  * Reads every option from flags (`--port 8443` or `--port=8443`), then the environment, then the
  * default; returns the configuration or every problem found.
  */
-export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): ConfigResult {
+export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, name: keyof typeof SERVES = 'webhook'): ConfigResult {
   const errors: string[] = [];
-  const cmd = command();
+  const cmd = command(name);
   let out = '';
   cmd.configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (out += s) });
   // commander is used for syntax and --help only; values from the environment and defaults are

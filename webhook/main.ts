@@ -24,10 +24,10 @@ export async function run(argv: string[]): Promise<number> {
  */
 export async function runWith(
   argv: string[],
-  command: string,
+  command: 'webhook' | 'write-through',
   handlerFor: (config: WebhookConfig) => ServerDeps['review'] | { errors: string[] },
 ): Promise<number> {
-  const loaded = loadConfig(argv, process.env);
+  const loaded = loadConfig(argv, process.env, command);
   if ('help' in loaded) {
     process.stdout.write(loaded.help);
     return EXIT_OK;

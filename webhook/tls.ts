@@ -12,7 +12,9 @@ import { createSecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import { generateCertificates } from '../certs/generate.js';
 
-export type TlsErrorCode = 'WEBHOOK_TLS_UNREADABLE' | 'WEBHOOK_TLS_INVALID';
+export type TlsErrorCode =
+  | 'WEBHOOK_TLS_UNREADABLE' // the certificate or key file cannot be read (missing, no permission)
+  | 'WEBHOOK_TLS_INVALID'; // the files are not a PEM certificate and a matching, unencrypted key
 
 export class TlsError extends Error {
   constructor(

@@ -3,7 +3,10 @@
 
 import { expect, it } from 'vitest';
 import { WEBHOOK_NAME } from '../helpers/webhook-process.js';
+import { DEFAULT_MUTATION_CONFIG } from '../../webhook/types.js';
 import { describeE2E, e2e, useNamespace, useWebhook } from './context.js';
+
+const MEMORY = DEFAULT_MUTATION_CONFIG.fetcherResources.limits.memory;
 
 const ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:app-AbCdEf';
 
@@ -85,10 +88,10 @@ describeE2E('annotation errors and warnings in kubectl', () => {
     };
     const short = await cluster.kubectl(['apply', '--dry-run=server', '-n', namespace(), '-f', '-'], { input: withResources('tight', '32Mi'), allowFailure: true });
     expect(short.code).not.toBe(0);
-    expect(short.stderr).toContain('aws-secret-injector (validate): spec.resources.limits.memory: "32Mi" is below the fetcher\'s memory limit of 64Mi');
+    expect(short.stderr).toContain(`aws-secret-injector (validate): spec.resources.limits.memory: "32Mi" is below the fetcher\'s memory limit of ${MEMORY}`);
     const roomy = await cluster.kubectl(['apply', '--dry-run=server', '-n', namespace(), '-f', '-', '-o', 'json'], { input: withResources('roomy', '128Mi') });
     const stored = JSON.parse(roomy.stdout);
-    expect(stored.spec.initContainers[0].resources.limits.memory).toBe('64Mi');
+    expect(stored.spec.initContainers[0].resources.limits.memory).toBe(MEMORY);
     expect(stored.spec.resources.limits.memory).toBe('128Mi');
   });
 

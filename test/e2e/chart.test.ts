@@ -28,6 +28,7 @@ const certManagerCrds = [
     ca: { type: 'object', properties: { secretName: str } },
   }),
   crd('Certificate', 'certificates', {
+    isCA: { type: 'boolean' },
     secretName: str,
     commonName: str,
     duration: str,

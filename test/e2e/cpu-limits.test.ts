@@ -5,7 +5,11 @@
 
 import { expect, it } from 'vitest';
 import { eventually } from '../helpers/cluster.js';
+import { DEFAULT_MUTATION_CONFIG } from '../../webhook/types.js';
 import { describeE2E, e2e, useNamespace, useWebhook } from './context.js';
+
+// The fetcher's memory limit is the webhook's default, whatever the pod.
+const MEMORY = DEFAULT_MUTATION_CONFIG.fetcherResources.limits.memory;
 
 const ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:app-AbCdEf';
 type Resources = { requests?: Record<string, string>; limits?: Record<string, string> };
@@ -37,7 +41,7 @@ describeE2E('the fetcher\'s CPU limit, read from the pod', () => {
     expect(out.code, out.stderr).toBe(0);
     const fetcher = fetcherOf(out.stdout);
     expect(fetcher.name).toBe('secret-fetcher');
-    expect(fetcher.resources.limits).toEqual({ memory: '64Mi' });
+    expect(fetcher.resources.limits).toEqual({ memory: MEMORY });
   });
 
   it('a LimitRange: its defaults reach the webhook applied, and its per-container max admits the injected pod where the sum would not', async () => {
@@ -53,13 +57,13 @@ describeE2E('the fetcher\'s CPU limit, read from the pod', () => {
     // The app gets the default 700m from LimitRanger before the webhook sees it; the fetcher gets the same.
     const defaulted = await apply(ranged(), pod('defaulted', undefined));
     expect(defaulted.code, defaulted.stderr).toBe(0);
-    expect(fetcherOf(defaulted.stdout).resources.limits).toEqual({ cpu: '700m', memory: '64Mi' });
+    expect(fetcherOf(defaulted.stdout).resources.limits).toEqual({ cpu: '700m', memory: MEMORY });
 
     // App and sidecar at the maximum: the fetcher gets 1, the largest, and the pod passes LimitRanger.
     const sidecar = { name: 'proxy', image: 'busybox:1.36', restartPolicy: 'Always', resources: { limits: { cpu: '1' } } };
     const full = await apply(ranged(), pod('app-and-sidecar', { limits: { cpu: '1' } }, { initContainers: [sidecar] }));
     expect(full.code, full.stderr).toBe(0);
-    expect(fetcherOf(full.stdout).resources.limits).toEqual({ cpu: '1', memory: '64Mi' });
+    expect(fetcherOf(full.stdout).resources.limits).toEqual({ cpu: '1', memory: MEMORY });
     // The sum of the two, 2, is what LimitRanger would refuse for any one container.
     const summed = {
       ...pod('summed', { limits: { cpu: '1' } }, { initContainers: [{ name: 'first', image: 'busybox:1.36', resources: { limits: { cpu: '2' } } }, sidecar] }),
@@ -81,7 +85,7 @@ describeE2E('the fetcher\'s CPU limit, read from the pod', () => {
     });
     const created = await apply(quota(), pod('charged', { limits: { cpu: '500m', memory: '128Mi' } }), false);
     expect(created.code, created.stderr).toBe(0);
-    expect(fetcherOf(created.stdout).resources.limits).toEqual({ cpu: '500m', memory: '64Mi' });
+    expect(fetcherOf(created.stdout).resources.limits).toEqual({ cpu: '500m', memory: MEMORY });
     await eventually('the quota charges 500m', async () => {
       const q = JSON.parse((await cluster.kubectl(['get', 'resourcequota', 'cpu', '-n', quota(), '-o', 'json'])).stdout);
       return q.status?.used?.['limits.cpu'] === '500m' ? true : undefined;
@@ -91,6 +95,6 @@ describeE2E('the fetcher\'s CPU limit, read from the pod', () => {
   it('pod-level resources: the fetcher takes the pod\'s limit, which the apiserver accepts', async () => {
     const out = await apply(plain(), pod('pod-level', undefined, { resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '2', memory: '256Mi' } } }));
     expect(out.code, out.stderr).toBe(0);
-    expect(fetcherOf(out.stdout).resources.limits).toEqual({ cpu: '2', memory: '64Mi' });
+    expect(fetcherOf(out.stdout).resources.limits).toEqual({ cpu: '2', memory: MEMORY });
   });
 });

@@ -8,7 +8,7 @@
 
 import type { TestProject } from 'vitest/node';
 import { ensureBundles } from '../helpers/bundles.js';
-import { startControlPlane, type ClusterInfo, type ControlPlane } from '../helpers/cluster.js';
+import { kubeRelease, startControlPlane, type ClusterInfo, type ControlPlane } from '../helpers/cluster.js';
 import { startMoto, type MotoServer } from '../helpers/moto.js';
 import { findTools, missingToolMessage } from '../helpers/tools.js';
 
@@ -70,7 +70,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     throw e;
   }
   const { kubectl: _k, helm: _h, stop: _s, kubeConfig: _c, ...cluster } = plane!;
-  console.log(`e2e: control plane at ${cluster.server} and moto at ${moto!.endpoint} ready (${JSON.stringify(timings)})`);
+  console.log(`e2e: Kubernetes ${kubeRelease().version} control plane at ${cluster.server} and moto at ${moto!.endpoint} ready (${JSON.stringify(timings)})`);
   project.provide('e2e', { cluster, awsEndpoint: moto!.endpoint, bundleDir: dir, timings });
   project.provide('e2eSkip', '');
   return teardown;

@@ -5,70 +5,11 @@
 // apiserver rewrites, drops or rejects. Server-set fields are put aside (uid, timestamps, the
 // generated kube-api-access-* volume name).
 
-import { readdirSync, readFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { beforeAll, expect, it } from 'vitest';
-import { REPO_ROOT } from '../helpers/tools.js';
 import { DEFAULT_MUTATION_CONFIG } from '../../webhook/types.js';
 import { describeE2E, e2e, useNamespace, useWebhook } from './context.js';
-
-const FIXTURES = join(REPO_ROOT, 'test', 'fixtures');
-
-interface Fixture {
-  name: string;
-  object: Record<string, any>;
-  allowed: boolean;
-  message?: string;
-  warnings: string[];
-  pod?: Record<string, any>;
-}
-
-function loadFixtures(): Fixture[] {
-  if (!existsSync(FIXTURES)) return [];
-  return readdirSync(FIXTURES, { withFileTypes: true })
-    .filter((d) => d.isDirectory() && existsSync(join(FIXTURES, d.name, 'request.json')))
-    .map((d) => {
-      const dir = join(FIXTURES, d.name);
-      const request = JSON.parse(readFileSync(join(dir, 'request.json'), 'utf8')).request;
-      const response = JSON.parse(readFileSync(join(dir, 'response.json'), 'utf8')).response;
-      const podFile = join(dir, 'pod.json');
-      return {
-        name: d.name,
-        object: request.object,
-        allowed: response.allowed,
-        message: response.status?.message,
-        warnings: response.warnings ?? [],
-        pod: existsSync(podFile) ? JSON.parse(readFileSync(podFile, 'utf8')) : undefined,
-      };
-    });
-}
-
-const GENERATED_TOKEN_VOLUME = /^kube-api-access-[a-z0-9]{5}$/;
-
-/**
- * The object minus what the apiserver sets on its own for each create: uid, timestamps, a name
- * generated from generateName, and the ServiceAccount admission plugin's kube-api-access-<random>
- * volume and mounts (added before webhooks run, so their position relative to ours depends on the
- * replay, not on us).
- */
-function normalise(obj: any): any {
-  const o = structuredClone(obj);
-  delete o.status;
-  for (const k of ['uid', 'creationTimestamp', 'resourceVersion', 'managedFields', 'generation']) delete o.metadata?.[k];
-  // A name made from generateName differs on every create.
-  if (o.metadata?.generateName) delete o.metadata.name;
-  const spec = o.spec;
-  if (!spec) return o;
-  const ours = (n: string) => !GENERATED_TOKEN_VOLUME.test(n);
-  if (spec.volumes) spec.volumes = spec.volumes.filter((v: any) => ours(v.name));
-  for (const c of [...(spec.containers ?? []), ...(spec.initContainers ?? [])]) {
-    if (c.volumeMounts) c.volumeMounts = c.volumeMounts.filter((m: any) => ours(m.name));
-    if (c.volumeMounts?.length === 0) delete c.volumeMounts;
-  }
-  if (spec.volumes?.length === 0) delete spec.volumes;
-  return o;
-}
+import { createDryRun, loadFixtures, normalise } from './replay.js';
 
 const isEmpty = (v: unknown) =>
   v !== null && typeof v === 'object' && (Array.isArray(v) ? v.length === 0 : Object.keys(v).length === 0);
@@ -110,15 +51,7 @@ describeE2E('golden fixtures replayed through the real apiserver', () => {
     expect(fixtures.length).toBeGreaterThan(10);
   });
 
-  async function dryRunCreate(obj: any): Promise<{ code: number; object?: any; stderr: string }> {
-    const body = structuredClone(obj);
-    body.metadata = { ...body.metadata, namespace: namespace() };
-    const out = await e2e().cluster.kubectl(['create', '--dry-run=server', '-o', 'json', '-f', '-'], {
-      input: JSON.stringify(body),
-      allowFailure: true,
-    });
-    return { code: out.code, stderr: out.stderr, object: out.code === 0 ? JSON.parse(out.stdout) : undefined };
-  }
+  const dryRunCreate = (obj: any) => createDryRun(e2e().cluster, namespace(), obj);
 
   it.each(fixtures.map((f) => [f.name, f] as const))('%s', async (_name, f) => {
     const got = await dryRunCreate(f.object);

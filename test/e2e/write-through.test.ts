@@ -122,7 +122,7 @@ describeE2E('write-through (writer, real apiserver and etcd, emulator)', () => {
   // The chart's ValidatingAdmissionPolicy and its binding, as the chart renders them.
   const policy = () =>
     renderChart(findTool('helm')!, { release: 'e2e', namespace: 'asi', set: { 'writeThrough.enabled': true, 'writeThrough.cluster': 'cluster-a' }, extra: ['--kube-version', '1.31.0'] })
-      .filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy'));
+      .filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy') && o.metadata.name.endsWith('-write-through'));
 
   beforeAll(async () => {
     const { cluster, bundleDir, awsEndpoint } = e2e();

@@ -201,11 +201,39 @@ async function waitUntil(
   throw new Error(`${what} not reached within ${timeoutMs} ms${last ? `; ${last.name} log ${last.logFile}:\n${tail(last.logFile)}` : ''}`);
 }
 
+/** The Kubernetes release a control plane runs, and where its kube-apiserver and kube-controller-manager are. */
+export interface KubeRelease {
+  /** `current`: test/setup/kube.sh's; `oldest`: the oldest supported minor, test/setup/kube-oldest.sh's. */
+  name: 'current' | 'oldest';
+  /** e.g. v1.36.3, as the apiserver reports it. */
+  version: string;
+  binDir: string;
+  /** The set-up script that builds it. */
+  setup: string;
+}
+
+/**
+ * The release the e2e suite runs against: the current one, or with `E2E_KUBERNETES=oldest` the
+ * oldest minor docs/compatibility.md claims. etcd and kubectl are the current set-up's either way.
+ */
+export function kubeRelease(): KubeRelease {
+  const oldest = process.env.E2E_KUBERNETES === 'oldest';
+  if (!oldest && (process.env.E2E_KUBERNETES ?? 'current') !== 'current') {
+    throw new Error(`E2E_KUBERNETES must be "current" or "oldest", not ${JSON.stringify(process.env.E2E_KUBERNETES)}`);
+  }
+  const setup = oldest ? 'test/setup/kube-oldest.sh' : 'test/setup/kube.sh';
+  const version = new RegExp(`^${oldest ? 'KUBE_OLDEST_VERSION' : 'KUBE_VERSION'}=(v\\S+)$`, 'm').exec(readFileSync(join(REPO_ROOT, setup), 'utf8'))?.[1];
+  if (version === undefined) throw new Error(`${setup} pins no Kubernetes version`);
+  return { name: oldest ? 'oldest' : 'current', version, binDir: oldest ? join(BIN_DIR, 'kube-oldest') : BIN_DIR, setup };
+}
+
 function missingBinaries(scheduler: boolean): string[] {
+  const release = kubeRelease();
   const names = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kubectl', ...(scheduler ? ['kube-scheduler'] : [])];
+  const dirOf = (n: string) => (n === 'kube-apiserver' || n === 'kube-controller-manager' ? release.binDir : BIN_DIR);
   return names.filter((n) => {
     try {
-      accessSync(join(BIN_DIR, n), constants.X_OK);
+      accessSync(join(dirOf(n), n), constants.X_OK);
       return false;
     } catch {
       return true;
@@ -232,7 +260,8 @@ function pruneOldLogs(): void {
 export async function startControlPlane(opts: StartOptions = {}): Promise<ControlPlane> {
   const missing = missingBinaries(opts.scheduler ?? false);
   if (missing.length > 0) {
-    throw new Error(`missing in .cache/bin: ${missing.join(', ')}; run \`npm run test:all\` (or \`bash test/setup/kube.sh\`)`);
+    const { name, setup } = kubeRelease();
+    throw new Error(`missing in .cache/bin${name === 'oldest' ? ' (and .cache/bin/kube-oldest)' : ''}: ${missing.join(', ')}; run \`npm run test:all\` (or \`bash ${setup}\`)`);
   }
   // The ports are free when chosen and bound a moment later; another process may take one in
   // between. Only that is worth another try.
@@ -301,7 +330,7 @@ async function startOnce(timeoutMs: number, scheduler: boolean): Promise<Control
     const server = `https://127.0.0.1:${apiPort}`;
     const apiserver = startProc(
       'kube-apiserver',
-      join(BIN_DIR, 'kube-apiserver'),
+      join(kubeRelease().binDir, 'kube-apiserver'),
       [
         `--etcd-servers=${etcdUrl}`,
         '--bind-address=127.0.0.1',
@@ -351,7 +380,7 @@ async function startOnce(timeoutMs: number, scheduler: boolean): Promise<Control
     // kube-controller-manager: ServiceAccounts, Deployment -> ReplicaSet -> Pod, namespace deletion.
     const kcm = startProc(
       'kube-controller-manager',
-      join(BIN_DIR, 'kube-controller-manager'),
+      join(kubeRelease().binDir, 'kube-controller-manager'),
       [
         `--kubeconfig=${info.kubeconfigPath}`,
         `--authentication-kubeconfig=${info.kubeconfigPath}`,

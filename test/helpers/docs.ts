@@ -22,12 +22,12 @@ export interface Block {
   text: string;
 }
 
-/** The project's user documentation: the README, docs/ and the chart's README. */
+/** The project's user documentation: the README, the policies beside it, docs/ and the chart's README. */
 export function docFiles(): string[] {
   const docs = existsSync(join(REPO_ROOT, 'docs'))
     ? readdirSync(join(REPO_ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)
     : [];
-  return ['README.md', ...docs.sort(), 'charts/aws-secret-injector/README.md'];
+  return ['README.md', 'CHANGELOG.md', 'CONTRIBUTING.md', 'SECURITY.md', ...docs.sort(), 'charts/aws-secret-injector/README.md'];
 }
 
 export function blocks(file: string): Block[] {
@@ -79,16 +79,30 @@ function anchors(file: string): Set<string> {
   return out;
 }
 
-/** Every relative link (and anchor) of `file` that does not resolve, as "target: why". */
+/** Where a tagged version's files are read on the web. */
+export const REPO_URL = 'https://github.com/aws-secret-injector/aws-secret-injector';
+const REPO_BLOB = new RegExp(`^${REPO_URL.replace(/[.]/g, '\\.')}/blob/([^/]+)/(.+)$`);
+const packageVersion = (): string => (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+
+/**
+ * Every relative link (and anchor) of `file` that does not resolve, as "target: why"; links to
+ * this repository's files by URL are checked the same way, and must name this version's tag.
+ */
 export function brokenLinks(file: string): string[] {
   const abs = join(REPO_ROOT, file);
   const text = readFileSync(abs, 'utf8').replace(/^\s*```[\s\S]*?^\s*```/gm, '');
   const problems: string[] = [];
   for (const m of text.matchAll(/\]\(([^)\s]+)\)/g)) {
-    const link = m[1]!;
-    if (/^[a-z]+:/i.test(link)) continue;
+    let link = m[1]!;
+    let base = dirname(abs);
+    // A link into this repository by URL (the packaged chart's README) must name this version's tag.
+    const blob = REPO_BLOB.exec(link);
+    if (blob) {
+      if (blob[1] !== `v${packageVersion()}`) problems.push(`${link}: links to ${blob[1]}, not this version's tag v${packageVersion()}`);
+      [link, base] = [blob[2]!, REPO_ROOT];
+    } else if (/^[a-z]+:/i.test(link)) continue;
     const [path = '', anchor] = link.split('#', 2) as [string, string?];
-    const target = path === '' ? abs : resolve(dirname(abs), path);
+    const target = path === '' ? abs : resolve(base, path);
     if (!existsSync(target)) {
       problems.push(`${link}: ${relative(REPO_ROOT, target)} does not exist`);
       continue;

@@ -62,6 +62,11 @@ export function one(objects: K8sObject[], kind: string, name?: string): K8sObjec
   return found[0]!;
 }
 
+/** The webhook's serving certificate in cert-manager mode (the chart's own CA is a Certificate too). */
+export function servingCertificate(objects: K8sObject[]): K8sObject {
+  return one(objects.filter((o) => !(o.spec as { isCA?: boolean } | undefined)?.isCA), 'Certificate');
+}
+
 /** The values each certificate mode needs to render (the provided mode needs a Secret and a CA). */
 export const CERT_MODES: Record<string, Record<string, string>> = {
   'self-managed': { 'certificates.mode': 'self-managed' },

@@ -14,7 +14,7 @@ import { SERVER_OPTIONS } from '../../webhook/inject-cli.js';
 import { DEFAULT_MUTATION_CONFIG } from '../../webhook/types.js';
 import { findTool, missingToolMessage } from '../helpers/tools.js';
 import { ANNOTATED_POD_CONDITION, ANNOTATED_TEMPLATE_CONDITION, TEMPLATES_WEBHOOK_NAME, WEBHOOK_NAME } from '../helpers/webhook-process.js';
-import { CERT_MODES, CHART_DIR, one, renderChart, runHelm, valueArgs, type K8sObject } from './chart-render.js';
+import { CERT_MODES, CHART_DIR, one, renderChart, runHelm, servingCertificate, valueArgs, type K8sObject } from './chart-render.js';
 
 const helm = findTool('helm');
 if (!helm) console.warn(`skipping the chart specs: ${missingToolMessage('helm')}`);
@@ -344,9 +344,9 @@ suite('chart: certificate modes', () => {
     expect(one(objects, 'MutatingWebhookConfiguration').metadata.annotations).toBeUndefined();
   });
 
-  it('cert-manager: a Certificate for the Service, a self-signed Issuer, the cainjector annotation, no RBAC', () => {
+  it('cert-manager: a Certificate for the Service from a CA of its own, the cainjector annotation, no RBAC', () => {
     const objects = renderChart(HELM, { release: 'acme', namespace: 'sec', set: CERT_MODES['cert-manager'] });
-    const cert = one(objects, 'Certificate');
+    const cert = one(objects, 'Certificate', 'acme-aws-secret-injector');
     expect(spec(cert).secretName).toBe('acme-aws-secret-injector-tls');
     expect(spec(cert).dnsNames).toEqual([
       'acme-aws-secret-injector',
@@ -355,7 +355,19 @@ suite('chart: certificate modes', () => {
       'acme-aws-secret-injector.sec.svc.cluster.local',
     ]);
     expect(spec(cert).issuerRef).toEqual({ kind: 'Issuer', name: 'acme-aws-secret-injector' });
-    expect(spec(one(objects, 'Issuer'))).toEqual({ selfSigned: {} });
+    expect(spec(cert).ipAddresses).toBeUndefined();
+    // The serving certificate's issuer is a CA (renewing the certificate keeps caBundle), itself
+    // a self-signed Certificate that keeps its key when renewed.
+    expect(spec(one(objects, 'Issuer', 'acme-aws-secret-injector'))).toEqual({ ca: { secretName: 'acme-aws-secret-injector-ca' } });
+    const ca = one(objects, 'Certificate', 'acme-aws-secret-injector-ca');
+    expect(spec(ca)).toMatchObject({
+      isCA: true,
+      secretName: 'acme-aws-secret-injector-ca',
+      duration: '87600h',
+      privateKey: { rotationPolicy: 'Never' },
+      issuerRef: { kind: 'Issuer', name: 'acme-aws-secret-injector-selfsigned' },
+    });
+    expect(spec(one(objects, 'Issuer', 'acme-aws-secret-injector-selfsigned'))).toEqual({ selfSigned: {} });
     expect(one(objects, 'MutatingWebhookConfiguration').metadata.annotations).toEqual({
       'cert-manager.io/inject-ca-from': 'sec/acme-aws-secret-injector',
     });
@@ -373,6 +385,17 @@ suite('chart: certificate modes', () => {
     });
     expect(objects.filter((o) => o.kind === 'Issuer')).toEqual([]);
     expect(spec(one(objects, 'Certificate')).issuerRef).toEqual({ kind: 'ClusterIssuer', name: 'corp-ca' });
+  });
+
+  it("cert-manager with webhook.url: the URL's host is in the certificate, and cainjector fills caBundle", () => {
+    const at = (url: string) => renderChart(HELM, { release: 'acme', namespace: 'sec', set: { ...CERT_MODES['cert-manager'], 'webhook.url': url } });
+    const ip = at('https://127.0.0.1:9443/mutate');
+    expect(spec(one(ip, 'Certificate', 'acme-aws-secret-injector')).ipAddresses).toEqual(['127.0.0.1']);
+    expect(webhookOf(ip).clientConfig).toEqual({ url: 'https://127.0.0.1:9443/mutate' });
+    const host = spec(one(at('https://webhook.dev.example.com/mutate'), 'Certificate', 'acme-aws-secret-injector'));
+    expect(host.dnsNames).toContain('webhook.dev.example.com');
+    expect(host.ipAddresses).toBeUndefined();
+    expect(spec(one(at('https://[fd00::1]:8443/mutate'), 'Certificate', 'acme-aws-secret-injector')).ipAddresses).toEqual(['fd00::1']);
   });
 
   it('provided: serves the named Secret and writes the given CA bundle; no RBAC, no Secret of its own', () => {
@@ -674,17 +697,17 @@ suite('chart: long names', () => {
       for (const s of services) expect(s).toMatch(SERVICE_NAME);
       const service = services.find((s) => !s.endsWith('-metrics'))!;
       expect(webhookOf(objects).clientConfig.service.name).toBe(service);
-      if (set === CERT_MODES['cert-manager']) expect(spec(one(objects, 'Certificate')).dnsNames).toContain(`${service}.apps.svc`);
+      if (set === CERT_MODES['cert-manager']) expect(spec(servingCertificate(objects)).dnsNames).toContain(`${service}.apps.svc`);
       else expect(podSpec(objects).initContainers[0].args).toContain(`--service=${service}`);
       expect(one(objects, 'Deployment').metadata.name).toBe(`${name}-aws-secret-injector`.slice(0, 63));
     }
   });
 
   it('cert-manager: a commonName longer than 64 bytes (refused by cert-manager) is left out; the SANs name the Service', () => {
-    const cert = one(renderChart(HELM, { release, namespace, set: CERT_MODES['cert-manager'] }), 'Certificate');
+    const cert = servingCertificate(renderChart(HELM, { release, namespace, set: CERT_MODES['cert-manager'] }));
     expect(spec(cert).commonName).toBeUndefined();
     expect(spec(cert).dnsNames).toContain(`${release}-aws-secret-injector`.slice(0, 63) + `.${namespace}.svc`);
-    const short = one(renderChart(HELM, { release: 'acme', namespace: 'sec', set: CERT_MODES['cert-manager'] }), 'Certificate');
+    const short = servingCertificate(renderChart(HELM, { release: 'acme', namespace: 'sec', set: CERT_MODES['cert-manager'] }));
     expect(spec(short).commonName).toBe('acme-aws-secret-injector.sec.svc');
   });
 });
@@ -719,7 +742,7 @@ suite('chart: bad values are refused with a clear message', () => {
     ],
     ['provided mode without a Secret', { 'certificates.mode': 'provided', 'webhook.caBundle': 'Q0E=' }, /certificates\.mode=provided needs certificates\.secretName/],
     ['provided mode without a CA', { 'certificates.mode': 'provided', 'certificates.secretName': 'tls' }, /certificates\.mode=provided needs webhook\.caBundle/],
-    ['URL without a CA', { 'webhook.url': 'https://127.0.0.1:8443/mutate' }, /webhook\.url needs webhook\.caBundle: the base64 PEM/],
+    ['URL without a CA', { 'webhook.url': 'https://127.0.0.1:8443/mutate' }, /webhook\.url needs webhook\.caBundle \(or certificates\.mode=cert-manager, whose cainjector fills it\): the base64 PEM/],
     ['PDB that blocks every drain', { replicaCount: 2, 'podDisruptionBudget.minAvailable': 2 }, /podDisruptionBudget\.minAvailable \(2\) must be below replicaCount \(2\)/],
     // certs bootstrap/manage renew 30 days before expiry and refuse a lifetime not above that:
     // the chart must not render a Deployment whose certs containers exit with a usage error.

@@ -38,6 +38,37 @@ describe.each(docFiles())('%s', (file) => {
   }, 300_000);
 });
 
+// The documents that report the benchmarks' figures: performance.md (bench:webhook, bench:fetcher,
+// bench:refresh, bench:hostile) and scale.md (bench:fleet).
+const BENCHMARK_REPORTS = ['docs/performance.md', 'docs/scale.md'];
+// A time, a size or a ratio, as the benchmarks report them.
+const FIGURE = /\b\d[\d.,]*\s?(?:µs|ms|KB|MB|GB|KiB|MiB|GiB)\b|\b\d[\d.]*×/g;
+// Figures in the documents that no benchmark measures, and why they are there.
+const NOT_MEASURED: Array<{ figure: string; file?: string; why: string }> = [
+  { figure: '256 KiB', why: "the apiserver's limit on a pod's annotations" },
+  { figure: '3 MiB', why: "the apiserver's limit on a request body" },
+  { figure: '7 MiB', why: "the webhook's body limit (BODY_LIMIT_BYTES), two objects and the envelope" },
+  { figure: '64 KiB', why: "Secrets Manager's limit on a secret value" },
+  { figure: '1 MiB', file: 'docs/write-through.md', why: "Kubernetes' limit on a Secret" },
+  { figure: '7.75 MiB', file: 'docs/design.md', why: "the largest answer AWS gives, computed from its maxima" },
+  { figure: '4 KiB', file: 'docs/design.md', why: 'a memory page' },
+  { figure: '1 KiB', file: 'docs/design.md', why: "an inode's size" },
+  { figure: '60 MiB', file: 'docs/design.md', why: "the fetcher-memory integration test's worst case, behind the chart's 80Mi (a test, not a benchmark)" },
+  { figure: '16 KiB', file: 'docs/annotations.md', why: "the webhook's limit on a template's size" },
+  { figure: '100 ms', file: 'charts/aws-secret-injector/README.md', why: "the CFS period the kubelet sets" },
+  { figure: '2 MiB', file: 'docs/install.md', why: "the base image publisher's own figure" },
+  { figure: '124 MiB', file: 'docs/install.md', why: "the base image publisher's own figure" },
+  { figure: '20 MB', file: 'docs/development.md', why: 'the size of the file a node test writes' },
+];
+
+describe('the chart README, packaged without the repository', () => {
+  it("links to the repository's documents by absolute URLs only (relative links stay inside the chart)", () => {
+    const text = readFileSync(join(REPO_ROOT, 'charts/aws-secret-injector/README.md'), 'utf8');
+    const leaving = [...text.matchAll(/\]\(([^)\s]+)\)/g)].map((m) => m[1]!).filter((l) => !/^[a-z]+:/i.test(l) && (l.startsWith('../') || l.startsWith('/')));
+    expect(leaving).toEqual([]);
+  });
+});
+
 describe('one copy of each fact', () => {
   it('no line of 50 characters or more stands in two documents (a second copy links to the first)', () => {
     const where = new Map<string, string[]>();
@@ -50,6 +81,25 @@ describe('one copy of each fact', () => {
       }
     }
     expect([...where].filter(([, files]) => files.length > 1).map(([line, files]) => `${files.join(', ')}: ${line}`)).toEqual([]);
+  });
+
+  it('figures measured by the benchmarks stand only in the documents that report them (elsewhere a link to it)', () => {
+    const quoted: string[] = [];
+    for (const file of docFiles().filter((f) => !BENCHMARK_REPORTS.includes(f))) {
+      readFileSync(join(REPO_ROOT, file), 'utf8')
+        .split('\n')
+        .forEach((line, i) => {
+          for (const m of line.matchAll(FIGURE)) {
+            const figure = m[0].replace(/\s+/g, ' ');
+            if (!NOT_MEASURED.some((n) => n.figure === figure && (n.file === undefined || n.file === file))) quoted.push(`${file}:${i + 1}: ${figure}`);
+          }
+        });
+    }
+    expect(
+      quoted,
+      `a time, size or ratio measured by a benchmark goes only into the document that reports it (${BENCHMARK_REPORTS.join(', ')}), and other documents link there; ` +
+        'a limit or setting that nobody measures (an apiserver limit, a CFS period) goes into NOT_MEASURED with its reason',
+    ).toEqual([]);
   });
 
   it('the README stays a front door of at most 200 lines', () => {

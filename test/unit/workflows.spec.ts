@@ -49,6 +49,29 @@ describe('workflows', () => {
     expect(chart.appVersion).toBe(pkg.version);
   });
 
+  it("the README's install builds the targets the release pushes, at the chart's appVersion, into the values the chart reads", () => {
+    const readme = read('README.md');
+    const pkg = JSON.parse(read('package.json'));
+    const matrix = workflow('release.yml').jobs.images.strategy.matrix.include as Array<{ target: string }>;
+    const loop = /^for target in ([\w ]+); do$/m.exec(readme);
+    expect(loop, 'the README builds the images in a `for target in ...; do` loop').not.toBeNull();
+    expect(loop![1]!.trim().split(/\s+/).sort()).toEqual(matrix.map((m) => m.target).sort());
+    expect(readme).toContain('--platform linux/amd64,linux/arm64 --target "$target"');
+    expect(readme).toContain(`--tag "$REGISTRY/$target:${pkg.version}" --push .`);
+    // Each target's repository goes into the value the chart pulls it from (the release test above maps them).
+    expect(readme).toContain('--set image.repository="$REGISTRY/webhook" --set fetcher.image.repository="$REGISTRY/fetcher"');
+  });
+
+  it("the README's published install names the OCI repository the release pushes the chart to", () => {
+    const release = workflow('release.yml');
+    const chart = YAML.parse(read('charts/aws-secret-injector/Chart.yaml'));
+    expect(read('README.md')).toContain(`helm install aws-secret-injector ${release.env.CHART_REPOSITORY}/${chart.name} \\`);
+  });
+
+  it('the CHANGELOG has a section for this version', () => {
+    expect(read('CHANGELOG.md')).toMatch(new RegExp(`^## ${JSON.parse(read('package.json')).version.replace(/\./g, '\\.')}\\b`, 'm'));
+  });
+
   it('the release uses the helm and Node.js the tests use', () => {
     const release = workflow('release.yml');
     const helmStep = release.jobs.chart.steps.find((s: any) => String(s.uses).startsWith('azure/setup-helm@'));
