@@ -102,6 +102,7 @@ describe('each key, good and bad values', () => {
     [{ [k('secret-arn')]: 'arn:aws:secretsmanager:mars:123:secret:x' }, 'is not a valid Secrets Manager ARN'],
     [{ [k('secret-arn')]: ARN, [k('secret-filename')]: '../etc/passwd' }, 'secret-filename: "../etc/passwd" is not a plain file name'],
     [{ [k('secret-arn')]: ARN, [k('secret-filename')]: '.secrets-ready' }, 'is reserved'],
+    [{ [k('secret-arn')]: ARN, [k('secret-filename')]: '.secrets-commit' }, 'is reserved'],
     [{ [k('secret-filename')]: 'x' }, 'secret-filename: applies only with'],
     [{ [k('secret...')]: ARN }, 'secret...: file name'],
     [{ [k('secret.db')]: 'has space' }, 'secret.db: reference'],

@@ -12,6 +12,7 @@ import YAML, { isScalar, visit } from 'yaml';
 import {
   DEFAULT_MODE,
   FORMATS,
+  JOURNAL_FILE,
   MARKER_FILE,
   DEFAULT_REFRESH_SIGNAL,
   MAX_PATH_SECRETS,
@@ -97,6 +98,7 @@ function plainFileName(value: string): string | undefined {
     return `${quote(value)} is not a plain file name (letters, digits, "-", "_", "."; never "..")`;
   }
   if (value === MARKER_FILE) return `${quote(value)} is reserved: the fetcher writes it last to mark a complete set`;
+  if (value === JOURNAL_FILE) return `${quote(value)} is reserved: the refresh sidecar keeps its journal there while it renames a secret's files`;
   return undefined;
 }
 
@@ -413,7 +415,7 @@ function parseEntry(raw: unknown, n: number, errors: string[], context: StoreCon
   }
   const file = str('file');
   if (file !== undefined) {
-    if (!isSafeRelativePath(file) || file.split('/').includes(MARKER_FILE)) {
+    if (!isSafeRelativePath(file) || file.split('/').includes(MARKER_FILE) || file === JOURNAL_FILE) {
       errors.push(`${where}: file ${quote(file)} must be a relative path inside the mount (segments of letters, digits, ".", "_", "-"; no "." or "..")`);
     } else item.file = file;
   } else if (!explode && (ref ?? path) !== undefined) {

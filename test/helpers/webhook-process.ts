@@ -167,43 +167,39 @@ export function webhookConfiguration(
   opts: RegisterOptions = {},
 ): V1MutatingWebhookConfiguration {
   const name = opts.name ?? 'aws-secret-injector-e2e';
+  // What both entries share, as the chart renders them.
+  const common = {
+    admissionReviewVersions: ['v1'],
+    sideEffects: 'None',
+    matchPolicy: 'Equivalent',
+    timeoutSeconds: opts.timeoutSeconds ?? 10,
+    ...(opts.namespaceLabel ? { namespaceSelector: { matchLabels: { [opts.namespaceLabel[0]]: opts.namespaceLabel[1] } } } : {}),
+  };
   return {
     apiVersion: 'admissionregistration.k8s.io/v1',
     kind: 'MutatingWebhookConfiguration',
     metadata: { name },
     webhooks: [
       {
+        ...common,
         name: WEBHOOK_NAME,
-        admissionReviewVersions: ['v1'],
-        sideEffects: 'None',
         failurePolicy: 'Fail',
         reinvocationPolicy: 'IfNeeded',
-        matchPolicy: 'Equivalent',
-        timeoutSeconds: opts.timeoutSeconds ?? 10,
         clientConfig: { url: `${target.url}/mutate`, caBundle: target.caBundle },
         rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }],
         matchConditions: [{ name: 'asks-for-secrets', expression: ANNOTATED_POD_CONDITION }],
-        ...(opts.namespaceLabel
-          ? { namespaceSelector: { matchLabels: { [opts.namespaceLabel[0]]: opts.namespaceLabel[1] } } }
-          : {}),
       },
       {
+        ...common,
         name: TEMPLATES_WEBHOOK_NAME,
-        admissionReviewVersions: ['v1'],
-        sideEffects: 'None',
         failurePolicy: 'Ignore',
         reinvocationPolicy: 'Never',
-        matchPolicy: 'Equivalent',
-        timeoutSeconds: opts.timeoutSeconds ?? 10,
         clientConfig: { url: `${target.url}/templates`, caBundle: target.caBundle },
         rules: [
           { apiGroups: ['apps'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['deployments', 'statefulsets', 'daemonsets', 'replicasets'], scope: 'Namespaced' },
           { apiGroups: ['batch'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['jobs', 'cronjobs'], scope: 'Namespaced' },
         ],
         matchConditions: [{ name: 'template-asks-for-secrets', expression: ANNOTATED_TEMPLATE_CONDITION }],
-        ...(opts.namespaceLabel
-          ? { namespaceSelector: { matchLabels: { [opts.namespaceLabel[0]]: opts.namespaceLabel[1] } } }
-          : {}),
       },
     ],
   };

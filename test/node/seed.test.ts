@@ -141,8 +141,8 @@ describeNode('seed example on a real node', () => {
       return list.items[0]?.metadata?.name;
     });
     const pod = await podWhen(ns, name, 'app running', running('webserver'));
-    // The pod's own volume, nothing added beside it.
-    expect(pod.spec!.volumes!.map((v) => v.name).filter((n) => !n.startsWith('kube-api-access-'))).toEqual(['aws-iam-token', 'tmp']);
+    // The pod's own volume, no secrets volume beside it (only the fetcher's CA bundle, which this suite's webhook trusts).
+    expect(pod.spec!.volumes!.map((v) => v.name).filter((n) => !n.startsWith('kube-api-access-'))).toEqual(['aws-iam-token', 'tmp', 'secret-fetcher-ca']);
     const out = await printed(ns, name, 'webserver', /^root: /m);
     expect(out).toContain(`secret: ${VALUE}`);
     expect(out).toContain('own: ok');

@@ -50,7 +50,7 @@ else
   "$BIN_DIR/helm" template cert-manager "$module_dir/deploy/charts/cert-manager" \
     --namespace cert-manager --set crds.enabled=true "${crd_templates[@]}" >"$dir/$key.tmp/crds.yaml" 2>"$LOG_DIR/cert-manager-crds.log" ||
     { cat "$LOG_DIR/cert-manager-crds.log" >&2; die "helm template of cert-manager's chart failed"; }
-  grep -q 'name: certificates.cert-manager.io' "$dir/$key.tmp/crds.yaml" || die "cert-manager's chart rendered no Certificate CRD"
+  grep -Eq 'name: "?certificates.cert-manager.io"?$' "$dir/$key.tmp/crds.yaml" || die "cert-manager's chart rendered no Certificate CRD"
   rm -rf "$dir/$key" && mv "$dir/$key.tmp" "$dir/$key"
 fi
 link cert-manager-controller "$dir/$key/bin/cert-manager-controller"
