@@ -118,6 +118,12 @@ describeNode('seed example on a real node', () => {
     const { cluster, core, images } = nodeSuite();
     const ns = namespace();
     const arn = await createSecret(`hardened-${ns}`, VALUE);
+    // The first test's ServiceAccount, made here too when this test runs alone.
+    await core
+      .createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'webserver', annotations: { 'eks.amazonaws.com/role-arn': ROLE_ARN } } } })
+      .catch((e: { code?: number }) => {
+        if (e.code !== 409) throw e;
+      });
     const body = webserver(arn);
     body.metadata = { name: 'hardened', labels: { app: 'hardened' } };
     body.spec!.selector = { matchLabels: { app: 'hardened' } };
@@ -141,8 +147,9 @@ describeNode('seed example on a real node', () => {
       return list.items[0]?.metadata?.name;
     });
     const pod = await podWhen(ns, name, 'app running', running('webserver'));
-    // The pod's own volume, nothing added beside it.
-    expect(pod.spec!.volumes!.map((v) => v.name).filter((n) => !n.startsWith('kube-api-access-'))).toEqual(['aws-iam-token', 'tmp']);
+    // The pod's own volume holds the secrets: no secrets volume of ours beside it (the node
+    // suite's webhook adds only the fetcher's CA bundle).
+    expect(pod.spec!.volumes!.map((v) => v.name).filter((n) => !n.startsWith('kube-api-access-'))).toEqual(['aws-iam-token', 'tmp', 'secret-fetcher-ca']);
     const out = await printed(ns, name, 'webserver', /^root: /m);
     expect(out).toContain(`secret: ${VALUE}`);
     expect(out).toContain('own: ok');
