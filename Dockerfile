@@ -2,9 +2,9 @@
 # Two images from one build, both on distroless Node.js 24 (no shell, no npm, uid 65532):
 #   docker build -t aws-secret-injector .                      the webhook (default, last target)
 #   docker build --target fetcher -t aws-secret-injector-fetcher .   the init container
-# The fetcher image holds only the fetcher's startup snapshot (fetcher.blob, made from
-# dist/fetcher.cjs): every annotated pod pulls it, so it carries nothing of the webhook,
-# certificates, YAML or HTTP server code.
+# The fetcher image holds only the fetcher: its bundle (fetcher.cjs), the entry that runs it
+# (start.cjs) and its V8 code cache (fetcher.cache): every annotated pod pulls it, so it carries
+# nothing of the webhook, certificates, YAML or HTTP server code.
 
 # Base images are pinned by the digests of their multi-architecture indexes (README: Images says
 # how to refresh them); the build stage's Node major matches the runtime's.
@@ -17,7 +17,7 @@ WORKDIR /src
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --ignore-scripts
 COPY tsconfig.json ./
-COPY scripts/bundle.mjs scripts/
+COPY scripts/bundle.mjs scripts/code-cache.mjs scripts/
 COPY bin bin
 COPY certs certs
 COPY fetcher fetcher
@@ -26,18 +26,20 @@ COPY store store
 # The bundles need no node_modules at run time; only they leave this stage.
 RUN BUNDLE_OUT=/out node scripts/bundle.mjs
 
-# The fetcher's V8 startup snapshot, made by the runtime image's own node: a snapshot starts only
-# on the binary that built it. Exec form, as the image has no shell; root only to write /snapshot,
-# and nothing of this stage but the blob goes on.
-FROM ${RUNTIME_IMAGE} AS fetcher-snapshot
-COPY --from=build /out/fetcher.cjs /snapshot/fetcher.cjs
+# The fetcher's V8 code cache, made by the runtime image's own node: V8 accepts a cache only from
+# its own build. Exec form, as the image has no shell; root only to write /app, and nothing of
+# this stage but /app goes on (the cache maker stays behind).
+FROM ${RUNTIME_IMAGE} AS fetcher-cache
+COPY --from=build /out/start.cjs /app/start.cjs
+COPY --from=build /out/fetcher.cjs /app/fetcher.cjs
+COPY --from=build /src/scripts/code-cache.mjs /build/code-cache.mjs
 USER 0:0
-RUN ["/nodejs/bin/node", "--snapshot-blob", "/snapshot/fetcher.blob", "--build-snapshot", "/snapshot/fetcher.cjs"]
+RUN ["/nodejs/bin/node", "/build/code-cache.mjs", "/app"]
 
 FROM ${RUNTIME_IMAGE} AS fetcher
-COPY --from=fetcher-snapshot /snapshot/fetcher.blob /app/fetcher.blob
+COPY --from=fetcher-cache /app /app
 USER 65532:65532
-ENTRYPOINT ["/nodejs/bin/node", "--snapshot-blob", "/app/fetcher.blob"]
+ENTRYPOINT ["/nodejs/bin/node", "/app/start.cjs"]
 CMD ["fetch"]
 
 FROM ${RUNTIME_IMAGE} AS webhook

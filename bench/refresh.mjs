@@ -1,17 +1,23 @@
 #!/usr/bin/env node
-// Footprint of the refresh sidecar, against moto (installed by test/setup/moto.sh) on 127.0.0.1.
-// A driver bundled by esbuild from the sidecar's own code (fetcher/refresh.ts with the real AWS
-// clients, no node_modules beside it) runs refresh cycles back to back, without the interval's
-// wait, for 20 secrets in one BatchGetSecretValue, while this process rotates one of them
-// (PutSecretValue) every 50 ms so that cycles also rewrite files. It reports:
-//   - resident memory (RSS) after the first fetch and after 10 refreshes;
-//   - RSS and the heap after a full GC every 100 cycles over a soak of 1,000 (bounded: at most
-//     BENCH_SOAK_SECONDS), and the growth from cycle 100 to the last;
-//   - CPU time (user + system) per refresh cycle;
-//   - the floor: RSS of `node -e 0` on the same Node.js, measured in the same run.
+// Footprint of the refresh sidecar, against moto (installed by test/setup/moto.sh) on 127.0.0.1,
+// as Kubernetes charges it: the working set of its memory cgroup (usage − total_inactive_file,
+// what `kubectl top` shows and eviction looks at; a cgroup v1 group of the bench's own, root only).
+//   - The soak: a driver bundled by esbuild from the sidecar's own code (fetcher/refresh.ts with
+//     the real AWS clients, built as fetcher.cjs is, no node_modules beside it), in its own memory
+//     cgroup with the sidecar's Node.js options, runs refresh cycles back to back, without the
+//     interval's wait, for 20 secrets in one BatchGetSecretValue, while this process rotates one
+//     of them (PutSecretValue) every 50 ms so that cycles also rewrite files. Every tenth of the
+//     1,000 cycles (bounded: at most BENCH_SOAK_SECONDS) it reads its working set, then the heap
+//     after a full GC, and RSS; the growth from the first sample to the last says whether it is flat.
+//   - The sidecar as the image starts it (start.cjs, REFRESHER_NODE_OPTIONS), in its own memory
+//     cgroup: its working set idle after each of its first BENCH_SIDECAR_REFRESHES (2) refreshes
+//     at the shortest interval, its cgroup's peak and RSS.
+//   - CPU time (user + system) per refresh cycle; RSS after the first fetch and after 10 refreshes,
+//     and the floor, RSS of `node -e 0`, for profiling.
+// Without a memory cgroup (not root, no cgroup v1) it says so and checks RSS growth instead.
 // Exits 1 when a target below is missed.
 //
-//   npm run bench:refresh                 (BENCH_CYCLES, BENCH_SOAK_SECONDS)
+//   npm run build && npm run bench:refresh      (BENCH_CYCLES, BENCH_SOAK_SECONDS, BENCH_NODE_FLAGS)
 
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,11 +26,15 @@ import { join, resolve } from 'node:path';
 import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { build } from 'esbuild';
 import { freePort } from './free-port.mjs';
+import { memoryCgroup, memoryCgroupUnavailable } from './memory-cgroup.mjs';
 
 const TARGETS = {
-  rssAfter10MiB: 48,
-  // No growth: the heap after a full GC at the end of the soak within this much of cycle 100's.
+  // The working set (memory cgroup usage − inactive file) of the sidecar and of the soak's process.
+  workingSetMiB: 24,
+  // No growth: cycle 100 to the last, the working set (before a GC) and the heap after a full GC.
+  workingSetGrowthMiB: 2,
   heapGrowthMiB: 2,
+  // Without a memory cgroup (not root), RSS stands in.
   rssGrowthMiB: 8,
 };
 
@@ -33,6 +43,7 @@ const root = resolve(import.meta.dirname, '..');
 const motoServer = resolve(root, '.cache/bin/moto_server');
 const cycles = Math.min(Number(process.env.BENCH_CYCLES ?? 1000), 100_000);
 const soakSeconds = Math.min(Number(process.env.BENCH_SOAK_SECONDS ?? 240), 3600);
+const sidecarRefreshes = Math.max(1, Math.min(Number(process.env.BENCH_SIDECAR_REFRESHES ?? 2), 30));
 const region = 'eu-west-1';
 if (!existsSync(motoServer)) {
   console.error('moto_server is not installed in .cache/bin: run `npm run test:all` (or `bash test/setup/install.sh`)');
@@ -44,8 +55,9 @@ const cleanups = [() => rmSync(work, { recursive: true, force: true })];
 process.on('exit', () => cleanups.splice(0).reverse().forEach((f) => { try { f(); } catch {} }));
 for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => process.exit(130));
 
-// The driver: the sidecar's Refresher and AWS clients, built as the fetcher bundle is.
-const driver = join(work, 'driver.mjs');
+// The driver: the sidecar's Refresher and AWS clients, built as the fetcher bundle is (CommonJS,
+// minified, the SDK's ES modules).
+const driver = join(work, 'driver.cjs');
 await build({
   stdin: {
     resolveDir: root,
@@ -54,8 +66,17 @@ await build({
 import { createAwsApi } from './fetcher/aws.ts';
 import { execute } from './fetcher/main.ts';
 import { Refresher } from './fetcher/refresh.ts';
+import { readFileSync } from 'node:fs';
+(async () => {
 const [spec, cycles, soakMs] = [JSON.parse(process.env.SPEC), Number(process.env.CYCLES), Number(process.env.SOAK_MS)];
 const mib = (n) => Math.round((n / 2 ** 20) * 10) / 10;
+// The working set of this process's memory cgroup (the bench's own group, MEMCG), before any forced GC.
+const workingSet = () => {
+  if (!process.env.MEMCG) return NaN;
+  const usage = Number(readFileSync(process.env.MEMCG + '/memory.usage_in_bytes', 'utf8'));
+  const inactive = Number(/total_inactive_file (\\d+)/.exec(readFileSync(process.env.MEMCG + '/memory.stat', 'utf8'))[1]);
+  return mib(usage - inactive);
+};
 const source = { kind: 'node' };
 const api = () => createAwsApi({ source, sessionName: 'bench', stsRegion: spec.region, callTimeoutMs: 10_000, maxAttempts: 5 });
 const first = await execute(spec, { credentials: { source }, api });
@@ -74,26 +95,27 @@ for (; done < cycles && Date.now() - started < soakMs; done++) {
   if (c.changed.length > 0) changed++;
   if (done + 1 === 10) out.after10 = mib(process.memoryUsage().rss);
   if ((done + 1) % every === 0) {
+    const ws = workingSet();
     globalThis.gc();
     const m = process.memoryUsage();
-    out.samples.push({ cycle: done + 1, rss: mib(m.rss), heap: mib(m.heapUsed), external: mib(m.external) });
+    out.samples.push({ cycle: done + 1, rss: mib(m.rss), heap: mib(m.heapUsed), external: mib(m.external), ws });
   }
 }
 const cpu = process.cpuUsage(cpu0);
 Object.assign(out, { cycles: done, changed, seconds: (Date.now() - started) / 1000, cpuMsPerCycle: Math.round(((cpu.user + cpu.system) / 1000 / done) * 100) / 100 });
 process.stdout.write(JSON.stringify(out));
 process.exit(0);
+})();
 `,
   },
   bundle: true,
   platform: 'node',
-  format: 'esm',
+  format: 'cjs',
   target: 'node24',
   outfile: driver,
   mainFields: ['module', 'main'],
   minify: true,
   logLevel: 'warning',
-  banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
 });
 
 const port = await freePort();
@@ -130,7 +152,20 @@ const optionsModule = join(work, 'options.mjs');
 await build({ stdin: { resolveDir: root, loader: 'ts', contents: "export { REFRESHER_NODE_OPTIONS } from './fetcher/spec.ts';" }, bundle: true, format: 'esm', outfile: optionsModule, logLevel: 'warning' });
 const { REFRESHER_NODE_OPTIONS } = await import(optionsModule);
 const nodeFlags = (process.env.BENCH_NODE_FLAGS ?? REFRESHER_NODE_OPTIONS).split(' ').filter(Boolean);
-const child = spawnSync(process.execPath, ['--expose-gc', ...nodeFlags, driver], {
+// Each process in a memory cgroup of its own (root, cgroup v1), as a container is: its working set
+// is what Kubernetes charges the pod.
+const noCgroup = memoryCgroupUnavailable();
+const groups = [];
+const group = (name) => {
+  if (noCgroup) return undefined;
+  const g = memoryCgroup(`bench-refresh-${process.pid}-${name}`);
+  groups.push(g);
+  cleanups.push(() => g.remove());
+  return g;
+};
+const soakGroup = group('soak');
+const driverArgv = [process.execPath, '--expose-gc', ...nodeFlags, driver];
+const child = spawnSync(soakGroup ? soakGroup.joinArgs(driverArgv)[0] : driverArgv[0], (soakGroup ? soakGroup.joinArgs(driverArgv) : driverArgv).slice(1), {
   cwd: work,
   encoding: 'utf8',
   timeout: (soakSeconds + 120) * 1000,
@@ -144,27 +179,40 @@ const child = spawnSync(process.execPath, ['--expose-gc', ...nodeFlags, driver],
     SPEC: JSON.stringify(spec),
     CYCLES: String(cycles),
     SOAK_MS: String(soakSeconds * 1000),
+    ...(soakGroup && { MEMCG: soakGroup.dir }),
     ...(process.env.MALLOC_ARENA_MAX !== undefined && { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX }),
   },
 });
-// The sidecar itself, as the image starts it (the snapshot, its Node.js options), after its first
-// refresh at the shortest interval: resident memory idle between refreshes.
-let sidecarRss;
-const blob = resolve(root, process.env.BUNDLE_OUT ?? 'dist', 'fetcher.blob');
-if (existsSync(blob)) {
+const soakPeak = soakGroup?.peakMiB();
+// The sidecar itself, as the image starts it (start.cjs, its Node.js options), idle after each of
+// its first refreshes at the shortest interval: its working set, resident memory and cgroup peak.
+let sidecar;
+const entry = resolve(root, process.env.BUNDLE_OUT ?? 'dist', 'start.cjs');
+if (existsSync(entry)) {
   const dir = mkdtempSync(join(work, 'sidecar-'));
   const env = { PATH: process.env.PATH, AWS_ENDPOINT_URL: endpoint, AWS_ACCESS_KEY_ID: 'a', AWS_SECRET_ACCESS_KEY: 'b', SECRET_INJECTOR_NODE_CREDENTIALS: 'allow', AWS_EC2_METADATA_DISABLED: 'true', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', SECRET_INJECTOR_SPEC: JSON.stringify({ ...spec, dir }) };
-  const first = spawnSync(process.execPath, ['--snapshot-blob', blob, 'fetch'], { env, encoding: 'utf8' });
+  const first = spawnSync(process.execPath, [entry, 'fetch'], { env, encoding: 'utf8' });
   if (first.status !== 0) throw new Error(`the sidecar's first fetch failed: ${first.stderr}`);
-  const sidecar = spawn(process.execPath, ['--snapshot-blob', blob, 'refresh'], { env: { ...env, NODE_OPTIONS: nodeFlags.join(' ') }, stdio: ['ignore', 'ignore', 'pipe'] });
-  cleanups.push(() => sidecar.exitCode === null && sidecar.kill('SIGKILL'));
+  const g = group('sidecar');
+  const argv = [process.execPath, entry, 'refresh'];
+  const full = g ? g.joinArgs(argv) : argv;
+  const proc = spawn(full[0], full.slice(1), { env: { ...env, NODE_OPTIONS: nodeFlags.join(' ') }, stdio: ['ignore', 'ignore', 'pipe'] });
+  cleanups.push(() => proc.exitCode === null && proc.kill('SIGKILL'));
   let log = '';
-  sidecar.stderr.on('data', (d) => (log += d));
-  for (let i = 0; !/rewrote|failed/.test(log.split('\n').slice(1).join('\n')) && i < 200; i++) await new Promise((r) => setTimeout(r, 100));
-  await new Promise((r) => setTimeout(r, 500));
-  const status = readFileSync(`/proc/${sidecar.pid}/status`, 'utf8');
-  sidecarRss = Math.round((Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024) * 10) / 10;
-  sidecar.kill('SIGTERM');
+  proc.stderr.on('data', (d) => (log += d));
+  sidecar = { ws: [], rss: [] };
+  for (let n = 1; n <= sidecarRefreshes; n++) {
+    const refreshes = () => log.split('\n').slice(1).filter((l) => /rewrote|unchanged|failed/.test(l)).length;
+    for (let i = 0; refreshes() < n && i < 250; i++) await new Promise((r) => setTimeout(r, 100));
+    if (/failed/.test(log)) throw new Error(`the sidecar's refresh failed: ${log}`);
+    await new Promise((r) => setTimeout(r, 500));
+    const status = readFileSync(`/proc/${proc.pid}/status`, 'utf8');
+    sidecar.rss.push(Math.round((Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024) * 10) / 10);
+    if (g) sidecar.ws.push(Math.round(g.workingSetMiB() * 10) / 10);
+  }
+  if (g) sidecar.peak = Math.round(g.peakMiB() * 10) / 10;
+  proc.kill('SIGTERM');
+  await new Promise((r) => (proc.exitCode === null ? proc.on('exit', r) : r()));
 }
 rotating = false;
 await rotations;
@@ -175,20 +223,32 @@ if (child.status !== 0) {
 const r = JSON.parse(child.stdout);
 const firstSample = r.samples[0];
 const lastSample = r.samples.at(-1);
-const heapGrowth = Math.round((lastSample.heap - firstSample.heap) * 10) / 10;
-const rssGrowth = Math.round((lastSample.rss - firstSample.rss) * 10) / 10;
+const round1 = (n) => Math.round(n * 10) / 10;
+const heapGrowth = round1(lastSample.heap - firstSample.heap);
+const rssGrowth = round1(lastSample.rss - firstSample.rss);
+const wsGrowth = round1(lastSample.ws - firstSample.ws);
+const wsMax = Math.max(...r.samples.map((x) => x.ws));
 console.log(`node ${process.version} ${nodeFlags.join(' ')}; Node.js alone (node -e): ${floorMiB} MiB RSS`);
-console.log(`RSS after the first fetch: ${r.afterFetch} MiB; after 10 refreshes of 20 secrets: ${r.after10} MiB (${Math.round((r.after10 - floorMiB) * 10) / 10} MiB above Node.js alone)`);
-console.log(`soak: ${r.cycles} cycles in ${r.seconds} s (${r.changed} rewrote files); after a full GC, cycle ${firstSample.cycle} -> ${lastSample.cycle}: heap ${firstSample.heap} -> ${lastSample.heap} MiB, RSS ${firstSample.rss} -> ${lastSample.rss} MiB`);
-console.log(`samples (cycle: RSS/heap/external MiB): ${r.samples.map((s) => `${s.cycle}: ${s.rss}/${s.heap}/${s.external}`).join(', ')}`);
+if (noCgroup) console.log(`note: ${noCgroup}: no memory cgroup, so no working set; RSS only`);
+console.log(`RSS after the first fetch: ${r.afterFetch} MiB; after 10 refreshes of 20 secrets: ${r.after10} MiB (${round1(r.after10 - floorMiB)} MiB above Node.js alone)`);
+console.log(`soak: ${r.cycles} cycles in ${r.seconds} s (${r.changed} rewrote files); cycle ${firstSample.cycle} -> ${lastSample.cycle}: working set ${firstSample.ws} -> ${lastSample.ws} MiB (largest ${wsMax}, cgroup peak ${soakPeak === undefined ? '–' : round1(soakPeak)} MiB); after a full GC heap ${firstSample.heap} -> ${lastSample.heap} MiB, RSS ${firstSample.rss} -> ${lastSample.rss} MiB`);
+console.log(`samples (cycle: working set/RSS/heap/external MiB): ${r.samples.map((x) => `${x.cycle}: ${x.ws}/${x.rss}/${x.heap}/${x.external}`).join(', ')}`);
 console.log(`CPU per refresh cycle (user + system): ${r.cpuMsPerCycle} ms`);
-if (sidecarRss !== undefined) console.log(`the sidecar as the image starts it (snapshot), after its first refresh: ${sidecarRss} MiB RSS`);
+if (sidecar !== undefined) {
+  console.log(
+    `the sidecar as the image starts it, idle after each of its first ${sidecar.rss.length} refreshes: working set ${sidecar.ws.join(', ') || '–'} MiB, RSS ${sidecar.rss.join(', ')} MiB; cgroup peak ${sidecar.peak ?? '–'} MiB`,
+  );
+}
 writeFileSync(join(work, 'result.json'), child.stdout);
 
 const missed = [];
-if (r.after10 > TARGETS.rssAfter10MiB) missed.push(`RSS after 10 refreshes ${r.after10} MiB > ${TARGETS.rssAfter10MiB} MiB`);
 if (heapGrowth > TARGETS.heapGrowthMiB) missed.push(`heap grew ${heapGrowth} MiB over the soak (> ${TARGETS.heapGrowthMiB})`);
-if (rssGrowth > TARGETS.rssGrowthMiB) missed.push(`RSS grew ${rssGrowth} MiB over the soak (> ${TARGETS.rssGrowthMiB})`);
+if (!noCgroup) {
+  if (wsGrowth > TARGETS.workingSetGrowthMiB) missed.push(`working set grew ${wsGrowth} MiB over the soak (> ${TARGETS.workingSetGrowthMiB})`);
+  if (wsMax > TARGETS.workingSetMiB) missed.push(`soak working set ${wsMax} MiB > ${TARGETS.workingSetMiB} MiB`);
+  const sidecarWs = Math.max(...(sidecar?.ws ?? []));
+  if (sidecar !== undefined && sidecarWs > TARGETS.workingSetMiB) missed.push(`the sidecar's working set ${sidecarWs} MiB > ${TARGETS.workingSetMiB} MiB`);
+} else if (rssGrowth > TARGETS.rssGrowthMiB) missed.push(`RSS grew ${rssGrowth} MiB over the soak (> ${TARGETS.rssGrowthMiB})`);
 if (r.cycles < 200) missed.push(`only ${r.cycles} cycles in ${soakSeconds} s`);
 if (missed.length > 0) {
   console.error(`missed: ${missed.join('; ')}`);

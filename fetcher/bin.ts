@@ -1,13 +1,12 @@
-// Entry of the standalone fetcher (dist/fetcher.cjs), the init container's program. It runs two
-// ways: as a plain script (`node fetcher.cjs fetch …`), and, as the image runs it, from the V8
-// startup snapshot scripts/bundle.mjs builds from it (`node --snapshot-blob fetcher.blob fetch …`).
-// In the snapshot every module of the bundle is already loaded and the common fetch path already
-// compiled (warm-up.ts), which is most of what starting the fetcher used to cost.
-import { startupSnapshot } from 'node:v8';
+// The standalone fetcher's bundle (dist/fetcher.cjs), the init container's and the refresh
+// sidecar's program. The image runs it through start.cjs (fetcher/start.ts), which compiles it
+// with its V8 code cache and calls `start`; scripts/code-cache.mjs calls `warmUp` before it makes
+// that cache. Run as a plain script (`node fetcher.cjs fetch …`), it starts at once.
 import { run } from './main.js';
-import { warmUp } from './warm-up.js';
 
-function start(argv: string[]): void {
+export { warmUp } from './warm-up.js';
+
+export function start(argv: string[]): void {
   void run(argv).then((code) => {
     process.exitCode = code;
     // The app waits on this container: a socket some library left open must not hold it up.
@@ -15,11 +14,4 @@ function start(argv: string[]): void {
   });
 }
 
-if (startupSnapshot.isBuildingSnapshot()) {
-  // A failed warm-up is an unhandled rejection: the build fails rather than ship a cold snapshot.
-  void warmUp();
-  // From a snapshot, argv is the node binary followed by the container's args.
-  startupSnapshot.setDeserializeMainFunction(() => start(process.argv.slice(1)));
-} else {
-  start(process.argv.slice(2));
-}
+if (typeof module !== 'undefined' && require.main === module) start(process.argv.slice(2));

@@ -59,7 +59,7 @@ let scopes: AsyncLocalStorage<CallScope> | undefined;
 
 /**
  * Runs `fn` (an SDK `send`) with `scope` visible to the retry strategy. async_hooks is loaded on
- * the first call, not while the fetcher's startup snapshot is built.
+ * the first call, so a run that makes none (a bad spec, no identity) never loads it.
  */
 export function inCallScope<T>(scope: CallScope, fn: () => Promise<T>): Promise<T> {
   if (scopes === undefined) {

@@ -1,12 +1,11 @@
-// Runs only while the startup snapshot is being built (scripts/bundle.mjs): one Secrets Manager
+// Runs only while the fetcher's code cache is made (scripts/code-cache.mjs): one Secrets Manager
 // client, with IRSA's web identity provider for credentials, sends GetSecretValue and
 // BatchGetSecretValue to a request handler that answers from memory, STS's
 // AssumeRoleWithWebIdentity included. The SDK's code on that path (client set-up, middleware
-// stack, signing, retries, the JSON and query protocols) is then compiled and its lazy module
-// state made, both kept in the snapshot, so a fetch does not pay for them at every pod start.
-// Nothing here reaches the network, the environment or the file system, and nothing it makes
-// outlives the build but compiled code and state any client would make the same way: the token,
-// the region and the answers are given, not looked up.
+// stack, signing, retries, the JSON and query protocols) is then compiled, and the cache made
+// afterwards holds it, so a fetch does not compile it at every pod start.
+// Nothing here reaches the network, the environment or the file system: the token, the region
+// and the answers are given, not looked up.
 
 import { Readable } from 'node:stream';
 import { BatchGetSecretValueCommand, GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';

@@ -2,9 +2,10 @@
 //   dist/cli.mjs       the whole program; subcommands are split into lazily loaded chunks
 //   dist/fetcher.cjs   the init container alone: no webhook, fastify, YAML or certificate code
 //                      (and fetcher.cjs.map, its source map)
-//   dist/fetcher.blob  a V8 startup snapshot of fetcher.cjs, built by the Node.js running this
-//                      script (a snapshot runs only on the exact binary that built it; the image
-//                      builds its own with its runtime's node, see the Dockerfile)
+//   dist/start.cjs     the fetcher image's entry: runs fetcher.cjs with its code cache
+//   dist/fetcher.cache the V8 code cache of fetcher.cjs (scripts/code-cache.mjs), made by the
+//                      Node.js running this script (V8 accepts a cache only from its own build;
+//                      the image makes its own with its runtime's node, see the Dockerfile)
 // All run with no node_modules beside them.
 import { spawnSync } from 'node:child_process';
 import { builtinModules, createRequire } from 'node:module';
@@ -24,26 +25,21 @@ const common = {
   sourcemap: false,
 };
 
-// The built-in modules Node.js lets a snapshot load (lib/internal/main/mksnapshot.js); the others
-// (http, https, tls, child_process, …) hold native state a snapshot cannot carry.
-const SNAPSHOT_SAFE = new Set([
+// Built-ins the fetcher needs before its first AWS call; every other one (http, https, tls,
+// child_process, …) becomes an object whose properties load the module on first use, so a run
+// that fails before any call (a bad spec, no identity) never loads them.
+const LOADED_AT_START = new Set([
   ...['_stream_duplex', '_stream_passthrough', '_stream_readable', '_stream_transform', '_stream_wrap', '_stream_writable'],
   ...['assert', 'assert/strict', 'buffer', 'console', 'constants', 'crypto', 'diagnostics_channel', 'dns', 'events', 'fs'],
   ...['fs/promises', 'net', 'os', 'path', 'path/posix', 'path/win32', 'process', 'punycode', 'querystring', 'stream'],
   ...['stream/promises', 'string_decoder', 'sys', 'timers', 'timers/promises', 'url', 'util', 'util/types', 'v8', 'zlib'],
 ]);
 
-/**
- * Every other built-in the fetcher imports becomes an object whose properties load the module on
- * first use, so building the snapshot never loads it while the program, once started, uses it as
- * usual. Code that uses such a module while loading (`class X extends https.Agent` at the top of a
- * module) makes the snapshot build fail, naming the module.
- */
-const deferUnsafeBuiltins = {
-  name: 'defer-snapshot-unsafe-builtins',
+const deferBuiltins = {
+  name: 'defer-builtins',
   setup(b) {
     const require = createRequire(import.meta.url);
-    const names = builtinModules.map((m) => m.replace(/^node:/, '')).filter((m) => !SNAPSHOT_SAFE.has(m) && !m.startsWith('_'));
+    const names = builtinModules.map((m) => m.replace(/^node:/, '')).filter((m) => !LOADED_AT_START.has(m) && !m.startsWith('_'));
     const filter = new RegExp(`^(node:)?(${names.map((n) => n.replace(/[/]/g, '\\/')).join('|')})$`);
     b.onResolve({ filter }, (a) =>
       a.namespace === 'deferred' ? { path: a.path, external: true } : { path: a.path.replace(/^node:/, ''), namespace: 'deferred' },
@@ -85,25 +81,28 @@ await build({
   // The AWS SDK clients ship ES modules under "module": tree-shaken, the bundle is ~40% smaller
   // than from their CommonJS "main".
   mainFields: ['module', 'main'],
-  plugins: [deferUnsafeBuiltins],
+  plugins: [deferBuiltins],
   // For reading CPU profiles of the minified bundle (bench/fetcher.mjs BENCH_PROFILE); no image holds it.
   sourcemap: 'external',
 });
 
-// The snapshot: Node.js runs fetcher.cjs (its warm-up included) and writes the heap it ends with.
-// A clean environment keeps the build machine's settings (AWS_*, proxies) out of it.
-const snapshot = spawnSync(process.execPath, ['--snapshot-blob', `${out}/fetcher.blob`, '--build-snapshot', `${out}/fetcher.cjs`], {
-  env: { PATH: process.env.PATH ?? '' },
-  encoding: 'utf8',
+await build({
+  ...common,
+  format: 'cjs',
+  entryPoints: { start: 'fetcher/start.ts' },
+  outdir: out,
+  outExtension: { '.js': '.cjs' },
 });
-const unsafe = /not yet fully verified whether built-in module "([^"]+)"/.exec(snapshot.stderr ?? '');
-if (snapshot.status !== 0 || unsafe) {
-  console.error(unsafe ? `the fetcher loads ${unsafe[1]} while it starts, which a snapshot cannot hold; load it on first use` : '');
-  console.error(`building the fetcher's startup snapshot failed (exit ${snapshot.status}):\n${snapshot.stderr}`);
+
+// The code cache, made in a clean environment so that the build machine's settings (AWS_*,
+// proxies) play no part in the warm-up.
+const cache = spawnSync(process.execPath, ['scripts/code-cache.mjs', out], { env: { PATH: process.env.PATH ?? '' }, encoding: 'utf8' });
+if (cache.status !== 0) {
+  console.error(`making the fetcher's code cache failed (exit ${cache.status}):\n${cache.stderr}`);
   process.exit(1);
 }
 // The package's `bin`: runnable as a command (its `#!/usr/bin/env node` comes from the entry file).
 await chmod(`${out}/cli.mjs`, 0o755);
-for (const f of [`${out}/cli.mjs`, `${out}/fetcher.cjs`, `${out}/fetcher.blob`]) {
+for (const f of [`${out}/cli.mjs`, `${out}/fetcher.cjs`, `${out}/start.cjs`, `${out}/fetcher.cache`]) {
   console.log(`${f} ${(await stat(f)).size} bytes`);
 }

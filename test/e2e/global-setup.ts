@@ -16,7 +16,7 @@ export interface E2EContext {
   cluster: ClusterInfo;
   /** http://127.0.0.1:<port> of moto (Secrets Manager, SSM, STS). */
   awsEndpoint: string;
-  /** Directory holding cli.mjs, fetcher.cjs and fetcher.blob. */
+  /** Directory holding cli.mjs, start.cjs, fetcher.cjs and fetcher.cache. */
   bundleDir: string;
   /** Set-up timings in ms, for the report. */
   timings: Record<string, number>;

@@ -112,8 +112,8 @@ export async function runFetcherLikeKubelet(
     SECRET_INJECTOR_TERMINATION_LOG: join(scratch, 'termination-log'),
     ...opts.extraEnv,
   };
-  // The image's entrypoint is `node --snapshot-blob /app/fetcher.blob`; the pod supplies the args.
-  const args = [...startArgs(join(opts.bundleDir, 'fetcher.blob')), ...(container.args ?? []), '--dir', dir];
+  // The image's entrypoint is `node /app/start.cjs`; the pod supplies the args.
+  const args = [...startArgs(join(opts.bundleDir, 'start.cjs')), ...(container.args ?? []), '--dir', dir];
   const result = await runCommand(process.execPath, args, runEnv, { allowFailure: true, timeoutMs: 60_000 });
   try {
     const files = listFiles(dir);

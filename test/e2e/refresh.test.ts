@@ -104,7 +104,7 @@ describeE2E('refresh: the sidecar through the real apiserver, run as the kubelet
         AWS_ENDPOINT_URL: awsEndpoint,
         SECRET_INJECTOR_TERMINATION_LOG: join(scratch, `termination-${c.name}`),
       });
-      const argsOf = (c: V1Container) => [...startArgs(join(bundleDir, 'fetcher.blob')), ...(c.args ?? []), '--dir', volume];
+      const argsOf = (c: V1Container) => [...startArgs(join(bundleDir, 'start.cjs')), ...(c.args ?? []), '--dir', volume];
       const [fetcher, refresher] = pod.spec!.initContainers as [V1Container, V1Container];
 
       const first = await runCommand(process.execPath, argsOf(fetcher), envOf(fetcher), { allowFailure: true, timeoutMs: 60_000 });

@@ -1,8 +1,9 @@
-// Where tests find the built bundles (cli.mjs, fetcher.cjs and its snapshot fetcher.blob):
-// $BUNDLE_OUT, default dist/. Tests that run a bundle call ensureBundles, which rebuilds them
-// unless they were built from exactly the sources now in the checkout (a digest of those sources
-// is kept beside them) and the snapshot starts on this Node.js (it starts only on the binary that
-// built it), so a bare `npx vitest run` after an edit never runs the previous code.
+// Where tests find the built bundles (cli.mjs; fetcher.cjs with start.cjs, the fetcher image's
+// entry, and fetcher.cache, its code cache): $BUNDLE_OUT, default dist/. Tests that run a bundle
+// call ensureBundles, which rebuilds them unless they were built from exactly the sources now in
+// the checkout (a digest of those sources is kept beside them) and this Node.js accepts the code
+// cache (V8 takes only its own build's), so a bare `npx vitest run` after an edit never runs the
+// previous code, nor the fetcher slower than its image does.
 
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -12,7 +13,7 @@ import { REPO_ROOT } from './tools.js';
 
 /** What the bundles are built from: the program's sources (not its specs) and the build's inputs. */
 const SOURCE_DIRS = ['bin', 'webhook', 'fetcher', 'certs', 'store'];
-const BUILD_FILES = ['scripts/bundle.mjs', 'package.json', 'package-lock.json', 'tsconfig.json'];
+const BUILD_FILES = ['scripts/bundle.mjs', 'scripts/code-cache.mjs', 'package.json', 'package-lock.json', 'tsconfig.json'];
 const STAMP = '.sources-sha256';
 /** A lock older than this was left by a killed run. */
 const STALE_LOCK_MS = 5 * 60_000;
@@ -44,23 +45,29 @@ export function sourcesDigest(root: string = REPO_ROOT): string {
   return hash.digest('hex');
 }
 
-/** The node arguments that start a bundle file: a snapshot (as the fetcher image does) or a script. */
+/** The node arguments that start a bundle file (start.cjs, as the fetcher image does, or a script). */
 export function startArgs(file: string): string[] {
-  return file.endsWith('.blob') ? ['--snapshot-blob', file] : [file];
+  return [file];
 }
 
-/** Whether this Node.js starts the snapshot (`fetch --help` exits 0 without touching anything). */
-function snapshotRuns(blob: string): boolean {
-  return spawnSync(process.execPath, [...startArgs(blob), 'fetch', '--help'], { stdio: 'ignore', timeout: 30_000 }).status === 0;
+/** The files start.cjs runs: the fetcher image's /app. */
+export const FETCHER_IMAGE_FILES = ['start.cjs', 'fetcher.cjs', 'fetcher.cache'] as const;
+
+/** Whether this Node.js accepts the fetcher's code cache (it takes only its own V8's). */
+function cacheAccepted(dir: string): boolean {
+  const check = `const { load } = require(${JSON.stringify(join(dir, 'start.cjs'))});
+const cache = require('node:fs').readFileSync(${JSON.stringify(join(dir, 'fetcher.cache'))});
+process.exit(load(${JSON.stringify(dir)}, cache).script.cachedDataRejected ? 1 : 0);`;
+  return spawnSync(process.execPath, ['-e', check], { stdio: 'ignore', timeout: 30_000 }).status === 0;
 }
 
 function upToDate(dir: string, digest: string): boolean {
   const stamp = join(dir, STAMP);
   return (
-    ['cli.mjs', 'fetcher.cjs', 'fetcher.blob'].every((f) => existsSync(join(dir, f))) &&
+    ['cli.mjs', ...FETCHER_IMAGE_FILES].every((f) => existsSync(join(dir, f))) &&
     existsSync(stamp) &&
     readFileSync(stamp, 'utf8') === digest &&
-    snapshotRuns(join(dir, 'fetcher.blob'))
+    cacheAccepted(dir)
   );
 }
 

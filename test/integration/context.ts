@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { inject } from 'vitest';
-import { startArgs } from '../helpers/bundles.js';
+import { FETCHER_IMAGE_FILES, startArgs } from '../helpers/bundles.js';
 import { serialiseSpec, type FetchSpec } from '../../fetcher/spec.js';
 import type { IntegrationContext } from './global-setup.js';
 
@@ -46,8 +46,8 @@ export function webIdentityToken(sub = 'system:serviceaccount:team-a:web'): stri
   return `${part({ alg: 'RS256', kid: 'test' })}.${part({ iss: 'https://oidc.example', sub, aud: 'sts.amazonaws.com', exp: 4102444800 })}.${randomBytes(32).toString('base64url')}`;
 }
 
-/** How the fetcher is started: from its snapshot (as the image does), as a script, or through the CLI. */
-export type FetcherBundle = 'fetcher.blob' | 'fetcher.cjs' | 'cli.mjs';
+/** How the fetcher is started: start.cjs with the code cache (as the image does), as a script, or through the CLI. */
+export type FetcherBundle = 'start.cjs' | 'fetcher.cjs' | 'cli.mjs';
 
 export interface FetcherRun {
   code: number | null;
@@ -63,15 +63,16 @@ export class Scratch {
   readonly root = mkdtempSync(join(tmpdir(), 'fetcher-it-'));
 
   /**
-   * A fetcher bundle (the snapshot the image starts, or the plain script) copied into a directory
+   * A fetcher bundle (start.cjs with the files it runs, as in the image, or the plain script) copied into a directory
    * with no node_modules anywhere above it. The CLI bundle loads its subcommands from chunks
    * beside it, so it runs where it was built.
    */
-  bundlePath(ctx: IntegrationContext, name: FetcherBundle = 'fetcher.blob'): string {
+  bundlePath(ctx: IntegrationContext, name: FetcherBundle = 'start.cjs'): string {
     if (name === 'cli.mjs') return join(ctx.bundleDir, name);
-    const target = join(this.root, name);
-    if (!existsSync(target)) copyFileSync(join(ctx.bundleDir, name), target);
-    return target;
+    for (const f of name === 'start.cjs' ? FETCHER_IMAGE_FILES : [name]) {
+      if (!existsSync(join(this.root, f))) copyFileSync(join(ctx.bundleDir, f), join(this.root, f));
+    }
+    return join(this.root, name);
   }
 
   tokenFile(token = webIdentityToken()): string {
@@ -86,7 +87,7 @@ export class Scratch {
 }
 
 /**
- * Runs the bundle as the init container would: `node --snapshot-blob fetcher.blob fetch --dir
+ * Runs the bundle as the init container would: `node start.cjs fetch --dir
  * <scratch>` (or the script or CLI named in `opts.bundle`) with
  * the spec in SECRET_INJECTOR_SPEC. The environment is built from nothing but PATH, so no
  * credentials, profile or region of the machine running the tests leak in.
@@ -110,7 +111,7 @@ export async function runFetcher(
   const dir = opts.dir ?? mkdtempSync(join(scratch.root, 'volume-'));
   const termination = join(scratch.root, `termination-${randomBytes(3).toString('hex')}`);
   const full: FetchSpec = { version: 1, dir: '/tmp', mode: 0o444, ...spec };
-  const bundle = scratch.bundlePath(ctx, opts.bundle ?? 'fetcher.blob');
+  const bundle = scratch.bundlePath(ctx, opts.bundle ?? 'start.cjs');
   const started = Date.now();
   const base: Record<string, string | undefined> = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',

@@ -61,7 +61,7 @@ describe.skipIf(skip !== false)(`fetcher identity${skip ? ` — skipped: ${skip}
   });
 
   // Each provider is imported when used: the CLI bundle (code split, the SDK's CommonJS build) too.
-  it.each(['fetcher.blob', 'cli.mjs'] as const)('with the node credentials opt-in, %s fetches with the instance role from instance metadata', async (bundle) => {
+  it.each(['start.cjs', 'cli.mjs'] as const)('with the node credentials opt-in, %s fetches with the instance role from instance metadata', async (bundle) => {
     const name = await secret('READ-AS-THE-NODE');
     const run = await runFetcher(c, scratch, { region: REGION, items: [{ ref: name, file: 's' }] }, { ...node(), SECRET_INJECTOR_NODE_CREDENTIALS: 'allow' }, {
       endpoint: proxy.endpoint,
@@ -111,7 +111,7 @@ describe.skipIf(skip !== false)(`fetcher identity${skip ? ` — skipped: ${skip}
     expect(proxy.calls[1]!.accessKeyId).not.toBe(imds.accessKeyId);
   });
 
-  it.each(['fetcher.blob', 'cli.mjs'] as const)('with EKS Pod Identity and a role to chain into, %s uses the agent, then AssumeRole, never instance metadata', async (bundle) => {
+  it.each(['start.cjs', 'cli.mjs'] as const)('with EKS Pod Identity and a role to chain into, %s uses the agent, then AssumeRole, never instance metadata', async (bundle) => {
     const name = await secret('READ-WITH-POD-IDENTITY');
     const agentToken = 'pod-identity-agent-token';
     const agent = await startPodIdentityAgent(agentToken, ACCOUNT);

@@ -282,7 +282,7 @@ describe.skipIf(skip !== false)(`fetcher bundle against moto${skip ? ` — skipp
 
   it.each([
     ['cli.mjs', 'the full CLI'],
-    ['fetcher.cjs', 'the fetcher as a plain script, without its snapshot'],
+    ['fetcher.cjs', 'the fetcher as a plain script, without its code cache'],
   ] as const)('runs the same through %s (%s)', async (bundle, _what) => {
     const name = unique('other-entry');
     await secrets.send(new CreateSecretCommand({ Name: name, SecretString: `via-${bundle}` }));

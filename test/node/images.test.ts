@@ -7,11 +7,11 @@ import { WEBHOOK_NAMESPACE } from './webhook-pod.js';
 import { describeNode, nodeSuite } from './context.js';
 
 describeNode('images built from the Dockerfile', () => {
-  it('the fetcher image holds only the fetcher\'s startup snapshot and starts it as uid 65532', () => {
+  it('the fetcher image holds only the fetcher (entry, bundle, code cache) and starts it as uid 65532', () => {
     const { built } = nodeSuite();
-    expect(built.appFiles.fetcher).toEqual(['fetcher.blob']);
+    expect(built.appFiles.fetcher).toEqual(['fetcher.cache', 'fetcher.cjs', 'start.cjs']);
     expect(built.config.fetcher).toMatchObject({
-      entrypoint: ['/nodejs/bin/node', '--snapshot-blob', '/app/fetcher.blob'],
+      entrypoint: ['/nodejs/bin/node', '/app/start.cjs'],
       cmd: ['fetch'],
       user: '65532:65532',
     });

@@ -147,8 +147,7 @@ describeNode('seed example on a real node', () => {
       return list.items[0]?.metadata?.name;
     });
     const pod = await podWhen(ns, name, 'app running', running('webserver'));
-    // The pod's own volume holds the secrets: no secrets volume of ours beside it (the node
-    // suite's webhook adds only the fetcher's CA bundle).
+    // The pod's own volume, no secrets volume beside it (only the fetcher's CA bundle, which this suite's webhook trusts).
     expect(pod.spec!.volumes!.map((v) => v.name).filter((n) => !n.startsWith('kube-api-access-'))).toEqual(['aws-iam-token', 'tmp', 'secret-fetcher-ca']);
     const out = await printed(ns, name, 'webserver', /^root: /m);
     expect(out).toContain(`secret: ${VALUE}`);

@@ -17,7 +17,8 @@ describe('test bundles', () => {
     // What an older checkout left: runnable, but not this code, and no record of its sources.
     writeFileSync(join(dir, 'cli.mjs'), 'console.log("stale");\n');
     writeFileSync(join(dir, 'fetcher.cjs'), 'console.log("stale");\n');
-    writeFileSync(join(dir, 'fetcher.blob'), 'stale');
+    writeFileSync(join(dir, 'start.cjs'), 'console.log("stale");\n');
+    writeFileSync(join(dir, 'fetcher.cache'), 'stale');
     expect(ensureBundles(dir)).toBe(dir);
     const help = spawnSync(process.execPath, [join(dir, 'cli.mjs'), '--help'], { encoding: 'utf8' });
     expect(help.stdout).toContain('webhook');

@@ -1,7 +1,7 @@
 // The container image, checked without a Docker engine: the Dockerfile's runtime stages copy
 // only files the build produces, pinned minimal bases, non-root, no shell needed; the build
-// stage copies every source the bundles read; the fetcher's snapshot is made by the runtime
-// base's own node; and the bundles, laid out exactly as in the images (the snapshot stage's RUN
+// stage copies every source the bundles read; the fetcher's code cache is made by the runtime
+// base's own node; and the bundles, laid out exactly as in the images (the cache stage's RUN
 // done with this Node.js), run from a directory with no node_modules anywhere above it.
 
 import { spawn, spawnSync } from 'node:child_process';
@@ -65,9 +65,11 @@ const stage = (name: string): Stage => {
   return s;
 };
 const RUNTIME = ['fetcher', 'webhook'] as const;
-const SNAPSHOT = 'fetcher-snapshot';
-/** Where each stage may copy from: the webhook from the build, the fetcher from its snapshot. */
-const SOURCE: Record<string, string> = { webhook: 'build', [SNAPSHOT]: 'build', fetcher: SNAPSHOT };
+const CACHE = 'fetcher-cache';
+/** Where each stage may copy from: the webhook from the build, the fetcher from its cache stage. */
+const SOURCE: Record<string, string> = { webhook: 'build', [CACHE]: 'build', fetcher: CACHE };
+/** The build stage's sources directory (WORKDIR), where the cache stage takes its cache maker from. */
+const BUILD_SRC = '/src';
 /** `COPY --from=<the stage's source> SRC DEST` of a stage, as [src, dest] pairs. */
 const copiesFromSource = (s: Stage): Array<[string, string]> =>
   s.instructions
@@ -77,14 +79,16 @@ const copiesFromSource = (s: Stage): Array<[string, string]> =>
       if (!m || m[1] !== SOURCE[s.name]) throw new Error(`stage ${s.name}: COPY ${i.args} does not come from the ${SOURCE[s.name]} stage`);
       return [m[2]!, m[3]!];
     });
-/** The snapshot stage's one RUN, exec form. */
-const snapshotRun = (): string[] => {
-  const runs = stage(SNAPSHOT).instructions.filter((i) => i.op === 'RUN');
-  if (runs.length !== 1) throw new Error(`stage ${SNAPSHOT} must RUN exactly once`);
+/** The cache stage's one RUN, exec form. */
+const cacheRun = (): string[] => {
+  const runs = stage(CACHE).instructions.filter((i) => i.op === 'RUN');
+  if (runs.length !== 1) throw new Error(`stage ${CACHE} must RUN exactly once`);
   return JSON.parse(runs[0]!.args) as string[];
 };
-/** Files the build makes that no image takes: its own snapshot (made by the build image's node) and the source map. */
-const NOT_SHIPPED = ['fetcher.blob', 'fetcher.cjs.map'];
+/** Files the build makes that no image takes: its own code cache (made by the build image's node) and the source map. */
+const NOT_SHIPPED = ['fetcher.cache', 'fetcher.cjs.map'];
+/** A COPY source of the cache stage: from the bundles, or the cache maker from the sources. */
+const buildFile = (src: string): string => (src.startsWith(`${BUILD_SRC}/`) ? join(REPO_ROOT, relative(BUILD_SRC, src)) : join(work, 'out', relative(BUILD_OUT, src)));
 
 // The build stage writes the bundles to BUNDLE_OUT=<dir>; find that directory.
 const BUILD_OUT = (() => {
@@ -106,17 +110,15 @@ beforeAll(() => {
   });
   if (r.status !== 0) throw new Error(`bundling failed: ${r.stderr}`);
   built = filesUnder(join(work, 'out'));
-  // Lay the files out as each stage does, under <work>/<stage>/..., the snapshot stage first:
+  // Lay the files out as each stage does, under <work>/<stage>/..., the cache stage first:
   // its RUN is done here with this Node.js in place of the runtime base's.
-  for (const [src, dest] of copiesFromSource(stage(SNAPSHOT))) {
-    cpSync(join(work, 'out', relative(BUILD_OUT, src)), join(work, SNAPSHOT, dest), { recursive: true });
-  }
-  const [, ...args] = snapshotRun();
-  const made = spawnSync(process.execPath, args.map((a) => (a.startsWith('/') ? join(work, SNAPSHOT, a) : a)), {
+  for (const [src, dest] of copiesFromSource(stage(CACHE))) cpSync(buildFile(src), join(work, CACHE, dest), { recursive: true });
+  const [, ...args] = cacheRun();
+  const made = spawnSync(process.execPath, args.map((a) => (a.startsWith('/') ? join(work, CACHE, a) : a)), {
     env: { PATH: process.env.PATH ?? '' },
     encoding: 'utf8',
   });
-  if (made.status !== 0) throw new Error(`the snapshot stage's RUN failed: ${made.stderr}`);
+  if (made.status !== 0) throw new Error(`the cache stage's RUN failed: ${made.stderr}`);
   for (const name of RUNTIME) {
     const from = SOURCE[name] === 'build' ? join(work, 'out') : join(work, SOURCE[name]!);
     for (const [src, dest] of copiesFromSource(stage(name))) {
@@ -130,8 +132,8 @@ afterAll(() => {
 });
 
 describe('Dockerfile', () => {
-  it('has a build stage, the fetcher\'s snapshot stage and the fetcher and webhook runtime stages, the webhook last (the default target)', () => {
-    expect(dockerfile.stages.map((s) => s.name)).toEqual(['build', SNAPSHOT, 'fetcher', 'webhook']);
+  it('has a build stage, the fetcher\'s code cache stage and the fetcher and webhook runtime stages, the webhook last (the default target)', () => {
+    expect(dockerfile.stages.map((s) => s.name)).toEqual(['build', CACHE, 'fetcher', 'webhook']);
   });
 
   it('pins every base image by digest; the runtime base is distroless Node.js 24, running as nonroot', () => {
@@ -161,21 +163,28 @@ describe('Dockerfile', () => {
     }
   });
 
-  it('the snapshot is made on the fetcher\'s own base by its node, from the fetcher script alone, and only the blob leaves the stage', () => {
-    const s = stage(SNAPSHOT);
+  it('the code cache is made on the fetcher\'s own base by its node, from the fetcher\'s bundles, and only their directory leaves the stage', () => {
+    const s = stage(CACHE);
     expect(s.from).toBe(stage('fetcher').from);
     expect(s.instructions.map((i) => i.op).filter((op) => !['COPY', 'USER', 'RUN'].includes(op))).toEqual([]);
-    expect(copiesFromSource(s).map(([src]) => relative(BUILD_OUT, src))).toEqual(['fetcher.cjs']);
-    const [node, ...args] = snapshotRun();
-    expect(node).toBe('/nodejs/bin/node');
-    expect(args).toEqual(['--snapshot-blob', copiesFromSource(stage('fetcher'))[0]![0], '--build-snapshot', copiesFromSource(s)[0]![1]]);
-    expect(copiesFromSource(stage('fetcher'))).toHaveLength(1);
+    const copies = copiesFromSource(s);
+    const app = copiesFromSource(stage('fetcher'));
+    expect(app).toHaveLength(1);
+    const [appDir] = app[0]!;
+    expect(copies.filter(([src]) => !src.startsWith(`${BUILD_SRC}/`)).map(([src, dest]) => [relative(BUILD_OUT, src), relative(appDir, dest)])).toEqual([
+      ['start.cjs', 'start.cjs'],
+      ['fetcher.cjs', 'fetcher.cjs'],
+    ]);
+    const maker = copies.find(([src]) => src === `${BUILD_SRC}/scripts/code-cache.mjs`);
+    expect(maker).toBeDefined();
+    expect(maker![1].startsWith(`${appDir}/`)).toBe(false);
+    expect(cacheRun()).toEqual(['/nodejs/bin/node', maker![1], appDir]);
   });
 
   it('the stages copy only files the build produces, and between them every one it ships', () => {
     const copied = new Set<string>();
-    for (const name of [SNAPSHOT, 'webhook']) {
-      for (const [src] of copiesFromSource(stage(name))) {
+    for (const name of [CACHE, 'webhook']) {
+      for (const [src] of copiesFromSource(stage(name)).filter(([s]) => !s.startsWith(`${BUILD_SRC}/`))) {
         const rel = relative(BUILD_OUT, src).split(sep).join('/');
         const path = join(work, 'out', rel);
         expect(() => statSync(path), `${name} copies ${src}, which the build does not produce`).not.toThrow();
@@ -186,12 +195,12 @@ describe('Dockerfile', () => {
     expect([...copied].sort()).toEqual(built.filter((f) => !NOT_SHIPPED.includes(f)));
   });
 
-  it('the fetcher image holds the fetcher\'s snapshot alone', () => {
-    expect(filesUnder(join(work, 'fetcher'))).toEqual(['app/fetcher.blob']);
+  it('the fetcher image holds the fetcher alone: its entry, its bundle and the code cache its own node made', () => {
+    expect(filesUnder(join(work, 'fetcher'))).toEqual(['app/fetcher.cache', 'app/fetcher.cjs', 'app/start.cjs']);
   });
 
   it('entrypoints are exec form: node on a file the stage copied, with the documented default args', () => {
-    const expected = { fetcher: ['app/fetcher.blob', '["fetch"]'], webhook: ['app/cli.mjs', '["webhook"]'] };
+    const expected = { fetcher: ['app/start.cjs', '["fetch"]'], webhook: ['app/cli.mjs', '["webhook"]'] };
     for (const name of RUNTIME) {
       const s = stage(name);
       const entry = JSON.parse(s.instructions.find((i) => i.op === 'ENTRYPOINT')!.args) as string[];
@@ -207,7 +216,7 @@ describe('Dockerfile', () => {
       .flatMap((i) => i.args.split(/\s+/).slice(0, -1))
       .filter((p) => !p.startsWith('--'));
     const result = await build({
-      entryPoints: ['bin/aws-secret-injector.ts', 'fetcher/bin.ts'],
+      entryPoints: ['bin/aws-secret-injector.ts', 'fetcher/bin.ts', 'fetcher/start.ts'],
       absWorkingDir: REPO_ROOT,
       bundle: true,
       platform: 'node',
@@ -221,7 +230,7 @@ describe('Dockerfile', () => {
     expect(sources.length).toBeGreaterThan(5);
     const covered = (p: string) => copiedPaths.some((c) => p === c || p.startsWith(`${c.replace(/\/$/, '')}/`));
     expect(sources.filter((p) => !covered(p))).toEqual([]);
-    for (const f of ['package.json', 'package-lock.json', 'scripts/bundle.mjs']) expect(covered(f), f).toBe(true);
+    for (const f of ['package.json', 'package-lock.json', 'scripts/bundle.mjs', 'scripts/code-cache.mjs']) expect(covered(f), f).toBe(true);
     const ignored = readFileSync(join(REPO_ROOT, '.dockerignore'), 'utf8')
       .split('\n')
       .map((l) => l.trim())
@@ -254,7 +263,7 @@ describe('the bundles run as laid out in the images, with no node_modules', () =
   it('fetcher: a missing spec is a clear error, not a missing module', () => {
     const dir = join(work, 'fetcher', 'app');
     const log = join(work, 'termination-log-1');
-    const r = runBundle(dir, [...startArgs('fetcher.blob'), 'fetch'], { SECRET_INJECTOR_TERMINATION_LOG: log });
+    const r = runBundle(dir, [...startArgs('start.cjs'), 'fetch'], { SECRET_INJECTOR_TERMINATION_LOG: log });
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain('SECRET_INJECTOR_SPEC');
     expect(r.stderr).not.toMatch(/ERR_MODULE_NOT_FOUND|Cannot find (module|package)/);
@@ -274,7 +283,7 @@ describe('the bundles run as laid out in the images, with no node_modules', () =
       items: [{ ref: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf', file: 'secret' }],
       timeouts: { callSeconds: 2, deadlineSeconds: 5, maxAttempts: 1 },
     };
-    const r = runBundle(dir, [...startArgs('fetcher.blob'), 'fetch', '--dir', out], {
+    const r = runBundle(dir, [...startArgs('start.cjs'), 'fetch', '--dir', out], {
       SECRET_INJECTOR_SPEC: JSON.stringify(spec),
       SECRET_INJECTOR_POD_NAME: 'app-0',
       SECRET_INJECTOR_POD_NAMESPACE: 'default',
