@@ -148,8 +148,6 @@ function tlsApp(deps: Pick<ServerDeps, 'logger' | 'tls'>, limits: ServerLimits, 
       cert: deps.tls.cert,
       key: deps.tls.key,
       minVersion: 'TLSv1.2',
-      // With httpAllowHalfOpen below: see there.
-      allowHalfOpen: true,
       handshakeTimeout: limits.handshakeMs,
       headersTimeout: limits.headersMs,
       connectionsCheckingInterval: limits.checkMs,
@@ -168,10 +166,6 @@ function tlsApp(deps: Pick<ServerDeps, 'logger' | 'tls'>, limits: ServerLimits, 
     forceCloseConnections: 'idle',
   }) as unknown as WebhookServer;
 
-  // A client that half-closes after its request (a plain `socket.end(request)`) still gets the
-  // answer of a review that completes later (on a worker, or the writer's): Node's default
-  // abandons the request at the client's FIN. The connection ends once the answer is sent.
-  (app.server as { httpAllowHalfOpen?: boolean }).httpAllowHalfOpen = true;
   // A backstop only: the guard below keeps the count at maxConnections, and a connection it
   // closes still counts until its socket has closed.
   app.server.maxConnections = limits.maxConnections + limits.maxPerAddress;
