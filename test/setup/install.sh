@@ -11,6 +11,8 @@ bash test/setup/moto.sh > "$LOG_DIR/moto-install.log" 2>&1 &
 moto_pid=$!
 bash test/setup/kube.sh
 bash test/setup/helm.sh
+# cert-manager's controller and CA injector (cert-manager e2e); its CRDs are rendered with helm.
+bash test/setup/cert-manager.sh
 bash test/setup/lint-tools.sh
 bash test/setup/node-suite.sh
 if ! wait "$moto_pid"; then
