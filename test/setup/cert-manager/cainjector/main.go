@@ -26,9 +26,14 @@ import (
 )
 
 func main() {
-	kubeconfig := flag.String("kubeconfig", "", "kubeconfig of the cluster")
+	// controller-runtime registers --kubeconfig itself (its client/config package); defining it
+	// again would panic.
 	flag.Parse()
-	if err := run(ctrl.SetupSignalHandler(), *kubeconfig); err != nil {
+	kubeconfig := ""
+	if f := flag.Lookup("kubeconfig"); f != nil {
+		kubeconfig = f.Value.String()
+	}
+	if err := run(ctrl.SetupSignalHandler(), kubeconfig); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
