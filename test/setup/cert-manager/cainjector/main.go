@@ -23,6 +23,7 @@ import (
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"github.com/cert-manager/cert-manager/pkg/controller/cainjector"
 	logf "github.com/cert-manager/cert-manager/pkg/logs"
+	"github.com/cert-manager/cert-manager/pkg/util"
 )
 
 func main() {
@@ -54,7 +55,8 @@ func run(ctx context.Context, kubeconfig string) error {
 			return err
 		}
 	}
-	mgr, err := ctrl.NewManager(config, ctrl.Options{
+	// The injector applies caBundle server-side under the field manager its user agent names.
+	mgr, err := ctrl.NewManager(util.RestConfigWithUserAgent(config, "cainjector"), ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
