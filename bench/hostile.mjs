@@ -83,7 +83,7 @@ const withDeadline = (p, ms) => Promise.race([p, new Promise((r) => setTimeout((
 
 async function review(port, localAddress) {
   const c = await tls(port, localAddress);
-  c.socket.end(`${POST(Buffer.byteLength(REVIEW)).replace('HTTP/1.1\r\n', 'HTTP/1.1\r\nConnection: close\r\n')}${REVIEW}`);
+  c.socket.write(`${POST(Buffer.byteLength(REVIEW)).replace('HTTP/1.1\r\n', 'HTTP/1.1\r\nConnection: close\r\n')}${REVIEW}`);
   await withDeadline(c.closed, 10_000);
   return /^HTTP\/1\.1 200 /.test(c.text());
 }
@@ -96,7 +96,7 @@ function podReview(uid, annotations) {
 async function timedReview(port, body) {
   const c = await tls(port);
   const t0 = performance.now();
-  c.socket.end(`${POST(Buffer.byteLength(body)).replace('HTTP/1.1\r\n', 'HTTP/1.1\r\nConnection: close\r\n')}${body}`);
+  c.socket.write(`${POST(Buffer.byteLength(body)).replace('HTTP/1.1\r\n', 'HTTP/1.1\r\nConnection: close\r\n')}${body}`);
   const t1 = await withDeadline(c.closed, 30_000);
   return { ms: t1 - t0, text: c.text() };
 }

@@ -118,6 +118,12 @@ describeNode('seed example on a real node', () => {
     const { cluster, core, images } = nodeSuite();
     const ns = namespace();
     const arn = await createSecret(`hardened-${ns}`, VALUE);
+    // The first test's ServiceAccount, made here too when this test runs alone.
+    await core
+      .createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'webserver', annotations: { 'eks.amazonaws.com/role-arn': ROLE_ARN } } } })
+      .catch((e: { code?: number }) => {
+        if (e.code !== 409) throw e;
+      });
     const body = webserver(arn);
     body.metadata = { name: 'hardened', labels: { app: 'hardened' } };
     body.spec!.selector = { matchLabels: { app: 'hardened' } };
