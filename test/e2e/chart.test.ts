@@ -2,7 +2,7 @@
 // each certificate mode is accepted object by object; with the chart's URL clientConfig pointing
 // at the built webhook running as a local process, the chart's own webhook configuration
 // (matchConditions, namespaceSelector) decides which pods reach it; and `helm template` output
-// for each mode passes a server-side dry-run.
+// for each mode passes a server-side dry-run. cert-manager's resources meet its real CRDs.
 
 import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
@@ -12,63 +12,12 @@ import { join } from 'node:path';
 import { AdmissionregistrationV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import { applyCertManagerCrds, certManagerMissing } from '../helpers/cert-manager.js';
 import { eventually, kubeRelease, runCommand, uniqueName } from '../helpers/cluster.js';
 import { BIN_DIR, findTool, missingToolMessage } from '../helpers/tools.js';
 import { startWebhook, type WebhookProcess } from '../helpers/webhook-process.js';
 import { CERT_MODES, CHART_DIR, parseManifests, valueArgs, type K8sObject } from '../unit/chart-render.js';
 import { describeE2E, e2e, GUARD_SUPPORTED } from './context.js';
-
-// cert-manager cannot be installed here (its releases are not on a package registry we reach),
-// so its two CRDs stand in for it, with structural schemas holding the fields cert-manager.io/v1
-// documents for what the chart renders; unknown fields are pruned and so detected below.
-const str = { type: 'string' };
-const certManagerCrds = [
-  crd('Issuer', 'issuers', {
-    selfSigned: { type: 'object', properties: { crlDistributionPoints: { type: 'array', items: str } } },
-    ca: { type: 'object', properties: { secretName: str } },
-  }),
-  crd('Certificate', 'certificates', {
-    isCA: { type: 'boolean' },
-    secretName: str,
-    commonName: str,
-    duration: str,
-    renewBefore: str,
-    dnsNames: { type: 'array', items: str },
-    ipAddresses: { type: 'array', items: str },
-    usages: { type: 'array', items: str },
-    privateKey: {
-      type: 'object',
-      properties: { algorithm: str, size: { type: 'integer' }, rotationPolicy: str, encoding: str },
-    },
-    issuerRef: { type: 'object', required: ['name'], properties: { name: str, kind: str, group: str } },
-  }, ['secretName', 'issuerRef']),
-];
-
-function crd(kind: string, plural: string, specProps: Record<string, unknown>, required: string[] = []) {
-  return {
-    apiVersion: 'apiextensions.k8s.io/v1',
-    kind: 'CustomResourceDefinition',
-    metadata: { name: `${plural}.cert-manager.io` },
-    spec: {
-      group: 'cert-manager.io',
-      scope: 'Namespaced',
-      names: { kind, plural, singular: kind.toLowerCase(), listKind: `${kind}List` },
-      versions: [
-        {
-          name: 'v1',
-          served: true,
-          storage: true,
-          schema: {
-            openAPIV3Schema: {
-              type: 'object',
-              properties: { spec: { type: 'object', required, properties: specProps } },
-            },
-          },
-        },
-      ],
-    },
-  };
-}
 
 // `helm template` renders for the cluster under test, as `helm install` does (left alone it assumes
 // the Kubernetes of its own client-go).
@@ -154,9 +103,11 @@ describeE2E('chart: helm install and server-side dry-run against the real apiser
 
   beforeAll(async () => {
     webhook = await startWebhook({ bundleDir: e2e().bundleDir });
-    const r = await cluster().kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: certManagerCrds }) });
-    expect(r.code).toBe(0);
-    await cluster().kubectl(['wait', '--for=condition=Established', '--timeout=30s', 'crd/issuers.cert-manager.io', 'crd/certificates.cert-manager.io']);
+    // cert-manager's own CRDs: what the chart renders in cert-manager mode is checked against
+    // its schemas (unknown fields would be pruned, and so detected below).
+    const missing = certManagerMissing();
+    if (missing) throw new Error(missing);
+    await applyCertManagerCrds(cluster());
   });
 
   afterAll(async () => {

@@ -18,6 +18,8 @@ export type Tool =
   | 'kubelet'
   | 'kubectl'
   | 'helm'
+  | 'cert-manager-controller'
+  | 'cert-manager-cainjector'
   | 'moto_server'
   | 'containerd'
   | 'ctr'

@@ -26,6 +26,8 @@ export interface WebhookProcess {
   /** The same, base64: what a webhook configuration's clientConfig.caBundle holds. */
   caBundle: string;
   logFile: string;
+  /** Directory of the tls.crt and tls.key it serves; it re-reads them when they change. */
+  tlsDir: string;
   /** Everything the process wrote to stdout/stderr so far (its JSON log lines). */
   log(): string;
   stop(): Promise<void>;
@@ -107,6 +109,7 @@ export async function startWebhook(opts: WebhookOptions = {}): Promise<WebhookPr
           caCert: certs.caCert,
           caBundle: Buffer.from(certs.caCert).toString('base64'),
           logFile,
+          tlsDir: dir,
           log: () => readFileSync(logFile, 'utf8'),
           stop,
         };

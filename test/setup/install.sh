@@ -13,6 +13,8 @@ moto_pid=$!
 bash test/setup/kube.sh
 bash test/setup/kube-oldest.sh
 bash test/setup/helm.sh
+# cert-manager's controller and CA injector (cert-manager e2e); its CRDs are rendered with helm.
+bash test/setup/cert-manager.sh
 bash test/setup/lint-tools.sh
 bash test/setup/node-suite.sh
 if ! wait "$moto_pid"; then

@@ -23,12 +23,18 @@ import (
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"github.com/cert-manager/cert-manager/pkg/controller/cainjector"
 	logf "github.com/cert-manager/cert-manager/pkg/logs"
+	"github.com/cert-manager/cert-manager/pkg/util"
 )
 
 func main() {
-	kubeconfig := flag.String("kubeconfig", "", "kubeconfig of the cluster")
+	// controller-runtime registers --kubeconfig itself (its client/config package); defining it
+	// again would panic.
 	flag.Parse()
-	if err := run(ctrl.SetupSignalHandler(), *kubeconfig); err != nil {
+	kubeconfig := ""
+	if f := flag.Lookup("kubeconfig"); f != nil {
+		kubeconfig = f.Value.String()
+	}
+	if err := run(ctrl.SetupSignalHandler(), kubeconfig); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
@@ -49,7 +55,8 @@ func run(ctx context.Context, kubeconfig string) error {
 			return err
 		}
 	}
-	mgr, err := ctrl.NewManager(config, ctrl.Options{
+	// The injector applies caBundle server-side under the field manager its user agent names.
+	mgr, err := ctrl.NewManager(util.RestConfigWithUserAgent(config, "cainjector"), ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
