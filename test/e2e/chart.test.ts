@@ -17,7 +17,7 @@ import { eventually, kubeRelease, runCommand, uniqueName } from '../helpers/clus
 import { BIN_DIR, findTool, missingToolMessage } from '../helpers/tools.js';
 import { startWebhook, type WebhookProcess } from '../helpers/webhook-process.js';
 import { CERT_MODES, CHART_DIR, parseManifests, valueArgs, type K8sObject } from '../unit/chart-render.js';
-import { describeE2E, e2e, GUARD_SUPPORTED } from './context.js';
+import { describeE2E, e2e, GUARD_SUPPORTED, supports } from './context.js';
 
 // `helm template` renders for the cluster under test, as `helm install` does (left alone it assumes
 // the Kubernetes of its own client-go).
@@ -107,7 +107,7 @@ describeE2E('chart: helm install and server-side dry-run against the real apiser
     // its schemas (unknown fields would be pruned, and so detected below).
     const missing = certManagerMissing();
     if (missing) throw new Error(missing);
-    await applyCertManagerCrds(cluster());
+    await applyCertManagerCrds(cluster(), { selectableFields: supports('selectableFields in CRDs') });
   });
 
   afterAll(async () => {

@@ -26,6 +26,8 @@ export const FEATURE_SINCE = {
   ValidatingAdmissionPolicy: 30,
   'in-place pod resize (resizePolicy)': 33,
   'pod-level resources': 34,
+  // cert-manager 1.21's CRDs declare them (CRD field selectors: beta, on by default, in 1.31).
+  'selectableFields in CRDs': 31,
 } as const;
 export type Feature = keyof typeof FEATURE_SINCE;
 

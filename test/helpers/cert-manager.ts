@@ -3,9 +3,10 @@
 // a test cluster, with the cluster's kubeconfig. Each runs as a single instance, so neither takes
 // part in a leader election.
 
-import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
+import { parseAllDocuments, stringify } from 'yaml';
 import type { Cluster } from './cluster.js';
 import { spawnGuarded, stopGuarded } from './guard.js';
 import { findTools, inCI, LOG_DIR, missingToolMessage, REPO_ROOT } from './tools.js';
@@ -24,9 +25,24 @@ export function certManagerMissing(): string | undefined {
   return message;
 }
 
-/** cert-manager's CRDs, applied server-side as its chart installs them, once Established. */
-export async function applyCertManagerCrds(cluster: Cluster): Promise<void> {
-  const applied = await cluster.kubectl(['apply', '--server-side', '--force-conflicts', '-f', CERT_MANAGER_CRDS], { allowFailure: true });
+/**
+ * cert-manager's CRDs, applied server-side as its chart installs them, once Established. Without
+ * `selectableFields` (a cluster before Kubernetes 1.31, which rejects them) the CRDs go without
+ * their field selectors: their schemas, what the chart's resources are checked against, are kept.
+ */
+export async function applyCertManagerCrds(cluster: Cluster, opts: { selectableFields?: boolean } = {}): Promise<void> {
+  const strip = opts.selectableFields === false;
+  const input = strip
+    ? parseAllDocuments(readFileSync(CERT_MANAGER_CRDS, 'utf8'))
+        .map((d) => d.toJS())
+        .filter(Boolean)
+        .map((crd) => {
+          for (const v of crd.spec?.versions ?? []) delete v.selectableFields;
+          return stringify(crd);
+        })
+        .join('---\n')
+    : undefined;
+  const applied = await cluster.kubectl(['apply', '--server-side', '--force-conflicts', '-f', strip ? '-' : CERT_MANAGER_CRDS], { allowFailure: true, input });
   if (applied.code !== 0) throw new Error(`applying cert-manager's CRDs failed: ${applied.stderr}`);
   const crds = CRD_NAMES.map((n) => `crd/${n}.cert-manager.io`);
   const ready = await cluster.kubectl(['wait', '--for=condition=Established', '--timeout=60s', ...crds], { allowFailure: true });
