@@ -1,7 +1,7 @@
 // The documentation's commands that need a cluster (`<!-- docs-check: cluster -->` blocks, see
 // test/helpers/docs.ts) run as written against the real apiserver, with `aws-secret-injector`
 // being this checkout's CLI and helm and kubectl the real ones. Whatever a document installs is
-// removed afterwards: its helm releases uninstalled, the namespaces it made deleted.
+// removed afterwards: its helm releases uninstalled (with the guard they keep), the namespaces it made deleted.
 
 import { spawnSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
@@ -42,6 +42,9 @@ describeE2E('documented commands against the real apiserver', () => {
       const releases = JSON.parse((await cluster.helm(['list', '--all-namespaces', '-o', 'json'])).stdout) as Array<{ name: string; namespace: string }>;
       for (const r of releases.filter((r) => !before.has(`namespace/${r.namespace}`))) {
         await cluster.helm(['uninstall', r.name, '--namespace', r.namespace, '--wait', '--timeout', '60s'], { allowFailure: true });
+        // The guard outlives an uninstall on purpose (helm's keep policy): left here, it would refuse
+        // the annotated pods of every later file that runs without our webhook.
+        await cluster.kubectl(['delete', 'validatingadmissionpolicybinding,validatingadmissionpolicy', '-l', `app.kubernetes.io/instance=${r.name}`, '--ignore-not-found'], { allowFailure: true });
       }
       const after = (await cluster.kubectl(['get', 'namespaces', '-o', 'name'])).stdout.split('\n').filter((n) => n && !before.has(n));
       if (after.length > 0) await cluster.kubectl(['delete', ...after, '--wait=false'], { allowFailure: true });
