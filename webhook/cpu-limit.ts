@@ -15,7 +15,7 @@
 // pod's: it keeps the configured one, and goes unlimited only where the pod is unlimited anyway.
 
 import { quantityValue } from './quantity.js';
-import type { Container, Pod } from './mutate.js';
+import type { Pod } from './mutate.js';
 import type { MutationConfig } from './types.js';
 
 /** `pod`: derived from the pod as above; `fixed`: exactly the configured limits. */
@@ -53,14 +53,17 @@ export function cpuLimits(pod: Pod, config: MutationConfig): CpuLimits {
   if (config.refresherResources.limits.cpu !== undefined) configured.refresher = config.refresherResources.limits.cpu;
   if ((config.cpuLimitPolicy ?? 'pod') === 'fixed') return configured;
 
-  const init = list(pod.spec.initContainers);
-  // Sidecars (restartPolicy Always) run beside the apps and count with them.
-  const beside: Container[] = [...pod.spec.containers, ...init.filter((c) => c.restartPolicy === 'Always')];
   const podLevel = cpuLimitOf(pod.spec.resources);
   let largest: { raw: string; value: number } | undefined;
-  for (const c of [...pod.spec.containers, ...init]) largest = larger(largest, cpuLimitOf(c.resources));
-  const unlimited = podLevel === undefined && beside.some((c) => cpuLimitOf(c.resources) === undefined);
-  if (unlimited) return {};
+  let unlimited = false;
+  for (const c of [...pod.spec.containers, ...list(pod.spec.initContainers)]) {
+    const limit = cpuLimitOf(c.resources);
+    largest = larger(largest, limit);
+    // Apps and sidecars (restartPolicy Always) run side by side: one of them unlimited, the pod is.
+    const beside = c.restartPolicy === 'Always' || pod.spec.containers.includes(c);
+    if (limit === undefined && beside) unlimited = true;
+  }
+  if (unlimited && podLevel === undefined) return {};
 
   // Limited: by pod-level resources (every container must fit under them) or by each container.
   const ceiling = largest ?? podLevel;

@@ -457,7 +457,7 @@ function withCpuLimit(configured: MutationConfig['fetcherResources'], cpu: strin
   return { requests: { ...configured.requests }, limits: cpu === undefined ? limits : { cpu, ...limits } };
 }
 
-export const fetcherResources = (config: MutationConfig, cpu: CpuLimits) => withCpuLimit(config.fetcherResources, cpu.fetcher);
+const fetcherResources = (config: MutationConfig, cpu: CpuLimits) => withCpuLimit(config.fetcherResources, cpu.fetcher);
 
 export function buildInitContainer(
   name: string,

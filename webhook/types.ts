@@ -2,6 +2,7 @@
 // (server, config, metrics). Both sides import these; neither reaches into the other.
 
 import type { NetworkEnvName, Timeouts } from '../fetcher/spec.js';
+import type { CpuLimitPolicy } from './cpu-limit.js';
 
 /** What the mutation needs from the webhook's configuration (config.ts builds it from env/flags). */
 export interface MutationConfig {
@@ -51,7 +52,7 @@ export interface MutationConfig {
    * pod's own limits allow and never below `fetcherResources.limits.cpu`, and the refresher goes
    * unlimited in an unlimited pod (webhook/cpu-limit.ts); `fixed`: exactly the configured limits.
    */
-  cpuLimitPolicy?: 'pod' | 'fixed';
+  cpuLimitPolicy?: CpuLimitPolicy;
   /**
    * Where write-through keeps Kubernetes Secrets in Secrets Manager (WRITE_THROUGH_*), for pods'
    * `fromSecret` entries; unset, such entries are refused.
