@@ -116,15 +116,15 @@ export async function updateSecrets(root: string, files: OutputFile[], markerFor
       for (const f of group) if (current === undefined || !(await unchanged(vol, current, f.path, f.data, f.mode))) differ.push(f);
       if (differ.length > 0) groups.push(differ);
     }
-    const before = current === undefined ? [] : await vol.files(current);
     const removed = new Set(opts.remove ?? []);
-    const removing = before.filter((p) => removed.has(p));
+    const removing: string[] = [];
+    for (const path of removed) if (current !== undefined && (await vol.isOurFile(current, path))) removing.push(path);
 
     if (groups.length > 0 || removing.length > 0 || current === undefined) {
       const version = await vol.createVersion();
       next = version;
       const writing = new Set(groups.flat().map((f) => f.path));
-      if (current !== undefined) await vol.carry(current, version, before.filter((p) => !writing.has(p) && !removed.has(p)));
+      if (current !== undefined) await vol.carry(current, version, (await vol.files(current)).filter((p) => !writing.has(p) && !removed.has(p)));
       for (const group of groups) {
         const done: string[] = [];
         try {
@@ -167,6 +167,13 @@ export async function updateSecrets(root: string, files: OutputFile[], markerFor
     }
 
     // Nothing to write: the links another container replaced are made again, and the marker is rewritten in place.
+    if (current !== undefined) {
+      try {
+        vol.linkTop(MARKER_FILE);
+      } catch (e) {
+        failed.push({ path: MARKER_FILE, failure: writeFailure(MARKER_FILE, e) });
+      }
+    }
     for (const top of new Set(files.filter((f) => !blocked.has(topOf(f.path))).map((f) => topOf(f.path)))) {
       try {
         if (vol.linkTop(top)) changed.push(...files.filter((f) => topOf(f.path) === top).map((f) => f.path));

@@ -328,6 +328,15 @@ export class Volume {
     return { fd: (await this.dir(rel === '.' ? version : `${version}/${rel}`, true)) as number, name };
   }
 
+  /** Whether `path` in the version `version` is a regular file of ours. */
+  async isOurFile(version: string, path: string): Promise<boolean> {
+    if (!insideVolume(path)) return false;
+    const { dir: rel, name } = splitPath(path);
+    const dir = await this.dir(rel === '.' ? version : `${version}/${rel}`, false).catch(() => undefined);
+    const st = dir === undefined ? undefined : statAt(dir, name);
+    return st !== undefined && st.isFile() && this.ours(st);
+  }
+
   /** Hard-links `paths` of the version `from` into the version `to` (those `from` has as regular files). */
   async carry(from: string, to: string, paths: Iterable<string>): Promise<void> {
     for (const path of paths) {
