@@ -14,7 +14,7 @@
 import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { failure, type Failure } from './errors.js';
 import type { OutputFile } from './render.js';
-import { at, errno, splitPath, Tampered, topOf, Volume, type VolumeHooks } from './volume.js';
+import { at, errno, inVersion, splitPath, Tampered, topOf, Volume, type VolumeHooks } from './volume.js';
 import { MARKER_FILE } from './spec.js';
 import { markerBytes, readMarkerAt, type Marker } from './write.js';
 
@@ -40,7 +40,7 @@ async function unchanged(vol: Volume, version: string, path: string, data: Uint8
   const { dir: rel, name } = splitPath(path);
   let fd: number | undefined;
   try {
-    const dir = await vol.dir(rel === '.' ? version : `${version}/${rel}`, false);
+    const dir = await vol.dir(inVersion(version, rel), false);
     if (dir === undefined) return false;
     const st = vol.stat(dir, name);
     const uid = process.getuid?.();

@@ -94,6 +94,9 @@ export const splitPath = (rel: string): { dir: string; name: string } => {
 /** The top-level name of a path: the link the app reaches it by. */
 export const topOf = (rel: string): string => rel.split('/', 1)[0]!;
 
+/** The directory `rel` (as splitPath gives it) inside the version `version`, relative to the root. */
+export const inVersion = (version: string, rel: string): string => (rel === '.' ? version : `${version}/${rel}`);
+
 export class Volume {
   private readonly dirs = new Map<string, OpenDir>();
   private readonly uid = process.getuid?.();
@@ -325,14 +328,14 @@ export class Volume {
   /** The open directory of `path` inside the version `version` (created as needed), and its last name. */
   async dirOf(version: string, path: string): Promise<{ fd: number; name: string }> {
     const { dir: rel, name } = splitPath(path);
-    return { fd: (await this.dir(rel === '.' ? version : `${version}/${rel}`, true)) as number, name };
+    return { fd: (await this.dir(inVersion(version, rel), true)) as number, name };
   }
 
   /** Whether `path` in the version `version` is a regular file of ours. */
   async isOurFile(version: string, path: string): Promise<boolean> {
     if (!insideVolume(path)) return false;
     const { dir: rel, name } = splitPath(path);
-    const dir = await this.dir(rel === '.' ? version : `${version}/${rel}`, false).catch(() => undefined);
+    const dir = await this.dir(inVersion(version, rel), false).catch(() => undefined);
     const st = dir === undefined ? undefined : statAt(dir, name);
     return st !== undefined && st.isFile() && this.ours(st);
   }
@@ -341,7 +344,7 @@ export class Volume {
   async carry(from: string, to: string, paths: Iterable<string>): Promise<void> {
     for (const path of paths) {
       const { dir: rel, name } = splitPath(path);
-      const src = await this.dir(rel === '.' ? from : `${from}/${rel}`, false).catch(() => undefined);
+      const src = await this.dir(inVersion(from, rel), false).catch(() => undefined);
       if (src === undefined || !statAt(src, name)?.isFile()) continue;
       this.link(src, (await this.dirOf(to, path)).fd, name);
     }
