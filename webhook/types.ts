@@ -73,7 +73,8 @@ export const DEFAULT_MUTATION_CONFIG: MutationConfig = {
   defaultMountPath: '/tmp',
   nativeSidecars: true,
   refresherResources: {
-    requests: { cpu: '5m', memory: '32Mi' },
+    // 24Mi: the sidecar's working set, idle and over bench:refresh's soak, with room (docs/performance.md).
+    requests: { cpu: '5m', memory: '24Mi' },
     limits: { cpu: '100m', memory: '64Mi' },
   },
   nodeCredentials: 'deny',

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { PutSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { AppsV1Api, CoreV1Api, type V1Container, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
 import { expect, it } from 'vitest';
-import { REFRESHER_NODE_OPTIONS } from '../../fetcher/spec.js';
+import { REFRESHER_ENV } from '../../fetcher/spec.js';
 import { startArgs } from '../helpers/bundles.js';
 import { eventually, runCommand } from '../helpers/cluster.js';
 import { awsClients, createSecret, describeE2E, e2e, useNamespace, useWebhook } from './context.js';
@@ -77,7 +77,7 @@ describeE2E('refresh: the sidecar through the real apiserver, run as the kubelet
     expect(fetcher).toMatchObject({ name: 'secret-fetcher', args: ['fetch'] });
     expect(fetcher.restartPolicy).toBeUndefined();
     expect(refresher).toMatchObject({ name: 'secret-refresher', args: ['refresh'], restartPolicy: 'Always', image: fetcher.image });
-    expect(refresher.env).toEqual([...fetcher.env!, { name: 'NODE_OPTIONS', value: REFRESHER_NODE_OPTIONS }]);
+    expect(refresher.env).toEqual([...fetcher.env!, ...Object.entries(REFRESHER_ENV).map(([name, value]) => ({ name, value }))]);
     expect(refresher.volumeMounts).toEqual(fetcher.volumeMounts);
     expect(refresher.securityContext).toEqual(fetcher.securityContext);
   });
