@@ -26,10 +26,7 @@ export const BACKOFF_BASE_MS = 5_000;
 /** No complete refresh for this many intervals (and at least STALE_MIN_MS) and the sidecar exits 1. */
 export const STALE_INTERVALS = 3;
 export const STALE_MIN_MS = 5 * 60_000;
-/**
- * Heap growth since the last collection past which a refresh ends with one (collectWhenGrown):
- * bench/refresh.mjs's soak stays within 2 MiB of its start with 1 MiB and grows past 24 MiB with 2.
- */
+/** Heap growth since the last collection past which a refresh ends with one (collectWhenGrown; bench/refresh.mjs). */
 export const GC_SLACK_BYTES = 2 ** 20;
 
 export function jittered(ms: number, random: number): number {
