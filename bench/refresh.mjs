@@ -3,13 +3,14 @@
 // as Kubernetes charges it: the working set of its memory cgroup (usage − total_inactive_file,
 // what `kubectl top` shows and eviction looks at; a cgroup v1 group of the bench's own, root only).
 //   - The soak: a driver bundled by esbuild from the sidecar's own code (fetcher/refresh.ts with
-//     the real AWS clients, built as fetcher.cjs is, no node_modules beside it), in its own memory
-//     cgroup with the sidecar's Node.js options, runs refresh cycles back to back, without the
+//     the real AWS clients, built as fetcher.cjs is, no node_modules beside it) and compiled by Bun
+//     as the fetcher's executable is, in its own memory cgroup with the sidecar's environment
+//     (REFRESHER_ENV), runs refresh cycles back to back, without the
 //     interval's wait, for 20 secrets in one BatchGetSecretValue, while this process rotates one
 //     of them (PutSecretValue) every 50 ms so that cycles also rewrite files. Every tenth of the
 //     1,000 cycles (bounded: at most BENCH_SOAK_SECONDS) it reads its working set, then the heap
 //     after a full GC, and RSS; the growth from the first sample to the last says whether it is flat.
-//   - The sidecar as the image starts it (start.cjs, REFRESHER_NODE_OPTIONS), in its own memory
+//   - The sidecar as the image starts it (the executable, REFRESHER_ENV), in its own memory
 //     cgroup: its working set idle after each of its first BENCH_SIDECAR_REFRESHES (2) refreshes
 //     at the shortest interval, its cgroup's peak and RSS.
 //   - CPU time (user + system) per refresh cycle; RSS after the first fetch and after 10 refreshes,
@@ -17,7 +18,7 @@
 // Without a memory cgroup (not root, no cgroup v1) it says so and checks RSS growth instead.
 // Exits 1 when a target below is missed.
 //
-//   npm run build && npm run bench:refresh      (BENCH_CYCLES, BENCH_SOAK_SECONDS, BENCH_NODE_FLAGS)
+//   npm run build && npm run bench:refresh      (BENCH_CYCLES, BENCH_SOAK_SECONDS, BENCH_SIDECAR_REFRESHES)
 
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,6 +26,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { build } from 'esbuild';
+import { bunPath } from '../scripts/bun.mjs';
 import { freePort } from './free-port.mjs';
 import { memoryCgroup, memoryCgroupUnavailable } from './memory-cgroup.mjs';
 
@@ -96,7 +98,7 @@ for (; done < cycles && Date.now() - started < soakMs; done++) {
   if (done + 1 === 10) out.after10 = mib(process.memoryUsage().rss);
   if ((done + 1) % every === 0) {
     const ws = workingSet();
-    globalThis.gc();
+    Bun.gc(true);
     const m = process.memoryUsage();
     out.samples.push({ cycle: done + 1, rss: mib(m.rss), heap: mib(m.heapUsed), external: mib(m.external), ws });
   }
@@ -147,11 +149,13 @@ const rotations = (async () => {
     await new Promise((r) => setTimeout(r, 50));
   }
 })();
-// The sidecar's own Node.js options, as the webhook sets them (BENCH_NODE_FLAGS to try others).
+// The sidecar's own environment, as the webhook sets it.
 const optionsModule = join(work, 'options.mjs');
-await build({ stdin: { resolveDir: root, loader: 'ts', contents: "export { REFRESHER_NODE_OPTIONS } from './fetcher/spec.ts';" }, bundle: true, format: 'esm', outfile: optionsModule, logLevel: 'warning' });
-const { REFRESHER_NODE_OPTIONS } = await import(optionsModule);
-const nodeFlags = (process.env.BENCH_NODE_FLAGS ?? REFRESHER_NODE_OPTIONS).split(' ').filter(Boolean);
+await build({ stdin: { resolveDir: root, loader: 'ts', contents: "export { REFRESHER_ENV } from './fetcher/spec.ts';" }, bundle: true, format: 'esm', outfile: optionsModule, logLevel: 'warning' });
+const { REFRESHER_ENV } = await import(optionsModule);
+const compiledDriver = `${driver}.bin`;
+const compiling = spawnSync(bunPath(), ['build', '--compile', '--bytecode', driver, '--outfile', compiledDriver], { encoding: 'utf8' });
+if (compiling.status !== 0) throw new Error(`compiling the soak's driver failed: ${compiling.stderr}`);
 // Each process in a memory cgroup of its own (root, cgroup v1), as a container is: its working set
 // is what Kubernetes charges the pod.
 const noCgroup = memoryCgroupUnavailable();
@@ -164,7 +168,7 @@ const group = (name) => {
   return g;
 };
 const soakGroup = group('soak');
-const driverArgv = [process.execPath, '--expose-gc', ...nodeFlags, driver];
+const driverArgv = [compiledDriver];
 const child = spawnSync(soakGroup ? soakGroup.joinArgs(driverArgv)[0] : driverArgv[0], (soakGroup ? soakGroup.joinArgs(driverArgv) : driverArgv).slice(1), {
   cwd: work,
   encoding: 'utf8',
@@ -180,23 +184,23 @@ const child = spawnSync(soakGroup ? soakGroup.joinArgs(driverArgv)[0] : driverAr
     CYCLES: String(cycles),
     SOAK_MS: String(soakSeconds * 1000),
     ...(soakGroup && { MEMCG: soakGroup.dir }),
-    ...(process.env.MALLOC_ARENA_MAX !== undefined && { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX }),
+    ...REFRESHER_ENV,
   },
 });
 const soakPeak = soakGroup?.peakMiB();
-// The sidecar itself, as the image starts it (start.cjs, its Node.js options), idle after each of
+// The sidecar itself, as the image starts it (the executable, its environment), idle after each of
 // its first refreshes at the shortest interval: its working set, resident memory and cgroup peak.
 let sidecar;
-const entry = resolve(root, process.env.BUNDLE_OUT ?? 'dist', 'start.cjs');
+const entry = resolve(root, process.env.BUNDLE_OUT ?? 'dist', 'fetcher');
 if (existsSync(entry)) {
   const dir = mkdtempSync(join(work, 'sidecar-'));
   const env = { PATH: process.env.PATH, AWS_ENDPOINT_URL: endpoint, AWS_ACCESS_KEY_ID: 'a', AWS_SECRET_ACCESS_KEY: 'b', SECRET_INJECTOR_NODE_CREDENTIALS: 'allow', AWS_EC2_METADATA_DISABLED: 'true', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', SECRET_INJECTOR_SPEC: JSON.stringify({ ...spec, dir }) };
-  const first = spawnSync(process.execPath, [entry, 'fetch'], { env, encoding: 'utf8' });
+  const first = spawnSync(entry, ['fetch'], { env, encoding: 'utf8' });
   if (first.status !== 0) throw new Error(`the sidecar's first fetch failed: ${first.stderr}`);
   const g = group('sidecar');
-  const argv = [process.execPath, entry, 'refresh'];
+  const argv = [entry, 'refresh'];
   const full = g ? g.joinArgs(argv) : argv;
-  const proc = spawn(full[0], full.slice(1), { env: { ...env, NODE_OPTIONS: nodeFlags.join(' ') }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn(full[0], full.slice(1), { env: { ...env, ...REFRESHER_ENV }, stdio: ['ignore', 'ignore', 'pipe'] });
   cleanups.push(() => proc.exitCode === null && proc.kill('SIGKILL'));
   let log = '';
   proc.stderr.on('data', (d) => (log += d));
@@ -228,7 +232,7 @@ const heapGrowth = round1(lastSample.heap - firstSample.heap);
 const rssGrowth = round1(lastSample.rss - firstSample.rss);
 const wsGrowth = round1(lastSample.ws - firstSample.ws);
 const wsMax = Math.max(...r.samples.map((x) => x.ws));
-console.log(`node ${process.version} ${nodeFlags.join(' ')}; Node.js alone (node -e): ${floorMiB} MiB RSS`);
+console.log(`the fetcher's executable, ${Object.entries(REFRESHER_ENV).map(([k, v]) => `${k}=${v}`).join(' ')}; Node.js alone (node -e): ${floorMiB} MiB RSS`);
 if (noCgroup) console.log(`note: ${noCgroup}: no memory cgroup, so no working set; RSS only`);
 console.log(`RSS after the first fetch: ${r.afterFetch} MiB; after 10 refreshes of 20 secrets: ${r.after10} MiB (${round1(r.after10 - floorMiB)} MiB above Node.js alone)`);
 console.log(`soak: ${r.cycles} cycles in ${r.seconds} s (${r.changed} rewrote files); cycle ${firstSample.cycle} -> ${lastSample.cycle}: working set ${firstSample.ws} -> ${lastSample.ws} MiB (largest ${wsMax}, cgroup peak ${soakPeak === undefined ? '–' : round1(soakPeak)} MiB); after a full GC heap ${firstSample.heap} -> ${lastSample.heap} MiB, RSS ${firstSample.rss} -> ${lastSample.rss} MiB`);
