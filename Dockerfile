@@ -26,6 +26,8 @@ COPY certs certs
 COPY fetcher fetcher
 COPY webhook webhook
 COPY store store
+# The webhook checks `inject --values` against the chart's schema, which it bundles.
+COPY charts/aws-secret-injector/values.schema.json charts/aws-secret-injector/
 # The bundles need no node_modules at run time; only they leave this stage.
 RUN FETCHER_ARCH=$TARGETARCH BUNDLE_OUT=/out node scripts/bundle.mjs
 

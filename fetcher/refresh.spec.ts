@@ -6,7 +6,8 @@ import type { AwsApi } from './fetch.js';
 import { execute } from './main.js';
 import { backoff, BACKOFF_BASE_MS, jittered, JITTER, Refresher, staleAfterMs, STALE_MIN_MS, type RefreshDeps } from './refresh.js';
 import type { CredentialChoice } from './identity.js';
-import { MARKER_FILE, type FetchSpec } from './spec.js';
+import { DATA_LINK, MARKER_FILE, type FetchSpec } from './spec.js';
+import { VERSION_NAME } from './volume.js';
 
 const IRSA: CredentialChoice = { source: { kind: 'web-identity', tokenFile: '/var/run/secrets/eks.amazonaws.com/serviceaccount/token', roleArn: 'arn:aws:iam::123456789012:role/app' } };
 
@@ -311,7 +312,7 @@ describe('Refresher.cycle', () => {
     await r.resume();
     const c = await r.cycle(never);
     expect(c.ok).toBe(false);
-    expect(c.summary).toMatch(/FETCH_WRITE: writing db\/password failed: db belongs to uid 4242/);
+    expect(c.summary).toMatch(/FETCH_WRITE: writing db\/password failed: db is a directory/);
     expect(existsSync(join(dir, 'db/password'))).toBe(false);
   });
 
@@ -321,50 +322,45 @@ describe('Refresher.cycle', () => {
       { ref: 'db', file: 'db/username', key: 'username' },
       { ref: 'token', file: 'token' },
     ]);
-    rmSync(join(dir, 'db/username'));
-    mkdirSync(join(dir, 'db/username'));
     aws.put('db', JSON.stringify({ username: 'admin-2', password: 'pw-2' }));
     aws.put('token', 'token-2');
-    const r = new Refresher(s, deps(aws.api).d);
+    // As a full volume would fail it.
+    const hooks = {
+      beforeWrite: (path: string) => {
+        if (path === 'db/username') throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+      },
+    };
+    const r = new Refresher(s, deps(aws.api, clock(), { hooks }).d);
     await r.resume();
     const c = await r.cycle(never);
     expect(c.ok).toBe(false);
-    expect(c.summary).toMatch(/FETCH_WRITE: writing db\/username failed: db\/username is a directory/);
-    expect(read('db/password')).toBe('pw-1');
+    expect(c.summary).toMatch(/FETCH_WRITE: writing db\/username failed: no space left on device.*raise its size limit/);
+    expect([read('db/password'), read('db/username')]).toEqual(['pw-1', 'admin']);
     expect(read('token')).toBe('token-2');
     expect(marker().secrets.map((e: { versionId: string }) => e.versionId)).toEqual(['v1', 'v1', 'v2']);
-    expect(readdirSync(join(dir, 'db')).filter((n) => n.includes('.tmp-'))).toEqual([]);
+    expect(readdirSync(dir).filter((n) => VERSION_NAME.test(n))).toHaveLength(1);
   });
 
-  it('a pass killed at any point of a secret\'s renames is finished by the next start: its files change together', async () => {
-    const items = [{ ref: 'db', explode: true, file: 'conf' }];
-    for (const killAt of [0, 1, 2]) {
-      rmSync(dir, { recursive: true, force: true });
-      mkdirSync(dir);
-      const { aws, s } = await start(items);
-      aws.put('db', JSON.stringify({ username: 'admin-2', password: 'pw-2', host: 'h-2' }));
-      let reached = false;
-      const hooks = {
-        beforeRename: (i: number) => {
-          if (i !== killAt) return;
-          reached = true;
-          throw new Error('killed');
-        },
-      };
-      const killed = new Refresher(s, deps(aws.api, clock(), { hooks }).d);
-      await killed.resume();
-      await killed.cycle(never);
-      expect(reached).toBe(true);
-      expect(existsSync(join(dir, '.secrets-commit'))).toBe(true);
-      // The sidecar restarted: opening the volume finishes the renames before anything else.
-      const again = new Refresher(s, deps(aws.api).d);
-      await again.resume();
-      expect(existsSync(join(dir, '.secrets-commit'))).toBe(false);
-      expect([read('conf/username'), read('conf/password'), read('conf/host')]).toEqual(['admin-2', 'pw-2', 'h-2']);
-      expect(readdirSync(join(dir, 'conf')).sort()).toEqual(['host', 'password', 'username']);
-      expect(await again.cycle(never)).toMatchObject({ ok: true });
-      expect(marker().secrets[0].versionId).toBe('v2');
-    }
+  it('a refresh publishes a whole new version with one rename of ..data: unchanged files are the same inodes, the old version is removed', async () => {
+    const { aws, s } = await start([
+      { ref: 'db', explode: true, file: 'conf' },
+      { ref: 'token', file: 'token' },
+    ]);
+    const before = readlinkSync(join(dir, DATA_LINK));
+    const inode = statSync(join(dir, 'token')).ino;
+    aws.put('db', JSON.stringify({ username: 'admin-2', password: 'pw-2' }));
+    const r = new Refresher(s, deps(aws.api).d);
+    await r.resume();
+    expect(await r.cycle(never)).toMatchObject({ ok: true, changed: ['conf/username', 'conf/password'] });
+    const after = readlinkSync(join(dir, DATA_LINK));
+    expect(after).not.toBe(before);
+    expect(readdirSync(dir).filter((n) => n.startsWith('..')).sort()).toEqual([after, DATA_LINK].sort());
+    expect(statSync(join(dir, 'token')).ino).toBe(inode);
+    expect(readFileSync(join(dir, after, 'conf/password'), 'utf8')).toBe('pw-2');
+    // A refresh that changes nothing keeps the version, and rewrites only the marker in it.
+    aws.state.calls = 0;
+    expect(await r.cycle(never)).toMatchObject({ ok: true, changed: [] });
+    expect(readlinkSync(join(dir, DATA_LINK))).toBe(after);
   });
 
   it('format env rotates as a whole file', async () => {
@@ -377,7 +373,7 @@ describe('Refresher.cycle', () => {
   });
 
   describe('tampering with the shared volume', () => {
-    it('a symbolic link planted where a file is gets replaced, never followed', async () => {
+    it('a symbolic link planted where a file is gets replaced by the link to it, never followed', async () => {
       const { aws, s } = await start([{ ref: 'token', file: 'token' }]);
       writeFileSync(join(outside, 'victim'), 'untouched');
       rmSync(join(dir, 'token'));
@@ -386,12 +382,12 @@ describe('Refresher.cycle', () => {
       await r.resume();
       const c = await r.cycle(never);
       expect(c).toMatchObject({ ok: true, changed: ['token'] });
-      expect(lstatSync(join(dir, 'token')).isFile()).toBe(true);
+      expect(readlinkSync(join(dir, 'token'))).toBe(`${DATA_LINK}/token`);
       expect(read('token')).toBe('token-1');
       expect(readFileSync(join(outside, 'victim'), 'utf8')).toBe('untouched');
     });
 
-    it('a directory swapped for a symbolic link out of the volume is refused; nothing is written outside, the file keeps its content', async () => {
+    it('a link out of the volume planted in place of a directory\'s link is replaced, never written through', async () => {
       const { aws, s } = await start([
         { ref: 'db', file: 'db/password', key: 'password' },
         { ref: 'token', file: 'token' },
@@ -403,32 +399,38 @@ describe('Refresher.cycle', () => {
       const r = new Refresher(s, deps(aws.api).d);
       await r.resume();
       const c = await r.cycle(never);
-      expect(c.ok).toBe(false);
-      expect(c.summary).toMatch(/FETCH_WRITE: writing db\/password failed: db is a symbolic link; refusing to write through it/);
-      expect(c.summary).not.toContain('pw-2');
-      expect(existsSync(join(outside, 'password'))).toBe(false);
-      expect(readFileSync(join(dir, 'db.old/password'), 'utf8')).toBe('pw-1');
-      expect(readlinkSync(join(dir, 'db'))).toBe(outside);
-      // The other files still rotate, and the marker keeps the old version of the refused one.
-      expect(read('token')).toBe('token-2');
-      expect(marker().secrets).toEqual([expect.objectContaining({ ref: 'db', versionId: 'v1' }), expect.objectContaining({ ref: 'token', versionId: 'v2' })]);
+      expect(c.ok).toBe(true);
+      expect(readdirSync(outside)).toEqual([]);
+      expect(readlinkSync(join(dir, 'db'))).toBe(`${DATA_LINK}/db`);
+      expect([read('db/password'), read('token')]).toEqual(['pw-2', 'token-2']);
+      expect(marker().secrets).toEqual([expect.objectContaining({ ref: 'db', versionId: 'v2' }), expect.objectContaining({ ref: 'token', versionId: 'v2' })]);
     });
 
-    it('a directory swapped for a link while the refresh is writing: the write stays in the directory it opened, inside the volume', async () => {
-      const { aws, s } = await start([{ ref: 'db', file: 'db/password', key: 'password' }]);
-      aws.put('db', JSON.stringify({ username: 'admin', password: 'pw-2' }));
+    it('a directory of the new version swapped for a link while the refresh writes it: nothing lands outside, the app keeps the whole old version', async () => {
+      const { aws, s } = await start([
+        { ref: 'db', file: 'db/password', key: 'password' },
+        { ref: 'db', file: 'db/username', key: 'username' },
+      ]);
+      aws.put('db', JSON.stringify({ username: 'admin-2', password: 'pw-2' }));
+      const current = readlinkSync(join(dir, DATA_LINK));
       const hooks = {
         afterOpen: (rel: string) => {
-          if (rel !== 'db') return;
-          renameSync(join(dir, 'db'), join(dir, 'db.moved'));
-          symlinkSync(outside, join(dir, 'db'));
+          const [version, ...rest] = rel.split('/');
+          if (!VERSION_NAME.test(version!) || version === current || rest.join('/') !== 'db') return;
+          renameSync(join(dir, rel), join(dir, 'db.moved'));
+          symlinkSync(outside, join(dir, rel));
         },
       };
       const r = new Refresher(s, deps(aws.api, clock(), { hooks }).d);
       await r.resume();
-      await r.cycle(never);
-      expect(existsSync(join(outside, 'password'))).toBe(false);
-      expect(readFileSync(join(dir, 'db.moved/password'), 'utf8')).toBe('pw-2');
+      const c = await r.cycle(never);
+      expect(c.ok).toBe(false);
+      expect(c.summary).toMatch(/was moved away while it was being written/);
+      expect(readdirSync(outside)).toEqual([]);
+      expect(readdirSync(join(dir, 'db.moved'))).toEqual([]);
+      expect([read('db/password'), read('db/username')]).toEqual(['pw-1', 'admin']);
+      expect(readlinkSync(join(dir, DATA_LINK))).toBe(current);
+      expect(marker().secrets[0].versionId).toBe('v1');
     });
 
     it('a directory planted where a file is: refused, the directory left alone', async () => {

@@ -211,13 +211,16 @@ describe('no value in any failure (property)', () => {
 
 describe('findConflicts', () => {
   const f = (path: string, ref: string): OutputFile => ({ path, ref, data: Buffer.from(''), mode: 0o444 });
-  it('finds two items writing one path, a file used as a directory, and the marker name', () => {
-    const out = findConflicts([f('a', 'r1'), f('a', 'r2'), f('b', 'r3'), f('b/c', 'r4'), f('.secrets-ready', 'r5'), f('ok', 'r6')]);
+  it('finds two items writing one path, a file used as a directory, the marker name and the volume\'s own `..` names', () => {
+    const out = findConflicts([f('a', 'r1'), f('a', 'r2'), f('b', 'r3'), f('b/c', 'r4'), f('.secrets-ready', 'r5'), f('ok', 'r6'), f('..data', 'r7'), f('conf/..x', 'r8'), f('conf/.x', 'r9')]);
     expect(out.map((x) => [x.ref, x.code])).toEqual([
       ['r2', 'FETCH_FILE_CONFLICT'],
       ['r5', 'FETCH_FILE_CONFLICT'],
+      ['r7', 'FETCH_FILE_CONFLICT'],
+      ['r8', 'FETCH_FILE_CONFLICT'],
       ['r4', 'FETCH_FILE_CONFLICT'],
     ]);
+    expect(out[2]!.message).toBe('file ..data is reserved for the volume\'s own names (starting with "..": its versions)');
   });
 });
 

@@ -5,7 +5,7 @@
 import { failure, type Failure } from './errors.js';
 import type { FetchedValue } from './fetch.js';
 import { formatPointer, parsePointer, resolve } from './pointer.js';
-import { isSafeRelativePath, JOURNAL_FILE, MARKER_FILE, type Format, type SecretItem } from './spec.js';
+import { isReservedPath, isSafeRelativePath, MARKER_FILE, RESERVED_PREFIX, type Format, type SecretItem } from './spec.js';
 import { parseTemplate, renderTemplate, valueText } from './template.js';
 
 export interface OutputFile {
@@ -256,7 +256,7 @@ function renderMembers(item: SecretItem, members: NonNullable<FetchedValue['memb
   const failures: Failure[] = [];
   const files: OutputFile[] = [];
   for (const m of members) {
-    if (!isSafeRelativePath(m.name) || m.name.split('/').includes(MARKER_FILE)) {
+    if (!isSafeRelativePath(m.name) || m.name.split('/').includes(MARKER_FILE) || isReservedPath(m.name)) {
       failures.push(
         failure('FETCH_BAD_KEY', `the secret ${JSON.stringify(m.name)} under this path cannot be a file name (segments of letters, digits, ".", "_" and "-")`, {
           ref: item.ref,
@@ -278,8 +278,8 @@ export function findConflicts(files: OutputFile[]): Failure[] {
   const failures: Failure[] = [];
   const byPath = new Map<string, OutputFile>();
   for (const f of files) {
-    if (f.path === MARKER_FILE || f.path === JOURNAL_FILE) {
-      const what = f.path === MARKER_FILE ? 'the marker written after every secret' : "the refresh sidecar's journal";
+    if (isReservedPath(f.path)) {
+      const what = f.path === MARKER_FILE ? 'the marker written after every secret' : `the volume's own names (starting with "${RESERVED_PREFIX}": its versions)`;
       failures.push(failure('FETCH_FILE_CONFLICT', `file ${f.path} is reserved for ${what}`, { ref: f.ref }));
       continue;
     }

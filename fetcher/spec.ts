@@ -38,10 +38,16 @@ export const CA_BUNDLE_DIR = '/etc/aws-secret-injector/ca';
 export const CA_BUNDLE_FILE = `${CA_BUNDLE_DIR}/ca.crt`;
 /** Node.js adds the certificates of this file to its public CAs for every TLS connection. */
 export const CA_BUNDLE_ENV = 'NODE_EXTRA_CA_CERTS';
-/** Written last, after every secret file: apps (and a refresh sidecar) can tell a complete set. */
+/** Written in each version beside every secret file (volume.ts): apps (and a refresh sidecar) can tell a complete set. */
 export const MARKER_FILE = '.secrets-ready';
-/** The refresh sidecar's journal of a commit in progress (fetcher/volume.ts): reserved like the marker. */
-export const JOURNAL_FILE = '.secrets-commit';
+/**
+ * The link naming the current version directory (fetcher/volume.ts); the versions are `..<time>.<hex>`.
+ * Names starting with `..` are the writers' own, so no file or directory of a secret may take one.
+ */
+export const DATA_LINK = '..data';
+export const RESERVED_PREFIX = '..';
+/** Whether a path inside the mount takes a name the writers keep for themselves (the marker, `..`-names). */
+export const isReservedPath = (path: string): boolean => path === MARKER_FILE || path.split('/').some((s) => s.startsWith(RESERVED_PREFIX));
 /** The init container's args; the fetcher bundle and the full CLI both accept them. */
 export const FETCH_ARGS: readonly string[] = ['fetch'];
 /** The refresh sidecar's args: the same program and spec, kept running. */

@@ -1,18 +1,18 @@
 // Values -> files, all or nothing, through the volume's open directories (volume.ts): every file
-// goes to a temp file in its own directory, is fsynced and renamed over its name; directories are
-// created inside the volume only (a link, a FIFO or another user's directory in the way is
-// refused); before the marker is written every directory and file is checked to be still where
-// the app looks for it, and the files an earlier run wrote that this one does not (a key removed
-// from an exploded secret) are removed; the marker is written last. A failure removes what this
-// run already wrote, so no half set is ever left looking complete. Temp files a killed run left
-// behind (SIGKILL, OOMKilled: the kubelet restarts the container on the same emptyDir) hold values
-// under names the app does not expect; they are removed before anything is written beside them.
+// goes into a new version directory, created inside the volume only (a link, a FIFO or another
+// user's directory in the way is refused), with the marker beside them; the files an earlier run
+// wrote that this one does not (a key removed from an exploded secret) are left out of it, the
+// app's own files in those directories carried over; then the version is checked to be still
+// where it was written and published by one rename of `..data`. A failure removes the new
+// version, so the app reads the earlier run's complete set or this one's, never a mix. What a
+// killed run left behind (SIGKILL, OOMKilled: the kubelet restarts the container on the same
+// emptyDir) is removed before anything is written.
 
 import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { FetchError, failure, type Failure } from './errors.js';
 import type { OutputFile } from './render.js';
 import { MARKER_FILE } from './spec.js';
-import { at, errno, insideVolume, splitPath, Tampered, Volume, type VolumeHooks } from './volume.js';
+import { errno, at, insideVolume, splitPath, Tampered, topOf, Volume, type VolumeHooks } from './volume.js';
 
 export interface MarkerEntry {
   ref: string;
@@ -32,6 +32,8 @@ export interface Marker {
   changedAt?: string;
   secrets: MarkerEntry[];
 }
+
+export const markerBytes = (marker: Marker): Buffer => Buffer.from(`${JSON.stringify(marker, null, 2)}\n`);
 
 /** The marker in the open root, read without following a link; undefined when absent or not ours. */
 export function readMarkerAt(rootFd: number): Marker | undefined {
@@ -78,61 +80,53 @@ function writeFailure(dir: string, current: string, e: unknown): Failure {
 }
 
 export async function writeSecrets(dir: string, files: OutputFile[], marker: Marker, opts: WriteOptions = {}): Promise<void> {
-  const written: Array<{ fd: number; name: string; ino: number; path: string }> = [];
   let current = '';
   let vol: Volume | undefined;
+  let version: string | undefined;
+  let before: string | undefined;
   try {
     try {
-      vol = Volume.open(dir, new Set(), opts.hooks);
+      vol = await Volume.open(dir, new Set(), opts.hooks);
     } catch (e) {
       const code = errno(e);
       throw new Error(code === 'ENOENT' ? `${dir} does not exist (is the secrets volume mounted there?)` : code === 'ENOTDIR' ? `${dir} is not a directory` : String((e as Error).message));
     }
-    const earlier = readMarkerAt(vol.root);
-    // A marker from an earlier run must not vouch for the files about to be replaced.
-    vol.unlink(vol.root, MARKER_FILE);
-    const touched = new Set<number>([vol.root]);
+    before = await vol.current();
+    // A marker that is not the link to the current version (an earlier layout's, or planted) vouches for nothing.
+    if (vol.stat(vol.root, MARKER_FILE)?.isSymbolicLink() === false) vol.unlink(vol.root, MARKER_FILE);
+    // The app reaches each file through the link of its top-level name: a directory there cannot become one.
+    for (const f of files) {
+      current = f.path;
+      if (vol.stat(vol.root, topOf(f.path))?.isDirectory()) throw new Tampered(`${topOf(f.path)} is a directory`);
+    }
+    version = await vol.createVersion();
     for (const f of files) {
       current = f.path;
       if (opts.expired?.() === true) throw new DeadlinePassed();
-      const { dir: rel, name } = splitPath(f.path);
-      const fd = (await vol.dir(rel, true)) as number;
-      if (vol.stat(fd, name)?.isDirectory()) throw new Error(`${f.path} is a directory`);
-      written.push({ fd, name, ino: vol.replace(fd, name, f.data, f.mode), path: f.path });
-      touched.add(fd);
+      vol.hooks.beforeWrite?.(f.path);
+      const { fd, name } = await vol.dirOf(version, f.path);
+      vol.create(fd, name, f.data, f.mode);
     }
     current = '';
-    const moved = vol.moved();
-    if (moved !== undefined) throw new Tampered(`${moved} was moved away while it was being written (another container changed the secrets volume)`);
-    for (const w of written) {
-      current = w.path;
-      if (vol.stat(w.fd, w.name)?.ino !== w.ino) throw new Tampered(`${w.path} was replaced or removed while it was being written (another container changed the secrets volume)`);
+    if (before !== undefined) {
+      // Files an earlier run wrote that this one does not (a key gone from an exploded secret) are
+      // left out; anything else there (the app's own files in a directory of ours) is carried over.
+      const earlier = readMarkerAt((await vol.dir(before, false)) as number);
+      const now = new Set(files.map((f) => f.path));
+      const listed = new Set(earlier?.secrets.flatMap((s) => (Array.isArray(s.files) ? s.files : [])).filter((p) => typeof p === 'string' && insideVolume(p)));
+      await vol.carry(before, version, (await vol.files(before)).filter((p) => !now.has(p) && !listed.has(p)));
     }
-    // Files an earlier run wrote that this one does not (a key gone from an exploded secret) must not outlive it.
-    const now = new Set(files.map((f) => f.path));
-    for (const path of new Set(earlier?.secrets.flatMap((s) => (Array.isArray(s.files) ? s.files : [])) ?? [])) {
-      if (typeof path !== 'string' || now.has(path) || !insideVolume(path)) continue;
-      current = path;
-      const { dir: rel, name } = splitPath(path);
-      const fd = await vol.dir(rel, false).catch(() => undefined);
-      if (fd !== undefined && vol.removeOurFile(fd, name)) touched.add(fd);
-    }
-    current = '';
-    for (const fd of touched) vol.sync(fd);
     current = MARKER_FILE;
-    vol.replace(vol.root, MARKER_FILE, Buffer.from(`${JSON.stringify(marker, null, 2)}\n`), 0o444);
-    vol.sync(vol.root);
+    vol.create((await vol.dir(version, false)) as number, MARKER_FILE, markerBytes(marker), 0o444);
+    current = '';
+    await vol.publish(version);
+    version = undefined;
   } catch (e) {
-    for (const w of written) {
-      try {
-        vol?.unlink(w.fd, w.name);
-      } catch {
-        // already gone
-      }
-    }
-    vol?.removeCreated();
+    // The earlier run's version (if any) stays whole and current; this run's is removed.
+    if (vol !== undefined) await vol.sweep(before).catch(() => undefined);
     throw new FetchError([writeFailure(dir, current, e)]);
   } finally {
+    if (version !== undefined) vol?.removeTree(version);
     vol?.close();
   }
 }

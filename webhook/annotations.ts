@@ -10,10 +10,12 @@
 
 import YAML, { isScalar, visit } from 'yaml';
 import {
+  DATA_LINK,
   DEFAULT_MODE,
   FORMATS,
-  JOURNAL_FILE,
+  isReservedPath,
   MARKER_FILE,
+  RESERVED_PREFIX,
   DEFAULT_REFRESH_SIGNAL,
   MAX_PATH_SECRETS,
   MAX_REFRESH_SECONDS,
@@ -98,7 +100,6 @@ function plainFileName(value: string): string | undefined {
     return `${quote(value)} is not a plain file name (letters, digits, "-", "_", "."; never "..")`;
   }
   if (value === MARKER_FILE) return `${quote(value)} is reserved: the fetcher writes it last to mark a complete set`;
-  if (value === JOURNAL_FILE) return `${quote(value)} is reserved: the refresh sidecar keeps its journal there while it renames a secret's files`;
   return undefined;
 }
 
@@ -245,7 +246,7 @@ export const REFRESH: AnnotationDef<number> = {
   name: 'refresh',
   values: 'duration (`30s`, `5m`, `1h`)',
   default: '—',
-  doc: `How often a native sidecar (\`secret-refresher\`, Kubernetes 1.29+) fetches the secrets again after start, ${MIN_REFRESH_SECONDS}s to ${MAX_REFRESH_SECONDS / 3600}h, each wait shortened by up to 20% at random; changed files are rewritten atomically, then \`.secrets-ready\`. Entries pinned to a \`versionId\` are not polled. Refused where the webhook setting \`NATIVE_SIDECARS\` is \`false\`.`,
+  doc: `How often a native sidecar (\`secret-refresher\`, Kubernetes 1.29+) fetches the secrets again after start, ${MIN_REFRESH_SECONDS}s to ${MAX_REFRESH_SECONDS / 3600}h, each wait shortened by up to 20% at random; a refresh that changed a file publishes every file with \`.secrets-ready\` as one new version (one rename). Entries pinned to a \`versionId\` are not polled. Refused where the webhook setting \`NATIVE_SIDECARS\` is \`false\`.`,
   parse: (v) => {
     const s = parseDuration(v);
     if (s === undefined) return { error: `${quote(v)} is not a duration such as 30s, 5m or 1h30m` };
@@ -415,8 +416,10 @@ function parseEntry(raw: unknown, n: number, errors: string[], context: StoreCon
   }
   const file = str('file');
   if (file !== undefined) {
-    if (!isSafeRelativePath(file) || file.split('/').includes(MARKER_FILE) || file === JOURNAL_FILE) {
+    if (!isSafeRelativePath(file) || file.split('/').includes(MARKER_FILE)) {
       errors.push(`${where}: file ${quote(file)} must be a relative path inside the mount (segments of letters, digits, ".", "_", "-"; no "." or "..")`);
+    } else if (isReservedPath(file)) {
+      errors.push(`${where}: file ${quote(file)} is reserved: names starting with "${RESERVED_PREFIX}" are the secrets volume's own (its versions and the ${DATA_LINK} link)`);
     } else item.file = file;
   } else if (!explode && (ref ?? path) !== undefined) {
     const dflt = defaultFileFor((ref ?? path)!);

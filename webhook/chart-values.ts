@@ -2,7 +2,9 @@
 // each value, so `inject --values` configures the mutation exactly as `helm install --values` does.
 // test/unit/chart.spec.ts renders the chart with the real helm and checks this table against it.
 
+import AjvModule from 'ajv';
 import YAML from 'yaml';
+import schema from '../charts/aws-secret-injector/values.schema.json' with { type: 'json' };
 import pkg from '../package.json' with { type: 'json' };
 
 type Obj = Record<string, unknown>;
@@ -106,4 +108,59 @@ export function envFromValues(values: Obj, kubeVersion?: string): Record<string,
   // The CA key is set only beside a ConfigMap; without one it shapes nothing.
   if (env.FETCHER_CA_BUNDLE_CONFIGMAP === undefined || env.FETCHER_CA_BUNDLE_CONFIGMAP === '') delete env.FETCHER_CA_BUNDLE_KEY;
   return env;
+}
+
+/** The chart's schema minus `required`: helm checks the user's values merged over the chart's defaults, which hold every required value. */
+function withoutRequired(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(withoutRequired);
+  if (!isObject(node)) return node;
+  return Object.fromEntries(Object.entries(node).filter(([k]) => k !== 'required').map(([k, v]) => [k, withoutRequired(v)]));
+}
+
+/** A null removes the chart's default before helm checks the schema: the key is then absent. */
+function withoutNulls(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(withoutNulls);
+  if (!isObject(v)) return v;
+  return Object.fromEntries(Object.entries(v).filter(([, x]) => x !== null).map(([k, x]) => [k, withoutNulls(x)]));
+}
+
+/** The schemas an object's keys are checked against: its own, and its anyOf's object branches. */
+const objectSchemas = (node: Obj): Obj[] => [node, ...((node.anyOf as Obj[] | undefined) ?? []).filter((b) => b.type === 'object')];
+
+/** Keys set to null that the chart requires: removing the default leaves them missing. */
+function requiredNulls(values: Obj, node: Obj, path: string[]): string[] {
+  const problems: string[] = [];
+  for (const [k, v] of Object.entries(values)) {
+    for (const s of objectSchemas(node)) {
+      if (v === null && ((s.required as string[] | undefined) ?? []).includes(k)) {
+        problems.push(`${[...path, k].join('.')}: is required by the chart and cannot be null`);
+      }
+      const child = (s.properties as Record<string, Obj> | undefined)?.[k];
+      if (isObject(v) && child !== undefined) problems.push(...requiredNulls(v, child, [...path, k]));
+    }
+  }
+  return problems;
+}
+
+let validate: ReturnType<InstanceType<typeof AjvModule.default>['compile']> | undefined;
+
+/**
+ * What `helm install` would refuse in these values (merged as helm merges --values files): each
+ * problem names the value's path, as a key the chart does not have, a wrong type or a value out of
+ * range. Empty when the chart's schema accepts them.
+ */
+export function checkValues(values: Obj): string[] {
+  validate ??= new AjvModule.default({ allErrors: true, strict: false }).compile(withoutRequired(schema) as object);
+  const nulls = requiredNulls(values, schema as Obj, []);
+  if (validate(withoutNulls(values))) return nulls;
+  const problems = (validate.errors ?? [])
+    // An anyOf's own line says only that no branch matched, and its null branch that the value is
+    // not null: the other branch says why.
+    .filter((e) => e.keyword !== 'anyOf' && !(e.keyword === 'type' && (e.params as { type: string }).type === 'null' && e.schemaPath.includes('/anyOf/')))
+    .map((e) => {
+      const path = e.instancePath.split('/').slice(1).join('.') || '(top level)';
+      const extra = e.keyword === 'additionalProperties' ? ` "${String((e.params as { additionalProperty: string }).additionalProperty)}"` : '';
+      return `${path}: ${e.message ?? 'is not valid'}${extra}`;
+    });
+  return [...new Set([...nulls, ...problems])];
 }

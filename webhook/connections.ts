@@ -29,6 +29,8 @@ interface Entry {
   opened: number;
   requests: number;
   inFlight: number;
+  /** Ends a request of this connection: one function per connection, not one per request. */
+  done: () => void;
 }
 
 const keyOf = (s: { remoteAddress?: string | undefined; remotePort?: number | undefined }): string => `${s.remoteAddress ?? ''}|${s.remotePort ?? ''}`;
@@ -40,6 +42,8 @@ const keyOf = (s: { remoteAddress?: string | undefined; remotePort?: number | un
  */
 export class ConnectionGuard {
   readonly #entries = new Map<string, Entry>();
+  /** A request's socket (the TLS socket over the accepted one) to its entry, found once per connection. */
+  readonly #bySocket = new WeakMap<object, Entry | null>();
   readonly #perAddress = new Map<string, number>();
   readonly #limits: ConnectionLimits;
   readonly #now: () => number;
@@ -74,7 +78,7 @@ export class ConnectionGuard {
     if (this.held(address) >= this.#limits.maxPerAddress) return this.#refuse(socket, 'address-share', address);
     if (this.#entries.size >= this.#limits.maxConnections && !this.#evictIdle()) return this.#refuse(socket, 'all-busy', address);
     const key = keyOf(socket);
-    const entry: Entry = { socket, address, opened: this.#now(), requests: 0, inFlight: 0 };
+    const entry: Entry = { socket, address, opened: this.#now(), requests: 0, inFlight: 0, done: () => void entry.inFlight-- };
     this.#entries.set(key, entry);
     this.#perAddress.set(address, this.held(address) + 1);
     socket.once('close', () => this.#forget(key, entry));
@@ -112,12 +116,16 @@ export class ConnectionGuard {
   }
 
   #request(req: IncomingMessage, res: ServerResponse): void {
-    const key = keyOf(req.socket);
-    const entry = this.#entries.get(key);
-    if (entry === undefined) return;
+    let entry = this.#bySocket.get(req.socket);
+    if (entry === undefined) {
+      entry = this.#entries.get(keyOf(req.socket)) ?? null;
+      this.#bySocket.set(req.socket, entry);
+    }
+    if (entry === null) return;
     entry.requests++;
     entry.inFlight++;
-    res.once('close', () => entry.inFlight--);
+    // A response emits close once.
+    res.on('close', entry.done);
     if (entry.requests >= this.#limits.maxRequests || this.#now() - entry.opened >= this.#limits.maxAgeMs) {
       this.counts.retired++;
       res.setHeader('connection', 'close');

@@ -5,7 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { envFromValues, mergeValues, parseValues } from './chart-values.js';
+import { checkValues, envFromValues, mergeValues, parseValues } from './chart-values.js';
 import { loadConfig, OPTIONS, type OptionKey } from './config.js';
 import { injectManifests } from './inject.js';
 
@@ -85,6 +85,11 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
       return EXIT_USAGE;
     }
     values = mergeValues(values, parsed);
+  }
+  const problems = checkValues(values);
+  if (problems.length > 0) {
+    io.stderr(`inject: the values do not match the chart's schema (helm install would refuse them):\n${problems.map((p) => `  - ${p}\n`).join('')}`);
+    return EXIT_USAGE;
   }
   const env: NodeJS.ProcessEnv = envFromValues(values, opts.kubeVersion);
   for (const k of MUTATION_OPTIONS) {

@@ -302,7 +302,10 @@ describe('inject command', () => {
     it.each([
       ['a: [', 'not valid YAML'],
       ['- a\n- b\n', 'must be a mapping of values'],
-      ['fetcher: {uid: 0}\n', 'FETCHER_UID="0"'],
+      ['fetcher: {uid: 0}\n', 'fetcher.uid: must be >= 1'],
+      ['fetcher: {resources: {limit: {cpu: 1}}}\n', 'fetcher.resources: must NOT have additional properties "limit"'],
+      ['fetcher: {deadlineSeconds: 0}\n', 'fetcher.deadlineSeconds: must be >= 1'],
+      ['fetcher: {image: {pullPolicy: Sometimes}}\n', 'fetcher.image.pullPolicy: must be equal to one of the allowed values'],
     ])('%j exits 2: %s', async (text, message) => {
       const bad = join(dir, 'bad.yaml');
       writeFileSync(bad, text);

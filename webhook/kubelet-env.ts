@@ -5,7 +5,7 @@
 
 /** `value` as an env value the kubelet passes on unchanged: every `$` doubled. */
 export function kubeletLiteral(value: string): string {
-  return value.replaceAll('$', '$$$$');
+  return value.includes('$') ? value.replaceAll('$', '$$$$') : value;
 }
 
 /**

@@ -120,7 +120,7 @@ function targets(pod: Pod, request: InjectionRequest): Targets {
   return { app: app.filter((c) => wanted.has(c.name)), init: init.filter((c) => wanted.has(c.name)) };
 }
 
-interface Identity {
+export interface Identity {
   env: V1EnvVar[];
   mounts: V1VolumeMount[];
   /** The container they came from, for messages. */
@@ -181,10 +181,10 @@ export interface SharedVolume {
  * in every target container, and the secrets get a volume of their own.
  */
 export function existingVolume(pod: Pod, t: Targets, mountPath: string): SharedVolume | { problem: Problem } | undefined {
-  const key = `${PREFIX}mount-path`;
-  const fix = `set ${key} to a free path such as ${freePath(pod)}`;
   const mounts = [...t.init, ...t.app].flatMap((c) => list(c.volumeMounts).filter((m) => trimSlash(m.mountPath) === mountPath).map((m) => ({ c, m })));
   if (mounts.length === 0) return undefined;
+  const key = `${PREFIX}mount-path`;
+  const fix = `set ${key} to a free path such as ${freePath(pod)}`;
   const clash = (message: string) => ({ problem: problem('WEBHOOK_MOUNT_CLASH', key, message) });
   const [first] = mounts;
   const { c, m } = first!;
@@ -218,7 +218,12 @@ export function existingVolume(pod: Pod, t: Targets, mountPath: string): SharedV
  * every problem; the checks that depend on a refused value are skipped rather than run on its
  * default, which would report problems the pod does not have.
  */
-export function validateTarget(pod: Pod, request: InjectionRequest, refused: ReadonlySet<string> = new Set()): { problems: Problem[]; warnings: string[] } {
+export function validateTarget(
+  pod: Pod,
+  request: InjectionRequest,
+  refused: ReadonlySet<string> = new Set(),
+  identity: Identity = findIdentity(pod, request),
+): { problems: Problem[]; warnings: string[] } {
   const problems: Problem[] = [];
   const warnings: string[] = [];
   const containersKey = `${PREFIX}containers`;
@@ -269,7 +274,6 @@ export function validateTarget(pod: Pod, request: InjectionRequest, refused: Rea
       );
     }
   }
-  const identity = findIdentity(pod, request);
   const clash = !mountKnown ? undefined : identity.mounts.find((m) => trimSlash(m.mountPath) === request.mountPath || request.mountPath.startsWith(`${trimSlash(m.mountPath)}/`));
   if (clash) {
     problems.push(problem('WEBHOOK_MOUNT_CLASH', mountKey, `${request.mountPath} is ${trimSlash(clash.mountPath) === request.mountPath ? '' : `inside ${clash.mountPath}, `}where the AWS token volume ${quote(clash.name)} is mounted; set ${mountKey} to another path`));
@@ -453,8 +457,9 @@ function networkOf(config: MutationConfig, caVolume: string | undefined): { env:
 
 /** The configured resources with the CPU limit chosen for this pod (none: no CPU limit). */
 function withCpuLimit(configured: MutationConfig['fetcherResources'], cpu: string | undefined) {
-  const { cpu: _configured, ...limits } = configured.limits;
-  return { requests: { ...configured.requests }, limits: cpu === undefined ? limits : { cpu, ...limits } };
+  const limits: Record<string, string> = cpu === undefined ? {} : { cpu };
+  for (const [k, v] of Object.entries(configured.limits)) if (k !== 'cpu' && v !== undefined) limits[k] = v;
+  return { requests: { ...configured.requests }, limits };
 }
 
 const fetcherResources = (config: MutationConfig, cpu: CpuLimits) => withCpuLimit(config.fetcherResources, cpu.fetcher);

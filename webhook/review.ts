@@ -8,7 +8,7 @@ import jsonpatch, { type Operation } from 'fast-json-patch';
 import { parseSpec, serialiseSpec, SPEC_ENV, type FetchSpec } from '../fetcher/spec.js';
 import { checkBounds, parseAnnotations, shouldInject, STATUS_ANNOTATION, type Annotations, type Defaults } from './annotations.js';
 import { expandLikeKubelet } from './kubelet-env.js';
-import { buildSpec, checkPod, mutate, validateRefresh, validateResources, validateSignal, validateTarget, type Pod } from './mutate.js';
+import { buildSpec, checkPod, findIdentity, mutate, validateRefresh, validateResources, validateSignal, validateTarget, type Pod } from './mutate.js';
 import { firstOf, formatProblems, problem, quote, type Problem, type Stage, type StageProblems } from './problems.js';
 import { validateFetcher } from './validate-fetcher.js';
 import type { AdmissionReviewResponse, MutationConfig, ReviewHandler, ReviewLog, ReviewOutcome, ReviewResult } from './types.js';
@@ -145,14 +145,15 @@ export function reviewPod(obj: unknown, config: MutationConfig, namespace?: stri
   const shape = checkPod(obj);
   if (shape.length > 0) return denyAll([...groups, { stage: 'validate', problems: shape }], warnings);
   const pod = obj as Pod;
-  const fit = validateTarget(pod, request, 'problems' in parsed ? parsed.refused : undefined);
+  const identity = findIdentity(pod, request);
+  const fit = validateTarget(pod, request, 'problems' in parsed ? parsed.refused : undefined, identity);
   warnings.push(...fit.warnings);
   const fitProblems = [
     ...fit.problems,
     ...validateResources(pod, config),
     ...validateRefresh(request, config),
     ...validateSignal(pod, request, 'problems' in parsed ? parsed.refused : undefined),
-    ...validateFetcher(pod, request, config),
+    ...validateFetcher(pod, request, config, identity),
   ];
   if (fitProblems.length > 0) groups.push({ stage: 'validate', problems: fitProblems });
   if (groups.length > 0) return denyAll(groups, warnings);

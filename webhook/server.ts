@@ -161,6 +161,9 @@ function tlsApp(deps: Pick<ServerDeps, 'logger' | 'tls'>, limits: ServerLimits, 
     connectionTimeout: limits.silentMs,
     // One line per review is written below; fastify's per-request lines would double it.
     logController: new LogController({ disableRequestLogging: true }),
+    // That line names the review (uid, namespace, pod): a child logger per request binding
+    // fastify's request counter would cost every review an object and its serialised bindings.
+    childLoggerFactory: (logger) => logger,
     // A review that reaches us during shutdown is still answered; only the listener is closed.
     return503OnClosing: false,
     forceCloseConnections: 'idle',

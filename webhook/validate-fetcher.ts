@@ -8,7 +8,7 @@
 import { CA_BUNDLE_DIR } from '../fetcher/spec.js';
 import { referenceTarget } from '../fetcher/reference.js';
 import { PREFIX, type InjectionRequest } from './annotations.js';
-import { FETCHER_DIR, findIdentity, type Pod } from './mutate.js';
+import { FETCHER_DIR, findIdentity, type Identity, type Pod } from './mutate.js';
 import { problem, quote, type Problem } from './problems.js';
 import type { MutationConfig } from './types.js';
 
@@ -45,8 +45,7 @@ function containerPath(pod: Pod, name: string | undefined): string {
 }
 
 /** The token files the fetcher would read, each through the app's mount that holds it. */
-function tokenMounts(pod: Pod, request: InjectionRequest, config: MutationConfig): Problem[] {
-  const identity = findIdentity(pod, request);
+function tokenMounts(pod: Pod, identity: Identity, config: MutationConfig): Problem[] {
   if (identity.mounts.length === 0) return [];
   const problems: Problem[] = [];
   const source = containerPath(pod, identity.from);
@@ -86,9 +85,8 @@ function plainHttpEndpoints(config: MutationConfig): Problem[] {
 }
 
 /** FIPS endpoints that do not exist for a region the fetcher would call. */
-function fipsRegions(pod: Pod, request: InjectionRequest, config: MutationConfig): Problem[] {
+function fipsRegions(request: InjectionRequest, identity: Identity, config: MutationConfig): Problem[] {
   if (!(config.fetcherNetworkEnv ?? []).some((e) => e.name === 'AWS_USE_FIPS_ENDPOINT' && e.value === 'true')) return [];
-  const identity = findIdentity(pod, request);
   const envRegion = identity.env.find((e) => e.name === 'AWS_REGION' && e.value)?.value ?? identity.env.find((e) => e.name === 'AWS_DEFAULT_REGION' && e.value)?.value;
   const problems: Problem[] = [];
   const reported = new Set<string>();
@@ -123,6 +121,7 @@ function fipsRegions(pod: Pod, request: InjectionRequest, config: MutationConfig
   return problems;
 }
 
-export function validateFetcher(pod: Pod, request: InjectionRequest, config: MutationConfig): Problem[] {
-  return [...tokenMounts(pod, request, config), ...plainHttpEndpoints(config), ...fipsRegions(pod, request, config)];
+/** `identity`: the pod's, as findIdentity gives it (the caller's, when it has it already). */
+export function validateFetcher(pod: Pod, request: InjectionRequest, config: MutationConfig, identity: Identity = findIdentity(pod, request)): Problem[] {
+  return [...tokenMounts(pod, identity, config), ...plainHttpEndpoints(config), ...fipsRegions(request, identity, config)];
 }

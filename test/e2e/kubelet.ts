@@ -62,14 +62,16 @@ export interface FetchRun {
   termination: string;
 }
 
-/** Lists files under dir (recursively) with content and permission bits. */
+/** Lists files under dir (recursively) as the app sees them (links followed, the writers' `..` names left out) with content and permission bits. */
 export function listFiles(dir: string): Record<string, { content: string; mode: number }> {
   const out: Record<string, { content: string; mode: number }> = {};
   const walk = (d: string) => {
-    for (const entry of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, entry.name);
-      if (entry.isDirectory()) walk(p);
-      else out[relative(dir, p)] = { content: readFileSync(p, 'utf8'), mode: statSync(p).mode & 0o777 };
+    for (const name of readdirSync(d)) {
+      const p = join(d, name);
+      if (d === dir && name.startsWith('..')) continue;
+      const st = statSync(p);
+      if (st.isDirectory()) walk(p);
+      else out[relative(dir, p)] = { content: readFileSync(p, 'utf8'), mode: st.mode & 0o777 };
     }
   };
   walk(dir);

@@ -2,12 +2,13 @@
 // RDS-managed secret, JSON Pointer keys into nested JSON, and whole paths (a Secrets Manager
 // name prefix, an SSM parameter path) with their pagination and their bound.
 
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
 import { PutParameterCommand } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_PATH_SECRETS } from '../../fetcher/spec.js';
+import { appView } from '../helpers/volume.js';
 import { ACCOUNT, integrationContext, REGION, runFetcher, Scratch, seedClients, unique } from './context.js';
 
 const { ctx, skip } = integrationContext();
@@ -19,7 +20,7 @@ describe.skipIf(skip !== false)(`templates, pointers and whole paths against mot
   const { secrets, ssm } = seedClients(c?.awsEndpoint ?? 'http://127.0.0.1:1');
   let token: string;
   const irsa = () => ({ AWS_ROLE_ARN: IRSA_ROLE, AWS_WEB_IDENTITY_TOKEN_FILE: token, AWS_REGION: REGION });
-  const files = (dir: string) => readdirSync(dir, { recursive: true, encoding: 'utf8' }).sort();
+  const files = (dir: string) => appView(dir).map((p) => p.replace(/\/$/, ''));
   const read = (dir: string, f: string) => readFileSync(join(dir, f), 'utf8');
 
   beforeAll(() => {

@@ -92,7 +92,8 @@ describe.skipIf(skip !== false || unavailable !== undefined)(`fetcher memory und
     expect(r.oom).toBe(false);
     expect(r.termination).toBe('');
     expect(r.code).toBe(0);
-    expect(r.files).toHaveLength(ITEM_BOUND + 1);
+    // The secrets and the marker, as links into the one version directory, beside it and ..data.
+    expect(r.files.filter((n) => !n.startsWith('..'))).toHaveLength(ITEM_BOUND + 1);
   }, 120_000);
 
   for (const declared of [true, false]) {

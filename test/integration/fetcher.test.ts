@@ -3,11 +3,12 @@
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CreateSecretCommand, PutSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { PutParameterCommand } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appView } from '../helpers/volume.js';
 import { ACCOUNT, integrationContext, REGION, runFetcher, Scratch, seedClients, unique } from './context.js';
 import { startAwsProxy } from '../helpers/aws-proxy.js';
 import { startCommand } from '../helpers/bundles.js';
@@ -29,7 +30,7 @@ describe.skipIf(skip !== false)(`fetcher bundle against moto${skip ? ` — skipp
   });
   afterAll(() => scratch.remove());
 
-  const files = (dir: string) => readdirSync(dir, { recursive: true, encoding: 'utf8' }).sort();
+  const files = (dir: string) => appView(dir).map((p) => p.replace(/\/$/, ''));
 
   it('fetches with IRSA (web identity token file): string, key, json, env and explode, then the marker', async () => {
     const name = unique('app/db');

@@ -43,7 +43,7 @@ describeNode('file ownership on a real node', () => {
     const { core } = nodeSuite();
     const ns = namespace();
     arn = await createSecret(`owner-${ns}`, VALUE);
-    const read = 'echo "id: $(id -u)"; echo "stat: $(stat -c "%a %u %g" /tmp/secret)"; echo "read: $(cat /tmp/secret)"';
+    const read = 'echo "id: $(id -u)"; echo "link: $(readlink /tmp/secret)"; echo "stat: $(stat -L -c "%a %u %g" /tmp/secret)"; echo "read: $(cat /tmp/secret)"';
     await core.createNamespacedPod({
       namespace: ns,
       body: withIrsa(pod('default-mode', { 'secrets.k8s.aws/secret-arn': arn }, [app('root', 0, read), app('user', 1000, read)])),
@@ -51,8 +51,9 @@ describeNode('file ownership on a real node', () => {
     await podWhen(ns, 'default-mode', 'both apps running', allRunning);
     const root = await printed(ns, 'default-mode', 'root', /^done$/m);
     const user = await printed(ns, 'default-mode', 'user', /^done$/m);
-    expect(root).toContain('id: 0\nstat: 444 65532 65532\nread: shared by uids');
-    expect(user).toContain('id: 1000\nstat: 444 65532 65532\nread: shared by uids');
+    // The file is reached through the link to the current version (..data).
+    expect(root).toContain('id: 0\nlink: ..data/secret\nstat: 444 65532 65532\nread: shared by uids');
+    expect(user).toContain('id: 1000\nlink: ..data/secret\nstat: 444 65532 65532\nread: shared by uids');
   });
 
   it('with fsGroup and mode 0440, a member reads the file and another uid without the group cannot', async () => {
@@ -65,7 +66,7 @@ describeNode('file ownership on a real node', () => {
           'fsgroup',
           { 'secrets.k8s.aws/secret-arn': arn, 'secrets.k8s.aws/mode': '0440' },
           [
-            app('member', 1000, 'echo "groups: $(id -G)"; echo "stat: $(stat -c "%a %u %g" /tmp/secret)"; echo "read: $(cat /tmp/secret)"'),
+            app('member', 1000, 'echo "groups: $(id -G)"; echo "stat: $(stat -L -c "%a %u %g" /tmp/secret)"; echo "read: $(cat /tmp/secret)"'),
             // busybox su as root: uid and groups of `nobody` only (initgroups), no fsGroup.
             app('outsider', 0, `su -s /bin/sh nobody -c 'echo "groups: $(id -G)"; cat /tmp/secret || echo "refused: $?"' 2>&1`),
           ],
@@ -92,7 +93,7 @@ describeNode('file ownership on a real node', () => {
       { ref: arn, file: 'db/deeper/password', mode: '0440' },
       { ref: json, file: 'conf', explode: true, mode: '0440' },
     ];
-    const show = 'for f in /tmp/db/deeper/password /tmp/conf/user /tmp/conf/password; do echo "stat $f: $(stat -c "%a %u %g" $f)"; echo "read $f: $(cat $f)"; done; echo "dirs: $(stat -c "%a %g" /tmp/db /tmp/db/deeper /tmp/conf | tr "\\n" " ")"';
+    const show = 'for f in /tmp/db/deeper/password /tmp/conf/user /tmp/conf/password; do echo "stat $f: $(stat -L -c "%a %u %g" $f)"; echo "read $f: $(cat $f)"; done; echo "dirs: $(stat -L -c "%a %g" /tmp/db /tmp/db/deeper /tmp/conf | tr "\\n" " ")"';
     await core.createNamespacedPod({
       namespace: ns,
       body: withIrsa(pod('fsgroup-dirs', { 'secrets.k8s.aws/secrets': JSON.stringify(entries) }, [app('member', 1000, show)], 3000)),

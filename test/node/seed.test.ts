@@ -43,7 +43,7 @@ function webserver(secretArn: string): V1Deployment {
               command: [
                 'sh',
                 '-c',
-                'echo "secret: $(cat /tmp/secret)"; echo "stat: $(stat -c "%a %u %g" /tmp/secret)"; ' +
+                'echo "secret: $(cat /tmp/secret)"; echo "stat: $(stat -L -c "%a %u %g" /tmp/secret)"; ' +
                   'echo "mount: $(grep " /tmp " /proc/mounts)"; ' +
                   // The app's own temporary file, in the volume that now is its /tmp.
                   'dd if=/dev/zero of=/tmp/scratch bs=1M count=20 2>/dev/null; echo "scratch: $? $(stat -c %s /tmp/scratch)"; exec sleep 3600',

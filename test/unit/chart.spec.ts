@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isMap, parseDocument, type YAMLMap } from 'yaml';
 import { SPEC_ENV } from '../../fetcher/spec.js';
-import { envFromValues, VALUE_ENV } from '../../webhook/chart-values.js';
+import { checkValues, envFromValues, VALUE_ENV } from '../../webhook/chart-values.js';
 import { loadConfig, OPTIONS } from '../../webhook/config.js';
 import { SERVER_OPTIONS } from '../../webhook/inject-cli.js';
 import { DEFAULT_MUTATION_CONFIG } from '../../webhook/types.js';
@@ -181,6 +181,26 @@ suite('chart: default values', () => {
       // Every variable the chart gives the webhook is in inject's table, or a server setting.
       const mapped = new Set([...VALUE_ENV.map(([env]) => env), 'FETCHER_IMAGE', 'NATIVE_SIDECARS']);
       expect(Object.keys(chart).filter((k) => !mapped.has(k) && !server.has(k))).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.each([
+    ['a key the chart does not have', { fetcher: { resources: { limit: { cpu: '1' } } } }, false],
+    ['a number out of range', { fetcher: { deadlineSeconds: 0 } }, false],
+    ['a value outside an enum', { cpuLimitPolicy: 'sum' }, false],
+    ['an http endpoint', { fetcher: { network: { endpoints: { sts: 'http://sts.internal' } } } }, false],
+    ['a required value left to the default', { image: { tag: 'x' } }, true],
+    ['a null removing a required default', { fetcher: { uid: null } }, false],
+    ['a null removing a default', { fetcher: { deadlineSeconds: null, resources: { limits: null } } }, true],
+  ])('inject --values refuses what helm refuses: %s', (_what, values, accepted) => {
+    const dir = mkdtempSync(join(tmpdir(), 'asi-values-'));
+    try {
+      writeFileSync(join(dir, 'values.yaml'), JSON.stringify(values));
+      const r = runHelm(HELM, ['template', 'r', CHART_DIR, '--values', join(dir, 'values.yaml')]);
+      expect(r.ok, r.stderr).toBe(accepted);
+      expect(checkValues(values)).toHaveLength(accepted ? 0 : 1);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
