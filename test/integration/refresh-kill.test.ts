@@ -13,7 +13,7 @@ import { CreateSecretCommand, PutSecretValueCommand } from '@aws-sdk/client-secr
 import { afterAll, describe, expect, it } from 'vitest';
 import { serialiseSpec, type FetchSpec } from '../../fetcher/spec.js';
 import { VERSION_NAME } from '../../fetcher/volume.js';
-import { startArgs } from '../helpers/bundles.js';
+import { startCommand } from '../helpers/bundles.js';
 import { integrationContext, REGION, runFetcher, Scratch, seedClients, unique } from './context.js';
 
 const { ctx, skip } = integrationContext();
@@ -89,11 +89,15 @@ describe.skipIf(skip !== false)(`refresh sidecar killed mid-refresh${skip ? ` â€
         AWS_SHARED_CREDENTIALS_FILE: join(scratch.root, 'no-credentials'),
         SECRET_INJECTOR_SPEC: serialiseSpec(spec),
         SECRET_INJECTOR_TERMINATION_LOG: join(scratch.root, 'refresh-termination'),
+        // The module preloaded: by the executable (Bun) and by Node.js (a bundle).
+        BUN_OPTIONS: `--preload=${preload}`,
+        NODE_OPTIONS: `--require ${preload}`,
         KILL_AT_OP: String(killAt),
         OP_COUNT_FILE: countFile,
         ...keys,
       };
-      const child = spawn(process.execPath, ['--require', preload, ...startArgs(scratch.bundlePath(c)), 'refresh', '--dir', dir], { cwd: scratch.root, env, stdio: ['ignore', 'ignore', 'pipe'] });
+      const [command, ...entry] = startCommand(scratch.bundlePath(c));
+      const child = spawn(command!, [...entry, 'refresh', '--dir', dir], { cwd: scratch.root, env, stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
       const exit = new Promise<NodeJS.Signals | null>((resolve) => child.on('close', (_code, signal) => resolve(signal)));
