@@ -7,9 +7,19 @@
 
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import YAML from 'yaml';
 
 const ROOT = '/sys/fs/cgroup/memory';
 const MiB = 2 ** 20;
+
+/** The chart's memory limit of the webhook container (charts/aws-secret-injector/values.yaml). */
+export function chartMemoryLimit(root) {
+  const values = YAML.parse(readFileSync(join(root, 'charts/aws-secret-injector/values.yaml'), 'utf8'));
+  const q = String(values.resources.limits.memory);
+  const m = /^(\d+)(Mi|Gi)$/.exec(q);
+  if (!m) throw new Error(`the chart's memory limit ${q} is not in Mi or Gi`);
+  return { text: q, bytes: Number(m[1]) * (m[2] === 'Mi' ? 2 ** 20 : 2 ** 30) };
+}
 
 /** Why no group can be made here, or undefined when one can. */
 export function memoryCgroupUnavailable() {

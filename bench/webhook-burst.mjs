@@ -7,8 +7,9 @@
 // 256 KiB of annotations) arrive at once, each on a connection of its own. It reports the slowest
 // other review (keep-alive and new connection), failures, the largest reviews' times, and memory
 // as Kubernetes counts it: the group's working set (usage − total_inactive_file, sampled every
-// 20 ms), its max_usage_in_bytes and OOM kills, beside the process's peak RSS. Exits 1 when a
-// target below is missed.
+// 20 ms), its max_usage_in_bytes and OOM kills, beside the process's peak RSS, and how long this
+// client's own event loop stalled (on a loaded machine a slow review can be the client's delay).
+// Exits 1 when a target below is missed.
 //
 //   npm run build && npm run bench:webhook-burst        (BUNDLE_OUT=<dir> to use another build)
 //   BENCH_ROUNDS=5 BENCH_LARGE=8 BENCH_KEEPALIVE_EVERY_MS=50 BENCH_SERVER_CPU=0 BENCH_CLIENT_CPU=1 npm run bench:webhook-burst
@@ -16,12 +17,13 @@
 // Needs root, cgroup v1's memory controller at /sys/fs/cgroup/memory, and taskset.
 
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import YAML from 'yaml';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { freePort } from './free-port.mjs';
+import { chartMemoryLimit, memoryCgroup, memoryCgroupUnavailable } from './memory-cgroup.mjs';
 import { LARGEST, review, SEED } from './reviews.mjs';
 
 const TARGETS = {
@@ -40,24 +42,8 @@ const keepAliveClients = 16;
 const keepAliveEveryMs = Number(process.env.BENCH_KEEPALIVE_EVERY_MS ?? 50);
 const serverCpu = process.env.BENCH_SERVER_CPU ?? '0';
 const clientCpu = process.env.BENCH_CLIENT_CPU ?? '1';
-const CGROUP_ROOT = '/sys/fs/cgroup/memory';
-
-/** The chart's memory limit of the webhook container, in bytes. */
-function chartLimit() {
-  const values = YAML.parse(readFileSync(join(root, 'charts/aws-secret-injector/values.yaml'), 'utf8'));
-  const q = String(values.resources.limits.memory);
-  const m = /^(\d+)(Mi|Gi)$/.exec(q);
-  if (!m) throw new Error(`the chart's memory limit ${q} is not in Mi or Gi`);
-  return { text: q, bytes: Number(m[1]) * (m[2] === 'Mi' ? 2 ** 20 : 2 ** 30) };
-}
-
-const cg = (dir, file) => readFileSync(join(dir, file), 'utf8').trim();
-const workingSet = (dir) => {
-  const stat = cg(dir, 'memory.stat');
-  const inactive = Number(/^total_inactive_file (\d+)$/m.exec(stat)?.[1] ?? 0);
-  return Number(cg(dir, 'memory.usage_in_bytes')) - inactive;
-};
-const MiB = (b) => Math.round((b / 2 ** 20) * 10) / 10;
+const round1 = (x) => Math.round(x * 10) / 10;
+const loadAverage = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
 function post(port, body, agent, timeoutMs = 10_000) {
   return new Promise((res) => {
@@ -76,23 +62,19 @@ function post(port, body, agent, timeoutMs = 10_000) {
 }
 
 async function main() {
-  if (process.getuid?.() !== 0) throw new Error('needs root (a cgroup v1 memory group)');
-  try {
-    readFileSync(join(CGROUP_ROOT, 'memory.limit_in_bytes'));
-  } catch {
-    throw new Error(`no cgroup v1 memory controller at ${CGROUP_ROOT}`);
-  }
+  const unavailable = memoryCgroupUnavailable();
+  if (unavailable !== undefined) throw new Error(`needs a cgroup v1 memory group: ${unavailable}`);
   execFileSync('taskset', ['-cp', clientCpu, String(process.pid)], { stdio: 'ignore' });
-  const limit = chartLimit();
-  const group = join(CGROUP_ROOT, `aws-secret-injector-bench-${process.pid}`);
-  mkdirSync(group);
-  writeFileSync(join(group, 'memory.limit_in_bytes'), String(limit.bytes));
+  const limit = chartMemoryLimit(root);
+  const group = memoryCgroup(`aws-secret-injector-bench-${process.pid}`, { limitBytes: limit.bytes });
   const dir = mkdtempSync(join(tmpdir(), 'bench-burst-'));
+  const loadAtStart = loadAverage();
   let child;
   try {
     execFileSync(process.execPath, [cli, 'certs', 'generate', '--out', dir], { stdio: 'ignore' });
     const port = await freePort();
-    child = spawn('sh', ['-c', 'echo $$ > "$1/cgroup.procs" && exec taskset -c "$2" "$3" "$4" webhook', 'sh', group, serverCpu, process.execPath, cli], {
+    const [cmd, ...args] = group.joinArgs(['taskset', '-c', serverCpu, process.execPath, cli, 'webhook']);
+    child = spawn(cmd, args, {
       env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', TLS_CERT_FILE: join(dir, 'tls.crt'), TLS_KEY_FILE: join(dir, 'tls.key') },
       stdio: ['ignore', 'ignore', 'inherit'],
     });
@@ -107,8 +89,11 @@ async function main() {
     await post(port, LARGEST, false, 30_000);
     for (let i = 0; i < 200; i++) await post(port, seed, false);
 
-    let peakWs = 0;
-    const sampler = setInterval(() => (peakWs = Math.max(peakWs, workingSet(group))), 20);
+    const stopSampling = group.sample(20);
+    // This process's own event loop: on a loaded machine the client can stall too, and a review
+    // then looks slow for a delay that is not the webhook's.
+    const clientDelay = monitorEventLoopDelay({ resolution: 10 });
+    clientDelay.enable();
     let running = true;
     const keepAlive = [];
     const fresh = [];
@@ -138,28 +123,30 @@ async function main() {
     running = false;
     await Promise.all([...loops, newConnections]);
     await new Promise((r) => setTimeout(r, 200));
-    clearInterval(sampler);
+    const peakWsMiB = stopSampling();
+    clientDelay.disable();
 
     const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
-    const peakRss = Number(/^VmHWM:\s+(\d+)/m.exec(status)?.[1] ?? NaN) * 1024;
-    const maxUsage = Number(cg(group, 'memory.max_usage_in_bytes'));
-    const oomKills = Number(/^oom_kill (\d+)$/m.exec(cg(group, 'memory.oom_control'))?.[1] ?? 0);
+    const peakRssMiB = Number(/^VmHWM:\s+(\d+)/m.exec(status)?.[1] ?? NaN) / 1024;
+    const maxUsageMiB = group.peakMiB();
+    const oomKills = group.oomKills();
     const stats = (xs) => {
       const ms = xs.map((x) => x.ms).sort((a, b) => a - b);
       return { reviews: xs.length, failed: xs.filter((x) => !x.ok).length, p50Ms: Math.round(ms[Math.floor(ms.length / 2)] ?? NaN), maxMs: Math.round(ms.at(-1) ?? NaN) };
     };
     const result = {
-      setup: { node: process.version, rounds, large, keepAliveClients, keepAliveEveryMs, serverCpu, clientCpu, memoryLimit: limit.text, loadAverage: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ') },
+      setup: { node: process.version, rounds, large, keepAliveClients, keepAliveEveryMs, serverCpu, clientCpu, memoryLimit: limit.text, loadAverage: { start: loadAtStart, end: loadAverage() } },
+      clientStallMaxMs: Math.round(clientDelay.max / 1e6),
       keepAlive: stats(keepAlive),
       newConnection: stats(fresh),
       largest: { ...stats(largest), statuses: [...new Set(largest.map((x) => x.status))] },
       memory: {
-        workingSetPeakMiB: MiB(peakWs),
-        maxUsageMiB: MiB(maxUsage),
-        peakRssMiB: MiB(peakRss),
-        limitMiB: MiB(limit.bytes),
-        workingSetOfLimit: Math.round((peakWs / limit.bytes) * 100) / 100,
-        maxUsageOfLimit: Math.round((maxUsage / limit.bytes) * 100) / 100,
+        workingSetPeakMiB: round1(peakWsMiB),
+        maxUsageMiB: round1(maxUsageMiB),
+        peakRssMiB: round1(peakRssMiB),
+        limitMiB: round1(limit.bytes / 2 ** 20),
+        workingSetOfLimit: Math.round(((peakWsMiB * 2 ** 20) / limit.bytes) * 100) / 100,
+        maxUsageOfLimit: Math.round(((maxUsageMiB * 2 ** 20) / limit.bytes) * 100) / 100,
         oomKills,
       },
     };
@@ -174,6 +161,7 @@ async function main() {
     if (!(result.memory.workingSetOfLimit <= TARGETS.memoryOfLimit)) missed.push(`working set ${result.memory.workingSetPeakMiB} MiB > ${TARGETS.memoryOfLimit} of ${limit.text}`);
     if (!(result.memory.maxUsageOfLimit <= TARGETS.memoryOfLimit)) missed.push(`max_usage ${result.memory.maxUsageMiB} MiB > ${TARGETS.memoryOfLimit} of ${limit.text}`);
     if (oomKills > 0 || child.exitCode !== null) missed.push(`the webhook was OOM-killed or exited (${oomKills} OOM kills)`);
+    console.log(`this client's own event loop stalled at most ${result.clientStallMaxMs} ms (a review's time includes such a stall); load average ${result.setup.loadAverage.start} at the start, ${result.setup.loadAverage.end} at the end`);
     console.log(missed.length === 0 ? `all targets met: ${JSON.stringify(TARGETS)}` : `targets missed: ${missed.join('; ')}`);
     return missed.length === 0 ? 0 : 1;
   } finally {
@@ -183,14 +171,7 @@ async function main() {
       await exited;
     }
     rmSync(dir, { recursive: true, force: true });
-    for (let i = 0; i < 50; i++) {
-      try {
-        rmdirSync(group);
-        break;
-      } catch {
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    group.remove();
   }
 }
 

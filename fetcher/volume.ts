@@ -7,11 +7,10 @@
 // everything in it is then done through that open directory (/proc/self/fd/<fd>/<name>, the
 // kernel's openat for a program without openat). A directory renamed away meanwhile is still the
 // one written to and a rename cannot leave the file system, so no write ever lands outside the
-// volume; `verify` then tells whether every directory and file written is still where the app
-// looks for it.
+// volume; `moved` then tells whether every directory written is still where it was.
 //
-// Ownership: a directory below the root must belong to the writer's uid. Another uid's directory
-// (or one it swapped in) is refused: its owner could give it a group of its own with the setgid
+// Ownership: a directory below the root (a version, and every directory in it) must belong to the
+// writer's uid. Another uid's directory (or one it swapped in) is refused: its owner could give it a group of its own with the setgid
 // bit and read files of a group mode (0440). A directory the writer creates keeps the setgid bit
 // it inherits from an fsGroup volume (the kubelet sets it on the root), so files below it get the
 // fsGroup too, as files in the root do.

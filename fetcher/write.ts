@@ -12,7 +12,7 @@ import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs
 import { FetchError, failure, type Failure } from './errors.js';
 import type { OutputFile } from './render.js';
 import { MARKER_FILE } from './spec.js';
-import { errno, at, insideVolume, splitPath, Tampered, topOf, Volume, type VolumeHooks } from './volume.js';
+import { at, errno, insideVolume, Tampered, topOf, Volume, type VolumeHooks } from './volume.js';
 
 export interface MarkerEntry {
   ref: string;

@@ -17,7 +17,14 @@ export interface ReviewOffload {
 }
 
 export interface PoolOptions {
-  /** Worker threads: the machines a webhook runs on have two cores or more. */
+  /**
+   * Worker threads. One: the event loop keeps a core of a two-core node to itself, and the
+   * largest reviews a pod can send, eight at once, are all answered within the apiserver's
+   * timeout one after another. A second worker finishes none of them sooner on a shared core, and
+   * its heap and the garbage collection of both, which V8 runs on helper threads beside the event
+   * loop at its priority, took the webhook near the chart's memory limit and held other reviews up
+   * to a second (docs/performance.md).
+   */
   size: number;
   /** Reviews waiting for a worker beyond this are refused at once (the apiserver retries none, but a queue this long would outlast its timeout anyway). */
   maxQueued: number;
@@ -26,9 +33,15 @@ export interface PoolOptions {
    * the whole process; the largest legitimate review needs well under it.
    */
   maxOldGenerationSizeMb: number;
+  /**
+   * A worker's young generation. Left to V8 next to a set old generation, it grew until the
+   * largest review took half as much CPU again, most of it garbage collection on those helper
+   * threads, and the worker about twice the memory.
+   */
+  maxYoungGenerationSizeMb: number;
 }
 
-export const POOL_OPTIONS: Readonly<PoolOptions> = { size: 2, maxQueued: 64, maxOldGenerationSizeMb: 64 };
+export const POOL_OPTIONS: Readonly<PoolOptions> = { size: 1, maxQueued: 64, maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 };
 
 export class PoolBusyError extends Error {
   override name = 'PoolBusyError';
@@ -85,7 +98,7 @@ export class ReviewPool implements ReviewOffload {
   #spawn(): Slot {
     const worker = new Worker(this.#url, {
       workerData: this.#mark,
-      resourceLimits: { maxOldGenerationSizeMb: this.#opts.maxOldGenerationSizeMb },
+      resourceLimits: { maxOldGenerationSizeMb: this.#opts.maxOldGenerationSizeMb, maxYoungGenerationSizeMb: this.#opts.maxYoungGenerationSizeMb },
       // Its own stdout/stderr would be piped through the main thread; it writes nothing.
       stdout: false,
       stderr: false,
