@@ -301,6 +301,28 @@ describe('Refresher.cycle', () => {
     expect(read('password')).toBe('pw-2');
   });
 
+  it('a key removed in a pass whose version could not be published is still removed by the next pass', async () => {
+    const { aws, s } = await start([{ ref: 'db', explode: true, file: 'conf' }]);
+    aws.put('db', JSON.stringify({ password: 'pw-2' }));
+    const current = readlinkSync(join(dir, DATA_LINK));
+    let swaps = 1;
+    const hooks = {
+      afterOpen: (rel: string) => {
+        // Another container moves the new version away while it is written, once.
+        if (!VERSION_NAME.test(rel) || rel === current || swaps-- <= 0) return;
+        renameSync(join(dir, rel), join(dir, 'moved'));
+      },
+    };
+    const r = new Refresher(s, deps(aws.api, clock(), { hooks }).d);
+    await r.resume();
+    expect(await r.cycle(never)).toMatchObject({ ok: false, changed: [] });
+    expect([read('conf/username'), read('conf/password')]).toEqual(['admin', 'pw-1']);
+    expect(marker().secrets[0]).toMatchObject({ versionId: 'v1', files: ['conf/username', 'conf/password'] });
+    expect(await r.cycle(never)).toMatchObject({ ok: true, changed: ['conf/password', 'conf/username'] });
+    expect(existsSync(join(dir, 'conf/username'))).toBe(false);
+    expect(marker().secrets[0]).toMatchObject({ versionId: 'v2', files: ['conf/password'] });
+  });
+
   it.skipIf(process.getuid?.() !== 0)('a directory another uid swapped in between refreshes is refused: no 0440 file lands in it', async () => {
     const { aws, s } = await start([{ ref: 'db', file: 'db/password', key: 'password', mode: 0o440 }]);
     renameSync(join(dir, 'db'), join(dir, 'db.old'));

@@ -157,6 +157,8 @@ export class Refresher {
     const remove = [...fresh].flatMap(([i]) => (this.entries[i]?.files ?? []).filter((p) => !keep.has(p) && insideVolume(p)));
 
     let completeAt: number | undefined;
+    // What the marker said before: kept when this pass's marker does not reach the volume.
+    const before = { entries: [...this.entries], fetchedAt: this.fetchedAt, changedAt: this.changedAt };
     const update = await updateSecrets(
       this.spec.dir,
       files,
@@ -178,6 +180,9 @@ export class Refresher {
       { remove, cleaned: this.cleaned, ...(this.deps.hooks !== undefined && { hooks: this.deps.hooks }) },
     );
     failures.push(...update.failures);
+    // The volume kept its last version (a version that could not be published): so do the entries,
+    // or a key removed in this pass would be taken for one the app wrote, and kept.
+    if (!update.markerWritten) ({ entries: this.entries, fetchedAt: this.fetchedAt, changedAt: this.changedAt } = before);
     if (failures.length === 0 && completeAt !== undefined) this.lastSuccess = completeAt;
     // AWS held the credentials as expired (a node clock behind AWS's keeps them past their stated
     // expiry): the next call, the identity lookup below included, resolves them again.
