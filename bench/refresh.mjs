@@ -1,18 +1,19 @@
 #!/usr/bin/env node
-// Footprint of the refresh sidecar, as Kubernetes charges it: the working set of its memory cgroup
-// (usage − total_inactive_file, what `kubectl top` shows and eviction looks at; a cgroup v1 group
-// of the bench's own, root only). As in a pod, it reaches AWS over TLS under the real host names
-// with IRSA's identity: moto behind the TLS front of bench/aws-front.mjs, in a private network
-// namespace the script re-runs in (elsewhere through AWS_ENDPOINT_URL, which it says).
+// Footprint of the refresh sidecar, against moto (installed by test/setup/moto.sh) on 127.0.0.1,
+// as Kubernetes charges it: the working set of its memory cgroup (usage − total_inactive_file,
+// what `kubectl top` shows and eviction looks at; a cgroup v1 group of the bench's own, root only).
+// As in a pod, it reaches AWS over TLS under the real host names with IRSA's identity: moto behind
+// the TLS front of bench/aws-front.mjs, in a private network namespace the script re-runs in
+// (elsewhere through AWS_ENDPOINT_URL, which it says), the secrets volume a tmpfs.
 //   - The soak: a driver bundled by esbuild from the sidecar's own code (fetcher/refresh.ts with
-//     the real AWS clients, built as fetcher.cjs is, no node_modules beside it), in its own memory
-//     cgroup with the sidecar's environment (REFRESHER_ENV), runs refresh cycles back to back,
-//     without the interval's wait, for 20 secrets in one BatchGetSecretValue, while this process
-//     rotates one of them (PutSecretValue) every 50 ms so that cycles also rewrite files. Every
-//     tenth of the 1,000 cycles (bounded: at most BENCH_SOAK_SECONDS) it reads its working set,
-//     then the heap after a full GC, and RSS; the growth from the first sample to the last says
-//     whether it is flat.
-//   - The sidecar as the image starts it (start.cjs, with REFRESHER_ENV), in its own memory
+//     the real AWS clients, built as fetcher.cjs is, no node_modules beside it) and compiled by Bun
+//     as the fetcher's executable is, in its own memory cgroup with the sidecar's environment
+//     (REFRESHER_ENV), runs refresh cycles back to back, without the
+//     interval's wait, for 20 secrets in one BatchGetSecretValue, while this process rotates one
+//     of them (PutSecretValue) every 50 ms so that cycles also rewrite files. Every tenth of the
+//     1,000 cycles (bounded: at most BENCH_SOAK_SECONDS) it reads its working set, then the heap
+//     after a full GC, and RSS; the growth from the first sample to the last says whether it is flat.
+//   - The sidecar as the image starts it (the executable, REFRESHER_ENV), in its own memory
 //     cgroup: its working set idle after each of its first BENCH_SIDECAR_REFRESHES (2) refreshes
 //     at the shortest interval, its cgroup's peak and RSS.
 //   - CPU time (user + system) per refresh cycle; RSS after the first fetch and after 10 refreshes,
@@ -20,8 +21,7 @@
 // Without a memory cgroup (not root, no cgroup v1) it says so and checks RSS growth instead.
 // Exits 1 when a target below is missed.
 //
-//   npm run build && npm run bench:refresh      (BENCH_CYCLES, BENCH_SOAK_SECONDS; BENCH_NODE_FLAGS
-//   and BENCH_ENV='{"NAME":"value"}' to try other Node.js options or variables, "" leaves one out)
+//   npm run build && npm run bench:refresh      (BENCH_CYCLES, BENCH_SOAK_SECONDS, BENCH_SIDECAR_REFRESHES)
 
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -29,6 +29,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { build } from 'esbuild';
+import { bunPath } from '../scripts/bun.mjs';
 import { enterNamespace, startAwsFront } from './aws-front.mjs';
 import { memoryCgroup, memoryCgroupUnavailable } from './memory-cgroup.mjs';
 
@@ -70,7 +71,7 @@ await build({
     contents: `
 import { createAwsApi } from './fetcher/aws.ts';
 import { execute } from './fetcher/main.ts';
-import { collectWhenGrown, GC_SLACK_BYTES, heapInUse, Refresher } from './fetcher/refresh.ts';
+import { Refresher } from './fetcher/refresh.ts';
 import { readFileSync } from 'node:fs';
 (async () => {
 const [spec, cycles, soakMs] = [JSON.parse(process.env.SPEC), Number(process.env.CYCLES), Number(process.env.SOAK_MS)];
@@ -87,10 +88,7 @@ const api = () => createAwsApi({ source, sessionName: 'bench', stsRegion: spec.r
 const first = await execute(spec, { credentials: { source }, api });
 if (!first.ok) throw new Error('first fetch failed: ' + JSON.stringify(first.failures));
 const out = { afterFetch: mib(process.memoryUsage().rss), samples: [] };
-// As the sidecar's (fetcher/main.ts): with Node.js's gc when the sidecar's options expose it (this
-// driver's own --expose-gc is for its measurements).
-const exposed = (process.env.NODE_OPTIONS ?? '').split(' ').includes('--expose-gc');
-const r = new Refresher(spec, { api: api(), now: Date.now, random: Math.random, sleep: async () => {}, log: () => {}, ...(exposed && { collectGarbage: collectWhenGrown(globalThis.gc, heapInUse, GC_SLACK_BYTES) }) });
+const r = new Refresher(spec, { api: api(), now: Date.now, random: Math.random, sleep: async () => {}, log: () => {} });
 await r.resume();
 const signal = new AbortController().signal;
 const started = Date.now();
@@ -104,7 +102,7 @@ for (; done < cycles && Date.now() - started < soakMs; done++) {
   if (done + 1 === 10) out.after10 = mib(process.memoryUsage().rss);
   if ((done + 1) % every === 0) {
     const ws = workingSet();
-    globalThis.gc();
+    Bun.gc(true);
     const m = process.memoryUsage();
     out.samples.push({ cycle: done + 1, rss: mib(m.rss), heap: mib(m.heapUsed), external: mib(m.external), ws });
   }
@@ -164,13 +162,13 @@ const rotations = (async () => {
     await new Promise((r) => setTimeout(r, 50));
   }
 })();
-// The sidecar's own environment, as the webhook sets it (BENCH_NODE_FLAGS, BENCH_ENV to try others).
+// The sidecar's own environment, as the webhook sets it.
 const optionsModule = join(work, 'options.mjs');
 await build({ stdin: { resolveDir: root, loader: 'ts', contents: "export { REFRESHER_ENV } from './fetcher/spec.ts';" }, bundle: true, format: 'esm', outfile: optionsModule, logLevel: 'warning' });
 const { REFRESHER_ENV } = await import(optionsModule);
-const refresherEnv = Object.fromEntries(
-  Object.entries({ ...REFRESHER_ENV, ...(process.env.BENCH_NODE_FLAGS !== undefined && { NODE_OPTIONS: process.env.BENCH_NODE_FLAGS }), ...JSON.parse(process.env.BENCH_ENV ?? '{}') }).filter(([, v]) => v !== ''),
-);
+const compiledDriver = `${driver}.bin`;
+const compiling = spawnSync(bunPath(), ['build', '--compile', '--bytecode', driver, '--outfile', compiledDriver], { encoding: 'utf8' });
+if (compiling.status !== 0) throw new Error(`compiling the soak's driver failed: ${compiling.stderr}`);
 // Each process in a memory cgroup of its own (root, cgroup v1), as a container is: its working set
 // is what Kubernetes charges the pod.
 const noCgroup = memoryCgroupUnavailable();
@@ -193,29 +191,29 @@ const run = (argv, env, timeoutMs) =>
     p.on('close', (status, signal) => res({ status, signal, stdout, stderr }));
   });
 const soakGroup = group('soak');
-const driverArgv = [process.execPath, '--expose-gc', driver];
+const driverArgv = [compiledDriver];
 const child = await run(soakGroup ? soakGroup.joinArgs(driverArgv) : driverArgv, {
   ...podEnv,
-  ...refresherEnv,
   SPEC: JSON.stringify(spec),
   CYCLES: String(cycles),
   SOAK_MS: String(soakSeconds * 1000),
   ...(soakGroup && { MEMCG: soakGroup.dir }),
+  ...REFRESHER_ENV,
 }, (soakSeconds + 120) * 1000);
 const soakPeak = soakGroup?.peakMiB();
-// The sidecar itself, as the image starts it (start.cjs, its Node.js options), idle after each of
+// The sidecar itself, as the image starts it (the executable, its environment), idle after each of
 // its first refreshes at the shortest interval: its working set, resident memory and cgroup peak.
 let sidecar;
-const entry = resolve(root, process.env.BUNDLE_OUT ?? 'dist', 'start.cjs');
+const entry = resolve(root, process.env.BUNDLE_OUT ?? 'dist', 'fetcher');
 if (existsSync(entry)) {
   const dir = mkdtempSync(join(volumes, 'sidecar-'));
   const env = { ...podEnv, SECRET_INJECTOR_SPEC: JSON.stringify({ ...spec, dir }) };
-  const first = await run([process.execPath, entry, 'fetch'], env, 60_000);
+  const first = await run([entry, 'fetch'], env, 60_000);
   if (first.status !== 0) throw new Error(`the sidecar's first fetch failed: ${first.stderr}`);
   const g = group('sidecar');
-  const argv = [process.execPath, entry, 'refresh'];
+  const argv = [entry, 'refresh'];
   const full = g ? g.joinArgs(argv) : argv;
-  const proc = spawn(full[0], full.slice(1), { env: { ...env, ...refresherEnv }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn(full[0], full.slice(1), { env: { ...env, ...REFRESHER_ENV }, stdio: ['ignore', 'ignore', 'pipe'] });
   cleanups.push(() => proc.exitCode === null && proc.kill('SIGKILL'));
   let log = '';
   proc.stderr.on('data', (d) => (log += d));
@@ -247,7 +245,7 @@ const heapGrowth = round1(lastSample.heap - firstSample.heap);
 const rssGrowth = round1(lastSample.rss - firstSample.rss);
 const wsGrowth = round1(lastSample.ws - firstSample.ws);
 const wsMax = Math.max(...r.samples.map((x) => x.ws));
-console.log(`node ${process.version}; the sidecar's environment: ${Object.entries(refresherEnv).map(([k, v]) => `${k}=${v}`).join(' ')}; Node.js alone (node -e): ${floorMiB} MiB RSS`);
+console.log(`the fetcher's executable, ${Object.entries(REFRESHER_ENV).map(([k, v]) => `${k}=${v}`).join(' ')}; Node.js alone (node -e): ${floorMiB} MiB RSS`);
 console.log(`AWS: moto behind a TLS front, ${aws.where}; identity: IRSA`);
 for (const n of notes) console.log(`note: ${n}`);
 if (noCgroup) console.log(`note: ${noCgroup}: no memory cgroup, so no working set; RSS only`);

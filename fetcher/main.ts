@@ -26,7 +26,7 @@ import {
   type Timeouts,
 } from './spec.js';
 import { writeSecrets, type Marker, type MarkerEntry } from './write.js';
-import { collectWhenGrown, GC_SLACK_BYTES, heapInUse, Refresher, sleep } from './refresh.js';
+import { Refresher, sleep } from './refresh.js';
 import { signalContainer } from './signal.js';
 
 /** At most this long is spent asking STS for the identity to put in a failure report. */
@@ -454,7 +454,6 @@ async function runRefresh(spec: FetchSpec, deps: ExecuteDeps): Promise<number> {
     log: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`),
     report: writeTerminationLog,
     signal: (target) => signalContainer(target),
-    ...(typeof globalThis.gc === 'function' && { collectGarbage: collectWhenGrown(globalThis.gc, heapInUse, GC_SLACK_BYTES) }),
   });
   try {
     await refresher.resume();

@@ -1,10 +1,10 @@
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { AwsApi } from './fetch.js';
-import { execute } from './main.js';
-import { backoff, BACKOFF_BASE_MS, collectWhenGrown, heapInUse, jittered, JITTER, Refresher, staleAfterMs, STALE_MIN_MS, type RefreshDeps } from './refresh.js';
+import { DEFAULT_TIMEOUTS, execute } from './main.js';
+import { backoff, BACKOFF_BASE_MS, jittered, JITTER, Refresher, staleAfterMs, STALE_MIN_MS, type RefreshDeps } from './refresh.js';
 import type { CredentialChoice } from './identity.js';
 import { DATA_LINK, MARKER_FILE, type FetchSpec } from './spec.js';
 import { VERSION_NAME } from './volume.js';
@@ -115,33 +115,6 @@ describe('interval, jitter and backoff', () => {
   });
 });
 
-describe('collectWhenGrown', () => {
-  it('collects only once the heap grew past the slack since the last collection, then counts from what the collection left', () => {
-    let heap = 10;
-    let collections = 0;
-    const collect = collectWhenGrown(() => { collections++; heap = 11; }, () => heap, 2);
-    heap = 12;
-    collect();
-    expect(collections).toBe(0);
-    heap = 12.5;
-    collect();
-    expect([collections, heap]).toEqual([1, 11]);
-    heap = 13;
-    collect();
-    expect(collections).toBe(1);
-    heap = 13.5;
-    collect();
-    expect(collections).toBe(2);
-  });
-
-  it('heapInUse counts V8\'s heap and the memory its objects hold outside it', () => {
-    const before = heapInUse();
-    const held = Buffer.alloc(4 * 2 ** 20, 1);
-    expect(heapInUse() - before).toBeGreaterThanOrEqual(4 * 2 ** 20);
-    expect(held.length).toBe(4 * 2 ** 20);
-  });
-});
-
 describe('Refresher.cycle', () => {
   async function start(items: FetchSpec['items']) {
     const aws = fakeAws();
@@ -191,18 +164,21 @@ describe('Refresher.cycle', () => {
     expect(readFileSync(join(dir, MARKER_FILE), 'utf8')).not.toContain('pw-');
   });
 
-  it('collects garbage once at the end of every refresh, complete or failed, after the files and the marker', async () => {
+  it('leaves no deadline timer pending once its calls are done (it would hold the refresh for the whole deadline)', async () => {
     const { aws, s } = await start([{ ref: 'token', file: 'token' }]);
-    const c = clock(Date.now());
-    const collected: string[] = [];
-    const r = new Refresher(s, { ...deps(aws.api, c).d, collectGarbage: () => collected.push(read('token')) });
+    const r = new Refresher(s, deps(aws.api, clock(Date.now())).d);
     await r.resume();
-    aws.put('token', 'token-2');
-    expect(await r.cycle(never)).toMatchObject({ ok: true, changed: ['token'] });
-    expect(collected).toEqual(['token-2']);
-    aws.state.fail = 'AccessDeniedException';
-    expect((await r.cycle(never)).ok).toBe(false);
-    expect(collected).toHaveLength(2);
+    const set = vi.spyOn(globalThis, 'setTimeout');
+    const cleared = vi.spyOn(globalThis, 'clearTimeout');
+    try {
+      expect((await r.cycle(never)).ok).toBe(true);
+      const deadlines = set.mock.results.filter((_, i) => set.mock.calls[i]![1] === DEFAULT_TIMEOUTS.deadlineSeconds * 1000).map((x) => x.value);
+      expect(deadlines).toHaveLength(1);
+      expect(cleared.mock.calls.map((c) => c[0])).toContain(deadlines[0]);
+    } finally {
+      set.mockRestore();
+      cleared.mockRestore();
+    }
   });
 
   it('changedAt moves only with a refresh that changed a file; fetchedAt with every complete one', async () => {

@@ -9,7 +9,6 @@
 // the marker's `fetchedAt`, which never goes backwards (a step back of the node's clock leaves it
 // as it was). Everything with side effects is injected: clocks, randomness, sleep, log.
 
-import { getHeapStatistics } from 'node:v8';
 import { formatFailure, redactor, type Failure, type Redactor, type ReportContext } from './errors.js';
 import { STALE_CREDENTIAL_CODES, type AwsApi, type FetchedValue } from './fetch.js';
 import { collect, DEFAULT_TIMEOUTS, identityContext, reportedStrings, stsRegionOf, valueStrings, type Collected } from './main.js';
@@ -26,8 +25,6 @@ export const BACKOFF_BASE_MS = 5_000;
 /** No complete refresh for this many intervals (and at least STALE_MIN_MS) and the sidecar exits 1. */
 export const STALE_INTERVALS = 3;
 export const STALE_MIN_MS = 5 * 60_000;
-/** Heap growth since the last collection past which a refresh ends with one (collectWhenGrown; bench/refresh.mjs). */
-export const GC_SLACK_BYTES = 2 ** 20;
 
 export function jittered(ms: number, random: number): number {
   return Math.round(ms * (1 - JITTER * random));
@@ -37,26 +34,6 @@ export function jittered(ms: number, random: number): number {
 export function backoff(failures: number, intervalMs: number, random: number): number {
   const exp = BACKOFF_BASE_MS * 2 ** Math.min(Math.max(failures - 1, 0), 30);
   return jittered(Math.min(exp, intervalMs), random);
-}
-
-/**
- * The sidecar's collectGarbage: Node.js's `gc` once the heap in use has grown by more than
- * `slackBytes` since the last collection, so the working set stays close to what is live without
- * paying a full collection after every refresh (which costs about twice the refresh itself).
- */
-export function collectWhenGrown(gc: () => void, heapUsed: () => number, slackBytes: number): () => void {
-  let after = heapUsed();
-  return () => {
-    if (heapUsed() - after <= slackBytes) return;
-    gc();
-    after = heapUsed();
-  };
-}
-
-/** What the heap holds, garbage included: V8's objects and the memory outside it they keep (buffers, TLS state). */
-export function heapInUse(): number {
-  const h = getHeapStatistics();
-  return h.used_heap_size + h.external_memory;
 }
 
 export function staleAfterMs(intervalMs: number): number {
@@ -83,13 +60,6 @@ export interface RefreshDeps {
   /** Sends the spec's refresh signal to the app (signal.ts); returns the line to log. */
   signal?: (target: RefreshSignal) => string;
   hooks?: UpdateHooks;
-  /**
-   * A full garbage collection, run after each refresh (the sidecar passes Node.js's `gc`, exposed
-   * by REFRESHER_NODE_OPTIONS). Without it what refreshes leave behind stays in the working set
-   * until the heap reaches V8's next limit, megabytes above what is live; with it the sidecar
-   * waits out its interval at what it holds.
-   */
-  collectGarbage?: () => void;
 }
 
 export interface CycleResult {
@@ -229,14 +199,9 @@ export class Refresher {
     const target = this.spec.refresh?.signal;
     const signalled = update.changed.length > 0 && target !== undefined && this.deps.signal !== undefined ? this.deps.signal(target) : undefined;
     const result: CycleResult = { ok: failures.length === 0, changed: update.changed, failures, ...(signalled !== undefined && { signalled }) };
-    if (result.ok) {
-      this.deps.collectGarbage?.();
-      return result;
-    }
+    if (result.ok) return result;
     const ctx = c.awsFailed ? await identityContext(this.deps.api, stsRegionOf(this.spec, this.deps.envRegion), 3_000) : {};
-    const failed = { ...result, summary: oneLine(failures, ctx, this.redactor(ctx)) };
-    this.deps.collectGarbage?.();
-    return failed;
+    return { ...result, summary: oneLine(failures, ctx, this.redactor(ctx)) };
   }
 
   /** The loop: returns the exit code (0 once `stop` aborts, 1 when stale). */

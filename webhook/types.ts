@@ -73,8 +73,7 @@ export const DEFAULT_MUTATION_CONFIG: MutationConfig = {
   defaultMountPath: '/tmp',
   nativeSidecars: true,
   refresherResources: {
-    // 24Mi: the sidecar's working set, idle and over bench:refresh's soak, with room (docs/performance.md).
-    requests: { cpu: '5m', memory: '24Mi' },
+    requests: { cpu: '5m', memory: '16Mi' },
     limits: { cpu: '100m', memory: '64Mi' },
   },
   nodeCredentials: 'deny',

@@ -13,7 +13,7 @@ import { PutSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { AppsV1Api, CoreV1Api, type V1Container, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
 import { expect, it } from 'vitest';
 import { REFRESHER_ENV } from '../../fetcher/spec.js';
-import { startArgs } from '../helpers/bundles.js';
+import { startCommand } from '../helpers/bundles.js';
 import { eventually, runCommand } from '../helpers/cluster.js';
 import { awsClients, createSecret, describeE2E, e2e, useNamespace, useWebhook } from './context.js';
 import { resolveEnv, STS_AUDIENCE } from './kubelet.js';
@@ -104,14 +104,15 @@ describeE2E('refresh: the sidecar through the real apiserver, run as the kubelet
         AWS_ENDPOINT_URL: awsEndpoint,
         SECRET_INJECTOR_TERMINATION_LOG: join(scratch, `termination-${c.name}`),
       });
-      const argsOf = (c: V1Container) => [...startArgs(join(bundleDir, 'start.cjs')), ...(c.args ?? []), '--dir', volume];
+      const [command, ...entry] = startCommand(join(bundleDir, 'fetcher'));
+      const argsOf = (c: V1Container) => [...entry, ...(c.args ?? []), '--dir', volume];
       const [fetcher, refresher] = pod.spec!.initContainers as [V1Container, V1Container];
 
-      const first = await runCommand(process.execPath, argsOf(fetcher), envOf(fetcher), { allowFailure: true, timeoutMs: 60_000 });
+      const first = await runCommand(command!, argsOf(fetcher), envOf(fetcher), { allowFailure: true, timeoutMs: 60_000 });
       expect(first.code, first.stderr).toBe(0);
       expect(readFileSync(join(volume, 'db'), 'utf8')).toBe('first-password');
 
-      const sidecar = spawn(process.execPath, argsOf(refresher), { env: envOf(refresher), stdio: ['ignore', 'ignore', 'pipe'] });
+      const sidecar = spawn(command!, argsOf(refresher), { env: envOf(refresher), stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
       sidecar.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
       const exit = new Promise<number | null>((resolve) => sidecar.on('close', (code) => resolve(code)));
