@@ -1,5 +1,7 @@
-// Bun, the compiler and runtime of the fetcher's executable: this package's optional dependency
-// for the machine's platform (@oven/bun-linux-<arch>, the version package-lock.json pins).
+// Bun, the compiler and runtime of the fetcher's executable: the dev dependency `bun`, whose
+// optional dependency for the machine's platform (@oven/bun-linux-<arch>, at the version
+// package-lock.json pins) holds the executable. Its install script, which only links that
+// executable into bun's own bin, is not needed and not run.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
@@ -10,7 +12,8 @@ export const BUN_ARCH = { x64: 'x64', amd64: 'x64', arm64: 'aarch64' };
 export function hostBunDir() {
   if (process.platform !== 'linux' || BUN_ARCH[process.arch] === undefined) return undefined;
   try {
-    return dirname(createRequire(import.meta.url).resolve(`@oven/bun-linux-${BUN_ARCH[process.arch]}/package.json`));
+    const bun = createRequire(import.meta.url).resolve('bun/package.json');
+    return dirname(createRequire(bun).resolve(`@oven/bun-linux-${BUN_ARCH[process.arch]}/package.json`));
   } catch {
     return undefined;
   }

@@ -106,8 +106,7 @@ if (cache.status !== 0) {
   process.exit(1);
 }
 // The fetcher image's program: fetcher.cjs compiled by Bun into one executable, with its bytecode.
-// Bun comes from the npm registry as this package's optional dependency for the machine's platform;
-// FETCHER_ARCH (amd64 or arm64, as a container build's TARGETARCH) compiles for another: the
+// Bun comes from the npm registry (scripts/bun.mjs); FETCHER_ARCH (amd64 or arm64, as a container build's TARGETARCH) compiles for another: the
 // runtime for it is fetched from the registry at the same version.
 const targetArch = process.env.FETCHER_ARCH || process.arch;
 if (BUN_ARCH[targetArch] === undefined) {

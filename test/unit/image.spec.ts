@@ -145,10 +145,12 @@ describe('Dockerfile', () => {
     expect(build.find((i) => i.op === 'RUN' && i.args.includes('scripts/bundle.mjs'))!.args).toMatch(/^FETCHER_ARCH=\$TARGETARCH BUNDLE_OUT=\S+ node scripts\/bundle\.mjs$/);
     const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8'));
     const lock = JSON.parse(readFileSync(join(REPO_ROOT, 'package-lock.json'), 'utf8'));
-    const versions = ['x64', 'aarch64'].map((arch) => pkg.optionalDependencies[`@oven/bun-linux-${arch}`] as string);
-    expect(versions[0]).toMatch(/^\d+\.\d+\.\d+$/);
-    expect(versions[1]).toBe(versions[0]);
-    for (const arch of ['x64', 'aarch64']) expect(lock.packages[`node_modules/@oven/bun-linux-${arch}`].version).toBe(versions[0]);
+    // A dev dependency: the CLI's package, which needs no Bun, declares none.
+    const version = pkg.devDependencies.bun as string;
+    expect(version).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(pkg.optionalDependencies ?? {}).toEqual({});
+    expect(lock.packages['node_modules/bun'].version).toBe(version);
+    for (const arch of ['x64', 'aarch64']) expect(lock.packages[`node_modules/@oven/bun-linux-${arch}`].version).toBe(version);
   });
 
   it('the stages copy only files the build produces, and between them every one it ships', () => {
