@@ -3,18 +3,24 @@
 // time (unthrottled, and under CPU limits), its memory cgroup's peak and largest working set, and
 // peak resident memory of
 //   the floor       `node -e 0`
-//   ours            `node start.cjs fetch` (what the image runs: the bundle with its code cache),
-//                   1 and 20 secrets
-//   no code cache   `node fetcher.cjs fetch`, 1 secret, for comparison
+//   ours            `fetcher fetch`, the executable the image runs, 1 and 20 secrets; and 1 secret
+//                   with the executable out of the page cache (see below)
+//   on Node.js      `node start.cjs fetch` (the same bundle with its V8 code cache), 1 secret, for
+//                   comparison
 // Medians of BENCH_RUNS runs (default 8), the cases interleaved so that a busy moment hits them
 // all alike. Exits 1 when a target below is missed.
 //
 // As in a pod: the fetcher gets IRSA's variables (STS AssumeRoleWithWebIdentity, then
-// GetSecretValue, or BatchGetSecretValue for 20) and no endpoint URL. It reaches moto (installed by
-// test/setup/moto.sh) through a TLS front of this script's own under the real host names
-// (sts.eu-west-1.amazonaws.com, secretsmanager.eu-west-1.amazonaws.com), trusting the front's CA
-// through NODE_EXTRA_CA_CERTS. For that the script re-runs itself in a private mount and network
-// namespace (`unshare`, root only) whose /etc/hosts points those names at its own 127.0.0.1:443.
+// GetSecretValue, or BatchGetSecretValue for 20) and no endpoint URL. It reaches moto through the
+// TLS front of bench/aws-front.mjs under the real host names (sts.eu-west-1.amazonaws.com,
+// secretsmanager.eu-west-1.amazonaws.com), in a private network namespace the script re-runs in.
+// Page cache: the executable (runtime and bundle in one file) is read by the kernel on first use,
+// and that page cache is charged to the memory cgroup of the process that first reads it. On a
+// node, the image's files were just written by the image's unpacking (the container runtime's
+// group) and every pod shares them, as this machine's node binary is shared, so `ours` runs with
+// the executable already read by a process outside its group; `page cache cold` drops it first
+// (posix_fadvise DONTNEED, through dd): its peak counts the file's page cache, reclaimable,
+// inactive file that a memory limit reclaims rather than kills for (its working set shows it).
 // A CPU limit is a cgroup v1 `cpu` child group with cfs_quota_us per cfs_period_us=100000, as the
 // kubelet sets it (200m: 20000; BENCH_LIMITS=200,1000 in millicores, the default, runs both); CPU
 // time is read from a `cpuacct` group (all threads, kernel time included), memory from a `memory`
@@ -28,16 +34,14 @@
 //   BENCH_PROFILE=25 npm run bench:fetcher             also where a 1-secret run spends its time:
 //        a --cpu-prof of it, self time by package (through fetcher.cjs.map), the 25 largest
 
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { SourceMap } from 'node:module';
 import { join, resolve } from 'node:path';
-import { createServer as createTlsServer } from 'node:tls';
 import { gzipSync } from 'node:zlib';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { freePort } from './free-port.mjs';
+import { enterNamespace, has, startAwsFront } from './aws-front.mjs';
 import { memoryCgroup, memoryCgroupUnavailable } from './memory-cgroup.mjs';
 
 // Targets: the fetcher should cost a pod little more than Node.js itself does. Memory is what a
@@ -53,7 +57,6 @@ const PERIOD_US = 100_000;
 const LIMITS = [...new Set((process.env.BENCH_LIMITS ?? '200,1000').split(',').map(Number).filter((m) => m > 0))];
 const REGION = 'eu-west-1';
 const ACCOUNT = '123456789012';
-const HOSTS = [`sts.${REGION}.amazonaws.com`, `secretsmanager.${REGION}.amazonaws.com`];
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 const root = resolve(import.meta.dirname, '..');
@@ -61,11 +64,13 @@ const out = resolve(root, process.env.BUNDLE_OUT ?? 'dist');
 const script = join(out, 'fetcher.cjs');
 const entry = join(out, 'start.cjs');
 const codeCache = join(out, 'fetcher.cache');
+const compiled = join(out, 'fetcher');
 const motoServer = resolve(root, '.cache/bin/moto_server');
 const runs = Math.max(1, Math.min(Number(process.env.BENCH_RUNS ?? 8), 100));
 const notes = [];
 
 for (const [file, what] of [
+  [compiled, 'run npm run build first'],
   [script, 'run npm run build first'],
   [entry, 'run npm run build first'],
   [codeCache, 'run npm run build first'],
@@ -79,16 +84,7 @@ for (const [file, what] of [
 
 // --- a private mount and network namespace, where the real host names can point at 127.0.0.1 ---
 const isRoot = process.getuid?.() === 0;
-const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-if (process.env.BENCH_NAMESPACE === undefined && isRoot && has('unshare') && has('ip') && has('mount')) {
-  const r = spawnSync('unshare', ['--mount', '--net', process.execPath, ...process.execArgv, import.meta.filename, ...process.argv.slice(2)], {
-    stdio: 'inherit',
-    env: { ...process.env, BENCH_NAMESPACE: '1' },
-  });
-  if (r.status !== null && r.status !== 2 && r.error === undefined) process.exit(r.status);
-  notes.push('unshare failed: running without a private network namespace');
-}
-const inNamespace = process.env.BENCH_NAMESPACE === '1' && spawnSync('ip', ['link', 'set', 'lo', 'up']).status === 0;
+const { inNamespace, note: namespaceNote } = enterNamespace();
 
 const work = mkdtempSync(join(tmpdir(), 'bench-fetcher-'));
 const cleanups = [() => rmSync(work, { recursive: true, force: true })];
@@ -109,56 +105,11 @@ const fetcherCpu = String(cpus - 1);
 const serverCpus = `0-${cpus - 2}`;
 if (pin) spawnSync('taskset', ['-a', '-p', '-c', serverCpus, String(process.pid)], { stdio: 'ignore' });
 
-// --- certificates for the TLS front ---
-if (!has('openssl')) {
-  console.error('openssl is needed to make the TLS front\'s certificates');
-  process.exit(2);
-}
-const pem = (name) => join(work, name);
-const openssl = (...args) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=bench CA', '-keyout', pem('ca.key'), '-out', pem('ca.pem'));
-openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=aws', '-keyout', pem('front.key'), '-out', pem('front.csr'));
-writeFileSync(pem('ext'), `subjectAltName=${[...HOSTS.map((h) => `DNS:${h}`), 'IP:127.0.0.1'].join(',')}\n`);
-openssl('x509', '-req', '-in', pem('front.csr'), '-CA', pem('ca.pem'), '-CAkey', pem('ca.key'), '-CAcreateserial', '-days', '1', '-extfile', pem('ext'), '-out', pem('front.pem'));
-
 // --- moto, and the TLS front before it ---
-const motoPort = await freePort();
-const moto = spawn(pin ? 'taskset' : motoServer, [...(pin ? ['-c', serverCpus, motoServer] : []), '-H', '127.0.0.1', '-p', String(motoPort)], { stdio: 'ignore' });
-cleanups.push(() => moto.exitCode === null && moto.kill('SIGTERM'));
-const motoUrl = `http://127.0.0.1:${motoPort}`;
-for (let i = 0; ; i++) {
-  if (i > 300) throw new Error('moto did not start within 30 s');
-  try {
-    if ((await fetch(`${motoUrl}/moto-api/data.json`)).ok) break;
-  } catch {}
-  await new Promise((r) => setTimeout(r, 100));
-}
-
-const front = createTlsServer({ key: readFileSync(pem('front.key')), cert: readFileSync(pem('front.pem')) }, (tls) => {
-  const plain = connect(motoPort, '127.0.0.1');
-  tls.pipe(plain).pipe(tls);
-  const close = () => {
-    tls.destroy();
-    plain.destroy();
-  };
-  tls.on('error', close);
-  plain.on('error', close);
-});
-const frontPort = await new Promise((res, rej) => {
-  front.on('error', rej);
-  front.listen(inNamespace ? 443 : 0, '127.0.0.1', () => res(front.address().port));
-});
-cleanups.push(() => front.close());
-
-let endpointVars = {};
-if (inNamespace) {
-  const hosts = join(work, 'hosts');
-  writeFileSync(hosts, `127.0.0.1 localhost\n${HOSTS.map((h) => `127.0.0.1 ${h}`).join('\n')}\n`);
-  execFileSync('mount', ['--bind', hosts, '/etc/hosts']);
-} else {
-  endpointVars = { AWS_ENDPOINT_URL: `https://127.0.0.1:${frontPort}` };
-  notes.push(`no private network namespace (needs root, unshare, ip): the fetcher reaches the TLS front through AWS_ENDPOINT_URL=https://127.0.0.1:${frontPort}`);
-}
+const aws = await startAwsFront({ work, region: REGION, inNamespace, motoServer, cpus: pin ? serverCpus : undefined });
+cleanups.push(() => aws.close());
+if (namespaceNote) notes.push(`${namespaceNote}: the fetcher reaches the TLS front through ${aws.env.AWS_ENDPOINT_URL}`);
+const motoUrl = aws.motoUrl;
 
 // --- the secrets, and the pod's identity ---
 const sm = new SecretsManagerClient({ region: REGION, endpoint: motoUrl, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
@@ -175,8 +126,7 @@ const podEnv = {
   AWS_STS_REGIONAL_ENDPOINTS: 'regional',
   AWS_ROLE_ARN: `arn:aws:iam::${ACCOUNT}:role/bench`,
   AWS_WEB_IDENTITY_TOKEN_FILE: tokenFile,
-  NODE_EXTRA_CA_CERTS: pem('ca.pem'),
-  ...endpointVars,
+  ...aws.env,
 };
 
 // --- cgroups: one group for the 200m limit, one without; cpuacct for CPU time ---
@@ -236,11 +186,11 @@ else notes.push('the secrets volume is a directory of the machine\'s /tmp, not a
 const time = existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
 if (!time) notes.push('no /usr/bin/time: peak RSS not measured');
 
-/** Self time of one 1-secret run, by where the code comes from: a package, a fetcher file, Node.js. */
+/** Self time of one 1-secret run on Node.js, by where the code comes from: a package, a fetcher file, Node.js. */
 async function profile(top) {
   const dir = join(work, 'profile');
-  const r = fetchCase(1)();
-  await once(['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', '100', ...r.argv], { mode: 'free', env: r.env });
+  const r = fetchCase(1, { onNode: true })();
+  await once([process.execPath, '--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', '100', ...r.argv.slice(1)], { mode: 'free', env: r.env });
   const p = JSON.parse(readFileSync(join(dir, readdirSync(dir)[0]), 'utf8'));
   const map = new SourceMap(JSON.parse(readFileSync(`${script}.map`, 'utf8')));
   const where = new Map();
@@ -262,22 +212,26 @@ async function profile(top) {
   }
   where.delete('(idle)');
   const total = [...where.values()].reduce((a, b) => a + b, 0);
-  console.log(`\nwhere a 1-secret run spends its time (--cpu-prof of the main thread, after start-up; ${f1(total / 1000)} ms sampled, idle left out):`);
+  console.log(`\nwhere a 1-secret run on Node.js spends its time (--cpu-prof of the main thread, after start-up; ${f1(total / 1000)} ms sampled, idle left out):`);
   // Samples are wall-clock ticks of a process that may be waiting for a CPU: the shares say more than the milliseconds.
   for (const [k, us] of [...where].sort((a, b) => b[1] - a[1]).slice(0, top)) {
     console.log(`  ${f0((100 * us) / total).padStart(3)}%  ${f1(us / 1000).padStart(6)} ms  ${k}`);
   }
 }
 
-/** One run of `argv` (after node) in the pod's environment: wall ms, CPU ms, peak RSS MiB. */
-async function once(argv, { mode, env = {} }) {
+/** One run of the command `argv` in the pod's environment: wall ms, CPU ms, peak RSS MiB. */
+async function once(argv, { mode, env = {}, warm, cold }) {
   const { cpu, acct } = groups.get(mode) ?? {};
   if (acct) writeFileSync(join(acct, 'cpuacct.usage'), '0');
   memory?.reset();
   const throttled = () => (mode === 'free' || !cpu ? NaN : Number(/throttled_time (\d+)/.exec(readFileSync(join(cpu, 'cpu.stat'), 'utf8'))?.[1] ?? NaN));
   const throttledBefore = throttled();
   const join_ = [cpu, acct, memory?.dir].filter((d, i, all) => d && all.indexOf(d) === i).map((d) => `echo $$ > ${d}/cgroup.procs`);
-  const inner = [...(pin ? ['taskset', '-c', fetcherCpu] : []), process.execPath, ...argv];
+  // A file already in the page cache, read by a process outside the group (as a node that ran it before).
+  if (warm) readFileSync(warm);
+  // A file no process has read since the node pulled the image: out of the page cache.
+  for (const f of cold ?? []) spawnSync('dd', [`if=${f}`, 'iflag=nocache', 'count=0', 'status=none']);
+  const inner = [...(pin ? ['taskset', '-c', fetcherCpu] : []), ...argv];
   const timeOut = join(work, 'time');
   const cmd = [...(time ? [time, '-f', '%e %U %S %M', '-o', timeOut] : []), 'sh', '-c', `${[...join_, 'exec "$@"'].join(' && ')}`, 'sh', ...inner];
   const t0 = performance.now();
@@ -295,20 +249,21 @@ async function once(argv, { mode, env = {} }) {
   return { wall, cpu: cpuMs, rss: time ? maxKiB / 1024 : NaN, peak, workingSet, throttled: (throttled() - throttledBefore) / 1e6 };
 }
 
-function fetchCase(count, { cached = true } = {}) {
+function fetchCase(count, { onNode = false, cold = false } = {}) {
   return () => {
     const dir = mkdtempSync(join(volumes, 'volume-'));
     const spec = { version: 1, dir: '/tmp', mode: '0444', region: REGION, items: names.slice(0, count).map((n, i) => ({ ref: n, file: `s${i}` })) };
-    const argv = [cached ? entry : script, 'fetch', '--dir', dir];
+    const argv = [...(onNode ? [process.execPath, entry] : [compiled]), 'fetch', '--dir', dir];
     const env = { SECRET_INJECTOR_SPEC: JSON.stringify(spec), SECRET_INJECTOR_TERMINATION_LOG: join(dir, '..', `termination-${count}`) };
-    return { argv, env, check: () => existsSync(join(dir, '.secrets-ready')) && readFileSync(join(dir, 's0'), 'utf8').includes('p-0'), dir };
+    return { argv, env, warm: onNode || cold ? undefined : compiled, cold: cold ? [compiled] : undefined, check: () => existsSync(join(dir, '.secrets-ready')) && readFileSync(join(dir, 's0'), 'utf8').includes('p-0'), dir };
   };
 }
 const cases = [
-  { name: 'node -e 0 (the floor)', make: () => ({ argv: ['-e', '0'], env: {}, check: () => true }) },
+  { name: 'node -e 0 (the floor)', make: () => ({ argv: [process.execPath, '-e', '0'], env: {}, check: () => true }) },
   { name: 'ours, 1 secret', make: fetchCase(1) },
   { name: 'ours, 20 secrets', make: fetchCase(20) },
-  { name: 'no code cache, 1 secret', make: fetchCase(1, { cached: false }) },
+  { name: 'ours, 1 secret, page cache cold', make: fetchCase(1, { cold: true }) },
+  { name: 'on Node.js (start.cjs), 1 secret', make: fetchCase(1, { onNode: true }) },
 ];
 const modes = ['free', ...LIMITS.filter((m) => groups.has(m))];
 
@@ -318,7 +273,7 @@ for (let i = -1; i < runs; i++) {
   for (const c of cases) {
     for (const mode of modes) {
       const r = c.make();
-      const m = await once(r.argv, { mode, env: r.env });
+      const m = await once(r.argv, { mode, env: r.env, warm: r.warm, cold: r.cold });
       if (!r.check()) throw new Error(`${c.name}: the secrets were not written`);
       if (r.dir) rmSync(r.dir, { recursive: true, force: true });
       if (i >= 0) samples.get(c.name)[mode].push(m);
@@ -350,11 +305,11 @@ const f1 = (n) => (Number.isNaN(n) ? '–' : n.toFixed(1));
 const kib = (p) => statSync(p).size / 1024;
 console.log(`Node.js ${process.version}, ${cpus} CPUs${pin ? `, the fetcher pinned to CPU ${fetcherCpu}` : ''}; medians of ${runs} runs`);
 console.log(
-  `AWS: moto behind a TLS front, ${inNamespace ? `as ${HOSTS.join(' and ')} (private network namespace)` : `at https://127.0.0.1:${frontPort}`}; identity: IRSA`,
+  `AWS: moto behind a TLS front, ${aws.where}; identity: IRSA`,
 );
 for (const n of notes) console.log(`note: ${n}`);
 console.log(
-  `fetcher.cjs ${f0(kib(script))} KiB (${f0(gzipSync(readFileSync(script)).length / 1024)} KiB gzipped), fetcher.cache ${f0(kib(codeCache))} KiB (${f0(gzipSync(readFileSync(codeCache)).length / 1024)} KiB gzipped)`,
+  `fetcher (the executable) ${f1(kib(compiled) / 1024)} MiB; fetcher.cjs, the bundle compiled into it, ${f0(kib(script))} KiB (${f0(gzipSync(readFileSync(script)).length / 1024)} KiB gzipped); fetcher.cache ${f0(kib(codeCache))} KiB`,
 );
 console.log('');
 const limited = modes.filter((m) => m !== 'free');
@@ -373,6 +328,8 @@ console.log('');
 console.log(
   `ours, 1 secret, against the floor: CPU +${f1(one.cpu - floor.cpu)} ms (${(one.cpu / floor.cpu).toFixed(2)}x), wall +${f0(one.wall - floor.wall)} ms (${(one.wall / floor.wall).toFixed(2)}x), memory cgroup peak +${f1(one.peak - floor.peak)} MiB, peak RSS +${f1(one.rss - floor.rss)} MiB`,
 );
+const cold = stats.get(cases[3].name);
+console.log(`ours, 1 secret, page cache cold: memory cgroup peak ${f1(cold.peak)} MiB (the executable's page cache, charged to the first group that reads it), working set ${f1(cold.workingSet)} MiB, CPU +${f1(cold.cpu - one.cpu)} ms`);
 console.log(
   `20 secrets against 1: wall ${(many.wall / one.wall).toFixed(2)}x${limited.map((m) => `, under ${m}m ${(many.limited[m] / one.limited[m]).toFixed(2)}x`).join('')}, CPU ${(many.cpu / one.cpu).toFixed(2)}x`,
 );

@@ -2,14 +2,18 @@
 // Footprint of the refresh sidecar, against moto (installed by test/setup/moto.sh) on 127.0.0.1,
 // as Kubernetes charges it: the working set of its memory cgroup (usage − total_inactive_file,
 // what `kubectl top` shows and eviction looks at; a cgroup v1 group of the bench's own, root only).
+// As in a pod, it reaches AWS over TLS under the real host names with IRSA's identity: moto behind
+// the TLS front of bench/aws-front.mjs, in a private network namespace the script re-runs in
+// (elsewhere through AWS_ENDPOINT_URL, which it says), the secrets volume a tmpfs.
 //   - The soak: a driver bundled by esbuild from the sidecar's own code (fetcher/refresh.ts with
-//     the real AWS clients, built as fetcher.cjs is, no node_modules beside it), in its own memory
-//     cgroup with the sidecar's Node.js options, runs refresh cycles back to back, without the
+//     the real AWS clients, built as fetcher.cjs is, no node_modules beside it) and compiled by Bun
+//     as the fetcher's executable is, in its own memory cgroup with the sidecar's environment
+//     (REFRESHER_ENV), runs refresh cycles back to back, without the
 //     interval's wait, for 20 secrets in one BatchGetSecretValue, while this process rotates one
 //     of them (PutSecretValue) every 50 ms so that cycles also rewrite files. Every tenth of the
 //     1,000 cycles (bounded: at most BENCH_SOAK_SECONDS) it reads its working set, then the heap
 //     after a full GC, and RSS; the growth from the first sample to the last says whether it is flat.
-//   - The sidecar as the image starts it (start.cjs, REFRESHER_NODE_OPTIONS), in its own memory
+//   - The sidecar as the image starts it (the executable, REFRESHER_ENV), in its own memory
 //     cgroup: its working set idle after each of its first BENCH_SIDECAR_REFRESHES (2) refreshes
 //     at the shortest interval, its cgroup's peak and RSS.
 //   - CPU time (user + system) per refresh cycle; RSS after the first fetch and after 10 refreshes,
@@ -17,15 +21,16 @@
 // Without a memory cgroup (not root, no cgroup v1) it says so and checks RSS growth instead.
 // Exits 1 when a target below is missed.
 //
-//   npm run build && npm run bench:refresh      (BENCH_CYCLES, BENCH_SOAK_SECONDS, BENCH_NODE_FLAGS)
+//   npm run build && npm run bench:refresh      (BENCH_CYCLES, BENCH_SOAK_SECONDS, BENCH_SIDECAR_REFRESHES)
 
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { build } from 'esbuild';
-import { freePort } from './free-port.mjs';
+import { bunPath } from '../scripts/bun.mjs';
+import { enterNamespace, startAwsFront } from './aws-front.mjs';
 import { memoryCgroup, memoryCgroupUnavailable } from './memory-cgroup.mjs';
 
 const TARGETS = {
@@ -45,6 +50,7 @@ const cycles = Math.min(Number(process.env.BENCH_CYCLES ?? 1000), 100_000);
 const soakSeconds = Math.min(Number(process.env.BENCH_SOAK_SECONDS ?? 240), 3600);
 const sidecarRefreshes = Math.max(1, Math.min(Number(process.env.BENCH_SIDECAR_REFRESHES ?? 2), 30));
 const region = 'eu-west-1';
+const { inNamespace, note: namespaceNote } = enterNamespace();
 if (!existsSync(motoServer)) {
   console.error('moto_server is not installed in .cache/bin: run `npm run test:all` (or `bash test/setup/install.sh`)');
   process.exit(2);
@@ -77,7 +83,7 @@ const workingSet = () => {
   const inactive = Number(/total_inactive_file (\\d+)/.exec(readFileSync(process.env.MEMCG + '/memory.stat', 'utf8'))[1]);
   return mib(usage - inactive);
 };
-const source = { kind: 'node' };
+const source = { kind: 'web-identity', roleArn: process.env.AWS_ROLE_ARN, tokenFile: process.env.AWS_WEB_IDENTITY_TOKEN_FILE };
 const api = () => createAwsApi({ source, sessionName: 'bench', stsRegion: spec.region, callTimeoutMs: 10_000, maxAttempts: 5 });
 const first = await execute(spec, { credentials: { source }, api });
 if (!first.ok) throw new Error('first fetch failed: ' + JSON.stringify(first.failures));
@@ -96,7 +102,7 @@ for (; done < cycles && Date.now() - started < soakMs; done++) {
   if (done + 1 === 10) out.after10 = mib(process.memoryUsage().rss);
   if ((done + 1) % every === 0) {
     const ws = workingSet();
-    globalThis.gc();
+    Bun.gc(true);
     const m = process.memoryUsage();
     out.samples.push({ cycle: done + 1, rss: mib(m.rss), heap: mib(m.heapUsed), external: mib(m.external), ws });
   }
@@ -118,23 +124,32 @@ process.exit(0);
   logLevel: 'warning',
 });
 
-const port = await freePort();
-const endpoint = `http://127.0.0.1:${port}`;
-const moto = spawn(motoServer, ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
-cleanups.push(() => moto.exitCode === null && moto.kill('SIGTERM'));
-for (let i = 0; ; i++) {
-  if (i > 300) throw new Error('moto did not start within 30 s');
-  try {
-    if ((await fetch(`${endpoint}/moto-api/data.json`)).ok) break;
-  } catch {}
-  await new Promise((r) => setTimeout(r, 100));
-}
-
-const sm = new SecretsManagerClient({ region, endpoint, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+const aws = await startAwsFront({ work, region, inNamespace, motoServer });
+cleanups.push(() => aws.close());
+const sm = new SecretsManagerClient({ region, endpoint: aws.motoUrl, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
 const names = Array.from({ length: 20 }, (_, i) => `bench/refresh-${i}`);
 await Promise.all(names.map((n) => sm.send(new CreateSecretCommand({ Name: n, SecretString: JSON.stringify({ user: 'u', password: `p-${n}` }) }))));
-const volume = mkdtempSync(join(work, 'volume-'));
+// The secrets volume: a tmpfs, as a pod's memory-backed emptyDir (its pages count in the memory cgroup).
+const volumes = join(work, 'volumes');
+mkdirSync(volumes);
+const notes = namespaceNote ? [`${namespaceNote}: AWS through ${aws.env.AWS_ENDPOINT_URL}`] : [];
+if (inNamespace && spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', volumes]).status === 0) cleanups.push(() => spawnSync('umount', [volumes]));
+else notes.push("the secrets volume is a directory of the machine's /tmp, not a tmpfs");
+const volume = mkdtempSync(join(volumes, 'volume-'));
 const spec = { version: 1, dir: volume, mode: '0444', region, items: names.map((n, i) => ({ ref: n, file: `s${i}`, key: 'password' })), refresh: { intervalSeconds: 10 } };
+const tokenFile = join(work, 'token');
+const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+writeFileSync(tokenFile, `${b64({ alg: 'RS256' })}.${b64({ sub: 'system:serviceaccount:bench:app', aud: 'sts.amazonaws.com' })}.sig`);
+// What a pod's fetcher and sidecar get with IRSA.
+const podEnv = {
+  PATH: process.env.PATH,
+  AWS_REGION: region,
+  AWS_STS_REGIONAL_ENDPOINTS: 'regional',
+  AWS_ROLE_ARN: 'arn:aws:iam::123456789012:role/bench',
+  AWS_WEB_IDENTITY_TOKEN_FILE: tokenFile,
+  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  ...aws.env,
+};
 
 // Node.js alone, in the same run: the floor every Node.js process pays.
 const floor = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.memoryUsage().rss))'], { encoding: 'utf8' });
@@ -147,11 +162,13 @@ const rotations = (async () => {
     await new Promise((r) => setTimeout(r, 50));
   }
 })();
-// The sidecar's own Node.js options, as the webhook sets them (BENCH_NODE_FLAGS to try others).
+// The sidecar's own environment, as the webhook sets it.
 const optionsModule = join(work, 'options.mjs');
-await build({ stdin: { resolveDir: root, loader: 'ts', contents: "export { REFRESHER_NODE_OPTIONS } from './fetcher/spec.ts';" }, bundle: true, format: 'esm', outfile: optionsModule, logLevel: 'warning' });
-const { REFRESHER_NODE_OPTIONS } = await import(optionsModule);
-const nodeFlags = (process.env.BENCH_NODE_FLAGS ?? REFRESHER_NODE_OPTIONS).split(' ').filter(Boolean);
+await build({ stdin: { resolveDir: root, loader: 'ts', contents: "export { REFRESHER_ENV } from './fetcher/spec.ts';" }, bundle: true, format: 'esm', outfile: optionsModule, logLevel: 'warning' });
+const { REFRESHER_ENV } = await import(optionsModule);
+const compiledDriver = `${driver}.bin`;
+const compiling = spawnSync(bunPath(), ['build', '--compile', '--bytecode', driver, '--outfile', compiledDriver], { encoding: 'utf8' });
+if (compiling.status !== 0) throw new Error(`compiling the soak's driver failed: ${compiling.stderr}`);
 // Each process in a memory cgroup of its own (root, cgroup v1), as a container is: its working set
 // is what Kubernetes charges the pod.
 const noCgroup = memoryCgroupUnavailable();
@@ -163,40 +180,40 @@ const group = (name) => {
   cleanups.push(() => g.remove());
   return g;
 };
+/** Runs argv to its end (asynchronously: the TLS front is served by this process); its status, stdout and stderr. */
+const run = (argv, env, timeoutMs) =>
+  new Promise((res) => {
+    const p = spawn(argv[0], argv.slice(1), { cwd: work, env, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('close', (status, signal) => res({ status, signal, stdout, stderr }));
+  });
 const soakGroup = group('soak');
-const driverArgv = [process.execPath, '--expose-gc', ...nodeFlags, driver];
-const child = spawnSync(soakGroup ? soakGroup.joinArgs(driverArgv)[0] : driverArgv[0], (soakGroup ? soakGroup.joinArgs(driverArgv) : driverArgv).slice(1), {
-  cwd: work,
-  encoding: 'utf8',
-  timeout: (soakSeconds + 120) * 1000,
-  env: {
-    PATH: process.env.PATH,
-    AWS_ENDPOINT_URL: endpoint,
-    AWS_ACCESS_KEY_ID: 'a',
-    AWS_SECRET_ACCESS_KEY: 'b',
-    AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    SPEC: JSON.stringify(spec),
-    CYCLES: String(cycles),
-    SOAK_MS: String(soakSeconds * 1000),
-    ...(soakGroup && { MEMCG: soakGroup.dir }),
-    ...(process.env.MALLOC_ARENA_MAX !== undefined && { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX }),
-  },
-});
+const driverArgv = [compiledDriver];
+const child = await run(soakGroup ? soakGroup.joinArgs(driverArgv) : driverArgv, {
+  ...podEnv,
+  SPEC: JSON.stringify(spec),
+  CYCLES: String(cycles),
+  SOAK_MS: String(soakSeconds * 1000),
+  ...(soakGroup && { MEMCG: soakGroup.dir }),
+  ...REFRESHER_ENV,
+}, (soakSeconds + 120) * 1000);
 const soakPeak = soakGroup?.peakMiB();
-// The sidecar itself, as the image starts it (start.cjs, its Node.js options), idle after each of
+// The sidecar itself, as the image starts it (the executable, its environment), idle after each of
 // its first refreshes at the shortest interval: its working set, resident memory and cgroup peak.
 let sidecar;
-const entry = resolve(root, process.env.BUNDLE_OUT ?? 'dist', 'start.cjs');
+const entry = resolve(root, process.env.BUNDLE_OUT ?? 'dist', 'fetcher');
 if (existsSync(entry)) {
-  const dir = mkdtempSync(join(work, 'sidecar-'));
-  const env = { PATH: process.env.PATH, AWS_ENDPOINT_URL: endpoint, AWS_ACCESS_KEY_ID: 'a', AWS_SECRET_ACCESS_KEY: 'b', SECRET_INJECTOR_NODE_CREDENTIALS: 'allow', AWS_EC2_METADATA_DISABLED: 'true', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', SECRET_INJECTOR_SPEC: JSON.stringify({ ...spec, dir }) };
-  const first = spawnSync(process.execPath, [entry, 'fetch'], { env, encoding: 'utf8' });
+  const dir = mkdtempSync(join(volumes, 'sidecar-'));
+  const env = { ...podEnv, SECRET_INJECTOR_SPEC: JSON.stringify({ ...spec, dir }) };
+  const first = await run([entry, 'fetch'], env, 60_000);
   if (first.status !== 0) throw new Error(`the sidecar's first fetch failed: ${first.stderr}`);
   const g = group('sidecar');
-  const argv = [process.execPath, entry, 'refresh'];
+  const argv = [entry, 'refresh'];
   const full = g ? g.joinArgs(argv) : argv;
-  const proc = spawn(full[0], full.slice(1), { env: { ...env, NODE_OPTIONS: nodeFlags.join(' ') }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn(full[0], full.slice(1), { env: { ...env, ...REFRESHER_ENV }, stdio: ['ignore', 'ignore', 'pipe'] });
   cleanups.push(() => proc.exitCode === null && proc.kill('SIGKILL'));
   let log = '';
   proc.stderr.on('data', (d) => (log += d));
@@ -228,7 +245,9 @@ const heapGrowth = round1(lastSample.heap - firstSample.heap);
 const rssGrowth = round1(lastSample.rss - firstSample.rss);
 const wsGrowth = round1(lastSample.ws - firstSample.ws);
 const wsMax = Math.max(...r.samples.map((x) => x.ws));
-console.log(`node ${process.version} ${nodeFlags.join(' ')}; Node.js alone (node -e): ${floorMiB} MiB RSS`);
+console.log(`the fetcher's executable, ${Object.entries(REFRESHER_ENV).map(([k, v]) => `${k}=${v}`).join(' ')}; Node.js alone (node -e): ${floorMiB} MiB RSS`);
+console.log(`AWS: moto behind a TLS front, ${aws.where}; identity: IRSA`);
+for (const n of notes) console.log(`note: ${n}`);
 if (noCgroup) console.log(`note: ${noCgroup}: no memory cgroup, so no working set; RSS only`);
 console.log(`RSS after the first fetch: ${r.afterFetch} MiB; after 10 refreshes of 20 secrets: ${r.after10} MiB (${round1(r.after10 - floorMiB)} MiB above Node.js alone)`);
 console.log(`soak: ${r.cycles} cycles in ${r.seconds} s (${r.changed} rewrote files); cycle ${firstSample.cycle} -> ${lastSample.cycle}: working set ${firstSample.ws} -> ${lastSample.ws} MiB (largest ${wsMax}, cgroup peak ${soakPeak === undefined ? '–' : round1(soakPeak)} MiB); after a full GC heap ${firstSample.heap} -> ${lastSample.heap} MiB, RSS ${firstSample.rss} -> ${lastSample.rss} MiB`);
@@ -254,3 +273,4 @@ if (missed.length > 0) {
   console.error(`missed: ${missed.join('; ')}`);
   process.exit(1);
 }
+process.exit(0);

@@ -57,7 +57,7 @@ export function sessionName(namespace: string | undefined, name: string | undefi
   return clean.length >= 2 ? clean : 'aws-secret-injector';
 }
 
-const JSON_PARSE_ERROR = /in JSON at position|is not valid JSON|Unexpected (token|end of JSON)|Unterminated string in JSON|JSON\.parse/;
+const JSON_PARSE_ERROR = /JSON Parse error|in JSON at position|is not valid JSON|Unexpected (token|end of JSON)|Unterminated string in JSON|JSON\.parse/;
 
 /** Credentials are resolved again this long before they expire (the refresh sidecar outlives them). */
 export const CREDENTIALS_REFRESH_MS = 5 * 60_000;

@@ -29,7 +29,7 @@ export type FetchErrorCode =
   | 'FETCH_FORMAT'
   /** A whole path (`prefix/*`) holds more secrets than the maximum. */
   | 'FETCH_TOO_MANY'
-  /** Two items would write the same file. */
+  /** Two items would write the same file, or a file would take a reserved name (the marker's, or one starting with `..`). */
   | 'FETCH_FILE_CONFLICT'
   /** Writing the files failed (permissions, full volume, a symlink in the way…). */
   | 'FETCH_WRITE'

@@ -1,9 +1,9 @@
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { AwsApi } from './fetch.js';
-import { execute } from './main.js';
+import { DEFAULT_TIMEOUTS, execute } from './main.js';
 import { backoff, BACKOFF_BASE_MS, jittered, JITTER, Refresher, staleAfterMs, STALE_MIN_MS, type RefreshDeps } from './refresh.js';
 import type { CredentialChoice } from './identity.js';
 import { DATA_LINK, MARKER_FILE, type FetchSpec } from './spec.js';
@@ -164,6 +164,23 @@ describe('Refresher.cycle', () => {
     expect(readFileSync(join(dir, MARKER_FILE), 'utf8')).not.toContain('pw-');
   });
 
+  it('leaves no deadline timer pending once its calls are done (it would hold the refresh for the whole deadline)', async () => {
+    const { aws, s } = await start([{ ref: 'token', file: 'token' }]);
+    const r = new Refresher(s, deps(aws.api, clock(Date.now())).d);
+    await r.resume();
+    const set = vi.spyOn(globalThis, 'setTimeout');
+    const cleared = vi.spyOn(globalThis, 'clearTimeout');
+    try {
+      expect((await r.cycle(never)).ok).toBe(true);
+      const deadlines = set.mock.results.filter((_, i) => set.mock.calls[i]![1] === DEFAULT_TIMEOUTS.deadlineSeconds * 1000).map((x) => x.value);
+      expect(deadlines).toHaveLength(1);
+      expect(cleared.mock.calls.map((c) => c[0])).toContain(deadlines[0]);
+    } finally {
+      set.mockRestore();
+      cleared.mockRestore();
+    }
+  });
+
   it('changedAt moves only with a refresh that changed a file; fetchedAt with every complete one', async () => {
     const { aws, s } = await start([{ ref: 'token', file: 'token' }]);
     const first = marker();
@@ -299,6 +316,28 @@ describe('Refresher.cycle', () => {
     expect(await r.cycle(never)).toMatchObject({ ok: true });
     expect(existsSync(join(dir, 'username'))).toBe(false);
     expect(read('password')).toBe('pw-2');
+  });
+
+  it('a key removed in a pass whose version could not be published is still removed by the next pass', async () => {
+    const { aws, s } = await start([{ ref: 'db', explode: true, file: 'conf' }]);
+    aws.put('db', JSON.stringify({ password: 'pw-2' }));
+    const current = readlinkSync(join(dir, DATA_LINK));
+    let swaps = 1;
+    const hooks = {
+      afterOpen: (rel: string) => {
+        // Another container moves the new version away while it is written, once.
+        if (!VERSION_NAME.test(rel) || rel === current || swaps-- <= 0) return;
+        renameSync(join(dir, rel), join(dir, 'moved'));
+      },
+    };
+    const r = new Refresher(s, deps(aws.api, clock(), { hooks }).d);
+    await r.resume();
+    expect(await r.cycle(never)).toMatchObject({ ok: false, changed: [] });
+    expect([read('conf/username'), read('conf/password')]).toEqual(['admin', 'pw-1']);
+    expect(marker().secrets[0]).toMatchObject({ versionId: 'v1', files: ['conf/username', 'conf/password'] });
+    expect(await r.cycle(never)).toMatchObject({ ok: true, changed: ['conf/password', 'conf/username'] });
+    expect(existsSync(join(dir, 'conf/username'))).toBe(false);
+    expect(marker().secrets[0]).toMatchObject({ versionId: 'v2', files: ['conf/password'] });
   });
 
   it.skipIf(process.getuid?.() !== 0)('a directory another uid swapped in between refreshes is refused: no 0440 file lands in it', async () => {

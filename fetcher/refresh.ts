@@ -11,7 +11,7 @@
 
 import { formatFailure, redactor, type Failure, type Redactor, type ReportContext } from './errors.js';
 import { STALE_CREDENTIAL_CODES, type AwsApi, type FetchedValue } from './fetch.js';
-import { collect, DEFAULT_TIMEOUTS, identityContext, reportedStrings, stsRegionOf, valueStrings } from './main.js';
+import { collect, DEFAULT_TIMEOUTS, identityContext, reportedStrings, stsRegionOf, valueStrings, type Collected } from './main.js';
 import { findConflicts } from './render.js';
 import type { FetchSpec, RefreshSignal, SecretItem } from './spec.js';
 import { readMarker, updateSecrets, type UpdateHooks } from './update.js';
@@ -137,10 +137,18 @@ export class Refresher {
   /** One refresh: fetch what is polled, rewrite what changed, then the marker. */
   async cycle(stop: AbortSignal): Promise<CycleResult> {
     const timeouts = { ...DEFAULT_TIMEOUTS, ...this.spec.timeouts };
-    const deadline = AbortSignal.any([stop, AbortSignal.timeout(timeouts.deadlineSeconds * 1000)]);
     const pollSpec: FetchSpec = { ...this.spec, items: this.polled.map((p) => p.item) };
     this.seen = new Map();
-    const c = await collect(pollSpec, this.deps.api, this.deps.envRegion, deadline, this.seen, 'refresh');
+    // Cleared as soon as the calls are done: a deadline timer left pending would keep this
+    // refresh's signals, and what listens to them, alive for the deadline's whole length.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), timeouts.deadlineSeconds * 1000);
+    let c: Collected;
+    try {
+      c = await collect(pollSpec, this.deps.api, this.deps.envRegion, AbortSignal.any([stop, deadline.signal]), this.seen, 'refresh');
+    } finally {
+      clearTimeout(timer);
+    }
     if (stop.aborted) return { ok: false, changed: [], failures: [] };
     const failures = [...c.failures];
     let files = c.files;
@@ -157,6 +165,8 @@ export class Refresher {
     const remove = [...fresh].flatMap(([i]) => (this.entries[i]?.files ?? []).filter((p) => !keep.has(p) && insideVolume(p)));
 
     let completeAt: number | undefined;
+    // What the marker said before: kept when this pass's marker does not reach the volume.
+    const before = { entries: [...this.entries], fetchedAt: this.fetchedAt, changedAt: this.changedAt };
     const update = await updateSecrets(
       this.spec.dir,
       files,
@@ -178,6 +188,9 @@ export class Refresher {
       { remove, cleaned: this.cleaned, ...(this.deps.hooks !== undefined && { hooks: this.deps.hooks }) },
     );
     failures.push(...update.failures);
+    // The volume kept its last version (a version that could not be published): so do the entries,
+    // or a key removed in this pass would be taken for one the app wrote, and kept.
+    if (!update.markerWritten) ({ entries: this.entries, fetchedAt: this.fetchedAt, changedAt: this.changedAt } = before);
     if (failures.length === 0 && completeAt !== undefined) this.lastSuccess = completeAt;
     // AWS held the credentials as expired (a node clock behind AWS's keeps them past their stated
     // expiry): the next call, the identity lookup below included, resolves them again.

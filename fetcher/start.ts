@@ -1,12 +1,13 @@
-// Entry of the fetcher image (`node start.cjs fetch …`, `… refresh …`): runs fetcher.cjs, the
+// The fetcher on Node.js (`node start.cjs fetch …`, `… refresh …`): runs fetcher.cjs, the
 // bundle beside it, compiled with fetcher.cache, the V8 code cache scripts/code-cache.mjs made of
 // it after a warm-up of the common fetch path (fetcher/warm-up.ts). V8 then neither parses nor
 // compiles what that path runs, and nothing but the bundle's own objects is made: the process
 // pays neither a startup snapshot's copy of the whole heap (which Node.js keeps in memory for
 // the process's life) nor the compilation of every function on the path.
 // A cache is accepted only by the V8 build and flags that made it; one V8 rejects costs a read,
-// and the bundle then compiles as a plain script would. The refresh sidecar runs without the
-// JIT (REFRESHER_NODE_OPTIONS), which this cache does not fit: it compiles lazily instead.
+// and the bundle then compiles as a plain script would. `refresh` runs without the cache: it is
+// made for the fetch path. The fetcher image ships neither: it runs the bundle compiled into one
+// executable (scripts/bundle.mjs); this entry is the bundle's way to run on Node.js.
 
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';

@@ -23,6 +23,8 @@ export interface UpdateResult {
   changed: string[];
   /** One per file or directory that could not be written; those files keep their last content. */
   failures: Failure[];
+  /** Whether the marker `markerFor` gave is on the volume (false: the volume, marker included, is as it was). */
+  markerWritten: boolean;
 }
 
 export interface WriteFailure {
@@ -93,9 +95,10 @@ export async function updateSecrets(root: string, files: OutputFile[], markerFor
   try {
     vol = await Volume.open(root, opts.cleaned, opts.hooks);
   } catch (e) {
-    return { changed, failures: [writeFailure(root, e)] };
+    return { changed, failures: [writeFailure(root, e)], markerWritten: false };
   }
   let next: string | undefined;
+  let markerWritten = false;
   try {
     const current = await vol.current();
     // The app reaches a file through the link of its top-level name: a directory another
@@ -160,9 +163,9 @@ export async function updateSecrets(root: string, files: OutputFile[], markerFor
           await vol.sweep(current).catch(() => undefined);
           const f = writeFailure(root, e);
           changed.length = 0;
-          return { changed, failures: [...new Set([...failed.map((w) => w.failure), f])] };
+          return { changed, failures: [...new Set([...failed.map((w) => w.failure), f])], markerWritten: false };
         }
-        return { changed, failures: [...new Set(failed.map((f) => f.failure))] };
+        return { changed, failures: [...new Set(failed.map((f) => f.failure))], markerWritten: marker !== undefined };
       }
     }
 
@@ -186,6 +189,7 @@ export async function updateSecrets(root: string, files: OutputFile[], markerFor
       try {
         const dir = (await vol.dir(current, false)) as number;
         vol.replace(dir, MARKER_FILE, markerBytes(marker), 0o444);
+        markerWritten = true;
         vol.sync(dir);
       } catch (e) {
         failed.push({ path: MARKER_FILE, failure: writeFailure(MARKER_FILE, e) });
@@ -197,7 +201,7 @@ export async function updateSecrets(root: string, files: OutputFile[], markerFor
     if (next !== undefined) vol.removeTree(next);
     vol.close();
   }
-  return { changed, failures: [...new Set(failed.map((f) => f.failure))] };
+  return { changed, failures: [...new Set(failed.map((f) => f.failure))], markerWritten };
 }
 
 /** The marker on the volume, read without following a link; undefined when absent or not ours. */

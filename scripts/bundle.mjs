@@ -2,15 +2,18 @@
 //   dist/cli.mjs       the whole program; subcommands are split into lazily loaded chunks
 //   dist/fetcher.cjs   the init container alone: no webhook, fastify, YAML or certificate code
 //                      (and fetcher.cjs.map, its source map)
-//   dist/start.cjs     the fetcher image's entry: runs fetcher.cjs with its code cache
+//   dist/fetcher       the fetcher image's program: fetcher.cjs compiled by Bun into one executable
+//   dist/start.cjs     fetcher.cjs on Node.js: runs it with its code cache
 //   dist/fetcher.cache the V8 code cache of fetcher.cjs (scripts/code-cache.mjs), made by the
-//                      Node.js running this script (V8 accepts a cache only from its own build;
-//                      the image makes its own with its runtime's node, see the Dockerfile)
+//                      Node.js running this script (V8 accepts a cache only from its own build)
 // All run with no node_modules beside them.
 import { spawnSync } from 'node:child_process';
 import { builtinModules, createRequire } from 'node:module';
-import { chmod, rm, stat } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { build } from 'esbuild';
+import { BUN_ARCH, bunPath, hostBunDir } from './bun.mjs';
 
 // Bundled CommonJS dependencies still call require(); give ESM output one.
 const banner = {
@@ -35,10 +38,11 @@ const LOADED_AT_START = new Set([
   ...['stream/promises', 'string_decoder', 'sys', 'timers', 'timers/promises', 'url', 'util', 'util/types', 'v8', 'zlib'],
 ]);
 
+const require = createRequire(import.meta.url);
+
 const deferBuiltins = {
   name: 'defer-builtins',
   setup(b) {
-    const require = createRequire(import.meta.url);
     const names = builtinModules.map((m) => m.replace(/^node:/, '')).filter((m) => !LOADED_AT_START.has(m) && !m.startsWith('_'));
     const filter = new RegExp(`^(node:)?(${names.map((n) => n.replace(/[/]/g, '\\/')).join('|')})$`);
     b.onResolve({ filter }, (a) =>
@@ -69,8 +73,8 @@ await build({
   splitting: true,
   chunkNames: 'chunks/[name]-[hash]',
 });
-// CommonJS: a snapshot is built from a script, not an ES module, and a script run directly also
-// skips the ES module loader's work for every built-in it imports.
+// CommonJS: a script run directly skips the ES module loader's work for every built-in it imports,
+// and Bun compiles a script's bytecode.
 await build({
   ...common,
   format: 'cjs',
@@ -101,8 +105,32 @@ if (cache.status !== 0) {
   console.error(`making the fetcher's code cache failed (exit ${cache.status}):\n${cache.stderr}`);
   process.exit(1);
 }
+// The fetcher image's program: fetcher.cjs compiled by Bun into one executable, with its bytecode.
+// Bun comes from the npm registry (scripts/bun.mjs); FETCHER_ARCH (amd64 or arm64, as a container build's TARGETARCH) compiles for another: the
+// runtime for it is fetched from the registry at the same version.
+const targetArch = process.env.FETCHER_ARCH || process.arch;
+if (BUN_ARCH[targetArch] === undefined) {
+  console.error(`FETCHER_ARCH=${targetArch}: the fetcher compiles for amd64 or arm64`);
+  process.exit(1);
+}
+const bun = bunPath();
+const compile = ['build', '--compile', '--bytecode', resolve(out, 'fetcher.cjs'), '--outfile', resolve(out, 'fetcher')];
+const runtimes = await mkdtemp(join(tmpdir(), 'fetcher-runtime-'));
+try {
+  if (BUN_ARCH[targetArch] !== BUN_ARCH[process.arch]) {
+    const pkg = `@oven/bun-linux-${BUN_ARCH[targetArch]}@${JSON.parse(await readFile(join(hostBunDir(), 'package.json'), 'utf8')).version}`;
+    const packed = spawnSync('npm', ['pack', '--silent', pkg], { cwd: runtimes, encoding: 'utf8' });
+    const tar = packed.status === 0 && spawnSync('tar', ['-xzf', packed.stdout.trim()], { cwd: runtimes, encoding: 'utf8' });
+    if (!tar || tar.status !== 0) throw new Error(`fetching ${pkg} from the npm registry failed:\n${packed.stderr}${tar ? tar.stderr : ''}`);
+    compile.push(`--target=bun-linux-${targetArch === 'amd64' ? 'x64' : targetArch}`, `--compile-executable-path=${join(runtimes, 'package', 'bin', 'bun')}`);
+  }
+  const compiled = spawnSync(bun, compile, { encoding: 'utf8' });
+  if (compiled.status !== 0) throw new Error(`compiling the fetcher failed (exit ${compiled.status ?? compiled.error}):\n${compiled.stderr}${compiled.stdout}`);
+} finally {
+  await rm(runtimes, { recursive: true, force: true });
+}
 // The package's `bin`: runnable as a command (its `#!/usr/bin/env node` comes from the entry file).
 await chmod(`${out}/cli.mjs`, 0o755);
-for (const f of [`${out}/cli.mjs`, `${out}/fetcher.cjs`, `${out}/start.cjs`, `${out}/fetcher.cache`]) {
+for (const f of [`${out}/cli.mjs`, `${out}/fetcher.cjs`, `${out}/start.cjs`, `${out}/fetcher.cache`, `${out}/fetcher`]) {
   console.log(`${f} ${(await stat(f)).size} bytes`);
 }

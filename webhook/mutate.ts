@@ -13,7 +13,7 @@ import {
   FETCH_ARGS,
   NODE_CREDENTIALS_ENV,
   REFRESH_ARGS,
-  REFRESHER_NODE_OPTIONS,
+  REFRESHER_ENV,
   POD_NAME_ENV,
   POD_NAMESPACE_ENV,
   SIGNAL_TARGET_ENV,
@@ -525,7 +525,7 @@ export function buildRefresher(
   return {
     ...base,
     args: [...REFRESH_ARGS],
-    env: [...(base.env ?? []), { name: 'NODE_OPTIONS', value: REFRESHER_NODE_OPTIONS }],
+    env: [...(base.env ?? []), ...Object.entries(REFRESHER_ENV).map(([name, value]) => ({ name, value }))],
     resources: withCpuLimit(config.refresherResources, cpu.refresher),
     restartPolicy: 'Always',
   };

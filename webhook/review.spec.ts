@@ -244,7 +244,7 @@ describe('review: refresh', () => {
     for (const field of ['image', 'imagePullPolicy', 'securityContext', 'volumeMounts'] as const) {
       expect(refresher![field], field).toEqual(fetcher![field]);
     }
-    expect(refresher!.env).toEqual([...fetcher!.env!, { name: 'NODE_OPTIONS', value: '--jitless --max-semi-space-size=1' }]);
+    expect(refresher!.env).toEqual([...fetcher!.env!, { name: 'BUN_JSC_useJIT', value: 'false' }]);
     const spec = JSON.parse(String(refresher!.env!.find((e) => e.name === 'SECRET_INJECTOR_SPEC')!.value));
     expect(spec.refresh).toEqual({ intervalSeconds: 120 });
   });

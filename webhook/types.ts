@@ -73,7 +73,7 @@ export const DEFAULT_MUTATION_CONFIG: MutationConfig = {
   defaultMountPath: '/tmp',
   nativeSidecars: true,
   refresherResources: {
-    requests: { cpu: '5m', memory: '32Mi' },
+    requests: { cpu: '5m', memory: '16Mi' },
     limits: { cpu: '100m', memory: '64Mi' },
   },
   nodeCredentials: 'deny',

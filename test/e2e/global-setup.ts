@@ -16,7 +16,7 @@ export interface E2EContext {
   cluster: ClusterInfo;
   /** http://127.0.0.1:<port> of moto (Secrets Manager, SSM, STS). */
   awsEndpoint: string;
-  /** Directory holding cli.mjs, start.cjs, fetcher.cjs and fetcher.cache. */
+  /** Directory holding cli.mjs and fetcher, the fetcher image's executable (and the bundle it is compiled from). */
   bundleDir: string;
   /** Set-up timings in ms, for the report. */
   timings: Record<string, number>;

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { CoreV1Api, type V1Container, type V1Pod } from '@kubernetes/client-node';
 import { expandLikeKubelet } from '../../webhook/kubelet-env.js';
-import { startArgs } from '../helpers/bundles.js';
+import { startCommand } from '../helpers/bundles.js';
 import { runCommand, type Cluster, type CommandResult } from '../helpers/cluster.js';
 
 export const STS_AUDIENCE = 'sts.amazonaws.com';
@@ -114,9 +114,10 @@ export async function runFetcherLikeKubelet(
     SECRET_INJECTOR_TERMINATION_LOG: join(scratch, 'termination-log'),
     ...opts.extraEnv,
   };
-  // The image's entrypoint is `node /app/start.cjs`; the pod supplies the args.
-  const args = [...startArgs(join(opts.bundleDir, 'start.cjs')), ...(container.args ?? []), '--dir', dir];
-  const result = await runCommand(process.execPath, args, runEnv, { allowFailure: true, timeoutMs: 60_000 });
+  // The image's entrypoint is its executable, /app/fetcher; the pod supplies the args.
+  const [command, ...entry] = startCommand(join(opts.bundleDir, 'fetcher'));
+  const args = [...entry, ...(container.args ?? []), '--dir', dir];
+  const result = await runCommand(command!, args, runEnv, { allowFailure: true, timeoutMs: 60_000 });
   try {
     const files = listFiles(dir);
     const termination = existsSync(runEnv.SECRET_INJECTOR_TERMINATION_LOG!)

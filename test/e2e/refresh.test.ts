@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { PutSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { AppsV1Api, CoreV1Api, type V1Container, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
 import { expect, it } from 'vitest';
-import { REFRESHER_NODE_OPTIONS } from '../../fetcher/spec.js';
-import { startArgs } from '../helpers/bundles.js';
+import { REFRESHER_ENV } from '../../fetcher/spec.js';
+import { startCommand } from '../helpers/bundles.js';
 import { eventually, runCommand } from '../helpers/cluster.js';
 import { awsClients, createSecret, describeE2E, e2e, useNamespace, useWebhook } from './context.js';
 import { resolveEnv, STS_AUDIENCE } from './kubelet.js';
@@ -77,7 +77,7 @@ describeE2E('refresh: the sidecar through the real apiserver, run as the kubelet
     expect(fetcher).toMatchObject({ name: 'secret-fetcher', args: ['fetch'] });
     expect(fetcher.restartPolicy).toBeUndefined();
     expect(refresher).toMatchObject({ name: 'secret-refresher', args: ['refresh'], restartPolicy: 'Always', image: fetcher.image });
-    expect(refresher.env).toEqual([...fetcher.env!, { name: 'NODE_OPTIONS', value: REFRESHER_NODE_OPTIONS }]);
+    expect(refresher.env).toEqual([...fetcher.env!, ...Object.entries(REFRESHER_ENV).map(([name, value]) => ({ name, value }))]);
     expect(refresher.volumeMounts).toEqual(fetcher.volumeMounts);
     expect(refresher.securityContext).toEqual(fetcher.securityContext);
   });
@@ -104,14 +104,15 @@ describeE2E('refresh: the sidecar through the real apiserver, run as the kubelet
         AWS_ENDPOINT_URL: awsEndpoint,
         SECRET_INJECTOR_TERMINATION_LOG: join(scratch, `termination-${c.name}`),
       });
-      const argsOf = (c: V1Container) => [...startArgs(join(bundleDir, 'start.cjs')), ...(c.args ?? []), '--dir', volume];
+      const [command, ...entry] = startCommand(join(bundleDir, 'fetcher'));
+      const argsOf = (c: V1Container) => [...entry, ...(c.args ?? []), '--dir', volume];
       const [fetcher, refresher] = pod.spec!.initContainers as [V1Container, V1Container];
 
-      const first = await runCommand(process.execPath, argsOf(fetcher), envOf(fetcher), { allowFailure: true, timeoutMs: 60_000 });
+      const first = await runCommand(command!, argsOf(fetcher), envOf(fetcher), { allowFailure: true, timeoutMs: 60_000 });
       expect(first.code, first.stderr).toBe(0);
       expect(readFileSync(join(volume, 'db'), 'utf8')).toBe('first-password');
 
-      const sidecar = spawn(process.execPath, argsOf(refresher), { env: envOf(refresher), stdio: ['ignore', 'ignore', 'pipe'] });
+      const sidecar = spawn(command!, argsOf(refresher), { env: envOf(refresher), stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
       sidecar.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
       const exit = new Promise<number | null>((resolve) => sidecar.on('close', (code) => resolve(code)));

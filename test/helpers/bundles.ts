@@ -1,5 +1,6 @@
-// Where tests find the built bundles (cli.mjs; fetcher.cjs with start.cjs, the fetcher image's
-// entry, and fetcher.cache, its code cache): $BUNDLE_OUT, default dist/. Tests that run a bundle
+// Where tests find the built bundles (cli.mjs; fetcher, the fetcher image's executable; fetcher.cjs,
+// the bundle it is compiled from, with start.cjs and fetcher.cache, its Node.js entry and code
+// cache): $BUNDLE_OUT, default dist/. Tests that run a bundle
 // call ensureBundles, which rebuilds them unless they were built from exactly the sources now in
 // the checkout (a digest of those sources is kept beside them) and this Node.js accepts the code
 // cache (V8 takes only its own build's), so a bare `npx vitest run` after an edit never runs the
@@ -13,7 +14,7 @@ import { REPO_ROOT } from './tools.js';
 
 /** What the bundles are built from: the program's sources (not its specs) and the build's inputs. */
 const SOURCE_DIRS = ['bin', 'webhook', 'fetcher', 'certs', 'store'];
-const BUILD_FILES = ['scripts/bundle.mjs', 'scripts/code-cache.mjs', 'package.json', 'package-lock.json', 'tsconfig.json'];
+const BUILD_FILES = ['scripts/bundle.mjs', 'scripts/bun.mjs', 'scripts/code-cache.mjs', 'package.json', 'package-lock.json', 'tsconfig.json'];
 const STAMP = '.sources-sha256';
 /** A lock older than this was left by a killed run. */
 const STALE_LOCK_MS = 5 * 60_000;
@@ -45,13 +46,18 @@ export function sourcesDigest(root: string = REPO_ROOT): string {
   return hash.digest('hex');
 }
 
-/** The node arguments that start a bundle file (start.cjs, as the fetcher image does, or a script). */
+/** The node arguments that start a bundle file (start.cjs or a script). */
 export function startArgs(file: string): string[] {
   return [file];
 }
 
-/** The files start.cjs runs: the fetcher image's /app. */
-export const FETCHER_IMAGE_FILES = ['start.cjs', 'fetcher.cjs', 'fetcher.cache'] as const;
+/** The command that starts a fetcher entry: the executable itself (as the fetcher image does), or Node.js with a bundle file. */
+export function startCommand(file: string): string[] {
+  return /\.[cm]?js$/.test(file) ? [process.execPath, ...startArgs(file)] : [file];
+}
+
+/** start.cjs and the files it runs. */
+export const START_FILES = ['start.cjs', 'fetcher.cjs', 'fetcher.cache'] as const;
 
 /** Whether this Node.js accepts the fetcher's code cache (it takes only its own V8's). */
 function cacheAccepted(dir: string): boolean {
@@ -64,7 +70,7 @@ process.exit(load(${JSON.stringify(dir)}, cache).script.cachedDataRejected ? 1 :
 function upToDate(dir: string, digest: string): boolean {
   const stamp = join(dir, STAMP);
   return (
-    ['cli.mjs', ...FETCHER_IMAGE_FILES].every((f) => existsSync(join(dir, f))) &&
+    ['cli.mjs', 'fetcher', ...START_FILES].every((f) => existsSync(join(dir, f))) &&
     existsSync(stamp) &&
     readFileSync(stamp, 'utf8') === digest &&
     cacheAccepted(dir)

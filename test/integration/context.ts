@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { inject } from 'vitest';
-import { FETCHER_IMAGE_FILES, startArgs } from '../helpers/bundles.js';
+import { START_FILES, startCommand } from '../helpers/bundles.js';
 import { serialiseSpec, type FetchSpec } from '../../fetcher/spec.js';
 import type { IntegrationContext } from './global-setup.js';
 
@@ -46,8 +46,11 @@ export function webIdentityToken(sub = 'system:serviceaccount:team-a:web'): stri
   return `${part({ alg: 'RS256', kid: 'test' })}.${part({ iss: 'https://oidc.example', sub, aud: 'sts.amazonaws.com', exp: 4102444800 })}.${randomBytes(32).toString('base64url')}`;
 }
 
-/** How the fetcher is started: start.cjs with the code cache (as the image does), as a script, or through the CLI. */
-export type FetcherBundle = 'start.cjs' | 'fetcher.cjs' | 'cli.mjs';
+/**
+ * How the fetcher is started: the executable (as the image does), the bundle with Node.js (start.cjs
+ * with its code cache, or the plain script), or through the CLI.
+ */
+export type FetcherBundle = 'fetcher' | 'start.cjs' | 'fetcher.cjs' | 'cli.mjs';
 
 export interface FetcherRun {
   code: number | null;
@@ -63,13 +66,13 @@ export class Scratch {
   readonly root = mkdtempSync(join(tmpdir(), 'fetcher-it-'));
 
   /**
-   * A fetcher bundle (start.cjs with the files it runs, as in the image, or the plain script) copied into a directory
-   * with no node_modules anywhere above it. The CLI bundle loads its subcommands from chunks
-   * beside it, so it runs where it was built.
+   * A fetcher bundle (start.cjs with the files it runs, or the plain script) copied into a directory
+   * with no node_modules anywhere above it. The executable needs nothing beside it, and the CLI
+   * bundle loads its subcommands from chunks beside it: both run where they were built.
    */
-  bundlePath(ctx: IntegrationContext, name: FetcherBundle = 'start.cjs'): string {
-    if (name === 'cli.mjs') return join(ctx.bundleDir, name);
-    for (const f of name === 'start.cjs' ? FETCHER_IMAGE_FILES : [name]) {
+  bundlePath(ctx: IntegrationContext, name: FetcherBundle = 'fetcher'): string {
+    if (name === 'cli.mjs' || name === 'fetcher') return join(ctx.bundleDir, name);
+    for (const f of name === 'start.cjs' ? START_FILES : [name]) {
       if (!existsSync(join(this.root, f))) copyFileSync(join(ctx.bundleDir, f), join(this.root, f));
     }
     return join(this.root, name);
@@ -87,8 +90,8 @@ export class Scratch {
 }
 
 /**
- * Runs the bundle as the init container would: `node start.cjs fetch --dir
- * <scratch>` (or the script or CLI named in `opts.bundle`) with
+ * Runs the fetcher as the init container would: `fetcher fetch --dir <scratch>` (or the
+ * bundle or CLI named in `opts.bundle`) with
  * the spec in SECRET_INJECTOR_SPEC. The environment is built from nothing but PATH, so no
  * credentials, profile or region of the machine running the tests leak in.
  */
@@ -111,7 +114,7 @@ export async function runFetcher(
   const dir = opts.dir ?? mkdtempSync(join(scratch.root, 'volume-'));
   const termination = join(scratch.root, `termination-${randomBytes(3).toString('hex')}`);
   const full: FetchSpec = { version: 1, dir: '/tmp', mode: 0o444, ...spec };
-  const bundle = scratch.bundlePath(ctx, opts.bundle ?? 'start.cjs');
+  const bundle = scratch.bundlePath(ctx, opts.bundle);
   const started = Date.now();
   const base: Record<string, string | undefined> = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -126,7 +129,7 @@ export async function runFetcher(
     SECRET_INJECTOR_TERMINATION_LOG: termination,
     ...env,
   };
-  const command = [...(opts.wrap ?? []), process.execPath, ...startArgs(bundle), 'fetch', '--dir', dir];
+  const command = [...(opts.wrap ?? []), ...startCommand(bundle), 'fetch', '--dir', dir];
   const child = spawn(command[0]!, command.slice(1), {
     cwd: scratch.root,
     env: Object.fromEntries(Object.entries(base).filter((e): e is [string, string] => e[1] !== undefined)),

@@ -122,7 +122,7 @@ describe.skipIf(skip !== false)(`fetcher under AWS faults${skip ? ` — skipped:
     };
   }
 
-  it.each(['start.cjs', 'fetcher.cjs', 'cli.mjs'] as const)(
+  it.each(['fetcher', 'fetcher.cjs', 'cli.mjs'] as const)(
     'with IRSA and an STS endpoint that never answers, %s exits at the deadline (identity lookup included)',
     async (bundle) => {
       const sts = await silentEndpoint();

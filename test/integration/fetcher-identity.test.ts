@@ -4,6 +4,8 @@
 // recording proxy in front of the emulator shows which access key signed every AWS call.
 
 import { readdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -61,7 +63,7 @@ describe.skipIf(skip !== false)(`fetcher identity${skip ? ` — skipped: ${skip}
   });
 
   // Each provider is imported when used: the CLI bundle (code split, the SDK's CommonJS build) too.
-  it.each(['start.cjs', 'cli.mjs'] as const)('with the node credentials opt-in, %s fetches with the instance role from instance metadata', async (bundle) => {
+  it.each(['fetcher', 'cli.mjs'] as const)('with the node credentials opt-in, %s fetches with the instance role from instance metadata', async (bundle) => {
     const name = await secret('READ-AS-THE-NODE');
     const run = await runFetcher(c, scratch, { region: REGION, items: [{ ref: name, file: 's' }] }, { ...node(), SECRET_INJECTOR_NODE_CREDENTIALS: 'allow' }, {
       endpoint: proxy.endpoint,
@@ -111,7 +113,7 @@ describe.skipIf(skip !== false)(`fetcher identity${skip ? ` — skipped: ${skip}
     expect(proxy.calls[1]!.accessKeyId).not.toBe(imds.accessKeyId);
   });
 
-  it.each(['start.cjs', 'cli.mjs'] as const)('with EKS Pod Identity and a role to chain into, %s uses the agent, then AssumeRole, never instance metadata', async (bundle) => {
+  it.each(['fetcher', 'cli.mjs'] as const)('with EKS Pod Identity and a role to chain into, %s uses the agent, then AssumeRole, never instance metadata', async (bundle) => {
     const name = await secret('READ-WITH-POD-IDENTITY');
     const agentToken = 'pod-identity-agent-token';
     const agent = await startPodIdentityAgent(agentToken, ACCOUNT);
@@ -138,6 +140,29 @@ describe.skipIf(skip !== false)(`fetcher identity${skip ? ` — skipped: ${skip}
       expect(proxy.calls[1]!.accessKeyId).not.toBe(agent.accessKeyId);
     } finally {
       await agent.close();
+    }
+  });
+
+  // A JSON parser's message quotes the start of the body it choked on, and each runtime words it
+  // differently ("Unexpected token …, "ASIA…" is not valid JSON" on Node.js, "JSON Parse error:
+  // Unexpected identifier "ASIA…"" on Bun): none of it may reach the report.
+  it.each(['fetcher', 'fetcher.cjs'] as const)('%s never quotes a credentials answer that is not JSON (it holds keys)', async (bundle) => {
+    const body = 'ASIAQUOTED KEY-MATERIAL-1234567890';
+    const agent = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(body));
+    await new Promise<void>((r) => agent.listen(0, '127.0.0.1', r));
+    try {
+      const run = await runFetcher(
+        c,
+        scratch,
+        { region: REGION, items: [{ ref: unique('x'), file: 's' }], timeouts: { maxAttempts: 1 } },
+        { AWS_CONTAINER_CREDENTIALS_FULL_URI: `http://127.0.0.1:${(agent.address() as AddressInfo).port}/v1/credentials`, AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: scratch.tokenFile('t') },
+        { endpoint: proxy.endpoint, bundle },
+      );
+      expect(run.code).toBe(1);
+      expect(run.termination).toContain('the credentials source answered with a body that is not valid JSON');
+      expect(run.stderr + run.termination).not.toMatch(/ASIAQUOTED|KEY-MATERIAL/);
+    } finally {
+      agent.close();
     }
   });
 

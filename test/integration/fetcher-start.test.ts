@@ -1,14 +1,14 @@
-// The fetcher image starts every command through start.cjs (`node start.cjs <command>`): the
-// refresh sidecar too, which runs without the JIT (REFRESHER_NODE_OPTIONS) and so without the code
-// cache, keeps running, fetches again on its interval and stops on SIGTERM.
+// The fetcher image starts every command through its executable (`fetcher <command>`): the
+// refresh sidecar too, which runs without the JIT (REFRESHER_ENV), keeps running, fetches again on
+// its interval and stops on SIGTERM.
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REFRESHER_NODE_OPTIONS } from '../../fetcher/spec.js';
-import { startArgs } from '../helpers/bundles.js';
+import { REFRESHER_ENV } from '../../fetcher/spec.js';
+import { startCommand } from '../helpers/bundles.js';
 import { ACCOUNT, integrationContext, REGION, runFetcher, Scratch, seedClients, unique } from './context.js';
 
 const { ctx, skip } = integrationContext();
@@ -33,7 +33,8 @@ describe.skipIf(skip !== false)(`the fetcher started as its image starts it${ski
     expect(fetched.code, fetched.stderr).toBe(0);
 
     const termination = join(mkdtempSync(join(scratch.root, 'refresh-')), 'termination');
-    const child = spawn(process.execPath, [...startArgs(scratch.bundlePath(c)), 'refresh', '--dir', fetched.dir], {
+    const [command, ...args] = startCommand(scratch.bundlePath(c));
+    const child = spawn(command!, [...args, 'refresh', '--dir', fetched.dir], {
       cwd: scratch.root,
       env: {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -42,7 +43,7 @@ describe.skipIf(skip !== false)(`the fetcher started as its image starts it${ski
         AWS_EC2_METADATA_DISABLED: 'true',
         SECRET_INJECTOR_SPEC: JSON.stringify({ version: 1, dir: '/tmp', mode: '0444', ...spec }),
         SECRET_INJECTOR_TERMINATION_LOG: termination,
-        NODE_OPTIONS: REFRESHER_NODE_OPTIONS,
+        ...REFRESHER_ENV,
         ...irsa(),
       },
       stdio: ['ignore', 'ignore', 'pipe'],

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appView } from '../helpers/volume.js';
 import { ACCOUNT, integrationContext, REGION, runFetcher, Scratch, seedClients, unique } from './context.js';
 import { startAwsProxy } from '../helpers/aws-proxy.js';
-import { startArgs } from '../helpers/bundles.js';
+import { startCommand } from '../helpers/bundles.js';
 import { startPodIdentityAgent } from '../helpers/credential-endpoints.js';
 
 const { ctx, skip } = integrationContext();
@@ -266,17 +266,17 @@ describe.skipIf(skip !== false)(`fetcher bundle against moto${skip ? ` — skipp
   });
 
   it('refuses a malformed spec and unknown arguments with a clear message', () => {
-    const bundle = startArgs(scratch.bundlePath(c));
+    const [command, ...bundle] = startCommand(scratch.bundlePath(c));
     const env = { PATH: process.env.PATH ?? '', SECRET_INJECTOR_SPEC: '{"version":1,"dir":"tmp","items":[{"ref":"a b"}]}' };
-    const bad = spawnSync(process.execPath, [...bundle, 'fetch'], { env, encoding: 'utf8' });
+    const bad = spawnSync(command!, [...bundle, 'fetch'], { env, encoding: 'utf8' });
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain('FETCH_SPEC_INVALID: SECRET_INJECTOR_SPEC: dir must be an absolute path.');
     expect(bad.stderr).toContain('items[0]: ref "a b" is neither an ARN nor a valid secret name');
     expect(bad.stderr).toContain('items[0]: file is required unless explode is set');
-    const unset = spawnSync(process.execPath, [...bundle, 'fetch'], { env: { PATH: env.PATH }, encoding: 'utf8' });
+    const unset = spawnSync(command!, [...bundle, 'fetch'], { env: { PATH: env.PATH }, encoding: 'utf8' });
     expect(unset.status).toBe(1);
     expect(unset.stderr).toContain('SECRET_INJECTOR_SPEC is not set');
-    const usage = spawnSync(process.execPath, [...bundle, 'fetch', '--bogus'], { env, encoding: 'utf8' });
+    const usage = spawnSync(command!, [...bundle, 'fetch', '--bogus'], { env, encoding: 'utf8' });
     expect(usage.status).toBe(2);
     expect(usage.stderr).toContain('fetch: unknown argument "--bogus"');
   });

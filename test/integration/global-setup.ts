@@ -13,7 +13,7 @@ import { findTool, missingToolMessage } from '../helpers/tools.js';
 export interface IntegrationContext {
   /** http://127.0.0.1:<port> of moto (Secrets Manager, SSM, STS). */
   awsEndpoint: string;
-  /** Absolute directory holding start.cjs, fetcher.cjs, fetcher.cache and cli.mjs. */
+  /** Absolute directory holding fetcher (the executable), fetcher.cjs, start.cjs, fetcher.cache and cli.mjs. */
   bundleDir: string;
 }
 

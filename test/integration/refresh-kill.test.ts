@@ -14,7 +14,7 @@ import { CreateSecretCommand, PutSecretValueCommand } from '@aws-sdk/client-secr
 import { afterAll, describe, expect, it } from 'vitest';
 import { serialiseSpec, type FetchSpec } from '../../fetcher/spec.js';
 import { VERSION_NAME } from '../../fetcher/volume.js';
-import { startArgs } from '../helpers/bundles.js';
+import { startCommand } from '../helpers/bundles.js';
 import { integrationContext, REGION, runFetcher, Scratch, seedClients, unique } from './context.js';
 
 const { ctx, skip } = integrationContext();
@@ -89,6 +89,8 @@ describe.skipIf(skip !== false)(`writers killed midway${skip ? ` — skipped: ${
     return file;
   };
   const countFile = () => join(scratch.root, 'op-count');
+  /** The environment that preloads `file`: into the executable (Bun) and into a bundle on Node.js. */
+  const preloading = (file: string) => ({ BUN_OPTIONS: `--preload=${file}`, NODE_OPTIONS: `--require ${file}` });
 
   /**
    * Counts the changes of one run that writes a new version, then for every K: a new version in
@@ -145,11 +147,13 @@ describe.skipIf(skip !== false)(`writers killed midway${skip ? ` — skipped: ${
         AWS_SHARED_CREDENTIALS_FILE: join(scratch.root, 'no-credentials'),
         SECRET_INJECTOR_SPEC: serialiseSpec(spec),
         SECRET_INJECTOR_TERMINATION_LOG: join(scratch.root, 'refresh-termination'),
+        ...preloading(require),
         KILL_AT_OP: String(killAt),
         OP_COUNT_FILE: countFile(),
         ...keys,
       };
-      const child = spawn(process.execPath, ['--require', require, ...startArgs(scratch.bundlePath(c)), 'refresh', '--dir', v.dir], { cwd: scratch.root, env, stdio: ['ignore', 'ignore', 'pipe'] });
+      const [command, ...entry] = startCommand(scratch.bundlePath(c));
+      const child = spawn(command!, [...entry, 'refresh', '--dir', v.dir], { cwd: scratch.root, env, stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
       const exit = new Promise<NodeJS.Signals | null>((resolve) => child.on('close', (_code, signal) => resolve(signal)));
@@ -171,7 +175,7 @@ describe.skipIf(skip !== false)(`writers killed midway${skip ? ` — skipped: ${
     const v = await volume();
     const require = preload();
     await killAtEveryChange(v, async (killAt) => {
-      const r = await runFetcher(c, scratch, { items: v.items }, { ...keys, NODE_OPTIONS: `--require ${require}`, KILL_AT_OP: String(killAt), OP_COUNT_FILE: countFile() }, { dir: v.dir });
+      const r = await runFetcher(c, scratch, { items: v.items }, { ...keys, ...preloading(require), KILL_AT_OP: String(killAt), OP_COUNT_FILE: countFile() }, { dir: v.dir });
       if (killAt === 0) expect(r.code).toBe(0);
       return r.code === null ? 'SIGKILL' : null;
     });

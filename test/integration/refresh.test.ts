@@ -11,7 +11,7 @@ import { CreateSecretCommand, DeleteSecretCommand, PutSecretValueCommand } from 
 import { afterAll, describe, expect, it } from 'vitest';
 import { serialiseSpec, type FetchSpec } from '../../fetcher/spec.js';
 import { startAwsProxy, type Fault } from '../helpers/aws-proxy.js';
-import { startArgs } from '../helpers/bundles.js';
+import { startCommand } from '../helpers/bundles.js';
 import { ACCOUNT, integrationContext, REGION, runFetcher, Scratch, seedClients, unique } from './context.js';
 
 const { ctx, skip } = integrationContext();
@@ -37,7 +37,8 @@ function startRefresh(bundle: string, dir: string, spec: FetchSpec, endpoint: st
     SECRET_INJECTOR_TERMINATION_LOG: join(root, 'refresh-termination'),
     ...identity,
   };
-  const child = spawn(process.execPath, [...startArgs(bundle), 'refresh', '--dir', dir], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [command, ...args] = startCommand(bundle);
+  const child = spawn(command!, [...args, 'refresh', '--dir', dir], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   child.stdout!.resume();

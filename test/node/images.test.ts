@@ -7,11 +7,11 @@ import { WEBHOOK_NAMESPACE } from './webhook-pod.js';
 import { describeNode, nodeSuite } from './context.js';
 
 describeNode('images built from the Dockerfile', () => {
-  it('the fetcher image holds only the fetcher (entry, bundle, code cache) and starts it as uid 65532', () => {
+  it('the fetcher image holds only the fetcher (one executable) and starts it as uid 65532', () => {
     const { built } = nodeSuite();
-    expect(built.appFiles.fetcher).toEqual(['fetcher.cache', 'fetcher.cjs', 'start.cjs']);
+    expect(built.appFiles.fetcher).toEqual(['fetcher']);
     expect(built.config.fetcher).toMatchObject({
-      entrypoint: ['/nodejs/bin/node', '/app/start.cjs'],
+      entrypoint: ['/app/fetcher'],
       cmd: ['fetch'],
       user: '65532:65532',
     });

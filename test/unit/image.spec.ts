@@ -1,8 +1,8 @@
 // The container image, checked without a Docker engine: the Dockerfile's runtime stages copy
 // only files the build produces, pinned minimal bases, non-root, no shell needed; the build
-// stage copies every source the bundles read; the fetcher's code cache is made by the runtime
-// base's own node; and the bundles, laid out exactly as in the images (the cache stage's RUN
-// done with this Node.js), run from a directory with no node_modules anywhere above it.
+// stage copies every source the bundles read and compiles the fetcher for the target platform;
+// and the programs, laid out exactly as in the images, run from a directory with no node_modules
+// anywhere above it.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -11,7 +11,6 @@ import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startArgs } from '../helpers/bundles.js';
 import { REPO_ROOT } from '../helpers/tools.js';
 
 interface Instruction {
@@ -65,30 +64,17 @@ const stage = (name: string): Stage => {
   return s;
 };
 const RUNTIME = ['fetcher', 'webhook'] as const;
-const CACHE = 'fetcher-cache';
-/** Where each stage may copy from: the webhook from the build, the fetcher from its cache stage. */
-const SOURCE: Record<string, string> = { webhook: 'build', [CACHE]: 'build', fetcher: CACHE };
-/** The build stage's sources directory (WORKDIR), where the cache stage takes its cache maker from. */
-const BUILD_SRC = '/src';
-/** `COPY --from=<the stage's source> SRC DEST` of a stage, as [src, dest] pairs. */
-const copiesFromSource = (s: Stage): Array<[string, string]> =>
+/** `COPY --from=build SRC DEST` of a stage, as [src, dest] pairs. */
+const copiesFromBuild = (s: Stage): Array<[string, string]> =>
   s.instructions
     .filter((i) => i.op === 'COPY')
     .map((i) => {
       const m = /^--from=(\S+)\s+(\S+)\s+(\S+)$/.exec(i.args);
-      if (!m || m[1] !== SOURCE[s.name]) throw new Error(`stage ${s.name}: COPY ${i.args} does not come from the ${SOURCE[s.name]} stage`);
+      if (!m || m[1] !== 'build') throw new Error(`stage ${s.name}: COPY ${i.args} does not come from the build stage`);
       return [m[2]!, m[3]!];
     });
-/** The cache stage's one RUN, exec form. */
-const cacheRun = (): string[] => {
-  const runs = stage(CACHE).instructions.filter((i) => i.op === 'RUN');
-  if (runs.length !== 1) throw new Error(`stage ${CACHE} must RUN exactly once`);
-  return JSON.parse(runs[0]!.args) as string[];
-};
-/** Files the build makes that no image takes: its own code cache (made by the build image's node) and the source map. */
-const NOT_SHIPPED = ['fetcher.cache', 'fetcher.cjs.map'];
-/** A COPY source of the cache stage: from the bundles, or the cache maker from the sources. */
-const buildFile = (src: string): string => (src.startsWith(`${BUILD_SRC}/`) ? join(REPO_ROOT, relative(BUILD_SRC, src)) : join(work, 'out', relative(BUILD_OUT, src)));
+/** Files the build makes that no image takes: the fetcher's bundle as a script (compiled into the executable), its source map, and the Node.js entry with its code cache. */
+const NOT_SHIPPED = ['fetcher.cache', 'fetcher.cjs', 'fetcher.cjs.map', 'start.cjs'];
 
 // The build stage writes the bundles to BUNDLE_OUT=<dir>; find that directory.
 const BUILD_OUT = (() => {
@@ -110,20 +96,9 @@ beforeAll(() => {
   });
   if (r.status !== 0) throw new Error(`bundling failed: ${r.stderr}`);
   built = filesUnder(join(work, 'out'));
-  // Lay the files out as each stage does, under <work>/<stage>/..., the cache stage first:
-  // its RUN is done here with this Node.js in place of the runtime base's.
-  for (const [src, dest] of copiesFromSource(stage(CACHE))) cpSync(buildFile(src), join(work, CACHE, dest), { recursive: true });
-  const [, ...args] = cacheRun();
-  const made = spawnSync(process.execPath, args.map((a) => (a.startsWith('/') ? join(work, CACHE, a) : a)), {
-    env: { PATH: process.env.PATH ?? '' },
-    encoding: 'utf8',
-  });
-  if (made.status !== 0) throw new Error(`the cache stage's RUN failed: ${made.stderr}`);
+  // Lay the files out as each stage does, under <work>/<stage>/...
   for (const name of RUNTIME) {
-    const from = SOURCE[name] === 'build' ? join(work, 'out') : join(work, SOURCE[name]!);
-    for (const [src, dest] of copiesFromSource(stage(name))) {
-      cpSync(join(from, SOURCE[name] === 'build' ? relative(BUILD_OUT, src) : src), join(work, name, dest), { recursive: true });
-    }
+    for (const [src, dest] of copiesFromBuild(stage(name))) cpSync(join(work, 'out', relative(BUILD_OUT, src)), join(work, name, dest), { recursive: true });
   }
 }, 120_000);
 
@@ -132,8 +107,8 @@ afterAll(() => {
 });
 
 describe('Dockerfile', () => {
-  it('has a build stage, the fetcher\'s code cache stage and the fetcher and webhook runtime stages, the webhook last (the default target)', () => {
-    expect(dockerfile.stages.map((s) => s.name)).toEqual(['build', CACHE, 'fetcher', 'webhook']);
+  it('has a build stage and the fetcher and webhook runtime stages, the webhook last (the default target)', () => {
+    expect(dockerfile.stages.map((s) => s.name)).toEqual(['build', 'fetcher', 'webhook']);
   });
 
   it('pins every base image by digest; the runtime base is distroless Node.js 24, running as nonroot', () => {
@@ -157,34 +132,31 @@ describe('Dockerfile', () => {
     for (const name of RUNTIME) {
       const s = stage(name);
       expect(s.instructions.map((i) => i.op).filter((op) => !['COPY', 'USER', 'ENTRYPOINT', 'CMD', 'EXPOSE'].includes(op)), name).toEqual([]);
-      expect(() => copiesFromSource(s)).not.toThrow();
+      expect(() => copiesFromBuild(s)).not.toThrow();
       const user = s.instructions.find((i) => i.op === 'USER')?.args;
       expect(user, name).toMatch(/^[1-9]\d*(:[1-9]\d*)?$/);
     }
   });
 
-  it('the code cache is made on the fetcher\'s own base by its node, from the fetcher\'s bundles, and only their directory leaves the stage', () => {
-    const s = stage(CACHE);
-    expect(s.from).toBe(stage('fetcher').from);
-    expect(s.instructions.map((i) => i.op).filter((op) => !['COPY', 'USER', 'RUN'].includes(op))).toEqual([]);
-    const copies = copiesFromSource(s);
-    const app = copiesFromSource(stage('fetcher'));
-    expect(app).toHaveLength(1);
-    const [appDir] = app[0]!;
-    expect(copies.filter(([src]) => !src.startsWith(`${BUILD_SRC}/`)).map(([src, dest]) => [relative(BUILD_OUT, src), relative(appDir, dest)])).toEqual([
-      ['start.cjs', 'start.cjs'],
-      ['fetcher.cjs', 'fetcher.cjs'],
-    ]);
-    const maker = copies.find(([src]) => src === `${BUILD_SRC}/scripts/code-cache.mjs`);
-    expect(maker).toBeDefined();
-    expect(maker![1].startsWith(`${appDir}/`)).toBe(false);
-    expect(cacheRun()).toEqual(['/nodejs/bin/node', maker![1], appDir]);
+  it('the build stage runs on the builder\'s platform and compiles the fetcher for the target\'s, with the Bun release the lock file pins for both', () => {
+    expect(readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8')).toMatch(/^FROM --platform=\$BUILDPLATFORM \$\{BUILD_IMAGE\} AS build$/m);
+    const build = stage('build').instructions;
+    expect(build).toContainEqual({ op: 'ARG', args: 'TARGETARCH' });
+    expect(build.find((i) => i.op === 'RUN' && i.args.includes('scripts/bundle.mjs'))!.args).toMatch(/^FETCHER_ARCH=\$TARGETARCH BUNDLE_OUT=\S+ node scripts\/bundle\.mjs$/);
+    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8'));
+    const lock = JSON.parse(readFileSync(join(REPO_ROOT, 'package-lock.json'), 'utf8'));
+    // A dev dependency: the CLI's package, which needs no Bun, declares none.
+    const version = pkg.devDependencies.bun as string;
+    expect(version).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(pkg.optionalDependencies ?? {}).toEqual({});
+    expect(lock.packages['node_modules/bun'].version).toBe(version);
+    for (const arch of ['x64', 'aarch64']) expect(lock.packages[`node_modules/@oven/bun-linux-${arch}`].version).toBe(version);
   });
 
   it('the stages copy only files the build produces, and between them every one it ships', () => {
     const copied = new Set<string>();
-    for (const name of [CACHE, 'webhook']) {
-      for (const [src] of copiesFromSource(stage(name)).filter(([s]) => !s.startsWith(`${BUILD_SRC}/`))) {
+    for (const name of RUNTIME) {
+      for (const [src] of copiesFromBuild(stage(name))) {
         const rel = relative(BUILD_OUT, src).split(sep).join('/');
         const path = join(work, 'out', rel);
         expect(() => statSync(path), `${name} copies ${src}, which the build does not produce`).not.toThrow();
@@ -195,18 +167,19 @@ describe('Dockerfile', () => {
     expect([...copied].sort()).toEqual(built.filter((f) => !NOT_SHIPPED.includes(f)));
   });
 
-  it('the fetcher image holds the fetcher alone: its entry, its bundle and the code cache its own node made', () => {
-    expect(filesUnder(join(work, 'fetcher'))).toEqual(['app/fetcher.cache', 'app/fetcher.cjs', 'app/start.cjs']);
+  it('the fetcher image holds the fetcher alone: one executable', () => {
+    expect(filesUnder(join(work, 'fetcher'))).toEqual(['app/fetcher']);
+    expect(statSync(join(work, 'fetcher', 'app', 'fetcher')).mode & 0o111).toBe(0o111);
   });
 
-  it('entrypoints are exec form: node on a file the stage copied, with the documented default args', () => {
-    const expected = { fetcher: ['app/start.cjs', '["fetch"]'], webhook: ['app/cli.mjs', '["webhook"]'] };
+  it('entrypoints are exec form: the fetcher executable, node on the webhook\'s bundle, with the documented default args', () => {
+    const expected = { fetcher: [['/app/fetcher'], 'app/fetcher', '["fetch"]'], webhook: [['/nodejs/bin/node', '/app/cli.mjs'], 'app/cli.mjs', '["webhook"]'] } as const;
     for (const name of RUNTIME) {
       const s = stage(name);
       const entry = JSON.parse(s.instructions.find((i) => i.op === 'ENTRYPOINT')!.args) as string[];
-      expect(entry).toEqual(['/nodejs/bin/node', ...startArgs(`/${expected[name][0]}`)]);
-      expect(statSync(join(work, name, expected[name][0]!)).isFile()).toBe(true);
-      expect(s.instructions.find((i) => i.op === 'CMD')!.args).toBe(expected[name][1]);
+      expect(entry).toEqual(expected[name][0]);
+      expect(statSync(join(work, name, expected[name][1])).isFile()).toBe(true);
+      expect(s.instructions.find((i) => i.op === 'CMD')!.args).toBe(expected[name][2]);
     }
   });
 
@@ -230,7 +203,7 @@ describe('Dockerfile', () => {
     expect(sources.length).toBeGreaterThan(5);
     const covered = (p: string) => copiedPaths.some((c) => p === c || p.startsWith(`${c.replace(/\/$/, '')}/`));
     expect(sources.filter((p) => !covered(p))).toEqual([]);
-    for (const f of ['package.json', 'package-lock.json', 'scripts/bundle.mjs', 'scripts/code-cache.mjs']) expect(covered(f), f).toBe(true);
+    for (const f of ['package.json', 'package-lock.json', 'scripts/bundle.mjs', 'scripts/bun.mjs', 'scripts/code-cache.mjs']) expect(covered(f), f).toBe(true);
     const ignored = readFileSync(join(REPO_ROOT, '.dockerignore'), 'utf8')
       .split('\n')
       .map((l) => l.trim())
@@ -242,9 +215,10 @@ describe('Dockerfile', () => {
   }, 60_000);
 });
 
-/** Runs node on a bundle in `cwd` with a minimal environment (no NODE_PATH, nothing inherited). */
+/** Runs node on a bundle (or, first argument "./fetcher", the executable) in `cwd` with a minimal environment (no NODE_PATH, nothing inherited). */
 function runBundle(cwd: string, args: string[], env: Record<string, string> = {}) {
-  return spawnSync(process.execPath, args, {
+  const [command, ...rest] = args[0] === './fetcher' ? [join(cwd, 'fetcher'), ...args.slice(1)] : [process.execPath, ...args];
+  return spawnSync(command!, rest, {
     cwd,
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: cwd, ...env },
     encoding: 'utf8',
@@ -263,7 +237,7 @@ describe('the bundles run as laid out in the images, with no node_modules', () =
   it('fetcher: a missing spec is a clear error, not a missing module', () => {
     const dir = join(work, 'fetcher', 'app');
     const log = join(work, 'termination-log-1');
-    const r = runBundle(dir, [...startArgs('start.cjs'), 'fetch'], { SECRET_INJECTOR_TERMINATION_LOG: log });
+    const r = runBundle(dir, ['./fetcher', 'fetch'], { SECRET_INJECTOR_TERMINATION_LOG: log });
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain('SECRET_INJECTOR_SPEC');
     expect(r.stderr).not.toMatch(/ERR_MODULE_NOT_FOUND|Cannot find (module|package)/);
@@ -283,7 +257,7 @@ describe('the bundles run as laid out in the images, with no node_modules', () =
       items: [{ ref: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf', file: 'secret' }],
       timeouts: { callSeconds: 2, deadlineSeconds: 5, maxAttempts: 1 },
     };
-    const r = runBundle(dir, [...startArgs('start.cjs'), 'fetch', '--dir', out], {
+    const r = runBundle(dir, ['./fetcher', 'fetch', '--dir', out], {
       SECRET_INJECTOR_SPEC: JSON.stringify(spec),
       SECRET_INJECTOR_POD_NAME: 'app-0',
       SECRET_INJECTOR_POD_NAMESPACE: 'default',
