@@ -6,7 +6,7 @@
 // free port and the processes reach it through AWS_ENDPOINT_URL, which the front returns in `env`.
 
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
@@ -91,5 +91,40 @@ export async function startAwsFront({ work, region, inNamespace, motoServer, cpu
       front.close();
       stopMoto();
     },
+  };
+}
+
+/**
+ * A pod's IRSA: the projected token file (moto does not check its signature) and the variables
+ * EKS's pod identity webhook sets, with what reaches the front (`front.env`).
+ */
+export function irsaEnv({ work, region, front, account = '123456789012' }) {
+  const tokenFile = join(work, 'token');
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  writeFileSync(tokenFile, `${b64({ alg: 'RS256' })}.${b64({ sub: 'system:serviceaccount:bench:app', aud: 'sts.amazonaws.com' })}.sig`);
+  return {
+    PATH: process.env.PATH,
+    AWS_REGION: region,
+    AWS_DEFAULT_REGION: region,
+    AWS_STS_REGIONAL_ENDPOINTS: 'regional',
+    AWS_ROLE_ARN: `arn:aws:iam::${account}:role/bench`,
+    AWS_WEB_IDENTITY_TOKEN_FILE: tokenFile,
+    ...front.env,
+  };
+}
+
+/**
+ * `<work>/volumes`, where the secrets volumes go: a tmpfs in the private namespace, as a pod's
+ * memory-backed emptyDir (its pages count in the writer's memory cgroup). `note` says when it is
+ * not one; `unmount()` undoes the mount.
+ */
+export function secretsVolumes(work, inNamespace) {
+  const dir = join(work, 'volumes');
+  mkdirSync(dir);
+  const mounted = inNamespace && spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', dir]).status === 0;
+  return {
+    dir,
+    note: mounted ? undefined : "the secrets volume is a directory of the machine's /tmp, not a tmpfs",
+    unmount: () => mounted && spawnSync('umount', [dir]),
   };
 }

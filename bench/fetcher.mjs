@@ -41,7 +41,7 @@ import { SourceMap } from 'node:module';
 import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { enterNamespace, has, startAwsFront } from './aws-front.mjs';
+import { enterNamespace, has, irsaEnv, secretsVolumes, startAwsFront } from './aws-front.mjs';
 import { memoryCgroup, memoryCgroupUnavailable } from './memory-cgroup.mjs';
 
 // Targets: the fetcher should cost a pod little more than Node.js itself does. Memory is what a
@@ -116,18 +116,7 @@ const sm = new SecretsManagerClient({ region: REGION, endpoint: motoUrl, credent
 const names = Array.from({ length: 20 }, (_, i) => `bench/secret-${i}`);
 await Promise.all(names.map((n, i) => sm.send(new CreateSecretCommand({ Name: n, SecretString: JSON.stringify({ user: 'u', password: `p-${i}` }) }))));
 sm.destroy();
-const tokenFile = join(work, 'token');
-const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-writeFileSync(tokenFile, `${b64({ alg: 'RS256' })}.${b64({ sub: 'system:serviceaccount:bench:app', aud: 'sts.amazonaws.com' })}.sig`);
-const podEnv = {
-  PATH: process.env.PATH,
-  AWS_REGION: REGION,
-  AWS_DEFAULT_REGION: REGION,
-  AWS_STS_REGIONAL_ENDPOINTS: 'regional',
-  AWS_ROLE_ARN: `arn:aws:iam::${ACCOUNT}:role/bench`,
-  AWS_WEB_IDENTITY_TOKEN_FILE: tokenFile,
-  ...aws.env,
-};
+const podEnv = irsaEnv({ work, region: REGION, front: aws, account: ACCOUNT });
 
 // --- cgroups: one group for the 200m limit, one without; cpuacct for CPU time ---
 function cgroupV1(controller) {
@@ -177,12 +166,11 @@ if (noMemoryCgroup === undefined) {
     notes.push(`could not make a cgroup v1 memory group (${e.code ?? e.message})`);
   }
 } else notes.push(`${noMemoryCgroup}: no memory cgroup, so no peak or working set`);
-// The secrets volume: a tmpfs, as a pod's memory-backed emptyDir (its pages count in the
-// fetcher's memory cgroup, as they do in the pod's).
-const volumes = join(work, 'volumes');
-mkdirSync(volumes);
-if (inNamespace && spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', volumes]).status === 0) cleanups.push(() => spawnSync('umount', [volumes]));
-else notes.push('the secrets volume is a directory of the machine\'s /tmp, not a tmpfs');
+// The secrets volume: a tmpfs, as a pod's memory-backed emptyDir.
+const secretsTmpfs = secretsVolumes(work, inNamespace);
+cleanups.push(secretsTmpfs.unmount);
+if (secretsTmpfs.note) notes.push(secretsTmpfs.note);
+const volumes = secretsTmpfs.dir;
 const time = existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
 if (!time) notes.push('no /usr/bin/time: peak RSS not measured');
 

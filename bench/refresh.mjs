@@ -24,13 +24,13 @@
 //   npm run build && npm run bench:refresh      (BENCH_CYCLES, BENCH_SOAK_SECONDS, BENCH_SIDECAR_REFRESHES)
 
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { build } from 'esbuild';
 import { bunPath } from '../scripts/bun.mjs';
-import { enterNamespace, startAwsFront } from './aws-front.mjs';
+import { enterNamespace, irsaEnv, secretsVolumes, startAwsFront } from './aws-front.mjs';
 import { memoryCgroup, memoryCgroupUnavailable } from './memory-cgroup.mjs';
 
 const TARGETS = {
@@ -129,27 +129,15 @@ cleanups.push(() => aws.close());
 const sm = new SecretsManagerClient({ region, endpoint: aws.motoUrl, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
 const names = Array.from({ length: 20 }, (_, i) => `bench/refresh-${i}`);
 await Promise.all(names.map((n) => sm.send(new CreateSecretCommand({ Name: n, SecretString: JSON.stringify({ user: 'u', password: `p-${n}` }) }))));
-// The secrets volume: a tmpfs, as a pod's memory-backed emptyDir (its pages count in the memory cgroup).
-const volumes = join(work, 'volumes');
-mkdirSync(volumes);
-const notes = namespaceNote ? [`${namespaceNote}: AWS through ${aws.env.AWS_ENDPOINT_URL}`] : [];
-if (inNamespace && spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', volumes]).status === 0) cleanups.push(() => spawnSync('umount', [volumes]));
-else notes.push("the secrets volume is a directory of the machine's /tmp, not a tmpfs");
+// The secrets volume: a tmpfs, as a pod's memory-backed emptyDir.
+const secretsTmpfs = secretsVolumes(work, inNamespace);
+cleanups.push(secretsTmpfs.unmount);
+const notes = [...(namespaceNote ? [`${namespaceNote}: AWS through ${aws.env.AWS_ENDPOINT_URL}`] : []), ...(secretsTmpfs.note ? [secretsTmpfs.note] : [])];
+const volumes = secretsTmpfs.dir;
 const volume = mkdtempSync(join(volumes, 'volume-'));
 const spec = { version: 1, dir: volume, mode: '0444', region, items: names.map((n, i) => ({ ref: n, file: `s${i}`, key: 'password' })), refresh: { intervalSeconds: 10 } };
-const tokenFile = join(work, 'token');
-const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-writeFileSync(tokenFile, `${b64({ alg: 'RS256' })}.${b64({ sub: 'system:serviceaccount:bench:app', aud: 'sts.amazonaws.com' })}.sig`);
 // What a pod's fetcher and sidecar get with IRSA.
-const podEnv = {
-  PATH: process.env.PATH,
-  AWS_REGION: region,
-  AWS_STS_REGIONAL_ENDPOINTS: 'regional',
-  AWS_ROLE_ARN: 'arn:aws:iam::123456789012:role/bench',
-  AWS_WEB_IDENTITY_TOKEN_FILE: tokenFile,
-  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-  ...aws.env,
-};
+const podEnv = { ...irsaEnv({ work, region, front: aws }), AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
 
 // Node.js alone, in the same run: the floor every Node.js process pays.
 const floor = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.memoryUsage().rss))'], { encoding: 'utf8' });
