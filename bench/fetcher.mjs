@@ -12,11 +12,9 @@
 // all alike. Exits 1 when a target below is missed.
 //
 // As in a pod: the fetcher gets IRSA's variables (STS AssumeRoleWithWebIdentity, then
-// GetSecretValue, or BatchGetSecretValue for 20) and no endpoint URL. It reaches moto (installed by
-// test/setup/moto.sh) through a TLS front of this script's own under the real host names
-// (sts.eu-west-1.amazonaws.com, secretsmanager.eu-west-1.amazonaws.com), trusting the front's CA
-// through NODE_EXTRA_CA_CERTS. For that the script re-runs itself in a private mount and network
-// namespace (`unshare`, root only) whose /etc/hosts points those names at its own 127.0.0.1:443.
+// GetSecretValue, or BatchGetSecretValue for 20) and no endpoint URL. It reaches moto through the
+// TLS front of bench/aws-front.mjs under the real host names (sts.eu-west-1.amazonaws.com,
+// secretsmanager.eu-west-1.amazonaws.com), in a private network namespace the script re-runs in.
 // Page cache: the executable (runtime and bundle in one file) is read by the kernel on first use,
 // and that page cache is charged to the memory cgroup of the process that first reads it. On a
 // node, the image's files were just written by the image's unpacking (the container runtime's
@@ -38,17 +36,15 @@
 //   BENCH_PROFILE=25 npm run bench:fetcher             also where a 1-secret run spends its time:
 //        a --cpu-prof of it, self time by package (through fetcher.cjs.map), the 25 largest
 
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { SourceMap } from 'node:module';
 import { join, resolve } from 'node:path';
-import { createServer as createTlsServer } from 'node:tls';
 import { gzipSync } from 'node:zlib';
 import { parse as parseYaml } from 'yaml';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { freePort } from './free-port.mjs';
+import { enterNamespace, has, irsaEnv, secretsVolumes, startAwsFront } from './aws-front.mjs';
 import { memoryCgroup, memoryCgroupUnavailable } from './memory-cgroup.mjs';
 
 // Targets: the fetcher should cost a pod little more than Node.js itself does. Memory is what a
@@ -68,7 +64,6 @@ const CHART_MEMORY_LIMIT_MIB = Number(
 const LIMITS = [...new Set((process.env.BENCH_LIMITS ?? '200,1000').split(',').map(Number).filter((m) => m > 0))];
 const REGION = 'eu-west-1';
 const ACCOUNT = '123456789012';
-const HOSTS = [`sts.${REGION}.amazonaws.com`, `secretsmanager.${REGION}.amazonaws.com`];
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 const root = resolve(import.meta.dirname, '..');
@@ -96,16 +91,7 @@ for (const [file, what] of [
 
 // --- a private mount and network namespace, where the real host names can point at 127.0.0.1 ---
 const isRoot = process.getuid?.() === 0;
-const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-if (process.env.BENCH_NAMESPACE === undefined && isRoot && has('unshare') && has('ip') && has('mount')) {
-  const r = spawnSync('unshare', ['--mount', '--net', process.execPath, ...process.execArgv, import.meta.filename, ...process.argv.slice(2)], {
-    stdio: 'inherit',
-    env: { ...process.env, BENCH_NAMESPACE: '1' },
-  });
-  if (r.status !== null && r.status !== 2 && r.error === undefined) process.exit(r.status);
-  notes.push('unshare failed: running without a private network namespace');
-}
-const inNamespace = process.env.BENCH_NAMESPACE === '1' && spawnSync('ip', ['link', 'set', 'lo', 'up']).status === 0;
+const { inNamespace, note: namespaceNote } = enterNamespace();
 
 const work = mkdtempSync(join(tmpdir(), 'bench-fetcher-'));
 const cleanups = [() => rmSync(work, { recursive: true, force: true })];
@@ -126,75 +112,18 @@ const fetcherCpu = String(cpus - 1);
 const serverCpus = `0-${cpus - 2}`;
 if (pin) spawnSync('taskset', ['-a', '-p', '-c', serverCpus, String(process.pid)], { stdio: 'ignore' });
 
-// --- certificates for the TLS front ---
-if (!has('openssl')) {
-  console.error('openssl is needed to make the TLS front\'s certificates');
-  process.exit(2);
-}
-const pem = (name) => join(work, name);
-const openssl = (...args) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=bench CA', '-keyout', pem('ca.key'), '-out', pem('ca.pem'));
-openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=aws', '-keyout', pem('front.key'), '-out', pem('front.csr'));
-writeFileSync(pem('ext'), `subjectAltName=${[...HOSTS.map((h) => `DNS:${h}`), 'IP:127.0.0.1'].join(',')}\n`);
-openssl('x509', '-req', '-in', pem('front.csr'), '-CA', pem('ca.pem'), '-CAkey', pem('ca.key'), '-CAcreateserial', '-days', '1', '-extfile', pem('ext'), '-out', pem('front.pem'));
-
 // --- moto, and the TLS front before it ---
-const motoPort = await freePort();
-const moto = spawn(pin ? 'taskset' : motoServer, [...(pin ? ['-c', serverCpus, motoServer] : []), '-H', '127.0.0.1', '-p', String(motoPort)], { stdio: 'ignore' });
-cleanups.push(() => moto.exitCode === null && moto.kill('SIGTERM'));
-const motoUrl = `http://127.0.0.1:${motoPort}`;
-for (let i = 0; ; i++) {
-  if (i > 300) throw new Error('moto did not start within 30 s');
-  try {
-    if ((await fetch(`${motoUrl}/moto-api/data.json`)).ok) break;
-  } catch {}
-  await new Promise((r) => setTimeout(r, 100));
-}
-
-const front = createTlsServer({ key: readFileSync(pem('front.key')), cert: readFileSync(pem('front.pem')) }, (tls) => {
-  const plain = connect(motoPort, '127.0.0.1');
-  tls.pipe(plain).pipe(tls);
-  const close = () => {
-    tls.destroy();
-    plain.destroy();
-  };
-  tls.on('error', close);
-  plain.on('error', close);
-});
-const frontPort = await new Promise((res, rej) => {
-  front.on('error', rej);
-  front.listen(inNamespace ? 443 : 0, '127.0.0.1', () => res(front.address().port));
-});
-cleanups.push(() => front.close());
-
-let endpointVars = {};
-if (inNamespace) {
-  const hosts = join(work, 'hosts');
-  writeFileSync(hosts, `127.0.0.1 localhost\n${HOSTS.map((h) => `127.0.0.1 ${h}`).join('\n')}\n`);
-  execFileSync('mount', ['--bind', hosts, '/etc/hosts']);
-} else {
-  endpointVars = { AWS_ENDPOINT_URL: `https://127.0.0.1:${frontPort}` };
-  notes.push(`no private network namespace (needs root, unshare, ip): the fetcher reaches the TLS front through AWS_ENDPOINT_URL=https://127.0.0.1:${frontPort}`);
-}
+const aws = await startAwsFront({ work, region: REGION, inNamespace, motoServer, cpus: pin ? serverCpus : undefined });
+cleanups.push(() => aws.close());
+if (namespaceNote) notes.push(`${namespaceNote}: the fetcher reaches the TLS front through ${aws.env.AWS_ENDPOINT_URL}`);
+const motoUrl = aws.motoUrl;
 
 // --- the secrets, and the pod's identity ---
 const sm = new SecretsManagerClient({ region: REGION, endpoint: motoUrl, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
 const names = Array.from({ length: 20 }, (_, i) => `bench/secret-${i}`);
 await Promise.all(names.map((n, i) => sm.send(new CreateSecretCommand({ Name: n, SecretString: JSON.stringify({ user: 'u', password: `p-${i}` }) }))));
 sm.destroy();
-const tokenFile = join(work, 'token');
-const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-writeFileSync(tokenFile, `${b64({ alg: 'RS256' })}.${b64({ sub: 'system:serviceaccount:bench:app', aud: 'sts.amazonaws.com' })}.sig`);
-const podEnv = {
-  PATH: process.env.PATH,
-  AWS_REGION: REGION,
-  AWS_DEFAULT_REGION: REGION,
-  AWS_STS_REGIONAL_ENDPOINTS: 'regional',
-  AWS_ROLE_ARN: `arn:aws:iam::${ACCOUNT}:role/bench`,
-  AWS_WEB_IDENTITY_TOKEN_FILE: tokenFile,
-  NODE_EXTRA_CA_CERTS: pem('ca.pem'),
-  ...endpointVars,
-};
+const podEnv = irsaEnv({ work, region: REGION, front: aws, account: ACCOUNT });
 
 // --- cgroups: one group for the 200m limit, one without; cpuacct for CPU time ---
 function cgroupV1(controller) {
@@ -244,12 +173,11 @@ if (noMemoryCgroup === undefined) {
     notes.push(`could not make a cgroup v1 memory group (${e.code ?? e.message})`);
   }
 } else notes.push(`${noMemoryCgroup}: no memory cgroup, so no peak or working set`);
-// The secrets volume: a tmpfs, as a pod's memory-backed emptyDir (its pages count in the
-// fetcher's memory cgroup, as they do in the pod's).
-const volumes = join(work, 'volumes');
-mkdirSync(volumes);
-if (inNamespace && spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', volumes]).status === 0) cleanups.push(() => spawnSync('umount', [volumes]));
-else notes.push('the secrets volume is a directory of the machine\'s /tmp, not a tmpfs');
+// The secrets volume: a tmpfs, as a pod's memory-backed emptyDir.
+const secretsTmpfs = secretsVolumes(work, inNamespace);
+cleanups.push(secretsTmpfs.unmount);
+if (secretsTmpfs.note) notes.push(secretsTmpfs.note);
+const volumes = secretsTmpfs.dir;
 const time = existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
 if (!time) notes.push('no /usr/bin/time: peak RSS not measured');
 
@@ -376,7 +304,7 @@ const f1 = (n) => (Number.isNaN(n) ? '–' : n.toFixed(1));
 const kib = (p) => statSync(p).size / 1024;
 console.log(`Node.js ${process.version}, ${cpus} CPUs${pin ? `, the fetcher pinned to CPU ${fetcherCpu}` : ''}; medians of ${runs} runs`);
 console.log(
-  `AWS: moto behind a TLS front, ${inNamespace ? `as ${HOSTS.join(' and ')} (private network namespace)` : `at https://127.0.0.1:${frontPort}`}; identity: IRSA`,
+  `AWS: moto behind a TLS front, ${aws.where}; identity: IRSA`,
 );
 for (const n of notes) console.log(`note: ${n}`);
 console.log(

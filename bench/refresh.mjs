@@ -2,6 +2,9 @@
 // Footprint of the refresh sidecar, against moto (installed by test/setup/moto.sh) on 127.0.0.1,
 // as Kubernetes charges it: the working set of its memory cgroup (usage − total_inactive_file,
 // what `kubectl top` shows and eviction looks at; a cgroup v1 group of the bench's own, root only).
+// As in a pod, it reaches AWS over TLS under the real host names with IRSA's identity: moto behind
+// the TLS front of bench/aws-front.mjs, in a private network namespace the script re-runs in
+// (elsewhere through AWS_ENDPOINT_URL, which it says), the secrets volume a tmpfs.
 //   - The soak: a driver bundled by esbuild from the sidecar's own code (fetcher/refresh.ts with
 //     the real AWS clients, built as fetcher.cjs is, no node_modules beside it) and compiled by Bun
 //     as the fetcher's executable is, in its own memory cgroup with the sidecar's environment
@@ -27,7 +30,7 @@ import { join, resolve } from 'node:path';
 import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { build } from 'esbuild';
 import { bunPath } from '../scripts/bun.mjs';
-import { freePort } from './free-port.mjs';
+import { enterNamespace, irsaEnv, secretsVolumes, startAwsFront } from './aws-front.mjs';
 import { memoryCgroup, memoryCgroupUnavailable } from './memory-cgroup.mjs';
 
 const TARGETS = {
@@ -47,6 +50,7 @@ const cycles = Math.min(Number(process.env.BENCH_CYCLES ?? 1000), 100_000);
 const soakSeconds = Math.min(Number(process.env.BENCH_SOAK_SECONDS ?? 240), 3600);
 const sidecarRefreshes = Math.max(1, Math.min(Number(process.env.BENCH_SIDECAR_REFRESHES ?? 2), 30));
 const region = 'eu-west-1';
+const { inNamespace, note: namespaceNote } = enterNamespace();
 if (!existsSync(motoServer)) {
   console.error('moto_server is not installed in .cache/bin: run `npm run test:all` (or `bash test/setup/install.sh`)');
   process.exit(2);
@@ -79,7 +83,7 @@ const workingSet = () => {
   const inactive = Number(/total_inactive_file (\\d+)/.exec(readFileSync(process.env.MEMCG + '/memory.stat', 'utf8'))[1]);
   return mib(usage - inactive);
 };
-const source = { kind: 'node' };
+const source = { kind: 'web-identity', roleArn: process.env.AWS_ROLE_ARN, tokenFile: process.env.AWS_WEB_IDENTITY_TOKEN_FILE };
 const api = () => createAwsApi({ source, sessionName: 'bench', stsRegion: spec.region, callTimeoutMs: 10_000, maxAttempts: 5 });
 const first = await execute(spec, { credentials: { source }, api });
 if (!first.ok) throw new Error('first fetch failed: ' + JSON.stringify(first.failures));
@@ -120,23 +124,20 @@ process.exit(0);
   logLevel: 'warning',
 });
 
-const port = await freePort();
-const endpoint = `http://127.0.0.1:${port}`;
-const moto = spawn(motoServer, ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
-cleanups.push(() => moto.exitCode === null && moto.kill('SIGTERM'));
-for (let i = 0; ; i++) {
-  if (i > 300) throw new Error('moto did not start within 30 s');
-  try {
-    if ((await fetch(`${endpoint}/moto-api/data.json`)).ok) break;
-  } catch {}
-  await new Promise((r) => setTimeout(r, 100));
-}
-
-const sm = new SecretsManagerClient({ region, endpoint, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+const aws = await startAwsFront({ work, region, inNamespace, motoServer });
+cleanups.push(() => aws.close());
+const sm = new SecretsManagerClient({ region, endpoint: aws.motoUrl, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
 const names = Array.from({ length: 20 }, (_, i) => `bench/refresh-${i}`);
 await Promise.all(names.map((n) => sm.send(new CreateSecretCommand({ Name: n, SecretString: JSON.stringify({ user: 'u', password: `p-${n}` }) }))));
-const volume = mkdtempSync(join(work, 'volume-'));
+// The secrets volume: a tmpfs, as a pod's memory-backed emptyDir.
+const secretsTmpfs = secretsVolumes(work, inNamespace);
+cleanups.push(secretsTmpfs.unmount);
+const notes = [...(namespaceNote ? [`${namespaceNote}: AWS through ${aws.env.AWS_ENDPOINT_URL}`] : []), ...(secretsTmpfs.note ? [secretsTmpfs.note] : [])];
+const volumes = secretsTmpfs.dir;
+const volume = mkdtempSync(join(volumes, 'volume-'));
 const spec = { version: 1, dir: volume, mode: '0444', region, items: names.map((n, i) => ({ ref: n, file: `s${i}`, key: 'password' })), refresh: { intervalSeconds: 10 } };
+// What a pod's fetcher and sidecar get with IRSA.
+const podEnv = { ...irsaEnv({ work, region, front: aws }), AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
 
 // Node.js alone, in the same run: the floor every Node.js process pays.
 const floor = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.memoryUsage().rss))'], { encoding: 'utf8' });
@@ -167,35 +168,35 @@ const group = (name) => {
   cleanups.push(() => g.remove());
   return g;
 };
+/** Runs argv to its end (asynchronously: the TLS front is served by this process); its status, stdout and stderr. */
+const run = (argv, env, timeoutMs) =>
+  new Promise((res) => {
+    const p = spawn(argv[0], argv.slice(1), { cwd: work, env, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('close', (status, signal) => res({ status, signal, stdout, stderr }));
+  });
 const soakGroup = group('soak');
 const driverArgv = [compiledDriver];
-const child = spawnSync(soakGroup ? soakGroup.joinArgs(driverArgv)[0] : driverArgv[0], (soakGroup ? soakGroup.joinArgs(driverArgv) : driverArgv).slice(1), {
-  cwd: work,
-  encoding: 'utf8',
-  timeout: (soakSeconds + 120) * 1000,
-  env: {
-    PATH: process.env.PATH,
-    AWS_ENDPOINT_URL: endpoint,
-    AWS_ACCESS_KEY_ID: 'a',
-    AWS_SECRET_ACCESS_KEY: 'b',
-    AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    SPEC: JSON.stringify(spec),
-    CYCLES: String(cycles),
-    SOAK_MS: String(soakSeconds * 1000),
-    ...(soakGroup && { MEMCG: soakGroup.dir }),
-    ...REFRESHER_ENV,
-  },
-});
+const child = await run(soakGroup ? soakGroup.joinArgs(driverArgv) : driverArgv, {
+  ...podEnv,
+  SPEC: JSON.stringify(spec),
+  CYCLES: String(cycles),
+  SOAK_MS: String(soakSeconds * 1000),
+  ...(soakGroup && { MEMCG: soakGroup.dir }),
+  ...REFRESHER_ENV,
+}, (soakSeconds + 120) * 1000);
 const soakPeak = soakGroup?.peakMiB();
 // The sidecar itself, as the image starts it (the executable, its environment), idle after each of
 // its first refreshes at the shortest interval: its working set, resident memory and cgroup peak.
 let sidecar;
 const entry = resolve(root, process.env.BUNDLE_OUT ?? 'dist', 'fetcher');
 if (existsSync(entry)) {
-  const dir = mkdtempSync(join(work, 'sidecar-'));
-  const env = { PATH: process.env.PATH, AWS_ENDPOINT_URL: endpoint, AWS_ACCESS_KEY_ID: 'a', AWS_SECRET_ACCESS_KEY: 'b', SECRET_INJECTOR_NODE_CREDENTIALS: 'allow', AWS_EC2_METADATA_DISABLED: 'true', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', SECRET_INJECTOR_SPEC: JSON.stringify({ ...spec, dir }) };
-  const first = spawnSync(entry, ['fetch'], { env, encoding: 'utf8' });
+  const dir = mkdtempSync(join(volumes, 'sidecar-'));
+  const env = { ...podEnv, SECRET_INJECTOR_SPEC: JSON.stringify({ ...spec, dir }) };
+  const first = await run([entry, 'fetch'], env, 60_000);
   if (first.status !== 0) throw new Error(`the sidecar's first fetch failed: ${first.stderr}`);
   const g = group('sidecar');
   const argv = [entry, 'refresh'];
@@ -233,6 +234,8 @@ const rssGrowth = round1(lastSample.rss - firstSample.rss);
 const wsGrowth = round1(lastSample.ws - firstSample.ws);
 const wsMax = Math.max(...r.samples.map((x) => x.ws));
 console.log(`the fetcher's executable, ${Object.entries(REFRESHER_ENV).map(([k, v]) => `${k}=${v}`).join(' ')}; Node.js alone (node -e): ${floorMiB} MiB RSS`);
+console.log(`AWS: moto behind a TLS front, ${aws.where}; identity: IRSA`);
+for (const n of notes) console.log(`note: ${n}`);
 if (noCgroup) console.log(`note: ${noCgroup}: no memory cgroup, so no working set; RSS only`);
 console.log(`RSS after the first fetch: ${r.afterFetch} MiB; after 10 refreshes of 20 secrets: ${r.after10} MiB (${round1(r.after10 - floorMiB)} MiB above Node.js alone)`);
 console.log(`soak: ${r.cycles} cycles in ${r.seconds} s (${r.changed} rewrote files); cycle ${firstSample.cycle} -> ${lastSample.cycle}: working set ${firstSample.ws} -> ${lastSample.ws} MiB (largest ${wsMax}, cgroup peak ${soakPeak === undefined ? '–' : round1(soakPeak)} MiB); after a full GC heap ${firstSample.heap} -> ${lastSample.heap} MiB, RSS ${firstSample.rss} -> ${lastSample.rss} MiB`);
@@ -258,3 +261,4 @@ if (missed.length > 0) {
   console.error(`missed: ${missed.join('; ')}`);
   process.exit(1);
 }
+process.exit(0);

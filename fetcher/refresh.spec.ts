@@ -1,9 +1,9 @@
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { AwsApi } from './fetch.js';
-import { execute } from './main.js';
+import { DEFAULT_TIMEOUTS, execute } from './main.js';
 import { backoff, BACKOFF_BASE_MS, jittered, JITTER, Refresher, staleAfterMs, STALE_MIN_MS, type RefreshDeps } from './refresh.js';
 import type { CredentialChoice } from './identity.js';
 import { DATA_LINK, MARKER_FILE, type FetchSpec } from './spec.js';
@@ -162,6 +162,23 @@ describe('Refresher.cycle', () => {
       ],
     });
     expect(readFileSync(join(dir, MARKER_FILE), 'utf8')).not.toContain('pw-');
+  });
+
+  it('leaves no deadline timer pending once its calls are done (it would hold the refresh for the whole deadline)', async () => {
+    const { aws, s } = await start([{ ref: 'token', file: 'token' }]);
+    const r = new Refresher(s, deps(aws.api, clock(Date.now())).d);
+    await r.resume();
+    const set = vi.spyOn(globalThis, 'setTimeout');
+    const cleared = vi.spyOn(globalThis, 'clearTimeout');
+    try {
+      expect((await r.cycle(never)).ok).toBe(true);
+      const deadlines = set.mock.results.filter((_, i) => set.mock.calls[i]![1] === DEFAULT_TIMEOUTS.deadlineSeconds * 1000).map((x) => x.value);
+      expect(deadlines).toHaveLength(1);
+      expect(cleared.mock.calls.map((c) => c[0])).toContain(deadlines[0]);
+    } finally {
+      set.mockRestore();
+      cleared.mockRestore();
+    }
   });
 
   it('changedAt moves only with a refresh that changed a file; fetchedAt with every complete one', async () => {

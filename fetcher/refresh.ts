@@ -11,7 +11,7 @@
 
 import { formatFailure, redactor, type Failure, type Redactor, type ReportContext } from './errors.js';
 import { STALE_CREDENTIAL_CODES, type AwsApi, type FetchedValue } from './fetch.js';
-import { collect, DEFAULT_TIMEOUTS, identityContext, reportedStrings, stsRegionOf, valueStrings } from './main.js';
+import { collect, DEFAULT_TIMEOUTS, identityContext, reportedStrings, stsRegionOf, valueStrings, type Collected } from './main.js';
 import { findConflicts } from './render.js';
 import type { FetchSpec, RefreshSignal, SecretItem } from './spec.js';
 import { readMarker, updateSecrets, type UpdateHooks } from './update.js';
@@ -137,10 +137,18 @@ export class Refresher {
   /** One refresh: fetch what is polled, rewrite what changed, then the marker. */
   async cycle(stop: AbortSignal): Promise<CycleResult> {
     const timeouts = { ...DEFAULT_TIMEOUTS, ...this.spec.timeouts };
-    const deadline = AbortSignal.any([stop, AbortSignal.timeout(timeouts.deadlineSeconds * 1000)]);
     const pollSpec: FetchSpec = { ...this.spec, items: this.polled.map((p) => p.item) };
     this.seen = new Map();
-    const c = await collect(pollSpec, this.deps.api, this.deps.envRegion, deadline, this.seen, 'refresh');
+    // Cleared as soon as the calls are done: a deadline timer left pending would keep this
+    // refresh's signals, and what listens to them, alive for the deadline's whole length.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), timeouts.deadlineSeconds * 1000);
+    let c: Collected;
+    try {
+      c = await collect(pollSpec, this.deps.api, this.deps.envRegion, AbortSignal.any([stop, deadline.signal]), this.seen, 'refresh');
+    } finally {
+      clearTimeout(timer);
+    }
     if (stop.aborted) return { ok: false, changed: [], failures: [] };
     const failures = [...c.failures];
     let files = c.files;

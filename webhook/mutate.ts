@@ -105,7 +105,7 @@ export function checkPod(obj: unknown): Problem[] {
   return problems;
 }
 
-const trimSlash = (p: string): string => (p.length > 1 ? p.replace(/\/+$/, '') : p);
+const trimSlash = (p: string): string => (p.length > 1 && p.endsWith('/') ? p.replace(/\/+$/, '') : p);
 
 export interface Targets {
   app: Container[];
@@ -181,7 +181,8 @@ export interface SharedVolume {
  * in every target container, and the secrets get a volume of their own.
  */
 export function existingVolume(pod: Pod, t: Targets, mountPath: string): SharedVolume | { problem: Problem } | undefined {
-  const mounts = [...t.init, ...t.app].flatMap((c) => list(c.volumeMounts).filter((m) => trimSlash(m.mountPath) === mountPath).map((m) => ({ c, m })));
+  const mounts: Array<{ c: Container; m: V1VolumeMount }> = [];
+  for (const c of [...t.init, ...t.app]) for (const m of list(c.volumeMounts)) if (trimSlash(m.mountPath) === mountPath) mounts.push({ c, m });
   if (mounts.length === 0) return undefined;
   const key = `${PREFIX}mount-path`;
   const fix = `set ${key} to a free path such as ${freePath(pod)}`;
@@ -458,7 +459,7 @@ function networkOf(config: MutationConfig, caVolume: string | undefined): { env:
 /** The configured resources with the CPU limit chosen for this pod (none: no CPU limit). */
 function withCpuLimit(configured: MutationConfig['fetcherResources'], cpu: string | undefined) {
   const limits: Record<string, string> = cpu === undefined ? {} : { cpu };
-  for (const [k, v] of Object.entries(configured.limits)) if (k !== 'cpu' && v !== undefined) limits[k] = v;
+  for (const k in configured.limits) if (k !== 'cpu') limits[k] = configured.limits[k]!;
   return { requests: { ...configured.requests }, limits };
 }
 

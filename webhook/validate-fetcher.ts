@@ -28,7 +28,7 @@ const SERVICE_NAMES = { secretsmanager: 'Secrets Manager', ssm: 'SSM Parameter S
 /** The webhook setting that lets endpoint overrides be plain http:// (local emulators only). */
 export const PLAIN_HTTP_SETTING = 'FETCHER_ALLOW_PLAIN_HTTP_ENDPOINTS';
 
-const trimSlash = (p: string): string => (p.length > 1 ? p.replace(/\/+$/, '') : p);
+const trimSlash = (p: string): string => (p.length > 1 && p.endsWith('/') ? p.replace(/\/+$/, '') : p);
 const within = (path: string, dir: string): boolean => dir === '/' || path === dir || path.startsWith(`${dir}/`);
 
 /** Where the fetcher mounts volumes of its own. */
