@@ -11,8 +11,11 @@ import type { ReviewRoute, WorkerAnswer, WorkerTask } from './review-worker.js';
 
 /** What the HTTP shell hands a large review to. */
 export interface ReviewOffload {
-  /** `route`: the handler the review is for (the pods' unless given). */
-  run(raw: string, config: MutationConfig, route?: ReviewRoute): Promise<WorkerAnswer>;
+  /**
+   * `route`: the handler the review is for (the pods' unless given). `abandoned`: aborted when the
+   * client has gone; a review still waiting for a worker then leaves the queue unreviewed.
+   */
+  run(raw: string, config: MutationConfig, route?: ReviewRoute, abandoned?: AbortSignal): Promise<WorkerAnswer>;
   close(): Promise<void>;
 }
 
@@ -47,6 +50,11 @@ export class PoolBusyError extends Error {
   override name = 'PoolBusyError';
 }
 
+/** The client went away while its review waited for a worker: nobody to answer, nothing reviewed. */
+export class AbandonedError extends Error {
+  override name = 'AbandonedError';
+}
+
 interface Pending {
   task: WorkerTask;
   resolve: (a: WorkerAnswer) => void;
@@ -74,11 +82,25 @@ export class ReviewPool implements ReviewOffload {
     this.#opts = { ...POOL_OPTIONS, ...opts };
   }
 
-  run(raw: string, config: MutationConfig, route?: ReviewRoute): Promise<WorkerAnswer> {
+  run(raw: string, config: MutationConfig, route?: ReviewRoute, abandoned?: AbortSignal): Promise<WorkerAnswer> {
     if (this.#closed) return Promise.reject(new PoolBusyError('the review workers are stopped'));
+    if (abandoned?.aborted) return Promise.reject(new AbandonedError('the client went away'));
     if (this.#queue.length >= this.#opts.maxQueued) return Promise.reject(new PoolBusyError(`${this.#queue.length} large reviews already wait for a worker`));
     return new Promise((resolve, reject) => {
-      this.#queue.push({ task: { id: this.#next++, raw, config, ...(route !== undefined && { route }) }, resolve, reject });
+      const p: Pending = { task: { id: this.#next++, raw, config, ...(route !== undefined && { route }) }, resolve, reject };
+      // The apiserver gives up after its timeout; a review nobody waits for must not delay the
+      // ones behind it (one worker takes them in turn). Once a worker has it, it runs to the end.
+      abandoned?.addEventListener(
+        'abort',
+        () => {
+          const i = this.#queue.indexOf(p);
+          if (i < 0) return;
+          this.#queue.splice(i, 1);
+          reject(new AbandonedError('the client went away while its review waited for a worker'));
+        },
+        { once: true },
+      );
+      this.#queue.push(p);
       this.#dispatch();
     });
   }

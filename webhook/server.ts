@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { ConnectionGuard } from './connections.js';
 import type { WebhookMetrics } from './metrics.js';
 import type { TlsPair } from './tls.js';
-import { PoolBusyError, type ReviewOffload } from './review-pool.js';
+import { AbandonedError, PoolBusyError, type ReviewOffload } from './review-pool.js';
 import type { ReviewRoute } from './review-worker.js';
 import type { AsyncReviewHandler, MutationConfig, ReviewHandler, ReviewResult } from './types.js';
 
@@ -309,7 +309,11 @@ export function buildServer(config: ServerConfig, deps: ServerDeps): WebhookServ
     if (req.body instanceof LargeBody && offload !== undefined) {
       // Waiting for a worker is not a silent client: the inactivity deadline must not end it.
       req.socket.setTimeout(limits.requestMs);
-      offload.run(req.body.raw, config.mutation, route).then(
+      const gone = new AbortController();
+      reply.raw.once('close', () => {
+        if (!reply.raw.writableFinished) gone.abort();
+      });
+      offload.run(req.body.raw, config.mutation, route, gone.signal).then(
         (a) => {
           if (a.kind === 'result') answer(req, reply, a.result, seconds(), true);
           else if (a.kind === 'error') failed(req, reply, undefined, a.errorName, seconds());
@@ -319,6 +323,10 @@ export function buildServer(config: ServerConfig, deps: ServerDeps): WebhookServ
           }
         },
         (e: Error) => {
+          if (e instanceof AbandonedError) {
+            req.log.info({ method: req.method, path: pathOf(req.url), reason: e.message }, 'large review not reviewed: its client went away while it waited for a worker');
+            return;
+          }
           if (!(e instanceof PoolBusyError)) return failed(req, reply, undefined, e.name, seconds());
           req.log.warn({ method: req.method, path: pathOf(req.url), statusCode: 503, reason: e.message }, 'large review refused: every review worker is busy');
           sendError(reply, 503, 'too many large reviews at once; try again');
