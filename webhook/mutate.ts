@@ -105,7 +105,8 @@ export function checkPod(obj: unknown): Problem[] {
   return problems;
 }
 
-const trimSlash = (p: string): string => (p.length > 1 && p.endsWith('/') ? p.replace(/\/+$/, '') : p);
+/** A mount path without its trailing slashes (`/` stays `/`), as the kubelet compares them. */
+export const trimSlash = (p: string): string => (p.length > 1 && p.endsWith('/') ? p.replace(/\/+$/, '') : p);
 
 export interface Targets {
   app: Container[];
@@ -547,9 +548,8 @@ export interface MutationResult {
  * Neither the pod nor the result may be modified afterwards: to change a container, copy it.
  * Arrays only grow: the init container goes first, everything else is appended.
  */
-export function mutate(pod: Pod, request: InjectionRequest, config: MutationConfig): MutationResult {
+export function mutate(pod: Pod, request: InjectionRequest, config: MutationConfig, identity: Identity = findIdentity(pod, request)): MutationResult {
   const spec = buildSpec(request, config);
-  const identity = findIdentity(pod, request);
   const signal = spec.refresh?.signal;
   const signalled = signal === undefined ? undefined : pod.spec.containers.find((c) => c.name === signal.container);
   const runAs = signalled === undefined ? undefined : statedIds(pod, signalled);

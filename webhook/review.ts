@@ -158,7 +158,7 @@ export function reviewPod(obj: unknown, config: MutationConfig, namespace?: stri
   if (fitProblems.length > 0) groups.push({ stage: 'validate', problems: fitProblems });
   if (groups.length > 0) return denyAll(groups, warnings);
 
-  const result = mutate(pod, request, config);
+  const result = mutate(pod, request, config, identity);
   warnings.push(...result.warnings);
   // The patch must only add: a `remove` or `move` would delete something of the user's. Whether
   // it reproduces the mutation exactly, and whether the fetcher accepts its spec, the golden

@@ -8,7 +8,7 @@
 import { CA_BUNDLE_DIR } from '../fetcher/spec.js';
 import { referenceTarget } from '../fetcher/reference.js';
 import { PREFIX, type InjectionRequest } from './annotations.js';
-import { FETCHER_DIR, findIdentity, type Identity, type Pod } from './mutate.js';
+import { FETCHER_DIR, findIdentity, trimSlash, type Identity, type Pod } from './mutate.js';
 import { problem, quote, type Problem } from './problems.js';
 import type { MutationConfig } from './types.js';
 
@@ -28,7 +28,6 @@ const SERVICE_NAMES = { secretsmanager: 'Secrets Manager', ssm: 'SSM Parameter S
 /** The webhook setting that lets endpoint overrides be plain http:// (local emulators only). */
 export const PLAIN_HTTP_SETTING = 'FETCHER_ALLOW_PLAIN_HTTP_ENDPOINTS';
 
-const trimSlash = (p: string): string => (p.length > 1 && p.endsWith('/') ? p.replace(/\/+$/, '') : p);
 const within = (path: string, dir: string): boolean => dir === '/' || path === dir || path.startsWith(`${dir}/`);
 
 /** Where the fetcher mounts volumes of its own. */
