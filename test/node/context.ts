@@ -4,7 +4,7 @@
 // (`kubectl logs`).
 
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
+import { BatchV1Api, CoreV1Api, type V1Job, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, inject } from 'vitest';
 import { startAwsFront, type AwsFront } from '../helpers/aws-front.js';
 import { connectCluster, eventually, uniqueName, type Cluster } from '../helpers/cluster.js';
@@ -165,4 +165,26 @@ export function withIrsa(pod: V1Pod, roleArn = 'arn:aws:iam::123456789012:role/a
       ],
     },
   };
+}
+
+/**
+ * Starts Job `reader` in `namespace`: one pod with the IRSA identity and `annotations`, whose app
+ * (busybox) runs `script` and then exits, so the Job completes. Returns the pod's name.
+ */
+export async function startReaderJob(namespace: string, annotations: Record<string, string>, script: string): Promise<string> {
+  const { cluster, core, images } = nodeSuite();
+  const template = withIrsa({
+    metadata: { annotations },
+    spec: {
+      restartPolicy: 'Never',
+      terminationGracePeriodSeconds: 5,
+      containers: [{ name: 'app', image: images.busybox, imagePullPolicy: 'Never', command: ['sh', '-c', script] }],
+    },
+  });
+  const job: V1Job = { apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'reader' }, spec: { backoffLimit: 0, template } };
+  await cluster.kubeConfig.makeApiClient(BatchV1Api).createNamespacedJob({ namespace, body: job });
+  return eventually('the Job pod', async () => {
+    const list = await core.listNamespacedPod({ namespace, labelSelector: 'job-name=reader' });
+    return list.items[0]?.metadata?.name;
+  });
 }

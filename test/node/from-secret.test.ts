@@ -3,12 +3,10 @@
 // `fromSecret`: every key is a file under /tmp/<name>/, and with `refresh` a second push (an
 // update of the Secret) reaches the files.
 
-import { BatchV1Api, type V1Job } from '@kubernetes/client-node';
 import { expect, it } from 'vitest';
 import { bundleDir, ensureBundles } from '../helpers/bundles.js';
 import { secretsPush } from '../helpers/secrets-push.js';
-import { eventually } from '../helpers/cluster.js';
-import { describeNode, nodeSuite, podWhen, printed, running, useAwsFront, useNamespace, withIrsa } from './context.js';
+import { describeNode, nodeSuite, podWhen, printed, running, startReaderJob, useAwsFront, useNamespace } from './context.js';
 import { NODE_SUITE_CLUSTER } from './webhook-pod.js';
 
 const push = (manifest: string) => secretsPush(bundleDir(), nodeSuite().awsEndpoint, ['--cluster', NODE_SUITE_CLUSTER, '-f', '-'], manifest);
@@ -21,7 +19,7 @@ describeNode('fromSecret on a real node', () => {
   useAwsFront();
 
   it('a pushed Secret is read as one file per key, and an update reaches the files', async () => {
-    const { cluster, images } = nodeSuite();
+    const { cluster } = nodeSuite();
     const ns = namespace();
     ensureBundles();
     const first = await push(manifest(ns, 'first-p4ss'));
@@ -29,34 +27,12 @@ describeNode('fromSecret on a real node', () => {
     expect(first.stdout).not.toContain('first-p4ss');
     expect((await cluster.kubectl(['apply', '-f', '-'], { input: first.stdout })).stdout).toContain('secret/db-creds created');
 
-    const template = withIrsa({
-      metadata: { annotations: { 'secrets.k8s.aws/secrets': '- fromSecret: db-creds', 'secrets.k8s.aws/refresh': '10s' } },
-      spec: {
-        restartPolicy: 'Never',
-        terminationGracePeriodSeconds: 5,
-        containers: [
-          {
-            name: 'app',
-            image: images.busybox,
-            imagePullPolicy: 'Never',
-            command: [
-              'sh',
-              '-c',
-              'echo "files: $(ls /tmp/db-creds | tr "\\n" " ")"; echo "first: $(cat /tmp/db-creds/username) $(cat /tmp/db-creds/password)"; ' +
-                'while [ "$(cat /tmp/db-creds/password)" = first-p4ss ]; do sleep 1; done; echo "then: $(cat /tmp/db-creds/password)"',
-            ],
-          },
-        ],
-      },
-    });
-    const job: V1Job = { apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'reader' }, spec: { backoffLimit: 0, template } };
-    const batch = cluster.kubeConfig.makeApiClient(BatchV1Api);
-    await batch.createNamespacedJob({ namespace: ns, body: job });
-    const { core } = nodeSuite();
-    const podName = await eventually('the Job pod', async () => {
-      const list = await core.listNamespacedPod({ namespace: ns, labelSelector: 'job-name=reader' });
-      return list.items[0]?.metadata?.name;
-    });
+    const podName = await startReaderJob(
+      ns,
+      { 'secrets.k8s.aws/secrets': '- fromSecret: db-creds', 'secrets.k8s.aws/refresh': '10s' },
+      'echo "files: $(ls /tmp/db-creds | tr "\\n" " ")"; echo "first: $(cat /tmp/db-creds/username) $(cat /tmp/db-creds/password)"; ' +
+        'while [ "$(cat /tmp/db-creds/password)" = first-p4ss ]; do sleep 1; done; echo "then: $(cat /tmp/db-creds/password)"',
+    );
     await podWhen(ns, podName, 'app running', running('app'));
     expect(await printed(ns, podName, 'app', /^files: /m)).toMatch(/^files: password username $/m);
     expect(await printed(ns, podName, 'app', /^first: /m)).toContain('first: app first-p4ss');

@@ -5,45 +5,25 @@
 // completes.
 
 import { PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { BatchV1Api, type V1Job } from '@kubernetes/client-node';
+import { BatchV1Api } from '@kubernetes/client-node';
 import { expect, it } from 'vitest';
 import { eventually } from '../helpers/cluster.js';
-import { createSecret, describeNode, nodeSuite, podWhen, printed, running, useAwsFront, useNamespace, withIrsa } from './context.js';
+import { createSecret, describeNode, nodeSuite, podWhen, printed, running, startReaderJob, useAwsFront, useNamespace } from './context.js';
 
 describeNode('rotation on a real node', () => {
   const namespace = useNamespace('rotation');
   useAwsFront();
 
   it('the sidecar starts after the fetcher, runs beside the app, brings the rotated value, and the Job completes', async () => {
-    const { cluster, core, images, awsEndpoint } = nodeSuite();
+    const { cluster, core, awsEndpoint } = nodeSuite();
     const ns = namespace();
     const arn = await createSecret(`rotation-${ns}`, 'first-value');
-    const template = withIrsa({
-      metadata: { annotations: { 'secrets.k8s.aws/secret-arn': arn, 'secrets.k8s.aws/refresh': '10s' } },
-      spec: {
-        restartPolicy: 'Never',
-        terminationGracePeriodSeconds: 5,
-        containers: [
-          {
-            name: 'app',
-            image: images.busybox,
-            imagePullPolicy: 'Never',
-            command: [
-              'sh',
-              '-c',
-              'echo "first: $(cat /tmp/secret)"; while [ "$(cat /tmp/secret)" = first-value ]; do sleep 1; done; echo "then: $(cat /tmp/secret)"',
-            ],
-          },
-        ],
-      },
-    });
-    const job: V1Job = { apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'reader' }, spec: { backoffLimit: 0, template } };
+    const podName = await startReaderJob(
+      ns,
+      { 'secrets.k8s.aws/secret-arn': arn, 'secrets.k8s.aws/refresh': '10s' },
+      'echo "first: $(cat /tmp/secret)"; while [ "$(cat /tmp/secret)" = first-value ]; do sleep 1; done; echo "then: $(cat /tmp/secret)"',
+    );
     const batch = cluster.kubeConfig.makeApiClient(BatchV1Api);
-    await batch.createNamespacedJob({ namespace: ns, body: job });
-    const podName = await eventually('the Job pod', async () => {
-      const list = await core.listNamespacedPod({ namespace: ns, labelSelector: 'job-name=reader' });
-      return list.items[0]?.metadata?.name;
-    });
     const pod = await podWhen(ns, podName, 'app running', running('app'));
     expect(await printed(ns, podName, 'app', /^first: /m)).toContain('first: first-value');
 
